@@ -1,0 +1,98 @@
+"""Typed errors a user can hit.
+
+Every error carries the message the user sees; where there is a fix, the message says it.
+The CLI maps `PromoterError.exit_code` to the process exit status, so bad input exits 2
+and nothing else exits 2.
+"""
+
+from __future__ import annotations
+
+
+class PromoterError(Exception):
+    """Base class of every error promoter raises on purpose."""
+
+    exit_code: int = 1
+
+    def __init__(self, message: str, *, fix: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.fix = fix
+
+    def __str__(self) -> str:
+        if self.fix:
+            return f"{self.message}\n  fix: {self.fix}"
+        return self.message
+
+
+class BadInputError(PromoterError):
+    """The user gave promoter something it cannot use. Nothing was written."""
+
+    exit_code = 2
+
+
+class ConfigError(BadInputError):
+    """A configuration file is missing, unparsable or invalid.
+
+    `location` is `<file>: <field path>` so the message points at the exact spot.
+    """
+
+    def __init__(self, file: str, message: str, *, field: str | None = None,
+                 fix: str | None = None) -> None:
+        self.file = file
+        self.field = field
+        where = f"{file}: {field}" if field else file
+        super().__init__(f"{where}: {message}", fix=fix)
+
+
+class ModelStoreError(BadInputError):
+    """A model or version is missing from the store, or is not a SavedModel."""
+
+
+class HoldoutError(BadInputError):
+    """A holdout set cannot be read or does not match the model's signature."""
+
+
+class ModelLoadError(BadInputError):
+    """A SavedModel could not be loaded or scored (crash, hang, bad signature)."""
+
+
+class RenderError(BadInputError):
+    """A manifest template cannot be rendered (unknown variable, bad YAML)."""
+
+
+class PromotionError(BadInputError):
+    """A promotion request is not allowed (e.g. version not deployed upstream)."""
+
+
+class GitError(PromoterError):
+    """A git operation failed; the repository is left as it was."""
+
+
+class ConcurrentUpdateError(GitError):
+    """A branch moved while promoter was writing it; nothing was overwritten.
+
+    Promoter compares-and-swaps every ref it writes. Re-run the command: it starts from the
+    branch as it is now.
+    """
+
+
+class ForgeError(PromoterError):
+    """The forge (local or GitHub) refused or failed a request."""
+
+
+class PullRequestNotFoundError(ForgeError, BadInputError):
+    """No pull request with that number exists."""
+
+    exit_code = 2
+
+
+class StaleHeadError(ForgeError):
+    """The pull request's head is no longer the commit promoter evaluated; nothing merged."""
+
+
+class NotMergeableError(ForgeError):
+    """The pull request cannot be merged as it is (closed, or its base moved)."""
+
+
+class ApprovalError(BadInputError):
+    """An approval was refused (not an approver, or the author approving their own PR)."""
