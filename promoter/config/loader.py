@@ -1,0 +1,305 @@
+"""Load and validate promoter's configuration from a directory or a git commit.
+
+The dry source (`environments/`, `policies/`, `manifests/`) is read through a `ConfigSource`, so
+the same code validates a working tree (`promoter validate`) and the protected dry branch at an
+exact commit (`propose`, `reconcile`): a pull request can never weaken its own gate because the
+gate is never read from the pull request.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any, Protocol, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from promoter.config.schema import EnvironmentSpec, PolicySpec, Settings
+from promoter.errors import ConfigError
+
+DEFAULT_CONFIG_FILE = "promoter.yaml"
+CONFIG_ENV_VAR = "PROMOTER_CONFIG"
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class ConfigSource(Protocol):
+    """Read-only view of a tree of configuration files (a directory or a git commit)."""
+
+    def read_text(self, path: str) -> str | None:
+        """Return the file at `path` (POSIX, relative to the root), or None if it is absent."""
+        ...
+
+    def list_files(self, directory: str) -> list[str]:
+        """Return the relative paths of the files under `directory`, sorted; [] if absent."""
+        ...
+
+    def describe(self) -> str:
+        """Say where the files come from, for messages (e.g. `main@1a2b3c4`)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class DirectorySource:
+    """A `ConfigSource` over a directory on disk."""
+
+    root: Path
+
+    def read_text(self, path: str) -> str | None:
+        file = self.root / path
+        try:
+            return file.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None
+        except UnicodeDecodeError as exc:
+            raise ConfigError(path, f"not UTF-8 text ({exc.reason})") from exc
+
+    def list_files(self, directory: str) -> list[str]:
+        base = self.root / directory
+        if not base.is_dir():
+            return []
+        return sorted(
+            PurePosixPath(p.relative_to(self.root)).as_posix()
+            for p in base.rglob("*")
+            if p.is_file()
+        )
+
+    def describe(self) -> str:
+        return str(self.root)
+
+
+@dataclass(frozen=True, slots=True)
+class DryConfig:
+    """Environments, policies and manifest templates from one dry-source revision."""
+
+    environments: dict[str, EnvironmentSpec]
+    """By name, in promotion order."""
+    policies: dict[str, PolicySpec]
+    templates: dict[str, str]
+    """`manifests/` files by path relative to `manifests/` (e.g. `serving/deployment.yaml`)."""
+    source: str
+    """Where this was read from (`DirectorySource`/git commit description)."""
+
+    def environment(self, name: str) -> EnvironmentSpec:
+        try:
+            return self.environments[name]
+        except KeyError:
+            known = ", ".join(self.environments)
+            raise ConfigError(
+                f"environments/{name}.yaml", f"no environment named {name!r}",
+                fix=f"use one of: {known}",
+            ) from None
+
+    def policy_for(self, environment: EnvironmentSpec) -> PolicySpec:
+        return self.policies[environment.policy]
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedSettings:
+    """`promoter.yaml` and the directory its relative paths are resolved against."""
+
+    settings: Settings
+    path: Path
+    """The promoter.yaml file itself."""
+
+    @property
+    def base_dir(self) -> Path:
+        return self.path.parent
+
+    def resolve(self, path: str) -> Path:
+        """Resolve a path from the configuration relative to promoter.yaml's directory."""
+        candidate = Path(path).expanduser()
+        return candidate if candidate.is_absolute() else (self.base_dir / candidate).resolve()
+
+
+def find_settings_file(explicit: str | None) -> Path:
+    """Pick promoter.yaml: `--config`, else `$PROMOTER_CONFIG`, else `./promoter.yaml`."""
+    chosen = explicit or os.environ.get(CONFIG_ENV_VAR) or DEFAULT_CONFIG_FILE
+    return Path(chosen).expanduser().resolve()
+
+
+def load_settings(path: Path) -> LoadedSettings:
+    """Read and validate promoter.yaml. Raises ConfigError naming the file and field."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            str(path), "file not found",
+            fix=f"create it, pass --config PATH, or set {CONFIG_ENV_VAR}",
+        ) from None
+    data = parse_yaml(text, str(path))
+    settings = validate_model(Settings, data, str(path))
+    return LoadedSettings(settings=settings, path=path)
+
+
+def load_dry_config(source: ConfigSource, settings: Settings) -> DryConfig:
+    """Read and cross-check every environment, policy and template from `source`.
+
+    Raises ConfigError on the first problem; callers must not have written anything yet.
+    """
+    environments: dict[str, EnvironmentSpec] = {}
+    order = list(settings.environments)
+    for index, name in enumerate(order):
+        file = f"environments/{name}.yaml"
+        data = _read_mapping(source, file, fix=f"create {file} or remove {name!r} from "
+                             "environments in promoter.yaml")
+        data.setdefault("name", name)
+        if index > 0:
+            data.setdefault("promotesFrom", order[index - 1])
+        env = validate_model(EnvironmentSpec, data, file)
+        if env.name != name:
+            raise ConfigError(file, f"expected {name!r} (the file's name), got {env.name!r}",
+                              field="name")
+        if env.promotes_from is not None and env.promotes_from not in order[:index]:
+            raise ConfigError(
+                file, f"{env.promotes_from!r} is not an environment before {name!r}",
+                field="promotesFrom", fix=f"use one of: {', '.join(order[:index]) or 'none'}",
+            )
+        environments[name] = env
+    _require_distinct_branches(environments)
+
+    unused = [f for f in source.list_files("environments")
+              if f.endswith((".yaml", ".yml")) and PurePosixPath(f).stem not in environments]
+    if unused:
+        raise ConfigError(
+            unused[0], "environment file not listed in promoter.yaml's environments",
+            fix="add it to environments in promoter.yaml or delete the file",
+        )
+
+    policies: dict[str, PolicySpec] = {}
+    for env in environments.values():
+        if env.policy in policies:
+            continue
+        file = f"policies/{env.policy}.yaml"
+        data = _read_mapping(source, file, fix=f"create {file} or change 'policy' in "
+                             f"environments/{env.name}.yaml")
+        data.setdefault("name", env.policy)
+        policy = validate_model(PolicySpec, data, file)
+        if policy.name != env.policy:
+            raise ConfigError(file, f"expected {env.policy!r}, got {policy.name!r}",
+                              field="name")
+        policies[env.policy] = policy
+
+    templates = {}
+    for file in source.list_files("manifests"):
+        text = source.read_text(file)
+        if text is not None:
+            templates[PurePosixPath(file).relative_to("manifests").as_posix()] = text
+    if not templates:
+        raise ConfigError("manifests/", "no manifest templates found",
+                          fix="add manifests/serving/*.yaml and manifests/training/*.yaml")
+    return DryConfig(environments=environments, policies=policies, templates=templates,
+                     source=source.describe())
+
+
+def parse_yaml(text: str, file: str) -> Any:
+    """Parse one YAML document safely; a syntax error names the line and column."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "?"
+        raise ConfigError(file, f"invalid YAML at {where}: {exc.problem}",
+                          fix="fix the YAML syntax at that position") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(file, f"invalid YAML: {exc}") from exc
+
+
+def validate_model(model: type[M], data: Any, file: str) -> M:
+    """Validate `data` as `model`; the first error becomes a ConfigError with its field path."""
+    if not isinstance(data, dict):
+        raise ConfigError(file, f"expected a mapping at the top level, got {_kind(data)}")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        raise ConfigError(file, _describe_error(first), field=_field_path(first["loc"]),
+                          fix=None) from exc
+
+
+def _read_mapping(source: ConfigSource, file: str, *, fix: str) -> dict[str, Any]:
+    text = source.read_text(file)
+    if text is None:
+        raise ConfigError(file, f"file not found in {source.describe()}", fix=fix)
+    data = parse_yaml(text, file)
+    if not isinstance(data, dict):
+        raise ConfigError(file, f"expected a mapping at the top level, got {_kind(data)}")
+    return data
+
+
+def _require_distinct_branches(environments: dict[str, EnvironmentSpec]) -> None:
+    owner: dict[str, str] = {}
+    for env in environments.values():
+        for branch in (env.branch, env.proposal_branch):
+            if branch in owner:
+                raise ConfigError(
+                    f"environments/{env.name}.yaml",
+                    f"branch {branch!r} is already used by environment {owner[branch]!r}",
+                    field="branch", fix="give every environment its own branch",
+                )
+            owner[branch] = env.name
+    for env in environments.values():
+        for other in environments.values():
+            if other is not env and other.branch.startswith(env.branch + "/"):
+                raise ConfigError(
+                    f"environments/{other.name}.yaml",
+                    f"branch {other.branch!r} cannot live under {env.branch!r} in git",
+                    field="branch", fix="use sibling names such as environments/<env>",
+                )
+
+
+def _field_path(loc: tuple[int | str, ...]) -> str:
+    path = ""
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif part.startswith(("function-", "literal[")) or part in {"str", "int", "float"}:
+            continue  # pydantic's internal step names for unions; not a field the user wrote
+        else:
+            path += f".{part}" if path else part
+    return path or "(top level)"
+
+
+_EXPECTED = {
+    "float_parsing": "a number", "float_type": "a number",
+    "int_parsing": "an integer", "int_type": "an integer", "int_from_float": "an integer",
+    "bool_parsing": "true or false", "bool_type": "true or false",
+    "string_type": "a string", "dict_type": "a mapping", "model_type": "a mapping",
+    "list_type": "a list", "tuple_type": "a list",
+}
+
+
+def _describe_error(error: Any) -> str:
+    kind = error["type"]
+    value = error.get("input")
+    if kind in _EXPECTED:
+        return f"expected {_EXPECTED[kind]}, got {_show(value)}"
+    if kind == "missing":
+        return "required field is missing"
+    if kind == "extra_forbidden":
+        return "unknown field; check its spelling against the documentation"
+    if kind == "literal_error":
+        expected = error.get("ctx", {}).get("expected", "")
+        return f"expected one of {expected}, got {_show(value)}"
+    if kind == "string_pattern_mismatch":
+        return f"{_show(value)} is not valid here (expected pattern {error['ctx']['pattern']})"
+    if kind == "value_error":
+        return str(error.get("ctx", {}).get("error", error["msg"]))
+    return f"{error['msg']} (got {_show(value)})"
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, str):
+        return repr(value)
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return repr(value)
+
+
+def _kind(value: Any) -> str:
+    return {type(None): "nothing (empty file)", list: "a list", str: "a string"}.get(
+        type(value), type(value).__name__)

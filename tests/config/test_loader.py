@@ -1,0 +1,172 @@
+"""Configuration loading: the working example is valid, and each mistake names file and field."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from promoter.config import DirectorySource, load_dry_config, load_settings
+from promoter.errors import ConfigError
+from tests.conftest import REPO_ROOT
+
+DRY = ("promoter.yaml", "environments", "policies", "manifests")
+
+
+@pytest.fixture
+def example(tmp_path: Path) -> Path:
+    """A copy of the repository's working example, safe to break."""
+    for name in DRY:
+        src = REPO_ROOT / name
+        if src.is_dir():
+            shutil.copytree(src, tmp_path / name)
+        else:
+            shutil.copy2(src, tmp_path / name)
+    return tmp_path
+
+
+def load(root: Path):
+    loaded = load_settings(root / "promoter.yaml")
+    return loaded, load_dry_config(DirectorySource(root), loaded.settings)
+
+
+def error_of(root: Path) -> ConfigError:
+    with pytest.raises(ConfigError) as info:
+        load(root)
+    assert info.value.exit_code == 2
+    return info.value
+
+
+def test_working_example_is_valid(example: Path) -> None:
+    loaded, dry = load(example)
+    assert [m.name for m in loaded.settings.models] == ["churn"]
+    assert list(dry.environments) == ["dev", "staging", "prod"]
+    assert dry.environments["dev"].promotes_from is None
+    assert dry.environments["staging"].promotes_from == "dev"
+    assert dry.environments["prod"].promotes_from == "staging"
+    assert dry.environments["prod"].proposal_branch == "environments/prod-next"
+    assert dry.policy_for(dry.environments["prod"]).approvals.required == 1
+    assert any(path.startswith("serving/") for path in dry.templates)
+
+
+def test_promotes_from_defaults_to_previous_environment(example: Path) -> None:
+    path = example / "environments/staging.yaml"
+    path.write_text(path.read_text().replace("promotesFrom: dev\n", ""))
+    _, dry = load(example)
+    assert dry.environments["staging"].promotes_from == "dev"
+
+
+def test_wrong_type_names_file_field_and_expectation(example: Path) -> None:
+    path = example / "policies/prod.yaml"
+    path.write_text(path.read_text().replace("min: 0.80", "min: high"))
+    err = error_of(example)
+    assert str(err).startswith(
+        "policies/prod.yaml: evaluation.metrics[0].min: expected a number, got 'high'")
+
+
+def test_unknown_field_is_an_error_not_ignored(example: Path) -> None:
+    path = example / "policies/prod.yaml"
+    path.write_text(path.read_text().replace("autoMerge: true", "autoMerge: true\nautoMrge: no"))
+    err = error_of(example)
+    assert "policies/prod.yaml: autoMrge: unknown field" in str(err)
+
+
+def test_malformed_yaml_names_line(example: Path) -> None:
+    (example / "environments/dev.yaml").write_text("branch: [unclosed\nnamespace: x\n")
+    err = error_of(example)
+    assert "environments/dev.yaml: invalid YAML at line" in str(err)
+
+
+def test_empty_file(example: Path) -> None:
+    (example / "policies/dev.yaml").write_text("")
+    assert "policies/dev.yaml: expected a mapping" in str(error_of(example))
+
+
+def test_missing_environment_file(example: Path) -> None:
+    (example / "environments/staging.yaml").unlink()
+    err = error_of(example)
+    assert "environments/staging.yaml: file not found" in str(err)
+    assert err.fix
+    assert "promoter.yaml" in err.fix
+
+
+def test_missing_policy_file(example: Path) -> None:
+    (example / "policies/prod.yaml").unlink()
+    assert "policies/prod.yaml: file not found" in str(error_of(example))
+
+
+def test_missing_required_field(example: Path) -> None:
+    path = example / "environments/prod.yaml"
+    path.write_text(path.read_text().replace("namespace: ml-prod\n", ""))
+    assert "environments/prod.yaml: namespace: required field is missing" in str(
+        error_of(example))
+
+
+def test_promotes_from_a_later_environment_is_refused(example: Path) -> None:
+    path = example / "environments/staging.yaml"
+    path.write_text(path.read_text().replace("promotesFrom: dev", "promotesFrom: prod"))
+    err = error_of(example)
+    assert "environments/staging.yaml: promotesFrom: 'prod' is not an environment before" in str(
+        err)
+
+
+def test_shared_branch_is_refused(example: Path) -> None:
+    path = example / "environments/staging.yaml"
+    path.write_text(path.read_text().replace("environments/staging", "environments/dev"))
+    assert "already used by environment 'dev'" in str(error_of(example))
+
+
+def test_branch_ending_in_next_is_refused(example: Path) -> None:
+    path = example / "environments/dev.yaml"
+    path.write_text(path.read_text().replace("environments/dev", "environments/dev-next"))
+    assert "environments/dev.yaml: branch:" in str(error_of(example))
+
+
+def test_more_approvals_required_than_approvers(example: Path) -> None:
+    path = example / "policies/prod.yaml"
+    path.write_text(path.read_text().replace("required: 1", "required: 3"))
+    err = error_of(example)
+    assert "policies/prod.yaml: approvals: required is 3 but only 2 approvers" in str(err)
+
+
+def test_baseline_rule_needs_exactly_one_bound(example: Path) -> None:
+    path = example / "policies/staging.yaml"
+    path.write_text(path.read_text().replace(
+        "maxRegression: 0.005", "maxRegression: 0.005\n        minImprovement: 0.01"))
+    err = error_of(example)
+    assert "evaluation.metrics[0].vsBaseline: set exactly one" in str(err)
+
+
+def test_unknown_metric_name(example: Path) -> None:
+    path = example / "policies/dev.yaml"
+    path.write_text(path.read_text().replace("name: auc", "name: auroc"))
+    err = error_of(example)
+    assert "policies/dev.yaml: evaluation.metrics[0].name: expected one of" in str(err)
+    assert "'auroc'" in str(err)
+
+
+def test_unlisted_environment_file_is_refused(example: Path) -> None:
+    shutil.copy(example / "environments/dev.yaml", example / "environments/qa.yaml")
+    assert "environments/qa.yaml: environment file not listed" in str(error_of(example))
+
+
+def test_settings_file_missing(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings(tmp_path / "promoter.yaml")
+    assert "file not found" in str(info.value)
+    assert "PROMOTER_CONFIG" in str(info.value)
+
+
+def test_settings_bad_environment_name(example: Path) -> None:
+    path = example / "promoter.yaml"
+    path.write_text(path.read_text().replace("[dev, staging, prod]", "[dev, Staging_1]"))
+    with pytest.raises(ConfigError) as info:
+        load_settings(path)
+    assert "promoter.yaml: environments[1]: 'Staging_1' is not valid here" in str(info.value)
+
+
+def test_replicas_above_max_replicas(example: Path) -> None:
+    path = example / "environments/prod.yaml"
+    path.write_text(path.read_text().replace("maxReplicas: 10", "maxReplicas: 2"))
+    assert "serving: maxReplicas (2) must be at least replicas (3)" in str(error_of(example))
