@@ -1,0 +1,144 @@
+"""Hydration: the dry source of one environment in, plain Kubernetes YAML files out.
+
+`render_environment` is pure and deterministic: it reads nothing but its arguments, and equal
+arguments give byte-identical files (templates are processed in sorted order, whatever the
+order of the mapping; the output keeps each template's key order). That is what lets promoter
+re-render an environment and see that nothing changed, and what `RenderedManifests.digest()`
+records in `hydrator.metadata`.
+
+Steps: build the variables (`variables.py`), parse and substitute each template
+(`templating.py`), drop TFJob roles with no replicas (`tfjob.py`), check the rendered objects
+(`invariants.py`), dump them (`yaml_output.py`) and add a `kustomization.yaml` listing every
+file, so Flux's kustomize-controller or `kubectl apply -k` can apply the branch root as it is.
+
+Only `*.yaml`/`*.yml` files under `manifests/` are templates; other files (a README) are not
+rendered. Each template becomes one output file at the same relative path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+from types import MappingProxyType
+from typing import Any
+
+from promoter.config.schema import EnvironmentSpec, ModelSpec
+from promoter.errors import RenderError
+from promoter.model_store import ModelVersion
+from promoter.render.invariants import Release, check_invariants
+from promoter.render.objects import TEMPLATE_ROOT, RenderedObject, document_location
+from promoter.render.templating import Variables, render_template
+from promoter.render.tfjob import drop_idle_replica_specs
+from promoter.render.variables import build_variables
+from promoter.render.yaml_output import KUSTOMIZATION_FILE, dump_documents, render_kustomization
+
+TEMPLATE_SUFFIXES = (".yaml", ".yml")
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedManifests:
+    """The files of one environment branch's rendered manifests, by path, sorted."""
+
+    files: Mapping[str, bytes]
+    """POSIX path relative to the branch root (e.g. `serving/deployment.yaml`) to content.
+    Read-only; iteration is in sorted path order."""
+
+    def __post_init__(self) -> None:
+        # Copy and freeze: a caller's later edit to its dict must not change a value whose
+        # digest may already be recorded.
+        frozen = MappingProxyType(dict(sorted(self.files.items())))
+        object.__setattr__(self, "files", frozen)
+
+    def __hash__(self) -> int:
+        # The generated hash would hash the read-only mapping, which is unhashable.
+        return hash(self.digest())
+
+    def digest(self) -> str:
+        """Return `sha256:<hex>` over the sorted paths and bytes.
+
+        Each path and each content is length-prefixed, so moving bytes from one file to another
+        or renaming a file always changes the digest.
+        """
+        digest = hashlib.sha256()
+        for path, data in self.files.items():
+            encoded = path.encode("utf-8")
+            digest.update(f"{len(encoded)}:".encode() + encoded + b"\0")
+            digest.update(f"{len(data)}:".encode() + data + b"\0")
+        return f"sha256:{digest.hexdigest()}"
+
+
+def render_environment(templates: Mapping[str, str], *, environment: EnvironmentSpec,
+                       model: ModelSpec, version: ModelVersion) -> RenderedManifests:
+    """Render `templates` (paths relative to `manifests/` to text) for one model version.
+
+    Returns one file per template plus `kustomization.yaml`. Raises RenderError, naming the
+    template and field, for a malformed template, an unknown variable or a rendered object that
+    breaks an invariant (see `invariants.py`); nothing is returned partially.
+    """
+    variables = build_variables(environment=environment, model=model, version=version)
+    objects = render_objects(templates, variables)
+    check_invariants(objects, Release(
+        environment=environment.name,
+        namespace=environment.namespace,
+        model=model.name,
+        version=version.version,
+        digest=version.digest,
+        model_config=str(variables["serving.modelConfig"]),
+    ))
+    by_template: dict[str, list[dict[str, Any]]] = {}
+    for obj in objects:
+        by_template.setdefault(obj.template, []).append(obj.body)
+    files = {
+        path: dump_documents(bodies, header=_header(path))
+        for path, bodies in by_template.items()
+    }
+    files[KUSTOMIZATION_FILE] = render_kustomization(files)
+    return RenderedManifests(files=files)
+
+
+def render_objects(templates: Mapping[str, str], variables: Variables) -> list[RenderedObject]:
+    """Render every template to Kubernetes objects, in sorted template order, unchecked.
+
+    Raises RenderError for a bad template path, bad YAML, an unknown variable, a document that
+    is not a mapping, or a template with no document.
+    """
+    objects: list[RenderedObject] = []
+    for path in sorted(templates):
+        if not path.endswith(TEMPLATE_SUFFIXES):
+            continue
+        _check_template_path(path)
+        documents = render_template(path, templates[path], variables)
+        if not documents:
+            raise RenderError(f"{TEMPLATE_ROOT}/{path}: holds no YAML document",
+                              fix="add a Kubernetes object to it or delete the file")
+        for index, document in enumerate(documents):
+            if not isinstance(document, dict):
+                where = document_location(path, index, len(documents))
+                raise RenderError(
+                    f"{where}: expected a Kubernetes object (a mapping), got "
+                    f"{type(document).__name__}",
+                    fix="make each document a mapping with apiVersion, kind and metadata",
+                )
+            obj = RenderedObject(template=path, document=index,
+                                 documents_in_file=len(documents), body=document)
+            objects.append(drop_idle_replica_specs(obj))
+    return objects
+
+
+def _check_template_path(path: str) -> None:
+    pure = PurePosixPath(path)
+    if pure.is_absolute() or ".." in pure.parts or "\\" in path or not pure.parts:
+        raise RenderError(f"{TEMPLATE_ROOT}/{path}: not a relative path inside "
+                          f"{TEMPLATE_ROOT}/")
+    if path.lower() in {"kustomization.yaml", "kustomization.yml"}:
+        raise RenderError(
+            f"{TEMPLATE_ROOT}/{path}: promoter generates {KUSTOMIZATION_FILE} itself",
+            fix="delete the file; every template is listed in the generated kustomization",
+        )
+
+
+def _header(path: str) -> str:
+    return (f"Rendered by promoter from {TEMPLATE_ROOT}/{path} on the dry branch.\n"
+            "Do not edit: edit the template and promote again.")
