@@ -1,0 +1,602 @@
+"""`LocalForge`: the embedded forge, with its state in one SQLite file beside the repository.
+
+It implements the `Forge` port the way GitHub behaves, so the promotion service cannot tell them
+apart: one open pull request per (head, base), statuses keyed by commit, reviews pinned to the
+head commit they were given on, and merges that are guarded by the evaluated head sha.
+
+Concurrency. Several `promoter` processes and the threads of a service may share the file.
+Every operation opens its own connection and runs in one transaction; operations that write
+start it with `BEGIN IMMEDIATE`, which takes SQLite's write lock up front, so a
+read-check-write sequence can never interleave with another writer (other processes wait up to
+`BUSY_TIMEOUT_S`). WAL mode lets readers go on while a writer works. A partial unique index
+enforces "at most one open pull request per (head, base)" in the database itself.
+
+Merges and crashes. `merge` holds the write lock across its git writes, so two merges can never
+interleave. It writes the merge commit (unreachable, harmless if we crash), moves the base
+branch with a compare-and-swap fast-forward, and only then records the PR as merged; that
+record commits together with the transaction. A crash after the branch moved but before the
+commit leaves an open PR whose head is already in its base. Every operation that loads a pull
+request repairs that state first (`_settle`): an open PR whose recorded head is reachable from
+its base branch is recorded as merged, with the first-parent commit of the base that brought the
+head in as its merge sha. That is also what GitHub does when someone merges a PR's head by hand,
+so the repair needs no journal and is idempotent; `merge` called again with the same
+`expected_head` returns the merge sha instead of failing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
+from datetime import UTC, datetime
+from pathlib import Path
+
+from promoter.errors import (
+    ConcurrentUpdateError,
+    ForgeError,
+    GitError,
+    NotMergeableError,
+    PullRequestNotFoundError,
+    StaleHeadError,
+)
+from promoter.forge.base import (
+    Comment,
+    CommitStatus,
+    PullRequest,
+    PullRequestState,
+    Review,
+    ReviewState,
+    StatusState,
+)
+from promoter.gitops.port import GitOpsRepository, Signature
+
+log = logging.getLogger(__name__)
+
+BUSY_TIMEOUT_S = 30.0
+"""How long an operation waits for another process's write transaction before failing."""
+CLOSE_COMMENT_KEY = "close-reason"
+"""Key of the comment `close(..., comment=...)` leaves on the pull request."""
+_MAX_MERGE_SEARCH = 1000
+"""First-parent commits of a base branch searched for the one that merged a PR's head."""
+_SCHEMA_VERSION = 1
+_SCHEMA = (
+    """CREATE TABLE pull_requests (
+        number INTEGER PRIMARY KEY AUTOINCREMENT,
+        head TEXT NOT NULL,
+        base TEXT NOT NULL,
+        head_sha TEXT NOT NULL,
+        title TEXT NOT NULL,
+        body TEXT NOT NULL,
+        author TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('open', 'merged', 'closed')),
+        labels TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        merge_sha TEXT
+    )""",
+    # The database itself guarantees at most one open pull request per pair of branches.
+    """CREATE UNIQUE INDEX one_open_pull_request_per_branch_pair
+        ON pull_requests (head, base) WHERE state = 'open'""",
+    """CREATE TABLE statuses (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        sha TEXT NOT NULL,
+        context TEXT NOT NULL,
+        state TEXT NOT NULL,
+        description TEXT NOT NULL,
+        target_url TEXT,
+        created_at TEXT NOT NULL
+    )""",
+    "CREATE INDEX statuses_by_commit ON statuses (sha, context, id)",
+    """CREATE TABLE reviews (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        pr INTEGER NOT NULL REFERENCES pull_requests (number),
+        user TEXT NOT NULL,
+        state TEXT NOT NULL,
+        commit_sha TEXT NOT NULL,
+        submitted_at TEXT NOT NULL
+    )""",
+    "CREATE INDEX reviews_by_pr ON reviews (pr, id)",
+    """CREATE TABLE comments (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        pr INTEGER NOT NULL REFERENCES pull_requests (number),
+        key TEXT NOT NULL,
+        body TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        UNIQUE (pr, key)
+    )""",
+)
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class LocalForge:
+    """The embedded `Forge` (and `ReviewRecorder`), stored in the SQLite file `db_path`.
+
+    `repo` is the GitOps repository the pull requests live in: the forge reads branch heads
+    from it and merges by moving its base branches (fast-forward only). Merge commits are
+    authored by `identity`. The file and its parent directories are created if missing.
+    """
+
+    def __init__(self, db_path: Path, repo: GitOpsRepository, *, identity: str = "promoter",
+                 clock: Callable[[], datetime] = _utc_now) -> None:
+        self._db_path = Path(db_path)
+        self._repo = repo
+        self._identity = Signature(name=identity, email=f"{identity}@promoter.invalid")
+        self._clock = clock
+        try:
+            self._db_path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ForgeError(f"cannot create the forge directory {self._db_path.parent}: "
+                             f"{exc.strerror}", fix="check its permissions") from exc
+        self._create_schema()
+
+    @property
+    def db_path(self) -> Path:
+        return self._db_path
+
+    # -- pull requests -----------------------------------------------------------------------
+
+    def open_or_update_pull_request(
+        self, *, head: str, base: str, title: str, body: str, author: str,
+        labels: Sequence[str],
+    ) -> PullRequest:
+        """Return the open PR from `head` into `base`, creating it if there is none.
+
+        Refreshes title, body, labels and head sha (the head branch's current commit); the
+        author of an existing PR stays who opened it. Raises ForgeError if either branch is
+        missing or if the head has nothing that is not already in the base (as GitHub does).
+        """
+        if head == base:
+            raise ForgeError(f"cannot open a pull request from {head} into itself")
+        wanted_labels = _normalize_labels(labels)
+        now = self._now()
+        with self._transaction(write=True) as conn:
+            row = conn.execute(
+                "SELECT * FROM pull_requests WHERE head = ? AND base = ? AND state = 'open'",
+                (head, base),
+            ).fetchone()
+            if row is not None:
+                row = self._settle(conn, row)
+            head_sha, _ = self._require_branches(head, base)
+            if row is not None and row["state"] == PullRequestState.OPEN:
+                fields = (head_sha, title, body, wanted_labels)
+                if fields != (row["head_sha"], row["title"], row["body"], row["labels"]):
+                    conn.execute(
+                        "UPDATE pull_requests SET head_sha = ?, title = ?, body = ?, labels = ?,"
+                        " updated_at = ? WHERE number = ?", (*fields, now, row["number"]),
+                    )
+                number = int(row["number"])
+            else:
+                number = int(conn.execute(
+                    "INSERT INTO pull_requests (head, base, head_sha, title, body, author,"
+                    " state, labels, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?,"
+                    " ?, ?) RETURNING number",
+                    (head, base, head_sha, title, body, author, PullRequestState.OPEN.value,
+                     wanted_labels, now, now),
+                ).fetchone()[0])
+                log.info("opened pull request #%d: %s -> %s", number, head, base)
+            return _pull_request(self._require_row(conn, number))
+
+    def get_pull_request(self, number: int) -> PullRequest:
+        """The PR `number`; raises PullRequestNotFoundError if there is none."""
+        with self._transaction(write=False) as conn:
+            row = self._require_row(conn, number)
+        return _pull_request(self._settle_read([row])[0])
+
+    def find_open_pull_request(self, *, head: str, base: str) -> PullRequest | None:
+        with self._transaction(write=False) as conn:
+            rows = conn.execute(
+                "SELECT * FROM pull_requests WHERE head = ? AND base = ? AND state = 'open'",
+                (head, base),
+            ).fetchall()
+        open_rows = [r for r in self._settle_read(rows) if r["state"] == PullRequestState.OPEN]
+        return _pull_request(open_rows[0]) if open_rows else None
+
+    def list_open_pull_requests(self, *, label: str | None = None) -> list[PullRequest]:
+        """Open PRs, oldest first; only those carrying `label` when it is given."""
+        with self._transaction(write=False) as conn:
+            rows = conn.execute(
+                "SELECT * FROM pull_requests WHERE state = 'open' ORDER BY number",
+            ).fetchall()
+        pulls = [_pull_request(r) for r in self._settle_read(rows)]
+        return [p for p in pulls
+                if p.state is PullRequestState.OPEN and (label is None or label in p.labels)]
+
+    def close(self, number: int, *, comment: str | None = None) -> None:
+        """Close an open PR without merging; closing a closed PR again does nothing.
+
+        `comment` is left on the PR under the key `CLOSE_COMMENT_KEY`. Raises ForgeError for a
+        merged PR.
+        """
+        with self._transaction(write=True) as conn:
+            row = self._settle(conn, self._require_row(conn, number))
+            if row["state"] == PullRequestState.CLOSED:
+                return
+            if row["state"] == PullRequestState.MERGED:
+                raise ForgeError(f"pull request #{number} is already merged; it cannot be closed")
+            now = self._now()
+            if comment is not None:
+                self._upsert_comment(conn, number, CLOSE_COMMENT_KEY, comment, now)
+            conn.execute("UPDATE pull_requests SET state = ?, updated_at = ? WHERE number = ?",
+                         (PullRequestState.CLOSED.value, now, number))
+            log.info("closed pull request #%d", number)
+
+    def merge(self, number: int, *, expected_head: str, message: str) -> str:
+        """Merge PR `number` if its head is still `expected_head` (a full sha); return the merge.
+
+        One critical section (the database write lock is held throughout):
+        - the PR must be open (NotMergeableError), and both its recorded head and the head
+          branch must be at `expected_head` (StaleHeadError: someone pushed; re-evaluate);
+        - the base branch must be an ancestor of the head (NotMergeableError: re-propose);
+        - a merge commit with parents [base, head] and the head's tree is written, and the
+          base branch is fast-forwarded to it with a compare-and-swap: never a force.
+        Calling it again for a merged PR with the same `expected_head` returns the same sha.
+        """
+        with self._transaction(write=True) as conn:
+            row = self._settle(conn, self._require_row(conn, number))
+            pull = _pull_request(row)
+            if pull.state is PullRequestState.MERGED and pull.merge_sha is not None:
+                if pull.head_sha == expected_head:
+                    return pull.merge_sha  # a retry, e.g. after a crash: already done
+                raise NotMergeableError(
+                    f"pull request #{number} was already merged at {pull.head_sha[:12]}, "
+                    f"not {expected_head[:12]}")
+            if pull.state is not PullRequestState.OPEN:
+                raise NotMergeableError(f"pull request #{number} is {pull.state}",
+                                        fix="propose the promotion again")
+            self._check_head(pull, expected_head)
+            base_sha = self._repo.branch_head(pull.base_branch)
+            if base_sha is None:
+                raise NotMergeableError(
+                    f"base branch {pull.base_branch} of #{number} no longer exists")
+            if not self._repo.is_ancestor(base_sha, pull.head_sha):
+                raise NotMergeableError(
+                    f"{pull.base_branch} moved to {base_sha[:12]} since #{number} was "
+                    "proposed; the proposal does not contain it",
+                    fix="propose the promotion again from the branch as it is now",
+                )
+            merge_sha = self._write_merge_commit(pull, base_sha, message)
+            try:
+                self._repo.update_branch(pull.base_branch, merge_sha, expected=base_sha,
+                                         fast_forward_only=True)
+            except ConcurrentUpdateError as exc:
+                raise NotMergeableError(
+                    f"{pull.base_branch} moved while #{number} was being merged; nothing was "
+                    "merged", fix="propose the promotion again") from exc
+            # Crash window: the base has moved but this transaction has not committed. The next
+            # operation on this PR finds its head in the base and records the merge (_settle).
+            conn.execute(
+                "UPDATE pull_requests SET state = ?, merge_sha = ?, updated_at = ?"
+                " WHERE number = ?",
+                (PullRequestState.MERGED.value, merge_sha, self._now(), number),
+            )
+            log.info("merged pull request #%d into %s as %s", number, pull.base_branch,
+                     merge_sha)
+            return merge_sha
+
+    # -- statuses, reviews, comments ---------------------------------------------------------
+
+    def set_status(self, sha: str, status: CommitStatus) -> None:
+        """Record `status` on commit `sha`; ForgeError if the repository has no such commit."""
+        full = self._full_sha(sha)
+        state = StatusState(status.state)
+        with self._transaction(write=True) as conn:
+            conn.execute(
+                "INSERT INTO statuses (sha, context, state, description, target_url,"
+                " created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                (full, status.context, state.value, status.description, status.target_url,
+                 self._now()),
+            )
+
+    def list_statuses(self, sha: str) -> list[CommitStatus]:
+        """The latest status per context on `sha`, sorted by context ([] for no commit)."""
+        try:
+            full = self._full_sha(sha)
+        except ForgeError:
+            return []
+        with self._transaction(write=False) as conn:
+            rows = conn.execute(
+                "SELECT context, state, description, target_url FROM statuses AS s"
+                " WHERE sha = ? AND id = (SELECT MAX(id) FROM statuses"
+                " WHERE sha = s.sha AND context = s.context) ORDER BY context",
+                (full,),
+            ).fetchall()
+        return [CommitStatus(context=r["context"], state=StatusState(r["state"]),
+                             description=r["description"], target_url=r["target_url"])
+                for r in rows]
+
+    def submit_review(self, number: int, *, user: str, state: ReviewState) -> Review:
+        """Record `user`'s review on the PR's current head sha (as last opened or updated).
+
+        The PR must be open (ForgeError). Who may approve is the policy's decision, not the
+        forge's: the review is recorded as given, with its user, for the policy to judge.
+        """
+        if not user.strip():
+            raise ForgeError("a review needs a user name", fix="pass --user or set PROMOTER_USER")
+        review_state = ReviewState(state)
+        now = self._now()
+        with self._transaction(write=True) as conn:
+            row = self._settle(conn, self._require_row(conn, number))
+            if row["state"] != PullRequestState.OPEN:
+                raise ForgeError(f"pull request #{number} is {row['state']}; only open pull "
+                                 "requests can be reviewed")
+            conn.execute(
+                "INSERT INTO reviews (pr, user, state, commit_sha, submitted_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (number, user, review_state.value, row["head_sha"], now),
+            )
+            return Review(user=user, state=review_state, commit_sha=row["head_sha"],
+                          submitted_at=datetime.fromisoformat(now))
+
+    def list_reviews(self, number: int) -> list[Review]:
+        """Every review of PR `number`, oldest first."""
+        with self._transaction(write=False) as conn:
+            self._require_row(conn, number)
+            rows = conn.execute("SELECT * FROM reviews WHERE pr = ? ORDER BY id",
+                                (number,)).fetchall()
+        return [Review(user=r["user"], state=ReviewState(r["state"]), commit_sha=r["commit_sha"],
+                       submitted_at=datetime.fromisoformat(r["submitted_at"])) for r in rows]
+
+    def upsert_comment(self, number: int, *, key: str, body: str) -> Comment:
+        """Create the comment `key` on PR `number`, or edit it in place if it exists."""
+        with self._transaction(write=True) as conn:
+            self._require_row(conn, number)
+            return self._upsert_comment(conn, number, key, body, self._now())
+
+    def list_comments(self, number: int) -> list[Comment]:
+        """The comments of PR `number`, oldest first."""
+        with self._transaction(write=False) as conn:
+            self._require_row(conn, number)
+            rows = conn.execute("SELECT * FROM comments WHERE pr = ? ORDER BY id",
+                                (number,)).fetchall()
+        return [_comment(r) for r in rows]
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def _require_branches(self, head: str, base: str) -> tuple[str, str]:
+        """The current (head, base) shas, if a PR from `head` into `base` makes sense now."""
+        head_sha = self._repo.branch_head(head)
+        if head_sha is None:
+            raise ForgeError(f"head branch {head!r} does not exist in {self._repo.url}",
+                             fix="push the proposal branch first, then open the pull request")
+        base_sha = self._repo.branch_head(base)
+        if base_sha is None:
+            raise ForgeError(f"base branch {base!r} does not exist in {self._repo.url}",
+                             fix="create the environment branch first")
+        if self._repo.is_ancestor(head_sha, base_sha):
+            raise ForgeError(f"nothing to propose: {head} ({head_sha[:12]}) is already in {base}",
+                             fix=f"push the change to {head} first")
+        return head_sha, base_sha
+
+    def _check_head(self, pull: PullRequest, expected_head: str) -> None:
+        current = self._repo.branch_head(pull.head_branch)
+        if current is None:
+            raise NotMergeableError(f"head branch {pull.head_branch} of #{pull.number} no "
+                                    "longer exists", fix="propose the promotion again")
+        if current != expected_head:
+            raise StaleHeadError(
+                f"{pull.head_branch} is at {current[:12]}, not {expected_head[:12]} that was "
+                f"evaluated; #{pull.number} was not merged",
+                fix="let promoter re-evaluate the new head")
+        if pull.head_sha != expected_head:
+            raise StaleHeadError(
+                f"#{pull.number} was last updated at {pull.head_sha[:12]}, not "
+                f"{expected_head[:12]}; it was not merged",
+                fix="update the pull request (propose again) and re-evaluate")
+
+    def _write_merge_commit(self, pull: PullRequest, base_sha: str, message: str) -> str:
+        # The base is an ancestor of the head, so the head's tree is exactly the merge result.
+        files = {}
+        for path in self._repo.list_files(pull.head_sha):
+            data = self._repo.read_file(pull.head_sha, path)
+            if data is not None:
+                files[path] = data
+        merge_sha = self._repo.create_commit(files=files, parents=[base_sha, pull.head_sha],
+                                             message=message, author=self._identity)
+        if self._repo.tree_id(merge_sha) != self._repo.tree_id(pull.head_sha):
+            raise NotMergeableError(
+                f"{pull.head_branch} ({pull.head_sha[:12]}) holds executable files, symlinks or "
+                "submodules, which promoter does not write; nothing was merged",
+                fix="remove them from the proposal, or merge it by hand with git")
+        return merge_sha
+
+    def _settle(self, conn: sqlite3.Connection, row: sqlite3.Row) -> sqlite3.Row:
+        """Record an open PR whose head is already in its base as merged (see module doc).
+
+        `conn` must be in a write transaction; returns the row as it is afterwards.
+        """
+        if row["state"] != PullRequestState.OPEN:
+            return row
+        merge_sha = self._merged_by(row["head_sha"], row["base"])
+        if merge_sha is None:
+            return row
+        self._record_found_merge(conn, int(row["number"]), row["head_sha"], merge_sha)
+        return self._require_row(conn, int(row["number"]))
+
+    def _settle_read(self, rows: list[sqlite3.Row]) -> list[sqlite3.Row]:
+        """`_settle` for rows from a read transaction: writes only if a PR needs repair."""
+        found = {int(r["number"]): (r["head_sha"], sha) for r in rows
+                 if r["state"] == PullRequestState.OPEN
+                 and (sha := self._merged_by(r["head_sha"], r["base"])) is not None}
+        if not found:
+            return rows
+        with self._transaction(write=True) as conn:
+            for number, (head_sha, merge_sha) in found.items():
+                self._record_found_merge(conn, number, head_sha, merge_sha)
+            return [self._require_row(conn, int(r["number"])) for r in rows]
+
+    def _record_found_merge(self, conn: sqlite3.Connection, number: int, head_sha: str,
+                            merge_sha: str) -> None:
+        changed = conn.execute(
+            "UPDATE pull_requests SET state = ?, merge_sha = ?, updated_at = ?"
+            " WHERE number = ? AND state = 'open' AND head_sha = ?",
+            (PullRequestState.MERGED.value, merge_sha, self._now(), number, head_sha),
+        ).rowcount
+        if changed:
+            log.warning("pull request #%d: its head %s is already in its base (merged as %s); "
+                        "recorded it as merged", number, head_sha[:12], merge_sha[:12])
+
+    def _merged_by(self, head_sha: str, base: str) -> str | None:
+        """The first-parent commit of `base` that brought `head_sha` in; None if it is not in.
+
+        Walks back from the base's head while the first parent still contains `head_sha`; for a
+        merge promoter made, that is the base's head itself (one step).
+        """
+        base_sha = self._repo.branch_head(base)
+        try:
+            if base_sha is None or not self._repo.is_ancestor(head_sha, base_sha):
+                return None
+            commit = base_sha
+            for _ in range(_MAX_MERGE_SEARCH):
+                parents = self._repo.commit_info(commit).parents
+                if not parents or not self._repo.is_ancestor(head_sha, parents[0]):
+                    return commit
+                commit = parents[0]
+        except GitError as exc:  # e.g. the recorded head was garbage-collected: not merged
+            log.warning("cannot tell whether %s is in %s: %s", head_sha[:12], base, exc)
+            return None
+        return base_sha
+
+    def _full_sha(self, sha: str) -> str:
+        try:
+            return self._repo.commit_info(sha).sha
+        except GitError as exc:
+            raise ForgeError(f"no commit {sha!r} in {self._repo.url}",
+                             fix="pass the sha of a commit that exists") from exc
+
+    def _upsert_comment(self, conn: sqlite3.Connection, number: int, key: str, body: str,
+                        now: str) -> Comment:
+        conn.execute(
+            "INSERT INTO comments (pr, key, body, updated_at) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (pr, key) DO UPDATE SET body = excluded.body,"
+            " updated_at = excluded.updated_at WHERE body != excluded.body",
+            (number, key, body, now),
+        )
+        row = conn.execute("SELECT * FROM comments WHERE pr = ? AND key = ?",
+                           (number, key)).fetchone()
+        return _comment(row)
+
+    @staticmethod
+    def _require_row(conn: sqlite3.Connection, number: int) -> sqlite3.Row:
+        row: sqlite3.Row | None = conn.execute(
+            "SELECT * FROM pull_requests WHERE number = ?", (number,)).fetchone()
+        if row is None:
+            raise PullRequestNotFoundError(f"no pull request #{number}",
+                                           fix="list the open ones with `promoter status`")
+        return row
+
+    def _now(self) -> str:
+        return self._clock().astimezone(UTC).isoformat()
+
+    def _create_schema(self) -> None:
+        # WAL: readers never block the writer; the setting is stored in the file. Switching
+        # needs an exclusive lock and SQLite answers "locked" at once instead of calling the
+        # busy handler, so processes opening a new forge together retry here, within the
+        # same time budget as any other lock wait.
+        deadline = time.monotonic() + BUSY_TIMEOUT_S
+        delay = 0.005
+        while True:
+            with self._connection() as conn:
+                try:
+                    if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                        conn.execute("PRAGMA journal_mode = WAL")
+                    break
+                except sqlite3.OperationalError as exc:
+                    if "locked" not in str(exc) or time.monotonic() > deadline:
+                        raise self._database_error(exc) from exc
+                except sqlite3.Error as exc:
+                    raise self._database_error(exc) from exc
+            time.sleep(delay)
+            delay = min(delay * 2, 0.2)
+        with self._transaction(write=True) as conn:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version > _SCHEMA_VERSION:
+                raise ForgeError(
+                    f"{self._db_path} was written by a newer promoter (schema {version})",
+                    fix="upgrade promoter")
+            if version == 0:
+                for statement in _SCHEMA:
+                    conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
+
+    @contextmanager
+    def _connection(self) -> Iterator[sqlite3.Connection]:
+        try:
+            # isolation_level=None: no implicit transactions; `_transaction` says BEGIN itself.
+            conn = sqlite3.connect(self._db_path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise self._database_error(exc) from exc
+        try:
+            conn.row_factory = sqlite3.Row
+            yield conn
+        finally:
+            conn.close()
+
+    @contextmanager
+    def _transaction(self, *, write: bool) -> Iterator[sqlite3.Connection]:
+        """One transaction on a fresh connection; committed on success, else rolled back.
+
+        `write` takes the write lock at BEGIN, so what the transaction reads cannot change
+        before it writes.
+        """
+        with self._connection() as conn:
+            try:
+                conn.execute("PRAGMA foreign_keys = ON")
+                conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+                yield conn
+                conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                _rollback(conn)
+                raise self._database_error(exc) from exc
+            except BaseException:
+                _rollback(conn)
+                raise
+
+    def _database_error(self, exc: sqlite3.Error) -> ForgeError:
+        text = str(exc)
+        if "locked" in text or "busy" in text:
+            fix = "another promoter process held the forge too long; run the command again"
+        elif "not a database" in text or "malformed" in text:
+            fix = f"move {self._db_path} away (its pull requests are lost) and run again"
+        else:
+            fix = None
+        return ForgeError(f"forge database {self._db_path}: {text}", fix=fix)
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    if conn.in_transaction:
+        with suppress(sqlite3.Error):  # the original error is what the caller needs to see
+            conn.execute("ROLLBACK")
+
+
+def _normalize_labels(labels: Sequence[str]) -> str:
+    if isinstance(labels, str):
+        raise TypeError("labels must be a sequence of label names, not one string")
+    return json.dumps(sorted(set(labels)))
+
+
+def _pull_request(row: sqlite3.Row) -> PullRequest:
+    return PullRequest(
+        number=int(row["number"]),
+        head_branch=row["head"],
+        base_branch=row["base"],
+        head_sha=row["head_sha"],
+        title=row["title"],
+        body=row["body"],
+        author=row["author"],
+        state=PullRequestState(row["state"]),
+        labels=tuple(json.loads(row["labels"])),
+        created_at=datetime.fromisoformat(row["created_at"]),
+        updated_at=datetime.fromisoformat(row["updated_at"]),
+        merge_sha=row["merge_sha"],
+    )
+
+
+def _comment(row: sqlite3.Row) -> Comment:
+    return Comment(id=int(row["id"]), key=row["key"], body=row["body"],
+                   updated_at=datetime.fromisoformat(row["updated_at"]))
