@@ -1,0 +1,288 @@
+"""Read a CSV holdout in bounded-memory batches and turn them into a signature's inputs.
+
+The file must have a header. Columns are matched to the signature's inputs by name; the label
+column holds 0/1; other columns are ignored. Every problem is a HoldoutError that names the
+file, and the line and column where there is one, so a user can open the file at that spot.
+
+The reader hashes the bytes it parses (sha256), so the report's holdout digest is the digest of
+exactly the data that was evaluated, read once.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+
+from promoter.errors import HoldoutError
+from promoter.evaluation.signature import TEXT_DTYPES, SignatureInfo, feed_shape
+
+DEFAULT_BATCH_SIZE = 1024
+_EMPTY_FIX = ("write a CSV with a header row naming the label column and the model's inputs, "
+              "then one row per example")
+
+
+@dataclass(frozen=True, slots=True)
+class ColumnRequest:
+    """A holdout column some model input needs."""
+
+    name: str
+    """Column (and input) name."""
+    text: bool
+    """Feed the raw cell text (string inputs) instead of a number."""
+    needed_by: str
+    """What needs it, for messages, e.g. "input 'age' (float32, shape [None, 1]) of the
+    candidate's signature 'serving_default'"."""
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class HoldoutBatch:
+    """Consecutive rows of the holdout, parsed."""
+
+    lines: np.ndarray
+    """The file line each row ends on (1 is the header), int64."""
+    labels: np.ndarray
+    """0/1, int64."""
+    numeric: Mapping[str, np.ndarray]
+    """Numeric columns as finite float64."""
+    text: Mapping[str, np.ndarray]
+    """Text columns as arrays of str (dtype object)."""
+
+    @property
+    def rows(self) -> int:
+        return int(self.labels.shape[0])
+
+
+def columns_for(info: SignatureInfo, *, model: str) -> list[ColumnRequest]:
+    """The holdout columns `info`'s inputs need; `model` names it in messages."""
+    return [ColumnRequest(name=t.name, text=t.dtype in TEXT_DTYPES,
+                          needed_by=f"input {t.name!r} ({t.describe()}) of {model}'s "
+                                    f"signature {info.name!r}")
+            for t in info.inputs]
+
+
+class HoldoutReader:
+    """Iterate over a CSV holdout in batches; `digest` and `rows` are set once it is read.
+
+    Usage: `reader = HoldoutReader(...); for batch in reader: ...; reader.digest`.
+    Iterating raises HoldoutError on the first problem; a holdout without data rows is one.
+    """
+
+    def __init__(self, path: Path, *, label_column: str, columns: Sequence[ColumnRequest],
+                 batch_size: int = DEFAULT_BATCH_SIZE) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be positive, got {batch_size}")
+        self.path = path
+        self.label_column = label_column
+        self.columns: dict[str, ColumnRequest] = {}
+        """Needed columns by name (the first request of a name, for messages)."""
+        for column in columns:
+            self.columns.setdefault(column.name, column)
+        self._text = {c.name for c in columns if c.text}
+        self._numeric = {c.name for c in columns if not c.text}
+        self.batch_size = batch_size
+        self.rows = 0
+        """Data rows read so far."""
+        self.digest: str | None = None
+        """`sha256:<hex>` of the file's bytes, once every row has been read."""
+
+    def __iter__(self) -> Iterator[HoldoutBatch]:
+        hasher = hashlib.sha256()
+        try:
+            raw = self.path.open("rb")
+        except FileNotFoundError:
+            raise HoldoutError(f"holdout {self.path} not found",
+                               fix="check the path (relative paths are resolved against "
+                                   "promoter.yaml's directory)") from None
+        except OSError as exc:
+            raise HoldoutError(f"cannot read holdout {self.path}: {exc.strerror}") from exc
+        with raw:
+            text = io.TextIOWrapper(io.BufferedReader(_HashingReader(raw, hasher)),
+                                    encoding="utf-8-sig", newline="")
+            reader = csv.reader(text, strict=True)
+            try:
+                yield from self._batches(reader)
+            except UnicodeDecodeError as exc:
+                raise HoldoutError(f"{self.path}, near line {reader.line_num + 1}: not UTF-8 "
+                                   f"text ({exc.reason})",
+                                   fix="save the holdout as UTF-8 CSV") from exc
+            except csv.Error as exc:
+                raise HoldoutError(f"{self.path}, line {reader.line_num}: not valid CSV ({exc})",
+                                   fix="check the quoting on that line") from exc
+        self.digest = f"sha256:{hasher.hexdigest()}"
+
+    def _batches(self, reader: Any) -> Iterator[HoldoutBatch]:
+        header = next(reader, None)
+        if header is None:
+            raise HoldoutError(f"holdout {self.path} is empty", fix=_EMPTY_FIX)
+        positions = self._positions([cell.strip() for cell in header])
+        width = len(header)
+        pending: list[list[str]] = []
+        lines: list[int] = []
+        for row in reader:
+            line_num = reader.line_num
+            if not row:
+                continue  # a blank line, e.g. at the end of the file
+            if len(row) != width:
+                raise HoldoutError(
+                    f"{self.path}, line {line_num}: {len(row)} fields, but the header has "
+                    f"{width}", fix="give every row one value per header column")
+            pending.append(row)
+            lines.append(line_num)
+            if len(pending) == self.batch_size:
+                yield self._parse(pending, lines, positions)
+                pending, lines = [], []
+        if pending:
+            yield self._parse(pending, lines, positions)
+        if self.rows == 0:
+            raise HoldoutError(f"holdout {self.path} has a header but no data rows",
+                               fix="add rows, or point the environment at the right file")
+
+    def _positions(self, header: list[str]) -> dict[str, int]:
+        seen: dict[str, int] = {}
+        for index, name in enumerate(header):
+            if name in seen:
+                raise HoldoutError(f"{self.path}, line 1: column {name!r} appears twice",
+                                   fix="give every column a unique name")
+            seen[name] = index
+        require_label_column(self.path, header, self.label_column)
+        present = ", ".join(repr(name) for name in header)
+        for column in self.columns.values():
+            if column.name not in seen:
+                raise HoldoutError(
+                    f"holdout {self.path} has no column {column.name!r}, which feeds "
+                    f"{column.needed_by}; its columns: {present}",
+                    fix=f"add a {column.name!r} column to the holdout")
+        return seen
+
+    def _parse(self, rows: list[list[str]], lines: list[int],
+               positions: dict[str, int]) -> HoldoutBatch:
+        line_array = np.asarray(lines, dtype=np.int64)
+        labels = self._numbers(rows, line_array, positions[self.label_column],
+                               self.label_column)
+        bad = (labels != 0) & (labels != 1)
+        if bad.any():
+            first = int(np.argmax(bad))
+            value = rows[first][positions[self.label_column]]
+            raise HoldoutError(
+                f"{self.path}, line {lines[first]}, column {self.label_column!r}: label "
+                f"{value!r} is not 0 or 1",
+                fix="binary classification needs labels 0 and 1 in the label column")
+        numeric: dict[str, np.ndarray] = {}
+        text: dict[str, np.ndarray] = {}
+        for name in self._text:
+            text[name] = np.array([row[positions[name]] for row in rows], dtype=object)
+        for name in self._numeric:
+            numeric[name] = self._numbers(rows, line_array, positions[name], name)
+        self.rows += len(rows)
+        return HoldoutBatch(lines=line_array, labels=labels.astype(np.int64), numeric=numeric,
+                            text=text)
+
+    def _numbers(self, rows: list[list[str]], lines: np.ndarray, position: int,
+                 name: str) -> np.ndarray:
+        cells = [row[position] for row in rows]
+        try:
+            values = np.array(cells, dtype=np.float64)
+        except ValueError:
+            values = None
+        if values is not None and np.isfinite(values).all():
+            return values
+        for index, cell in enumerate(cells):
+            try:
+                value = float(cell)
+            except ValueError:
+                problem = "is not a number" if cell.strip() else "is empty"
+            else:
+                if np.isfinite(value):
+                    continue
+                problem = "is not a finite number"
+            raise HoldoutError(
+                f"{self.path}, line {int(lines[index])}, column {name!r}: {cell!r} {problem}",
+                fix="fill every feature and label cell with a number")
+        raise AssertionError("unreachable: a cell failed to parse but none was found")
+
+
+def read_header(path: Path) -> list[str]:
+    """The column names in `path`'s header line, for a cheap check before any model loads.
+
+    Raises HoldoutError if the file is missing, unreadable or empty.
+    """
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as handle:
+            header = next(csv.reader(handle), None)
+    except FileNotFoundError:
+        raise HoldoutError(f"holdout {path} not found",
+                           fix="check the path (relative paths in environment files are "
+                               "resolved against promoter.yaml's directory)") from None
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise HoldoutError(f"cannot read holdout {path}: {exc}",
+                           fix="pass a UTF-8 CSV file with a header row") from exc
+    if header is None:
+        raise HoldoutError(f"holdout {path} is empty", fix=_EMPTY_FIX)
+    return [cell.strip() for cell in header]
+
+
+def require_label_column(path: Path, header: list[str], label_column: str) -> None:
+    """Raise HoldoutError unless `header` (of `path`) has `label_column`."""
+    if label_column not in header:
+        present = ", ".join(repr(name) for name in header)
+        raise HoldoutError(
+            f"holdout {path} has no label column {label_column!r}; its columns: {present}",
+            fix="set `labelColumn` for the model in promoter.yaml (or pass --label-column)")
+
+
+def feed_inputs(info: SignatureInfo, batch: HoldoutBatch, *, model: str,
+                source: Path) -> dict[str, np.ndarray]:
+    """Arrays for each of `info`'s inputs from `batch`: cast to the input's dtype and shaped
+    [N] or [N, 1] like the input. Raises HoldoutError for a value the dtype cannot hold (a
+    fraction for an integer input, say), naming `source`'s line and column."""
+    feeds: dict[str, np.ndarray] = {}
+    for tensor in info.inputs:
+        shape = feed_shape(tensor, batch.rows)
+        if tensor.dtype in TEXT_DTYPES:
+            feeds[tensor.name] = batch.text[tensor.name].reshape(shape)
+            continue
+        values = batch.numeric[tensor.name]
+        dtype = np.dtype(tensor.dtype)
+        if dtype.kind in "iub":
+            if dtype.kind == "b":
+                fits = (values == 0) | (values == 1)
+                want = "0 or 1"
+            else:
+                limits = np.iinfo(dtype)
+                fits = (values == np.round(values)) & (values >= limits.min) & (
+                    values <= limits.max)
+                want = f"a whole number in {dtype.name}'s range"
+            if not fits.all():
+                first = int(np.argmax(~fits))
+                raise HoldoutError(
+                    f"{source}, line {int(batch.lines[first])}, column {tensor.name!r}: "
+                    f"{float(values[first])!r} is not {want}, as input {tensor.name!r} "
+                    f"({tensor.describe()}) of {model} needs",
+                    fix="fix the value, or export the input as a float")
+        feeds[tensor.name] = values.astype(dtype).reshape(shape)
+    return feeds
+
+
+class _HashingReader(io.RawIOBase):
+    """A raw binary stream that feeds every byte read through `hasher`."""
+
+    def __init__(self, raw: IO[bytes], hasher: Any) -> None:
+        super().__init__()
+        self._raw = raw
+        self._hasher = hasher
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        data = self._raw.read(len(buffer))
+        buffer[: len(data)] = data
+        self._hasher.update(data)
+        return len(data)

@@ -1,0 +1,11 @@
+"""Constants shared by the evaluation worker and the process that starts it.
+
+Kept apart from `worker.py` so the parent never imports the worker module (running a module
+with `-m` that its package already imported makes Python warn, and runs its top level twice).
+"""
+
+PROTOCOL = 1
+"""Version of the JSON request/response exchanged on the worker's stdin/stdout."""
+WORKER_MODULE = "promoter.evaluation.worker"
+STAGE_PREFIX = "promoter-worker: "
+"""Prefix of the progress lines the worker writes to stderr."""
