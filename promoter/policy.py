@@ -1,0 +1,137 @@
+"""Policy decisions: pure functions from facts (reviews, deployments, reports) to gate results.
+
+Each gate becomes one commit status on the proposal's head (`promoter/<gate>`), so a forge's
+branch protection can require them one by one, and a person can see which gate holds a
+promotion back. Nothing here performs I/O: the promotion service gathers the facts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from promoter.config.schema import ApprovalPolicy
+from promoter.forge.base import Review, ReviewState, StatusState
+from promoter.render.metadata import DeployedModel
+
+EVALUATION_CONTEXT = "promoter/evaluation"
+APPROVALS_CONTEXT = "promoter/approvals"
+UPSTREAM_CONTEXT = "promoter/upstream"
+PROPOSAL_CONTEXT = "promoter/proposal"
+"""Set to error when a proposal cannot be judged at all (e.g. edited outside promoter)."""
+
+DESCRIPTION_LIMIT = 140
+"""GitHub truncates commit status descriptions at 140 characters."""
+
+
+@dataclass(frozen=True, slots=True)
+class GateResult:
+    context: str
+    """Commit status context, e.g. `promoter/approvals`."""
+    state: StatusState
+    """SUCCESS passes; PENDING waits (e.g. for a person); FAILURE and ERROR block."""
+    description: str
+    """One line for the status, at most 140 characters."""
+
+    @property
+    def passed(self) -> bool:
+        return self.state is StatusState.SUCCESS
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyDecision:
+    """Whether a promotion may merge now, and why not."""
+
+    gates: tuple[GateResult, ...]
+    auto_merge: bool
+
+    @property
+    def all_passed(self) -> bool:
+        return all(g.passed for g in self.gates)
+
+    @property
+    def should_merge(self) -> bool:
+        return self.all_passed and self.auto_merge
+
+    @property
+    def blocked(self) -> bool:
+        """A gate failed: waiting will not help, the proposal must change."""
+        return any(g.state in (StatusState.FAILURE, StatusState.ERROR) for g in self.gates)
+
+    def waiting_on(self) -> list[GateResult]:
+        return [g for g in self.gates if not g.passed]
+
+
+def decide(gates: Sequence[GateResult], *, auto_merge: bool) -> PolicyDecision:
+    return PolicyDecision(gates=tuple(gates), auto_merge=auto_merge)
+
+
+def decide_approvals(
+    policy: ApprovalPolicy, *, reviews: Sequence[Review], author: str, head_sha: str,
+    ignored_users: Sequence[str] = (),
+) -> GateResult:
+    """Count the approvals that hold for `head_sha`.
+
+    A review counts only if its user is a named approver, is not the promotion's `author` (or
+    one of `ignored_users`, e.g. promoter's own identity), and was given on the current head: a
+    new proposal commit needs fresh approvals. Each user's latest review on the head decides
+    their vote, so an approval can be withdrawn by requesting changes. A "changes requested"
+    vote from an approver blocks whatever the count.
+    """
+    if policy.required == 0:
+        return GateResult(APPROVALS_CONTEXT, StatusState.SUCCESS, "no approval required")
+    eligible = set(policy.approvers) - {author, *ignored_users}
+    latest: dict[str, Review] = {}
+    for review in sorted(reviews, key=lambda r: r.submitted_at):
+        if review.user in eligible and review.commit_sha == head_sha and review.state in (
+            ReviewState.APPROVED, ReviewState.CHANGES_REQUESTED, ReviewState.DISMISSED,
+        ):
+            latest[review.user] = review
+    objecting = sorted(u for u, r in latest.items() if r.state is ReviewState.CHANGES_REQUESTED)
+    if objecting:
+        return GateResult(APPROVALS_CONTEXT, StatusState.FAILURE,
+                          _fit(f"changes requested by {', '.join(objecting)}"))
+    approved = sorted(u for u, r in latest.items() if r.state is ReviewState.APPROVED)
+    if len(approved) >= policy.required:
+        return GateResult(APPROVALS_CONTEXT, StatusState.SUCCESS,
+                          _fit(f"approved by {', '.join(approved)}"))
+    names = ", ".join(sorted(eligible)) or "nobody (the author cannot approve)"
+    return GateResult(
+        APPROVALS_CONTEXT, StatusState.PENDING,
+        _fit(f"{len(approved)} of {policy.required} approvals; may approve: {names}"),
+    )
+
+
+def decide_upstream(
+    *, model: str, version: int, digest: str, promotes_from: str | None,
+    upstream: DeployedModel | None,
+) -> GateResult:
+    """The version must be the one deployed in the environment this one promotes from.
+
+    Checked when proposing and again before merging: if the upstream environment rolled
+    back meanwhile, the promotion must not go on.
+    """
+    if promotes_from is None:
+        return GateResult(UPSTREAM_CONTEXT, StatusState.SUCCESS,
+                          "first environment: any version from the store may be proposed")
+    if upstream is None:
+        return GateResult(UPSTREAM_CONTEXT, StatusState.FAILURE,
+                          _fit(f"nothing is deployed in {promotes_from} yet"))
+    if upstream.model != model or upstream.version != version:
+        return GateResult(
+            UPSTREAM_CONTEXT, StatusState.FAILURE,
+            _fit(f"{promotes_from} runs {upstream.model} v{upstream.version}, "
+                 f"not {model} v{version}"),
+        )
+    if upstream.digest != digest:
+        return GateResult(
+            UPSTREAM_CONTEXT, StatusState.FAILURE,
+            _fit(f"{model} v{version} in {promotes_from} has digest {upstream.digest[:19]}, "
+                 f"the store has {digest[:19]}: the version was modified"),
+        )
+    return GateResult(UPSTREAM_CONTEXT, StatusState.SUCCESS,
+                      _fit(f"{model} v{version} is deployed in {promotes_from}"))
+
+
+def _fit(text: str) -> str:
+    return text if len(text) <= DESCRIPTION_LIMIT else text[: DESCRIPTION_LIMIT - 1] + "…"

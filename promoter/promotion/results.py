@@ -1,0 +1,75 @@
+"""What the promotion service answers: plain values the CLI and the HTTP API format."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from promoter.forge.base import PullRequest
+from promoter.policy import GateResult
+from promoter.render.metadata import DeployedModel
+
+
+class ProposalOutcome(enum.StrEnum):
+    OPENED = "opened"
+    """A new proposal commit and a new pull request."""
+    UPDATED = "updated"
+    """A new proposal commit on an already open pull request."""
+    UNCHANGED = "unchanged"
+    """The open proposal already renders exactly this; nothing was written."""
+    ALREADY_DEPLOYED = "already-deployed"
+    """The environment branch already renders exactly this; nothing was written."""
+
+
+@dataclass(frozen=True, slots=True)
+class ProposalResult:
+    environment: str
+    model: str
+    version: int
+    digest: str
+    outcome: ProposalOutcome
+    pull_request: PullRequest | None
+    """None only when the version is already deployed."""
+    commit: str | None
+    """The proposal commit on `<env>-next`, if there is one."""
+    changed_files: tuple[str, ...]
+    """Rendered files that differ from the environment branch."""
+
+
+class PromotionState(enum.StrEnum):
+    WAITING = "waiting"
+    """Some gate is pending (e.g. an approval)."""
+    BLOCKED = "blocked"
+    """A gate failed; the proposal must change."""
+    READY = "ready"
+    """Every gate passed but auto-merge is off: a person merges."""
+    MERGED = "merged"
+
+
+@dataclass(frozen=True, slots=True)
+class ReconcileOutcome:
+    pull_number: int
+    environment: str
+    model: str
+    version: int
+    state: PromotionState
+    gates: tuple[GateResult, ...]
+    merge_sha: str | None = None
+    evaluated: bool = False
+    """True when the model was scored in this run (not reused from an earlier run)."""
+    note: str | None = None
+    """Why the state is what it is, when the gates alone do not say (e.g. head moved)."""
+
+
+@dataclass(frozen=True, slots=True)
+class EnvironmentStatus:
+    environment: str
+    branch: str
+    head: str | None
+    """The environment branch's commit; None before the first promotion."""
+    deployed: DeployedModel | None
+    open_promotion: PullRequest | None
+    proposed: DeployedModel | None
+    """What the open promotion would deploy."""
+    gates: tuple[GateResult, ...]
+    """The open promotion's latest gate statuses."""

@@ -1,0 +1,46 @@
+"""A scripted evaluator: the promotion service's tests decide each verdict.
+
+It implements the `Evaluator` port with the part of `EvaluationReport` the service reads
+(`passed`, `summary_line`, `to_markdown`), records every call so tests can assert that a
+verdict was reused instead of scored again, and can raise the evaluator's bad-input errors.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from promoter.config.schema import EvaluationPolicy, ModelSpec
+from promoter.errors import BadInputError
+from promoter.model_store import ModelVersion
+
+
+@dataclass(frozen=True)
+class ScriptedReport:
+    passed: bool
+    candidate: ModelVersion
+    baseline: ModelVersion | None
+
+    def summary_line(self) -> str:
+        verdict = "passed" if self.passed else "failed: auc 0.61 < min 0.70"
+        return f"Evaluation {verdict} (v{self.candidate.version})"
+
+    def to_markdown(self) -> str:
+        base = f"v{self.baseline.version}" if self.baseline else "none"
+        return f"## Evaluation\n\ncandidate v{self.candidate.version}, baseline {base}\n"
+
+
+@dataclass
+class ScriptedEvaluator:
+    failing_versions: set[int] = field(default_factory=set)
+    error: BadInputError | None = None
+    calls: list[tuple[int, int | None, Path]] = field(default_factory=list)
+
+    def evaluate(self, *, candidate: ModelVersion, baseline: ModelVersion | None,
+                 holdout: Path, model: ModelSpec, policy: EvaluationPolicy,
+                 environment: str) -> ScriptedReport:
+        self.calls.append((candidate.version, baseline.version if baseline else None, holdout))
+        if self.error is not None:
+            raise self.error
+        return ScriptedReport(passed=candidate.version not in self.failing_versions,
+                              candidate=candidate, baseline=baseline)

@@ -1,0 +1,131 @@
+"""Approval and upstream gates: pure decisions from facts."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from promoter.config.schema import ApprovalPolicy
+from promoter.forge.base import Review, ReviewState, StatusState
+from promoter.policy import decide, decide_approvals, decide_upstream
+from promoter.render.metadata import DeployedModel
+
+HEAD = "a" * 40
+OLD = "b" * 40
+T0 = datetime(2026, 11, 1, tzinfo=UTC)
+POLICY = ApprovalPolicy(required=1, approvers=("rita", "sam", "mia"))
+
+
+def review(user: str, state: ReviewState, sha: str = HEAD, minutes: int = 0) -> Review:
+    return Review(user=user, state=state, commit_sha=sha,
+                  submitted_at=T0 + timedelta(minutes=minutes))
+
+
+def gate(*reviews: Review, author: str = "mia", policy: ApprovalPolicy = POLICY):
+    return decide_approvals(policy, reviews=reviews, author=author, head_sha=HEAD,
+                            ignored_users=["promoter"])
+
+
+def test_no_approval_required() -> None:
+    assert gate(policy=ApprovalPolicy()).state is StatusState.SUCCESS
+
+
+def test_approver_on_current_head_counts() -> None:
+    result = gate(review("rita", ReviewState.APPROVED))
+    assert result.state is StatusState.SUCCESS
+    assert "rita" in result.description
+
+
+def test_pending_lists_who_may_approve_without_the_author() -> None:
+    result = gate()
+    assert result.state is StatusState.PENDING
+    assert "0 of 1" in result.description
+    assert "rita, sam" in result.description
+    assert "mia" not in result.description.split("may approve:")[1]
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        review("eve", ReviewState.APPROVED),                # not an approver
+        review("mia", ReviewState.APPROVED),                # the author
+        review("promoter", ReviewState.APPROVED),           # promoter's own identity
+        review("rita", ReviewState.APPROVED, sha=OLD),      # stale: older head
+        review("rita", ReviewState.COMMENTED),              # a comment is not an approval
+    ],
+    ids=["non-approver", "author", "self", "stale", "comment"],
+)
+def test_reviews_that_do_not_count(bad: Review) -> None:
+    assert gate(bad).state is StatusState.PENDING
+
+
+def test_changes_requested_blocks_even_with_enough_approvals() -> None:
+    result = gate(review("rita", ReviewState.APPROVED),
+                  review("sam", ReviewState.CHANGES_REQUESTED))
+    assert result.state is StatusState.FAILURE
+    assert "sam" in result.description
+
+
+def test_latest_review_of_a_user_wins() -> None:
+    withdrawn = gate(review("rita", ReviewState.APPROVED, minutes=0),
+                     review("rita", ReviewState.CHANGES_REQUESTED, minutes=5))
+    assert withdrawn.state is StatusState.FAILURE
+    resolved = gate(review("rita", ReviewState.CHANGES_REQUESTED, minutes=0),
+                    review("rita", ReviewState.APPROVED, minutes=5))
+    assert resolved.state is StatusState.SUCCESS
+
+
+def test_dismissed_approval_no_longer_counts() -> None:
+    result = gate(review("rita", ReviewState.APPROVED, minutes=0),
+                  review("rita", ReviewState.DISMISSED, minutes=1))
+    assert result.state is StatusState.PENDING
+
+
+def test_two_required_needs_two_distinct_users() -> None:
+    policy = ApprovalPolicy(required=2, approvers=("rita", "sam"))
+    once = gate(review("rita", ReviewState.APPROVED), review("rita", ReviewState.APPROVED,
+                minutes=1), policy=policy)
+    assert once.state is StatusState.PENDING
+    both = gate(review("rita", ReviewState.APPROVED), review("sam", ReviewState.APPROVED),
+                policy=policy)
+    assert both.state is StatusState.SUCCESS
+
+
+def deployed(version: int, digest: str = "sha256:" + "1" * 64) -> DeployedModel:
+    return DeployedModel(environment="staging", model="churn", version=version, digest=digest,
+                         model_uri="/m", promoted_from="dev", manifests_digest="sha256:x")
+
+
+def test_upstream_first_environment_passes() -> None:
+    result = decide_upstream(model="churn", version=1, digest="d", promotes_from=None,
+                             upstream=None)
+    assert result.passed
+
+
+def test_upstream_requires_same_version_and_digest() -> None:
+    digest = "sha256:" + "1" * 64
+    ok = decide_upstream(model="churn", version=2, digest=digest, promotes_from="staging",
+                         upstream=deployed(2))
+    assert ok.passed
+    other = decide_upstream(model="churn", version=3, digest=digest, promotes_from="staging",
+                            upstream=deployed(2))
+    assert other.state is StatusState.FAILURE
+    assert "staging runs churn v2, not churn v3" in other.description
+    tampered = decide_upstream(model="churn", version=2, digest="sha256:" + "2" * 64,
+                               promotes_from="staging", upstream=deployed(2))
+    assert tampered.state is StatusState.FAILURE
+    assert "modified" in tampered.description
+    nothing = decide_upstream(model="churn", version=2, digest=digest, promotes_from="staging",
+                              upstream=None)
+    assert "nothing is deployed in staging" in nothing.description
+
+
+def test_decision_merges_only_when_every_gate_passes_and_auto_merge() -> None:
+    ok = gate(review("rita", ReviewState.APPROVED))
+    waiting = gate()
+    assert decide([ok, ok], auto_merge=True).should_merge
+    assert not decide([ok, ok], auto_merge=False).should_merge
+    assert decide([ok, ok], auto_merge=False).all_passed
+    assert not decide([ok, waiting], auto_merge=True).should_merge
+    assert not decide([ok, waiting], auto_merge=True).blocked
