@@ -20,12 +20,11 @@ demo: $(STAMP)
 	$(BIN)/promoter demo $(if $(WORKDIR),--workdir $(WORKDIR))
 
 test: $(STAMP)
-	$(BIN)/ruff check promoter tests benchmarks
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check promoter tests benchmarks
-	$(BIN)/ruff format --check promoter tests benchmarks
+	$(BIN)/ruff check .
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
