@@ -32,6 +32,7 @@ from promoter.errors import (
     ConfigError,
     ForgeError,
     NotMergeableError,
+    PromoterError,
     PromotionError,
     StaleHeadError,
 )
@@ -269,7 +270,14 @@ class PromotionService:
                 log.warning("PR #%s targets %s, which no environment uses; skipped",
                             pull.number, pull.base_branch)
                 continue
-            outcomes.append(self.reconcile_pull(pull.number))
+            try:
+                outcomes.append(self.reconcile_pull(pull.number))
+            except PromoterError as exc:
+                # One broken promotion must not stop the others; its error is on the PR.
+                log.error("reconcile of PR #%s failed: %s", pull.number, exc.message)
+                outcomes.append(ReconcileOutcome(
+                    pull.number, env.name, "?", 0, PromotionState.BLOCKED, (),
+                    note=f"reconcile failed: {exc.message}"))
         return outcomes
 
     def reconcile_pull(self, number: int) -> ReconcileOutcome:

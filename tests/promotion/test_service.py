@@ -324,3 +324,22 @@ def test_status_reports_deployed_and_proposed(world: World) -> None:
     assert status["dev"].proposed.version == 2
     assert status["staging"].deployed is None
     assert status["staging"].head is None
+
+
+def test_one_broken_promotion_does_not_stop_the_others(world: World) -> None:
+    world.promote("dev", 1)
+    world.promote("staging", 1)
+    prod = world.service.propose(environment="prod", model="churn", version=1, author="mia")
+    dev = world.service.propose(environment="dev", model="churn", version=2, author="mia")
+    assert prod.pull_request is not None
+    assert dev.pull_request is not None
+    # Someone commits unreadable metadata to staging by hand: prod's upstream check cannot run.
+    repo = LocalGitRepository(world.root)
+    broken = repo.create_commit(files={"hydrator.metadata": b"{not json"},
+                                parents=[git(world.root, "rev-parse", "environments/staging")],
+                                message="hand edit", author=Signature("eve", "eve@example.com"))
+    git(world.root, "update-ref", "refs/heads/environments/staging", broken)
+    outcomes = {o.pull_number: o for o in world.service.reconcile()}
+    assert outcomes[dev.pull_request.number].state is PromotionState.MERGED
+    assert outcomes[prod.pull_request.number].state is PromotionState.BLOCKED
+    assert "hydrator.metadata is not valid" in (outcomes[prod.pull_request.number].note or "")
