@@ -48,7 +48,7 @@ def run_demo(workdir: Path, *, echo: Echo) -> None:
     step = _Steps(echo)
     step("Set up a GitOps repository, a model store and holdout sets", workdir)
     _prepare_workdir(workdir)
-    _init_repository(workdir, example_root())
+    _init_repository(workdir)
 
     from promoter.demo_data import write_demo_holdouts
     from promoter.demo_models import train_demo_models
@@ -125,14 +125,20 @@ def _prepare_workdir(workdir: Path) -> None:
     (workdir / MARKER).write_text("created by `promoter demo`; safe to delete\n")
 
 
-def _init_repository(workdir: Path, example: Path) -> None:
-    """Make `workdir` a git repository whose `main` holds the example dry source."""
+def copy_example(destination: Path) -> None:
+    """Copy the example dry source (promoter.yaml, environments/, policies/, manifests/)."""
+    example = example_root()
     for name in DRY_SOURCE:
         source = example / name
         if source.is_dir():
-            shutil.copytree(source, workdir / name)
+            shutil.copytree(source, destination / name)
         else:
-            shutil.copy2(source, workdir / name)
+            shutil.copy2(source, destination / name)
+
+
+def _init_repository(workdir: Path) -> None:
+    """Make `workdir` a git repository whose `main` holds the example dry source."""
+    copy_example(workdir)
     (workdir / ".gitignore").write_text(f"models/\ndata/\n{MARKER}\n")
     git = ["git", "-c", "user.name=Mia (ML engineer)", "-c", "user.email=mia@example.com",
            "-c", "commit.gpgsign=false", "-c", "init.defaultBranch=main"]

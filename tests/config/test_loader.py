@@ -8,21 +8,14 @@ from pathlib import Path
 import pytest
 
 from promoter.config import DirectorySource, load_dry_config, load_settings
+from promoter.demo import copy_example
 from promoter.errors import ConfigError
-from tests.conftest import REPO_ROOT
-
-DRY = ("promoter.yaml", "environments", "policies", "manifests")
 
 
 @pytest.fixture
 def example(tmp_path: Path) -> Path:
     """A copy of the repository's working example, safe to break."""
-    for name in DRY:
-        src = REPO_ROOT / name
-        if src.is_dir():
-            shutil.copytree(src, tmp_path / name)
-        else:
-            shutil.copy2(src, tmp_path / name)
+    copy_example(tmp_path)
     return tmp_path
 
 

@@ -8,19 +8,16 @@ proposals and digests; tests that score models use the real ones from tests/fixt
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
 from promoter.config.loader import load_settings
+from promoter.demo import copy_example
 from promoter.forge.local import LocalForge
 from promoter.gitops.local import LocalGitRepository
 from promoter.model_store import LocalModelStore
 from promoter.promotion import PromotionService, PromotionState
-from tests.conftest import REPO_ROOT
 from tests.promotion.fakes import ScriptedEvaluator
-
-DRY = ("promoter.yaml", "environments", "policies", "manifests")
 
 
 def git(repo: Path, *args: str) -> str:
@@ -45,12 +42,7 @@ class World:
     def __init__(self, root: Path, evaluator: ScriptedEvaluator) -> None:
         self.root = root
         root.mkdir(parents=True)
-        for name in DRY:
-            src = REPO_ROOT / name
-            if src.is_dir():
-                shutil.copytree(src, root / name)
-            else:
-                shutil.copy2(src, root / name)
+        copy_example(root)
         for version in (1, 2, 3):
             fake_saved_model(root / "models" / "churn" / str(version), f"graph v{version}")
         (root / "data").mkdir()
