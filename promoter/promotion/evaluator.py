@@ -7,11 +7,14 @@ can run with a fake and the real scoring can move to another process or a Kubern
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from promoter.config.schema import EvaluationPolicy, ModelSpec
-from promoter.evaluation import EvaluationReport, evaluate_models
 from promoter.model_store import ModelStore, ModelVersion
+
+if TYPE_CHECKING:
+    # The evaluation package pulls in numpy; commands that never score should not pay for it.
+    from promoter.evaluation import EvaluationReport
 
 
 class Evaluator(Protocol):
@@ -39,6 +42,8 @@ class SubprocessEvaluator:
         self, *, candidate: ModelVersion, baseline: ModelVersion | None, holdout: Path,
         model: ModelSpec, policy: EvaluationPolicy, environment: str,
     ) -> EvaluationReport:
+        from promoter.evaluation import evaluate_models
+
         return evaluate_models(
             candidate_dir=self._store.local_path(candidate),
             baseline_dir=self._store.local_path(baseline) if baseline else None,
