@@ -90,15 +90,15 @@ def decide_approvals(
     objecting = sorted(u for u, r in latest.items() if r.state is ReviewState.CHANGES_REQUESTED)
     if objecting:
         return GateResult(APPROVALS_CONTEXT, StatusState.FAILURE,
-                          _fit(f"changes requested by {', '.join(objecting)}"))
+                          fit_description(f"changes requested by {', '.join(objecting)}"))
     approved = sorted(u for u, r in latest.items() if r.state is ReviewState.APPROVED)
     if len(approved) >= policy.required:
         return GateResult(APPROVALS_CONTEXT, StatusState.SUCCESS,
-                          _fit(f"approved by {', '.join(approved)}"))
+                          fit_description(f"approved by {', '.join(approved)}"))
     names = ", ".join(sorted(eligible)) or "nobody (the author cannot approve)"
     return GateResult(
         APPROVALS_CONTEXT, StatusState.PENDING,
-        _fit(f"{len(approved)} of {policy.required} approvals; may approve: {names}"),
+        fit_description(f"{len(approved)} of {policy.required} approvals; may approve: {names}"),
     )
 
 
@@ -116,22 +116,24 @@ def decide_upstream(
                           "first environment: any version from the store may be proposed")
     if upstream is None:
         return GateResult(UPSTREAM_CONTEXT, StatusState.FAILURE,
-                          _fit(f"nothing is deployed in {promotes_from} yet"))
+                          fit_description(f"nothing is deployed in {promotes_from} yet"))
     if upstream.model != model or upstream.version != version:
         return GateResult(
             UPSTREAM_CONTEXT, StatusState.FAILURE,
-            _fit(f"{promotes_from} runs {upstream.model} v{upstream.version}, "
+            fit_description(f"{promotes_from} runs {upstream.model} v{upstream.version}, "
                  f"not {model} v{version}"),
         )
     if upstream.digest != digest:
         return GateResult(
             UPSTREAM_CONTEXT, StatusState.FAILURE,
-            _fit(f"{model} v{version} in {promotes_from} has digest {upstream.digest[:19]}, "
-                 f"the store has {digest[:19]}: the version was modified"),
+            fit_description(f"{model} v{version} in {promotes_from} has digest "
+                            f"{upstream.digest[:19]}, the store has {digest[:19]}: "
+                            "the version was modified"),
         )
     return GateResult(UPSTREAM_CONTEXT, StatusState.SUCCESS,
-                      _fit(f"{model} v{version} is deployed in {promotes_from}"))
+                      fit_description(f"{model} v{version} is deployed in {promotes_from}"))
 
 
-def _fit(text: str) -> str:
+def fit_description(text: str) -> str:
+    """Cut `text` to a commit status description's 140 characters, marking the cut."""
     return text if len(text) <= DESCRIPTION_LIMIT else text[: DESCRIPTION_LIMIT - 1] + "…"

@@ -55,6 +55,7 @@ from promoter.policy import (
     decide,
     decide_approvals,
     decide_upstream,
+    fit_description,
 )
 from promoter.promotion.evaluator import Evaluator
 from promoter.promotion.hydrate import hydrate, model_spec
@@ -501,10 +502,12 @@ class PromotionService:
         except BadInputError as exc:
             log.warning("evaluation of PR #%s failed: %s", pull.number, exc.message)
             self._upsert_report(pull.number, f"## Evaluation could not run\n\n{exc}\n", key=None)
-            return self._failed(f"evaluation could not run: {exc.message}"), True
+            # Paths relative to promoter.yaml: the 140-character status must keep the reason.
+            reason = exc.message.replace(f"{self._settings.base_dir}/", "")
+            return self._failed(f"evaluation could not run: {reason}"), True
         self._upsert_report(pull.number, report.to_markdown(), key=key)
         state = StatusState.SUCCESS if report.passed else StatusState.FAILURE
-        return GateResult(EVALUATION_CONTEXT, state, report.summary_line()[:140]), True
+        return GateResult(EVALUATION_CONTEXT, state, fit_description(report.summary_line())), True
 
     def _baseline(self, env: EnvironmentSpec) -> ModelVersion | None:
         deployed = self.deployed(env)
@@ -546,7 +549,7 @@ class PromotionService:
     def _halt(self, pull: PullRequest, env: EnvironmentSpec, reason: str,
               promo: DeployedModel | None = None) -> ReconcileOutcome:
         log.warning("PR #%s halted: %s", pull.number, reason)
-        gate = GateResult(PROPOSAL_CONTEXT, StatusState.ERROR, reason[:140])
+        gate = GateResult(PROPOSAL_CONTEXT, StatusState.ERROR, fit_description(reason))
         self._publish(pull.head_sha, [gate])
         return ReconcileOutcome(pull.number, env.name, promo.model if promo else "?",
                                 promo.version if promo else 0, PromotionState.BLOCKED,
@@ -554,7 +557,7 @@ class PromotionService:
 
     @staticmethod
     def _failed(description: str) -> GateResult:
-        return GateResult(EVALUATION_CONTEXT, StatusState.FAILURE, description[:140])
+        return GateResult(EVALUATION_CONTEXT, StatusState.FAILURE, fit_description(description))
 
 
 def _cache_key(head_sha: str, baseline: ModelVersion | None, holdout: Path,
