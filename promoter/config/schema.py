@@ -53,11 +53,92 @@ class RepositorySpec(Spec):
     """Branch holding the dry source; policies are always read from it, never from a PR."""
 
 
+_ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+_REPOSITORY = r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$"
+_TEAM = r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$"
+
+
+class GitHubAuthSpec(Spec):
+    """How promoter authenticates to GitHub. Secrets are named, never written here: an
+    environment variable (`tokenEnv`, `privateKeyEnv`) or a file (`tokenFile`,
+    `privateKeyFile`, relative to promoter.yaml)."""
+
+    type: Literal["token", "app"] = "token"
+    token_env: str | None = Field(default=None, pattern=_ENV_NAME)
+    """Environment variable holding a personal access or fine-grained token."""
+    token_file: str | None = None
+    """File holding the token (e.g. a mounted Kubernetes secret)."""
+    app_id: int | None = Field(default=None, ge=1)
+    """GitHub App id (type `app`)."""
+    installation_id: int | None = Field(default=None, ge=1)
+    """The App's installation on the repository's owner (type `app`)."""
+    private_key_env: str | None = Field(default=None, pattern=_ENV_NAME)
+    """Environment variable holding the App's PEM private key."""
+    private_key_file: str | None = None
+    """File holding the App's PEM private key."""
+
+    @model_validator(mode="after")
+    def _complete(self) -> GitHubAuthSpec:
+        if self.type == "token":
+            if (self.token_env is None) == (self.token_file is None):
+                raise ValueError("token auth needs exactly one of tokenEnv or tokenFile")
+            extra = [n for n, v in (("appId", self.app_id),
+                                    ("installationId", self.installation_id),
+                                    ("privateKeyEnv", self.private_key_env),
+                                    ("privateKeyFile", self.private_key_file)) if v is not None]
+            if extra:
+                raise ValueError(f"{', '.join(extra)} only apply to type: app")
+        else:
+            missing = [n for n, v in (("appId", self.app_id),
+                                      ("installationId", self.installation_id)) if v is None]
+            if missing:
+                raise ValueError(f"app auth needs {' and '.join(missing)}")
+            if (self.private_key_env is None) == (self.private_key_file is None):
+                raise ValueError("app auth needs exactly one of privateKeyEnv or privateKeyFile")
+            if self.token_env is not None or self.token_file is not None:
+                raise ValueError("tokenEnv and tokenFile only apply to type: token")
+        return self
+
+
+class GitHubSpec(Spec):
+    repository: str = Field(pattern=_REPOSITORY)
+    """`owner/name` of the GitOps repository on GitHub."""
+    base_url: str = "https://api.github.com"
+    """REST API root; GitHub Enterprise Server: `https://HOST/api/v3`."""
+    auth: GitHubAuthSpec
+    merge_method: Literal["merge", "squash", "rebase"] = "merge"
+    """How promotion PRs are merged (GitHub's `merge_method`)."""
+    approver_team: str | None = Field(default=None, pattern=_TEAM)
+    """`org/team-slug` whose active members may approve promotions."""
+    identity: str | None = None
+    """The login promoter acts as (e.g. `promoter-app[bot]`): its reviews never count as
+    approvals. Default: `promoter`."""
+
+    @field_validator("base_url")
+    @classmethod
+    def _url(cls, url: str) -> str:
+        if not url.startswith(("https://", "http://")):
+            raise ValueError(f"{url!r} is not an http(s) URL")
+        if "@" in url.split("://", 1)[1].split("/", 1)[0]:
+            raise ValueError("credentials do not belong in baseUrl; use auth")
+        return url.rstrip("/")
+
+
 class ForgeSpec(Spec):
-    type: Literal["local"] = "local"
+    type: Literal["local", "github"] = "local"
     """Which forge hosts the pull requests. `local` is the embedded one."""
     path: str | None = None
     """LocalForge state file (SQLite). Default: `<git dir>/promoter/forge.sqlite`."""
+    github: GitHubSpec | None = None
+    """Where and how to reach GitHub (type `github`)."""
+
+    @model_validator(mode="after")
+    def _github(self) -> ForgeSpec:
+        if self.type == "github" and self.github is None:
+            raise ValueError("type: github needs a github: section (repository, auth)")
+        if self.type == "local" and self.github is not None:
+            raise ValueError("the github: section only applies to type: github")
+        return self
 
 
 class ModelStoreSpec(Spec):
@@ -69,8 +150,11 @@ class ModelStoreSpec(Spec):
 class ModelSpec(Spec):
     name: DnsName
     """The model's name in the store and in TensorFlow Serving."""
-    task: Literal["binary_classification"] = "binary_classification"
-    """What the model predicts; decides which metrics exist."""
+    task: Literal["binary_classification", "multiclass_classification", "regression"] = (
+        "binary_classification")
+    """What the model predicts; decides which metrics exist. Binary: the output is the
+    probability of class 1 ([N] or [N, 1]), labels 0/1. Multi-class: the output holds class
+    probabilities [N, K], labels are class indices 0..K-1. Regression: a number per row."""
     signature: str = "serving_default"
     """SavedModel signature that serving and evaluation call."""
     output: str | None = None
@@ -79,6 +163,10 @@ class ModelSpec(Spec):
     """Holdout column with the true label."""
     threshold: float = Field(default=0.5, gt=0.0, lt=1.0)
     """Score at or above which a binary prediction counts as positive (accuracy)."""
+    weight_column: str | None = None
+    """Holdout column with a non-negative example weight; every metric is then weighted."""
+    top_k: int = Field(default=2, ge=1)
+    """k of `top_k_accuracy` (multi-class)."""
 
 
 class Settings(Spec):
@@ -90,6 +178,8 @@ class Settings(Spec):
     models: tuple[ModelSpec, ...] = Field(min_length=1)
     environments: tuple[DnsName, ...] = Field(min_length=1)
     """Promotion order, first to last, e.g. `[dev, staging, prod]`."""
+    service: ServiceSpec = Field(default_factory=lambda: ServiceSpec())
+    """How `promoter serve` listens and where it finds its secrets."""
 
     @model_validator(mode="after")
     def _unique(self) -> Settings:
@@ -169,6 +259,8 @@ class EnvironmentSpec(Spec):
     serving: ServingSpec = ServingSpec()
     training: TrainingSpec = TrainingSpec()
     evaluation: EvaluationSpec
+    delivery: DeliverySpec = Field(default_factory=lambda: DeliverySpec())
+    """How Flux or Argo CD deliver the environment branch, and how promoter reads it back."""
 
     @field_validator("branch")
     @classmethod
@@ -187,9 +279,22 @@ class EnvironmentSpec(Spec):
 
 # --- policies/<name>.yaml --------------------------------------------------------------------
 
-MetricName = Literal["accuracy", "auc", "log_loss"]
+MetricName = Literal[
+    # binary classification
+    "accuracy", "precision", "recall", "f1", "auc", "auc_pr", "log_loss", "brier",
+    "calibration_error",
+    # multi-class classification (also `accuracy`, `log_loss`)
+    "top_k_accuracy", "macro_f1", "micro_f1",
+    # regression
+    "mae", "rmse", "r2", "mape",
+]
 
-HIGHER_IS_BETTER: dict[str, bool] = {"accuracy": True, "auc": True, "log_loss": False}
+HIGHER_IS_BETTER: dict[str, bool] = {
+    "accuracy": True, "precision": True, "recall": True, "f1": True, "auc": True,
+    "auc_pr": True, "log_loss": False, "brier": False, "calibration_error": False,
+    "top_k_accuracy": True, "macro_f1": True, "micro_f1": True,
+    "mae": False, "rmse": False, "r2": True, "mape": False,
+}
 """Direction of each metric, used by comparisons against the baseline."""
 
 
@@ -229,8 +334,66 @@ class MetricThreshold(Spec):
         return self
 
 
+class BootstrapPolicy(Spec):
+    """Decide vsBaseline checks on a confidence interval of the improvement (paired Poisson
+    bootstrap) instead of on the point value."""
+
+    resamples: int = Field(default=1000, ge=100, le=20000)
+    confidence: float = Field(default=0.95, gt=0.5, lt=1.0)
+    """Two-sided level of the interval; each bound is a one-sided (1 + confidence) / 2 test."""
+    seed: int = Field(default=0, ge=0)
+    """Seed of the resampling weights: the same inputs always give the same verdict."""
+    on_inconclusive: Literal["block", "requireApproval"] = "block"
+    """What a check whose interval straddles its bound does: block the promotion, or let it
+    through only with the approvals the policy requires (at least one)."""
+
+
+class SliceThreshold(Spec):
+    """A metric bound that every slice of a column must meet."""
+
+    name: MetricName
+    min: float | None = None
+    max: float | None = None
+    vs_baseline: BaselineComparison | None = None
+
+    @model_validator(mode="after")
+    def _something(self) -> SliceThreshold:
+        if self.min is None and self.max is None and self.vs_baseline is None:
+            raise ValueError("set at least one of min, max or vsBaseline")
+        return self
+
+
+class SlicePolicy(Spec):
+    """Metrics per value of one holdout column, e.g. `country`."""
+
+    column: str
+    min_rows: int = Field(default=100, ge=1)
+    """Values with fewer rows are reported as too small and not checked."""
+    max_values: int = Field(default=100, ge=1, le=10000)
+    """More distinct values than this is an error (the column is not categorical)."""
+    metrics: tuple[SliceThreshold, ...] = Field(min_length=1)
+
+
+class BudgetPolicy(Spec):
+    """Limits on the candidate's cost, measured on the evaluating machine."""
+
+    p50_latency_ms: float | None = Field(default=None, gt=0)
+    """Median latency of a single-row request."""
+    p99_latency_ms: float | None = Field(default=None, gt=0)
+    """99th percentile latency of a single-row request."""
+    batch_p99_latency_ms: float | None = Field(default=None, gt=0)
+    """99th percentile latency of a batch of `batchSize` rows."""
+    batch_size: int = Field(default=256, ge=1, le=100000)
+    max_model_mb: float | None = Field(default=None, gt=0)
+    """SavedModel size on disk, in MiB."""
+
+
 class EvaluationPolicy(Spec):
     metrics: tuple[MetricThreshold, ...] = ()
+    bootstrap: BootstrapPolicy | None = None
+    """Without it, vsBaseline checks compare point values (no interval, never inconclusive)."""
+    slices: tuple[SlicePolicy, ...] = ()
+    budgets: BudgetPolicy | None = None
 
 
 class ApprovalPolicy(Spec):
@@ -272,3 +435,92 @@ _BRANCH_BAD = re.compile(r"(^[/.-])|(\.\.)|([\s~^:?*\[\\])|(/$)|(\.lock$)|(@\{)|
 
 def _valid_branch(name: str) -> bool:
     return bool(name) and _BRANCH_BAD.search(name) is None
+
+
+# --- environments/<env>.yaml: delivery (Flux or Argo CD) --------------------------------------
+
+DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"
+"""A Go duration as Flux and Argo CD read it, e.g. `1m`, `5m30s`."""
+
+Duration = Annotated[str, Field(pattern=DURATION_PATTERN)]
+
+
+class DeliverySpec(Spec):
+    """`delivery:` in `environments/<env>.yaml`: the GitOps controller syncing the branch.
+
+    Everything has a default, so an environment file without `delivery:` means Flux with the
+    names `promoter flux` writes (`promoter-<env>` in `flux-system`).
+    """
+
+    tool: Literal["flux", "argo"] = "flux"
+    """Which controller syncs the environment branch."""
+    controller_namespace: DnsName | None = None
+    """Namespace of the Flux or Argo CD objects. Default: `flux-system` or `argocd`."""
+    name: DnsName | None = None
+    """Name of the GitRepository + Kustomization (Flux) or Application (Argo CD).
+    Default: `promoter-<env>`."""
+    repository_url: str | None = None
+    """URL the cluster clones the GitOps repository from, when `repository.url` in
+    promoter.yaml is a local path (e.g. `https://github.com/acme/ml-gitops`)."""
+    git_secret_name: DnsName | None = None
+    """Secret with git credentials for a private repository (Flux `secretRef`)."""
+    interval: Duration = "10m"
+    """How often the controller re-checks on its own; a merge also triggers a sync at once."""
+    timeout: Duration = "5m"
+    """How long one apply with health checks may take before the Kustomization fails."""
+    health_timeout_seconds: int = Field(default=600, ge=1, le=86400)
+    """How long promoter waits for a merged commit to be applied and healthy before it
+    counts the rollout as failed (and proposes a rollback)."""
+    wait_for_training: bool = False
+    """Count a TFJob healthy only once it Succeeded. Off: once it runs (training may take
+    hours; the serving rollout should not wait for it)."""
+    argo_project: DnsName = "default"
+    """Argo CD project of the Application."""
+    auto_rollback: bool = True
+    """Open a rollback PR when a merged commit fails or times out in this environment."""
+    auto_merge_rollback: bool = True
+    """Merge that rollback PR without the environment's promotion gates."""
+
+    def namespace_for(self, tool: str | None = None) -> str:
+        """Namespace of the `tool` objects (default: this environment's tool)."""
+        if self.controller_namespace:
+            return self.controller_namespace
+        return "flux-system" if (tool or self.tool) == "flux" else "argocd"
+
+    def object_name(self, environment: str) -> str:
+        return self.name or f"promoter-{environment}"
+EnvironmentSpec.model_rebuild()
+
+
+# --- promoter.yaml: service (`promoter serve`) -----------------------------------------------
+
+
+EnvVarName = Annotated[str, Field(pattern=r"^[A-Z_][A-Z0-9_]*$")]
+"""The name of an environment variable, e.g. `PROMOTER_WEBHOOK_SECRET`."""
+
+
+class ServiceSpec(Spec):
+    """`service:` in promoter.yaml: how `promoter serve` listens and where its secrets are.
+
+    Secrets are never in the file: it names the environment variables that hold them.
+    """
+
+    host: str = "127.0.0.1"
+    """Address to listen on; loopback by default (put a reverse proxy or ingress in front)."""
+    port: int = Field(default=8080, ge=0, le=65535)
+    """TCP port; 0 picks a free one."""
+    webhook_secret_env: EnvVarName = "PROMOTER_WEBHOOK_SECRET"
+    """Environment variable holding the GitHub webhook secret (required by `serve`)."""
+    api_token_env: EnvVarName = "PROMOTER_API_TOKEN"
+    """Environment variable holding the bearer token of the mutating REST endpoints
+    (approve/reject). Unset: those endpoints answer 403."""
+    repository: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+    """`owner/name` whose webhooks are accepted. Default: derived from a GitHub
+    `repository.url`, else any repository (a local repository has no GitHub name)."""
+    resync_interval_seconds: float = Field(default=300.0, ge=1.0, le=86400.0)
+    """How often every open promotion is reconciled even without a webhook."""
+    workers: int = Field(default=4, ge=1, le=64)
+    """Reconcile worker threads; at most one works on an environment branch at a time."""
+
+
+Settings.model_rebuild()
