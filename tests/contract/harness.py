@@ -4,8 +4,9 @@ The suite (`test_forge_contract.py`) talks to the forge only through the `Forge`
 up a scenario it also has to push commits, move branches behind the forge's back and read
 branches independently of the forge; each forge implementation gets a `ForgeHarness` that knows
 how to do that for it. `GitHarness` serves every forge whose branches live in a local git
-repository (`LocalForge`, `FakeForge`); a GitHub harness would push to its fake server's
-repository and post reviews through its API.
+repository (`LocalForge`, `FakeForge`); `GitHubHarness` pushes to the fake GitHub server's
+repository (the same local repository, served over the GitHub API by tests/github) and submits
+reviews on the fake, as people do on github.com.
 """
 
 from __future__ import annotations
@@ -13,11 +14,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from promoter.forge.base import Forge, ReviewRecorder, ReviewState
 from promoter.gitops.port import GitOpsRepository
 from tests.fixtures.git import TEST_AUTHOR, push_commit, run_git
+
+if TYPE_CHECKING:
+    from tests.github.fake_server import FakeGitHub
 
 
 class ForgeHarness(Protocol):
@@ -84,3 +88,16 @@ class GitHarness:
     def review(self, number: int, *, user: str, state: ReviewState) -> None:
         assert self.recorder is not None
         self.recorder.submit_review(number, user=user, state=state)
+
+
+@dataclass
+class GitHubHarness(GitHarness):
+    """Harness for `GitHubForge` against the fake GitHub API: branches are the fake's real
+    repository (a push is a ref update there, as a `git push` would be); reviews are
+    submitted on the fake, as a person does on github.com."""
+
+    fake: FakeGitHub | None = None
+
+    def review(self, number: int, *, user: str, state: ReviewState) -> None:
+        assert self.fake is not None
+        self.fake.add_review(number, user=user, state=ReviewState(state).value)

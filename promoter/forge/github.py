@@ -1,0 +1,587 @@
+"""`GitHubForge`: the `Forge` port on GitHub (or GitHub Enterprise Server), through PyGithub.
+
+This is the only module that calls the `github` library (with `github_auth`, which builds the
+client). Every `GithubException` is translated at this boundary into promoter's errors, chained:
+404 on a pull request -> PullRequestNotFoundError, 409 on merge -> StaleHeadError, 405 on merge
+-> NotMergeableError, anything else -> ForgeError. Messages carry GitHub's `message`, never
+request headers, so a token cannot leak through an error.
+
+What GitHub does not keep, promoter keeps in hidden HTML comments:
+- the PR body ends with `<!-- promoter:pull {"author": ..., "head": ...} -->`: who proposed
+  the promotion (the PR's GitHub author is promoter's own identity) and the head sha promoter
+  last opened or updated the PR with. GitHub's PR head follows the branch, but the port's
+  `head_sha` is what promoter saw, so a push behind promoter's back is noticed (StaleHeadError)
+  instead of merged unseen;
+- each of promoter's comments ends with `<!-- promoter:key=KEY -->`, so it is found and edited
+  in place instead of added again.
+Both markers are stripped from the bodies the port returns.
+
+Calls. Creates look before they create (a retried POST cannot duplicate a pull request or a
+comment), writes are skipped when nothing changed, and objects are lazy (`Github(lazy=True)`),
+so a read of one field does not fetch a whole object first.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import urllib.parse
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from promoter.errors import (
+    ForgeError,
+    NotMergeableError,
+    PullRequestNotFoundError,
+    StaleHeadError,
+)
+from promoter.forge.base import (
+    Comment,
+    CommitStatus,
+    PullRequest,
+    PullRequestState,
+    Review,
+    ReviewState,
+    StatusState,
+)
+from promoter.forge.capabilities import ExternalChecks
+
+if TYPE_CHECKING:
+    import github
+    import github.PullRequest
+
+    from promoter.config.schema import GitHubSpec
+    from promoter.forge.github_auth import RetryPolicy
+
+log = logging.getLogger(__name__)
+
+CLOSE_COMMENT_KEY = "close-reason"
+"""Same key as `promoter.forge.local.CLOSE_COMMENT_KEY`."""
+PROMOTER_CONTEXT_PREFIX = "promoter/"
+"""Statuses promoter sets itself; not 'external' checks."""
+_PULL_MARKER = re.compile(r"\n*<!-- promoter:pull (\{.*?\}) -->\s*\Z", re.DOTALL)
+_KEY_MARKER = re.compile(r"\n*<!-- promoter:key=([A-Za-z0-9_.:/-]+) -->\s*\Z")
+_KEY_PATTERN = re.compile(r"^[A-Za-z0-9_.:/-]+$")
+_REVIEW_STATES = {s.value: s for s in ReviewState}
+_PASSING_CONCLUSIONS = {"success", "neutral", "skipped"}
+
+
+@dataclass(frozen=True, slots=True)
+class _PullMeta:
+    author: str | None
+    head: str | None
+
+
+class GitHubForge:
+    """The `Forge` port over the GitHub repository `repository` (`owner/name`).
+
+    `client` is a PyGithub `Github` built with `lazy=True` (see `github_auth.build_client`).
+    `identity` is the login promoter acts as (its reviews never count); `merge_method` is
+    GitHub's (`merge`, `squash`, `rebase`); `approver_team` (`org/slug`) is the default team
+    of `team_members_among`.
+    """
+
+    def __init__(self, client: github.Github, repository: str, *, merge_method: str = "merge",
+                 identity: str = "promoter", approver_team: str | None = None) -> None:
+        if merge_method not in ("merge", "squash", "rebase"):
+            raise ValueError(f"unknown merge method {merge_method!r}")
+        self._client = client
+        self._full_name = repository
+        self._owner = repository.split("/", 1)[0]
+        self._repo = client.get_repo(repository)
+        self._merge_method = merge_method
+        self._identity = identity
+        self._approver_team = approver_team
+
+    def __repr__(self) -> str:
+        return f"GitHubForge({self._full_name!r})"
+
+    @property
+    def repository(self) -> str:
+        return self._full_name
+
+    # -- pull requests -----------------------------------------------------------------------
+
+    def open_or_update_pull_request(
+        self, *, head: str, base: str, title: str, body: str, author: str,
+        labels: Sequence[str],
+    ) -> PullRequest:
+        """Return the open PR from `head` into `base`, creating it if there is none.
+
+        Looks before it creates; a create that GitHub refuses because the PR already exists
+        (e.g. a retry) finds and updates that PR. Title, body and the head marker are written
+        only if they changed; missing labels are added (labels are never removed).
+        """
+        if isinstance(labels, str):
+            raise TypeError("labels must be a sequence of label names, not one string")
+        if head == base:
+            raise ForgeError(f"cannot open a pull request from {head} into itself")
+        wanted = sorted(set(labels))
+        existing = self._find_open_raw(head, base)
+        if existing is None:
+            existing = self._create(head=head, base=base, title=title, body=body, author=author)
+        with self._calls(f"updating pull request #{existing.number}", number=existing.number):
+            meta = _pull_meta(existing.body)
+            full_body = _with_pull_marker(body, author=meta.author or author,
+                                          head=existing.head.sha)
+            if existing.title != title or (existing.body or "") != full_body:
+                existing.edit(title=title, body=full_body)
+            have = {label.name for label in existing.labels}
+            missing = [name for name in wanted if name not in have]
+            if missing:
+                self._issue(existing.number).add_to_labels(*missing)
+                # Adding labels moves updated_at: read the PR as it is now.
+                existing = self._repo.get_pull(existing.number)
+                existing.state  # noqa: B018  # completes the lazy object inside the guard
+            # else: after a PATCH, PyGithub's object already holds GitHub's answer.
+        return self._to_pull(existing)
+
+    def get_pull_request(self, number: int) -> PullRequest:
+        """The PR `number`; raises PullRequestNotFoundError if there is none."""
+        return self._to_pull(self._load(number))
+
+    def find_open_pull_request(self, *, head: str, base: str) -> PullRequest | None:
+        raw = self._find_open_raw(head, base)
+        return self._to_pull(raw) if raw is not None else None
+
+    def list_open_pull_requests(self, *, label: str | None = None) -> list[PullRequest]:
+        """Open PRs, oldest first; only those carrying `label` when it is given."""
+        with self._calls("listing open pull requests"):
+            raws = list(self._repo.get_pulls(state="open", sort="created", direction="asc"))
+            pulls = [self._to_pull(r) for r in raws]
+        pulls.sort(key=lambda p: (p.created_at, p.number))
+        return [p for p in pulls if label is None or label in p.labels]
+
+    def close(self, number: int, *, comment: str | None = None) -> None:
+        """Close an open PR without merging; a closed one stays closed. ForgeError if merged."""
+        raw = self._load(number)
+        with self._calls(f"closing pull request #{number}", number=number):
+            if raw.merged:
+                raise ForgeError(f"pull request #{number} is already merged; it cannot be closed")
+            if raw.state == "closed":
+                return
+            if comment is not None:
+                self.upsert_comment(number, key=CLOSE_COMMENT_KEY, body=comment)
+            raw.edit(state="closed")
+        log.info("closed pull request #%d", number)
+
+    def merge(self, number: int, *, expected_head: str, message: str) -> str:
+        """Merge PR `number` only if its head is still `expected_head`; return the merge sha.
+
+        Checks first, without writing: the PR is open (else NotMergeableError; a PR already
+        merged at `expected_head` returns its merge sha, so a retry is harmless), its head on
+        GitHub and the head promoter recorded are `expected_head` (else StaleHeadError), and
+        the base branch is an ancestor of the head (else NotMergeableError: GitHub would merge
+        a base the gates never saw). Then `PUT .../merge` with `sha=expected_head`, so GitHub
+        itself refuses (409) if the head moves in between; 405 means not mergeable.
+        """
+        raw = self._load(number)
+        with self._calls(f"merging pull request #{number}", number=number):
+            meta = _pull_meta(raw.body)
+            recorded = meta.head or raw.head.sha
+            if raw.merged:
+                if recorded == expected_head and raw.merge_commit_sha:
+                    return str(raw.merge_commit_sha)
+                raise NotMergeableError(
+                    f"pull request #{number} was already merged at {recorded[:12]}, "
+                    f"not {expected_head[:12]}")
+            if raw.state != "open":
+                raise NotMergeableError(f"pull request #{number} is {raw.state}",
+                                        fix="propose the promotion again")
+            live, base = raw.head.sha, raw.base.ref
+            if live != expected_head:
+                raise StaleHeadError(
+                    f"{raw.head.ref} is at {live[:12]}, not {expected_head[:12]} that was "
+                    f"evaluated; #{number} was not merged",
+                    fix="let promoter re-evaluate the new head")
+            if recorded != expected_head:
+                raise StaleHeadError(
+                    f"#{number} was last updated at {recorded[:12]}, not "
+                    f"{expected_head[:12]}; it was not merged",
+                    fix="update the pull request (propose again) and re-evaluate")
+            comparison = self._repo.compare(base, expected_head)
+            if comparison.behind_by:
+                raise NotMergeableError(
+                    f"{base} moved ({comparison.behind_by} commit(s)) since #{number} was "
+                    "proposed; the proposal does not contain it",
+                    fix="propose the promotion again from the branch as it is now")
+        title, _, rest = message.partition("\n")
+        try:
+            result = raw.merge(commit_title=title, commit_message=rest.strip("\n"),
+                               merge_method=self._merge_method, sha=expected_head)
+        except _github_exception() as exc:
+            status = getattr(exc, "status", None)
+            text = _message(exc)
+            if status == 409:
+                raise StaleHeadError(
+                    f"#{number}'s head moved before GitHub merged it ({text}); nothing merged",
+                    fix="let promoter re-evaluate the new head") from exc
+            done = self._merged_at(number, expected_head) if status == 405 else None
+            if done is not None:
+                # Our own earlier PUT was done but its answer lost (retried after a 5xx).
+                return done
+            if status == 405:
+                raise NotMergeableError(
+                    f"GitHub cannot merge #{number}: {text} (its base moved, it conflicts, or "
+                    "branch protection is not satisfied)",
+                    fix="let promoter re-evaluate; propose again if the base moved") from exc
+            raise self._error(exc, f"merging pull request #{number}", number=number) from exc
+        except _transport_exceptions() as exc:
+            raise ForgeError(f"merging pull request #{number}: GitHub unreachable: "
+                             f"{type(exc).__name__}") from exc
+        log.info("merged pull request #%d into %s as %s", number, base, result.sha)
+        return str(result.sha)
+
+    # -- statuses, reviews, comments ---------------------------------------------------------
+
+    def set_status(self, sha: str, status: CommitStatus) -> None:
+        """Create a commit status on `sha` (GitHub keeps the latest per context)."""
+        payload: dict[str, Any] = {"state": StatusState(status.state).value,
+                                   "description": status.description[:140],
+                                   "context": status.context}
+        if status.target_url is not None:
+            payload["target_url"] = status.target_url
+        with self._calls(f"setting status {status.context} on {sha[:12]}"):
+            self._client.requester.requestJsonAndCheck(
+                "POST", f"{self._repo.url}/statuses/{urllib.parse.quote(sha, safe='')}",
+                input=payload)
+
+    def list_statuses(self, sha: str) -> list[CommitStatus]:
+        """The latest status per context on `sha`, sorted by context ([] for no commit)."""
+        try:
+            combined = self._repo.get_commit(sha).get_combined_status()
+            raw = list(combined.statuses)
+        except _github_exception() as exc:
+            if getattr(exc, "status", None) in (404, 422):
+                return []
+            raise self._error(exc, f"reading statuses of {sha[:12]}") from exc
+        except _transport_exceptions() as exc:
+            raise ForgeError(f"reading statuses of {sha[:12]}: GitHub unreachable: "
+                             f"{type(exc).__name__}") from exc
+        latest = {s.context: CommitStatus(context=s.context, state=StatusState(s.state),
+                                          description=s.description or "",
+                                          target_url=s.target_url) for s in reversed(raw)}
+        return [latest[c] for c in sorted(latest)]
+
+    def list_reviews(self, number: int) -> list[Review]:
+        """Every submitted review of the PR, oldest first (pending drafts are left out)."""
+        with self._calls(f"reading reviews of #{number}", number=number):
+            raws = list(self._repo.get_pull(number).get_reviews())
+            reviews = []
+            for r in raws:
+                state = _REVIEW_STATES.get(r.state)
+                if state is None or r.submitted_at is None or r.user is None:
+                    continue  # PENDING: a draft its author has not submitted
+                reviews.append(Review(user=r.user.login, state=state,
+                                      commit_sha=r.commit_id or "",
+                                      submitted_at=_aware(r.submitted_at)))
+        reviews.sort(key=lambda r: r.submitted_at)
+        return reviews
+
+    def upsert_comment(self, number: int, *, key: str, body: str) -> Comment:
+        """Create promoter's comment `key` on PR `number`, or edit it in place."""
+        if not _KEY_PATTERN.match(key):
+            raise ValueError(f"invalid comment key {key!r}")
+        full = f"{body}\n\n<!-- promoter:key={key} -->"
+        with self._calls(f"writing comment {key} on #{number}", number=number):
+            issue = self._issue(number)
+            for raw in issue.get_comments():
+                if _comment_key(raw.body) == key:
+                    if raw.body != full:
+                        raw.edit(full)
+                    return _to_comment(raw, key)
+            return _to_comment(issue.create_comment(full), key)
+
+    def list_comments(self, number: int) -> list[Comment]:
+        """Promoter's comments on PR `number` (those with a key marker), oldest first."""
+        with self._calls(f"reading comments of #{number}", number=number):
+            raws = list(self._issue(number).get_comments())
+        return [_to_comment(r, key) for r in raws if (key := _comment_key(r.body)) is not None]
+
+    # -- capabilities beyond the port --------------------------------------------------------
+
+    def team_members_among(self, users: Iterable[str], *, team: str | None = None
+                           ) -> frozenset[str]:
+        """Those of `users` who are *active* members of `team` (`org/slug`, default: the
+        approver team); one `GET /orgs/{org}/teams/{slug}/memberships/{user}` per user.
+        A pending invitation or a 404 is not membership."""
+        team = team or self._approver_team
+        if team is None:
+            return frozenset()
+        org, _, slug = team.partition("/")
+        found = set()
+        for user in sorted(set(users)):
+            try:
+                membership = (self._client.get_organization(org).get_team_by_slug(slug)
+                              .get_team_membership(user))
+                if membership.state == "active":
+                    found.add(user)
+            except _github_exception() as exc:
+                if getattr(exc, "status", None) == 404:
+                    continue
+                raise self._error(exc, f"checking {user}'s membership of {team}") from exc
+            except _transport_exceptions() as exc:
+                raise ForgeError(f"checking team membership: GitHub unreachable: "
+                                 f"{type(exc).__name__}") from exc
+        return frozenset(found)
+
+    def external_checks_state(self, pull: PullRequest) -> ExternalChecks:
+        """The required checks of `pull`'s base branch protection on the PR's live head,
+        promoter's own `promoter/...` contexts excluded.
+
+        FAILURE if one failed, PENDING if one has not reported or not finished, SUCCESS
+        otherwise (also when the branch is unprotected or requires nothing else). Commit
+        statuses and check runs both count, by context / check name.
+        """
+        base = urllib.parse.quote(pull.base_branch, safe="")
+        with self._calls(f"reading required checks of {pull.base_branch}"):
+            try:
+                _, data = self._client.requester.requestJsonAndCheck(
+                    "GET", f"{self._repo.url}/branches/{base}/protection/required_status_checks")
+            except _github_exception() as exc:
+                if getattr(exc, "status", None) != 404:
+                    raise
+                data = {}  # not protected, or no required checks
+            required = set(data.get("contexts") or [])
+            required |= {c["context"] for c in data.get("checks") or []}
+            required = {c for c in required if not c.startswith(PROMOTER_CONTEXT_PREFIX)}
+            if not required:
+                return ExternalChecks(StatusState.SUCCESS, "no external checks required")
+            commit = self._repo.get_commit(pull.head_sha)
+            states: dict[str, str] = {}
+            for s in commit.get_combined_status().statuses:
+                states.setdefault(s.context, s.state)  # newest first
+            for run in commit.get_check_runs():
+                if run.status != "completed":
+                    verdict = "pending"
+                elif (run.conclusion or "") in _PASSING_CONCLUSIONS:
+                    verdict = "success"
+                else:
+                    verdict = "failure"
+                if states.get(run.name) != "failure":  # any failing run of a name fails it
+                    states[run.name] = verdict
+        failing = tuple(sorted(c for c in required if states.get(c) in ("failure", "error")))
+        pending = tuple(sorted(c for c in required
+                               if c not in failing and states.get(c) != "success"))
+        if failing:
+            return ExternalChecks(StatusState.FAILURE,
+                                  _fit("required check failing: " + ", ".join(failing)),
+                                  failing, pending)
+        if pending:
+            return ExternalChecks(StatusState.PENDING,
+                                  _fit("waiting for required check: " + ", ".join(pending)),
+                                  failing, pending)
+        return ExternalChecks(StatusState.SUCCESS,
+                              _fit("required checks passed: " + ", ".join(sorted(required))))
+
+    def publish_check_run(self, sha: str, *, name: str, state: StatusState, title: str,
+                          summary: str, text: str | None = None) -> int:
+        """Publish a report as the check run `name` on `sha` (Checks API), edited in place if
+        a run of that name exists there already; return its id.
+
+        SUCCESS/FAILURE/ERROR complete the run (`success` / `failure`); PENDING leaves it
+        `in_progress`. GitHub accepts check runs from GitHub Apps only; with a token it
+        answers 403, which becomes a ForgeError (use commit statuses, which every token can
+        write). Summary and text are cut to GitHub's 65,535 characters.
+        """
+        output: dict[str, str] = {"title": title[:1000], "summary": summary[:65535]}
+        if text is not None:
+            output["text"] = text[:65535]
+        fields: dict[str, Any] = {"output": output}
+        if state is StatusState.PENDING:
+            fields["status"] = "in_progress"
+        else:
+            fields["status"] = "completed"
+            fields["conclusion"] = "success" if state is StatusState.SUCCESS else "failure"
+            fields["completed_at"] = datetime.now(UTC)
+        with self._calls(f"publishing check run {name} on {sha[:12]}"):
+            for run in self._repo.get_commit(sha).get_check_runs(check_name=name):
+                if run.name == name:
+                    run.edit(**fields)
+                    return int(run.id)
+            created = self._repo.create_check_run(name=name, head_sha=sha, **fields)
+            return int(created.id)
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def _create(self, *, head: str, base: str, title: str, body: str,
+                author: str) -> github.PullRequest.PullRequest:
+        with self._calls(f"opening a pull request from {head} into {base}"):
+            try:
+                branch = self._repo.get_branch(head)
+                head_sha = branch.commit.sha
+            except _github_exception() as exc:
+                if getattr(exc, "status", None) == 404:
+                    raise ForgeError(
+                        f"head branch {head!r} does not exist in {self._full_name}",
+                        fix="push the proposal branch first, then open the pull request",
+                    ) from exc
+                raise
+            try:
+                raw = self._repo.create_pull(base=base, head=head, title=title,
+                                             body=_with_pull_marker(body, author=author,
+                                                                    head=head_sha))
+            except _github_exception() as exc:
+                if getattr(exc, "status", None) != 422:
+                    raise
+                again = self._find_open_raw(head, base)
+                if again is not None and "already exists" in json.dumps(
+                        getattr(exc, "data", "")):
+                    return again  # our own earlier create, e.g. retried after a timeout
+                raise ForgeError(f"GitHub refused a pull request from {head} into {base}: "
+                                 f"{_message(exc)}",
+                                 fix=f"push the change to {head} first") from exc
+        log.info("opened pull request #%d: %s -> %s", raw.number, head, base)
+        return raw
+
+    def _find_open_raw(self, head: str, base: str) -> github.PullRequest.PullRequest | None:
+        with self._calls(f"looking for an open pull request from {head} into {base}"):
+            for raw in self._repo.get_pulls(state="open", head=f"{self._owner}:{head}",
+                                            base=base):
+                if raw.head.ref == head and raw.base.ref == base:
+                    return raw
+        return None
+
+    def _merged_at(self, number: int, expected_head: str) -> str | None:
+        """The merge sha if PR `number` is merged with `expected_head` as its head."""
+        raw = self._load(number)
+        with self._calls(f"reading pull request #{number}", number=number):
+            recorded = _pull_meta(raw.body).head or raw.head.sha
+            if raw.merged and recorded == expected_head and raw.merge_commit_sha:
+                return str(raw.merge_commit_sha)
+        return None
+
+    def _load(self, number: int) -> github.PullRequest.PullRequest:
+        with self._calls(f"reading pull request #{number}", number=number):
+            raw = self._repo.get_pull(number)
+            raw.state  # noqa: B018  # completes the lazy object (GET) inside the guard
+            return raw
+
+    def _issue(self, number: int) -> Any:
+        return self._repo.get_issue(number)
+
+    def _to_pull(self, raw: github.PullRequest.PullRequest) -> PullRequest:
+        meta = _pull_meta(raw.body)
+        # `merged_at`, not `merged`: listed PRs lack `merged`, and reading it would fetch
+        # every listed PR again (lazy completion).
+        if raw.merged_at is not None:
+            state = PullRequestState.MERGED
+        elif raw.state == "closed":
+            state = PullRequestState.CLOSED
+        else:
+            state = PullRequestState.OPEN
+        return PullRequest(
+            number=raw.number, head_branch=raw.head.ref, base_branch=raw.base.ref,
+            head_sha=meta.head or raw.head.sha, title=raw.title,
+            body=_without_pull_marker(raw.body or ""),
+            author=meta.author or (raw.user.login if raw.user else ""),
+            state=state, labels=tuple(sorted({label.name for label in raw.labels})),
+            created_at=_aware(raw.created_at), updated_at=_aware(raw.updated_at),
+            merge_sha=raw.merge_commit_sha if state is PullRequestState.MERGED else None,
+        )
+
+    @contextmanager
+    def _calls(self, what: str, *, number: int | None = None) -> Iterator[None]:
+        """Translate PyGithub's and the transport's exceptions raised inside into ours."""
+        try:
+            yield
+        except _github_exception() as exc:
+            raise self._error(exc, what, number=number) from exc
+        except _transport_exceptions() as exc:
+            raise ForgeError(f"{what}: GitHub could not be reached ({type(exc).__name__})",
+                             fix="run the command again; promoter resumes where it stopped"
+                             ) from exc
+
+    def _error(self, exc: Exception, what: str, *, number: int | None = None) -> ForgeError:
+        status = getattr(exc, "status", None)
+        if status == 404 and number is not None:
+            return PullRequestNotFoundError(f"no pull request #{number} in {self._full_name}",
+                                            fix="list the open ones with `promoter status`")
+        fix = None
+        if status in (401, 403):
+            fix = "check promoter's GitHub credentials and their permissions on the repository"
+        return ForgeError(f"{what}: GitHub answered {status}: {_message(exc)}", fix=fix)
+
+
+def _github_exception() -> type[Exception]:
+    from github import GithubException
+
+    return GithubException
+
+
+def _transport_exceptions() -> tuple[type[Exception], ...]:
+    import requests
+
+    return (requests.RequestException,)
+
+
+def _message(exc: Exception) -> str:
+    """GitHub's `message` (and error details) from the answer's body; never headers."""
+    data = getattr(exc, "data", None)
+    if isinstance(data, dict):
+        text = str(data.get("message") or "")
+        details = [e.get("message") or e.get("code") for e in data.get("errors") or []
+                   if isinstance(e, dict)]
+        if details:
+            text += " (" + "; ".join(str(d) for d in details if d) + ")"
+        return text or "no message"
+    return str(data)[:200] if data else "no message"
+
+
+def _with_pull_marker(body: str, *, author: str, head: str) -> str:
+    meta = json.dumps({"author": author, "head": head}, sort_keys=True)
+    return f"{body}\n\n<!-- promoter:pull {meta} -->"
+
+
+def _pull_meta(body: str | None) -> _PullMeta:
+    match = _PULL_MARKER.search(body or "")
+    if match is None:
+        return _PullMeta(None, None)
+    try:
+        data = json.loads(match.group(1))
+    except ValueError:
+        return _PullMeta(None, None)
+    return _PullMeta(author=data.get("author"), head=data.get("head"))
+
+
+def _without_pull_marker(body: str) -> str:
+    return _PULL_MARKER.sub("", body)
+
+
+def _comment_key(body: str | None) -> str | None:
+    match = _KEY_MARKER.search(body or "")
+    return match.group(1) if match else None
+
+
+def _to_comment(raw: Any, key: str) -> Comment:
+    return Comment(id=raw.id, key=key, body=_KEY_MARKER.sub("", raw.body or ""),
+                   updated_at=_aware(raw.updated_at))
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def _fit(text: str) -> str:
+    return text if len(text) <= 140 else text[:139] + "…"
+
+
+def connect(spec: GitHubSpec, *, environ: Mapping[str, str], resolve: Callable[[str], Path],
+            config_file: str, identity: str = "promoter",
+            retry: RetryPolicy | None = None) -> GitHubForge:
+    """A `GitHubForge` for the `forge.github` section of promoter.yaml.
+
+    Reads the secret named there (environment variable or file) now; ConfigError naming the
+    field if it is missing. Makes no request until the forge is used.
+    """
+    from promoter.forge.github_auth import build_auth, build_client
+
+    auth = build_auth(spec.auth, environ=environ, resolve=resolve, config_file=config_file)
+    client = build_client(spec, auth, retry=retry)
+    return GitHubForge(client, spec.repository, merge_method=spec.merge_method,
+                       identity=identity, approver_team=spec.approver_team)
