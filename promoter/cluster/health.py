@@ -1,0 +1,231 @@
+"""The rollout decision, from the plain dicts of Flux or Argo CD objects (pure).
+
+The rules are the documented ones (../shared/FLUX-ARGO.md); each function reads only what it
+is given, so it is tested table-driven without a cluster. A field of the wrong type raises
+ClusterShapeError naming the object and field; a field that is merely absent (a controller
+that has not reported yet) is not an error, it means "not there yet".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from promoter.cluster.errors import ClusterShapeError
+from promoter.cluster.port import RolloutPhase, RolloutState
+
+READY_SUCCEEDED = "ReconciliationSucceeded"
+
+
+def flux_revision(branch: str, commit: str) -> str:
+    """Flux's revision string for `commit` on `branch`: `<branch>@sha1:<commit>`."""
+    return f"{branch}@sha1:{commit}"
+
+
+# --- Flux ------------------------------------------------------------------------------------
+
+
+def flux_rollout_state(*, environment: str, branch: str, commit: str,
+                       git_repository: Mapping[str, Any],
+                       kustomization: Mapping[str, Any]) -> RolloutState:
+    """Decide where `commit` stands from a GitRepository and its Kustomization.
+
+    Healthy: the GitRepository's `status.artifact.revision` and the Kustomization's
+    `status.lastAppliedRevision` are `<branch>@sha1:<commit>`, its `observedGeneration` is
+    `metadata.generation`, `Ready=True` with reason `ReconciliationSucceeded`, and
+    `Healthy=True` when health checks are set (`wait: true` or `healthChecks`). Failed:
+    `lastAttemptedRevision` is the commit and `Ready=False`.
+    """
+    wanted = flux_revision(branch, commit)
+    source = _Object(git_repository, "GitRepository")
+    sync = _Object(kustomization, "Kustomization")
+
+    def state(phase: RolloutPhase, reason: str) -> RolloutState:
+        return RolloutState(environment=environment, commit=commit, phase=phase, reason=reason,
+                            observed_revision=sync.string("status", "lastAppliedRevision"))
+
+    artifact = source.string("status", "artifact", "revision")
+    attempted = sync.string("status", "lastAttemptedRevision")
+    applied = sync.string("status", "lastAppliedRevision")
+    ready = sync.condition("Ready")
+    healthy = sync.condition("Healthy")
+    checks = sync.field("spec", "wait") is True or bool(sync.list("spec", "healthChecks"))
+    current = sync.integer("status", "observedGeneration") == sync.integer(
+        "metadata", "generation")
+
+    if attempted == wanted and ready is not None and ready.get("status") == "False":
+        return state(RolloutPhase.FAILED, f"Kustomization {sync.name}: {_describe(ready)}")
+    if artifact != wanted:
+        source_ready = source.condition("Ready")
+        detail = f"; source {_describe(source_ready)}" if source_ready else ""
+        return state(RolloutPhase.PENDING,
+                     f"GitRepository {source.name} is at {artifact or 'no artifact'}, "
+                     f"not {wanted}{detail}")
+    if not current:
+        return state(RolloutPhase.PROGRESSING,
+                     f"Kustomization {sync.name} has not observed its latest spec yet")
+    if applied != wanted:
+        what = _describe(ready) if ready else "no Ready condition yet"
+        return state(RolloutPhase.PROGRESSING,
+                     f"Kustomization {sync.name} is applying {wanted}: {what}")
+    if ready is None or ready.get("status") != "True" or ready.get("reason") != READY_SUCCEEDED:
+        return state(RolloutPhase.PROGRESSING,
+                     f"Kustomization {sync.name}: {_describe(ready) if ready else 'not Ready'}")
+    if checks and (healthy is None or healthy.get("status") != "True"):
+        what = _describe(healthy) if healthy else "no Healthy condition yet"
+        return state(RolloutPhase.PROGRESSING, f"Kustomization {sync.name} health: {what}")
+    return state(RolloutPhase.HEALTHY, f"Kustomization {sync.name} applied {wanted}"
+                 + (" and its health checks passed" if checks else ""))
+
+
+# --- Argo CD ---------------------------------------------------------------------------------
+
+FAILED_OPERATION_PHASES = ("Failed", "Error")
+
+
+def argo_rollout_state(*, environment: str, commit: str,
+                       application: Mapping[str, Any]) -> RolloutState:
+    """Decide where `commit` stands from an Argo CD Application.
+
+    Healthy: `status.sync.status` Synced at `status.sync.revision` = commit; the last
+    operation `Succeeded` with `syncResult.revision` = commit; no pending `operation`; and
+    `status.health.status` Healthy *observed after* `operationState.finishedAt` (the later of
+    `status.reconciledAt` and `health.lastTransitionTime` is strictly after it), because an
+    application can look Healthy for a moment before its rollout starts. Failed: the
+    operation for the commit ended `Failed`/`Error`, or the application is `Degraded` after
+    that operation finished.
+    """
+    app = _Object(application, "Application")
+    synced_revision = app.string("status", "sync", "revision")
+
+    def state(phase: RolloutPhase, reason: str) -> RolloutState:
+        return RolloutState(environment=environment, commit=commit, phase=phase, reason=reason,
+                            observed_revision=synced_revision)
+
+    sync_status = app.string("status", "sync", "status")
+    op_phase = app.string("status", "operationState", "phase")
+    op_revision = app.string("status", "operationState", "syncResult", "revision")
+    op_message = app.string("status", "operationState", "message") or ""
+    finished = app.time("status", "operationState", "finishedAt")
+    health = app.string("status", "health", "status")
+    health_message = app.string("status", "health", "message") or ""
+    observed = max((t for t in (app.time("status", "reconciledAt"),
+                                app.time("status", "health", "lastTransitionTime"))
+                    if t is not None), default=None)
+    name = app.name
+
+    if op_revision == commit and op_phase in FAILED_OPERATION_PHASES:
+        return state(RolloutPhase.FAILED,
+                     f"Application {name}: sync {op_phase}: {op_message}".rstrip(": "))
+    if app.field("operation") is not None:
+        return state(RolloutPhase.PROGRESSING, f"Application {name}: an operation is pending")
+    if synced_revision != commit:
+        return state(RolloutPhase.PENDING, f"Application {name} is at "
+                     f"{synced_revision or 'no revision'}, not {commit}")
+    if op_revision != commit or op_phase != "Succeeded":
+        return state(RolloutPhase.PROGRESSING, f"Application {name}: sync of {commit[:12]} "
+                     f"is {op_phase or 'not started'}")
+    after_sync = finished is not None and observed is not None and observed > finished
+    if health == "Degraded" and after_sync:
+        return state(RolloutPhase.FAILED, f"Application {name} is Degraded after the sync"
+                     + (f": {health_message}" if health_message else ""))
+    if sync_status != "Synced":
+        return state(RolloutPhase.PROGRESSING, f"Application {name} is {sync_status}")
+    if health != "Healthy":
+        return state(RolloutPhase.PROGRESSING, f"Application {name} health is "
+                     f"{health or 'unknown'}" + (f": {health_message}" if health_message
+                                                 else ""))
+    if not after_sync:
+        return state(RolloutPhase.PROGRESSING, f"Application {name} looks Healthy, but not "
+                     "yet observed after its sync finished")
+    return state(RolloutPhase.HEALTHY, f"Application {name} synced {commit[:12]} and is Healthy")
+
+
+# --- reading plain dicts, with shape errors --------------------------------------------------
+
+
+class _Object:
+    """Typed access to a cluster object's fields: absent is None, wrong type is an error."""
+
+    def __init__(self, obj: Mapping[str, Any], kind: str) -> None:
+        if not isinstance(obj, Mapping):
+            raise ClusterShapeError(f"{kind}: expected an object, got {type(obj).__name__}")
+        self._obj = obj
+        self.kind = kind
+        metadata = obj.get("metadata")
+        self.name = str(metadata.get("name", "?")) if isinstance(metadata, Mapping) else "?"
+
+    def field(self, *path: str) -> Any:
+        node: Any = self._obj
+        for index, key in enumerate(path):
+            if node is None:
+                return None
+            if not isinstance(node, Mapping):
+                self._wrong(path[:index], "an object", node)
+            node = node.get(key)
+        return node
+
+    def string(self, *path: str) -> str | None:
+        value = self.field(*path)
+        if value is not None and not isinstance(value, str):
+            self._wrong(path, "a string", value)
+        return value
+
+    def integer(self, *path: str) -> int | None:
+        value = self.field(*path)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+            self._wrong(path, "an integer", value)
+        return value
+
+    def list(self, *path: str) -> Sequence[Any]:
+        value = self.field(*path)
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            self._wrong(path, "a list", value)
+        return value
+
+    def time(self, *path: str) -> datetime | None:
+        value = self.string(*path)
+        if value is None:
+            return None
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            self._wrong(path, "an RFC 3339 time", value)
+        if parsed.tzinfo is None:
+            self._wrong(path, "an RFC 3339 time with a zone", value)
+        return parsed
+
+    def condition(self, kind: str) -> Mapping[str, Any] | None:
+        """The status condition of type `kind`, or None."""
+        for index, item in enumerate(self.list("status", "conditions")):
+            if not isinstance(item, Mapping) or not isinstance(item.get("type"), str):
+                self._wrong(("status", "conditions", str(index)), "a condition with a type",
+                            item)
+            if item["type"] == kind:
+                if not isinstance(item.get("status"), str):
+                    self._wrong(("status", "conditions", str(index), "status"), "a string",
+                                item.get("status"))
+                return item
+        return None
+
+    def _wrong(self, path: Sequence[str], expected: str, value: Any) -> None:
+        where = ".".join(path) or "(object)"
+        raise ClusterShapeError(
+            f"{self.kind} {self.name}: {where}: expected {expected}, got {value!r:.80}",
+            fix=f"check that the cluster runs the {self.kind} CRD version promoter reads "
+                "(see ../shared/FLUX-ARGO.md)",
+        )
+
+
+def _describe(condition: Mapping[str, Any] | None) -> str:
+    if condition is None:
+        return "no condition"
+    text = f"{condition.get('type')}={condition.get('status')}"
+    if condition.get("reason"):
+        text += f" ({condition['reason']})"
+    if condition.get("message"):
+        text += f": {condition['message']}"
+    return text

@@ -1,0 +1,119 @@
+"""The cluster port: what promoter needs from the cluster running Flux or Argo CD."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+from promoter.config.schema import EnvironmentSpec
+
+FLUX_RECONCILE_ANNOTATION = "reconcile.fluxcd.io/requestedAt"
+"""Set to a new value on a Flux object to make its controller reconcile it now."""
+ARGO_REFRESH_ANNOTATION = "argocd.argoproj.io/refresh"
+"""Set to `normal` on an Application to make Argo CD compare it with git now."""
+
+
+class RolloutPhase(enum.StrEnum):
+    PENDING = "pending"
+    """The controller has not picked up the commit yet (it still shows an older one)."""
+    PROGRESSING = "progressing"
+    """The commit is being applied or its workloads are not healthy yet."""
+    HEALTHY = "healthy"
+    """The commit is applied and every health check passed, by the documented rules."""
+    FAILED = "failed"
+    """The controller tried the commit and reported failure (apply or health check)."""
+    TIMED_OUT = "timed_out"
+    """Only from `wait_for_rollout`: not healthy within the timeout."""
+
+
+@dataclass(frozen=True, slots=True)
+class RolloutState:
+    """What the cluster says about one commit of one environment branch."""
+
+    environment: str
+    commit: str
+    """The environment branch commit asked about (40 hex)."""
+    phase: RolloutPhase
+    reason: str
+    """One line saying why, with the controller's own reason and message where it has one."""
+    observed_revision: str | None = None
+    """What the controller last applied (Flux `lastAppliedRevision`, Argo `sync.revision`)."""
+
+    @property
+    def done(self) -> bool:
+        """True when waiting longer cannot change the verdict."""
+        return self.phase in (RolloutPhase.HEALTHY, RolloutPhase.FAILED, RolloutPhase.TIMED_OUT)
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectRef:
+    """A namespaced custom object, as the API server addresses it."""
+
+    group: str
+    version: str
+    plural: str
+    namespace: str
+    name: str
+
+    @property
+    def path(self) -> str:
+        """The API path, e.g. `/apis/argoproj.io/v1alpha1/namespaces/argocd/applications/x`."""
+        return (f"/apis/{self.group}/{self.version}/namespaces/{self.namespace}/"
+                f"{self.plural}/{self.name}")
+
+    def __str__(self) -> str:
+        return f"{self.plural}.{self.group} {self.namespace}/{self.name}"
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryTarget:
+    """Which objects deliver an environment branch, as `promoter flux`/`argo` name them."""
+
+    environment: str
+    branch: str
+    tool: Literal["flux", "argo"]
+    namespace: str
+    name: str
+
+    @classmethod
+    def of(cls, env: EnvironmentSpec) -> DeliveryTarget:
+        delivery = env.delivery
+        return cls(environment=env.name, branch=env.branch, tool=delivery.tool,
+                   namespace=delivery.namespace_for(), name=delivery.object_name(env.name))
+
+    @property
+    def git_repository(self) -> ObjectRef:
+        return ObjectRef("source.toolkit.fluxcd.io", "v1", "gitrepositories", self.namespace,
+                         self.name)
+
+    @property
+    def kustomization(self) -> ObjectRef:
+        return ObjectRef("kustomize.toolkit.fluxcd.io", "v1", "kustomizations",
+                         self.namespace, self.name)
+
+    @property
+    def application(self) -> ObjectRef:
+        return ObjectRef("argoproj.io", "v1alpha1", "applications", self.namespace, self.name)
+
+
+class ClusterReader(Protocol):
+    """Port to the cluster where Flux or Argo CD sync the environment branches.
+
+    Every method raises a ClusterError subclass when it cannot tell (object missing, of an
+    unexpected shape, API server unreachable); never a library exception.
+    """
+
+    def rollout_state(self, env: EnvironmentSpec, *, commit: str) -> RolloutState:
+        """Where the rollout of `commit` (a full sha on `env.branch`) stands now."""
+        ...
+
+    def request_reconcile(self, env: EnvironmentSpec, *, requested_at: str) -> None:
+        """Ask the controller to sync `env` now instead of at its next interval.
+
+        Flux: sets `reconcile.fluxcd.io/requestedAt: <requested_at>` on the GitRepository
+        (a new value each time, e.g. an RFC 3339 time). Argo CD: sets
+        `argocd.argoproj.io/refresh: normal` on the Application. A merge patch: nothing else
+        on the object changes.
+        """
+        ...

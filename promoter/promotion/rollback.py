@@ -1,0 +1,310 @@
+"""Rollback: restore an environment branch to an earlier hydrated commit, through a pull request.
+
+A rollback is a *new* commit on `<env>-next`, on top of the environment branch as it is now,
+whose tree is exactly the tree of the earlier commit (manifests and `hydrator.metadata`
+alike, so promoter reads the restored version as deployed once it merges). The environment
+branch only moves forward, through the forge's guarded merge: never a reset, never a force.
+Argo CD refuses its own rollback under automated sync, and Flux has none: git is where a
+rollback happens.
+
+Which commit is restored:
+- `to_version=None`: the previous *distinct* deployment on the branch's first-parent history,
+  skipping content that was itself rolled back (a rollback commit or its merge carries
+  `Rollback-of: <sha>` and `Restores: <sha>` trailers), so rolling back twice goes v3 -> v2 ->
+  v1, not back to v3.
+- `to_version=N`: the most recent commit on that history deploying version N.
+
+Only the ports are used (`GitOpsRepository`, `Forge`), so this works on any forge.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from promoter.cluster.port import RolloutPhase, RolloutState
+from promoter.config.schema import EnvironmentSpec
+from promoter.errors import GitError, PromotionError
+from promoter.forge.base import Forge, PullRequest
+from promoter.gitops.port import GitOpsRepository, Signature
+from promoter.render.metadata import METADATA_FILE, HydratorMetadata, MetadataError
+
+log = logging.getLogger(__name__)
+
+ROLLBACK_LABEL = "rollback"
+PROMOTER_LABEL = "promoter"
+ROLLBACK_OF = "Rollback-of"
+"""Trailer: the environment branch head that was rolled back (its content is bad)."""
+RESTORES = "Restores"
+"""Trailer: the earlier commit whose tree the rollback restores."""
+BOT = Signature(name="promoter", email="promoter@noreply.invalid")
+
+_TRAILER = re.compile(r"^(?P<key>Rollback-of|Restores): (?P<sha>[0-9a-f]{40})$", re.MULTILINE)
+_MAX_HISTORY = 10_000
+"""Commits walked at most when looking for the commit to restore (a runaway guard)."""
+
+
+class RollbackOutcome(enum.StrEnum):
+    OPENED = "opened"
+    """A rollback PR was opened (or an open promotion PR became the rollback)."""
+    UPDATED = "updated"
+    """The open rollback PR now restores a different commit or sits on a newer base."""
+    UNCHANGED = "unchanged"
+    """The open rollback PR already restores this commit on this base."""
+
+
+@dataclass(frozen=True, slots=True)
+class RollbackPlan:
+    """What a rollback of one environment would do; computed without writing anything."""
+
+    environment: str
+    branch: str
+    current: str
+    """The environment branch head being rolled back."""
+    target: str
+    """The earlier commit whose tree is restored."""
+    current_metadata: HydratorMetadata
+    target_metadata: HydratorMetadata
+
+    def describe(self) -> str:
+        now, then = self.current_metadata.deployed, self.target_metadata.deployed
+        return (f"{self.environment}: {now.model} v{now.version} -> {then.model} "
+                f"v{then.version} (restores {self.target[:12]})")
+
+
+@dataclass(frozen=True, slots=True)
+class RollbackResult:
+    plan: RollbackPlan
+    outcome: RollbackOutcome
+    commit: str
+    """Head of `<env>-next`: the rollback commit."""
+    pull_request: PullRequest
+    merge_sha: str | None = None
+    """The merge on the environment branch, when the rollback was merged."""
+
+
+class RollbackService:
+    """Rollback pull requests for environment branches, on any forge."""
+
+    def __init__(self, *, repo: GitOpsRepository, forge: Forge, author: Signature = BOT) -> None:
+        self._repo = repo
+        self._forge = forge
+        self._author = author
+
+    # --- reading ------------------------------------------------------------------------------
+
+    def plan(self, env: EnvironmentSpec, *, to_version: int | None = None) -> RollbackPlan:
+        """Find the commit to restore on `env.branch` (rules in the module doc).
+
+        Raises PromotionError (exit 2) when there is nothing to roll back to: no branch, no
+        deployment, no earlier distinct deployment, or no commit deploying `to_version`.
+        """
+        head = self._repo.branch_head(env.branch)
+        current = self._metadata(head, env.branch) if head else None
+        if head is None or current is None:
+            raise PromotionError(f"{env.branch} deploys nothing yet: there is nothing to roll "
+                                 "back", fix=f"promote a version to {env.name} first")
+        if to_version is not None and current.deployed.version == to_version:
+            raise PromotionError(
+                f"{env.name} already runs {current.deployed.model} v{to_version}",
+                fix="name another version with --to, or leave it out to restore the "
+                    "previous one")
+        skipped = {current.deployed.manifests_digest}
+        for sha, metadata, rolled_back in self._history(head, env.branch):
+            skipped.update(rolled_back)
+            if metadata is None:
+                continue
+            deployed = metadata.deployed
+            if to_version is not None:
+                if deployed.version == to_version:
+                    return self._plan(env, head, current, sha, metadata)
+            elif deployed.manifests_digest not in skipped:
+                return self._plan(env, head, current, sha, metadata)
+        if to_version is not None:
+            raise PromotionError(
+                f"no commit on {env.branch} ever deployed version {to_version}",
+                fix=f"see `git log {env.branch} -- {METADATA_FILE}` for the versions it ran")
+        raise PromotionError(
+            f"{env.branch} has no earlier deployment than {current.deployed.model} "
+            f"v{current.deployed.version} to roll back to",
+            fix="promote a known-good version instead")
+
+    # --- writing ------------------------------------------------------------------------------
+
+    def propose(self, env: EnvironmentSpec, *, to_version: int | None = None,
+                reason: str, author: str) -> RollbackResult:
+        """Open (or refresh) the rollback PR `<env>-next` -> `<env>` restoring the planned
+        commit's tree, labeled `promoter`, `rollback`, `env:<env>`, `model:<model>`.
+
+        An open promotion PR for the environment is taken over (same branch pair): a rollback
+        supersedes whatever was being promoted on top of the bad commit. Raises
+        PromotionError if someone else pushed to `<env>-next` since promoter last wrote it.
+        Idempotent: a second call with nothing changed writes nothing.
+        """
+        plan = self.plan(env, to_version=to_version)
+        existing = self._forge.find_open_pull_request(head=env.proposal_branch, base=env.branch)
+        next_head = self._repo.branch_head(env.proposal_branch)
+        if existing is not None and next_head is not None and next_head != existing.head_sha:
+            raise PromotionError(
+                f"{env.proposal_branch} is at {next_head[:12]} but promoter last wrote "
+                f"{existing.head_sha[:12]}: someone else pushed to the proposal branch",
+                fix=f"look at the extra commits on {env.proposal_branch}, then close "
+                    f"PR #{existing.number} and delete the branch to start over")
+        if next_head is not None and self._is_rollback_commit(next_head, plan):
+            commit = next_head
+            already = existing is not None and ROLLBACK_LABEL in existing.labels
+            outcome = RollbackOutcome.UNCHANGED if already else RollbackOutcome.OPENED
+        else:
+            commit = self._write_commit(plan, reason)
+            # Lease on what promoter last saw; a concurrent writer makes this fail.
+            self._repo.update_branch(env.proposal_branch, commit, expected=next_head,
+                                     fast_forward_only=False)
+            rollback_pr = existing is not None and ROLLBACK_LABEL in existing.labels
+            outcome = RollbackOutcome.UPDATED if rollback_pr else RollbackOutcome.OPENED
+        target = plan.target_metadata.deployed
+        pull = self._forge.open_or_update_pull_request(
+            head=env.proposal_branch, base=env.branch,
+            title=f"Roll back {env.name} to {target.model} v{target.version}",
+            body=self._body(plan, reason, commit, superseded=existing),
+            author=existing.author if existing else author,
+            labels=[PROMOTER_LABEL, ROLLBACK_LABEL, f"env:{env.name}", f"model:{target.model}"],
+        )
+        log.info("rollback %s as PR #%s (%s)", plan.describe(), pull.number, outcome)
+        return RollbackResult(plan=plan, outcome=outcome, commit=commit, pull_request=pull)
+
+    def merge(self, env: EnvironmentSpec, result: RollbackResult) -> RollbackResult:
+        """Merge the rollback PR of `result`, only at the head promoter wrote.
+
+        The forge's guarded merge refuses (StaleHeadError/NotMergeableError) if the PR's head
+        or the environment branch moved since; re-run `propose` then.
+        """
+        pull = result.pull_request
+        if ROLLBACK_LABEL not in pull.labels or pull.base_branch != env.branch:
+            raise PromotionError(f"PR #{pull.number} is not a rollback of {env.name}")
+        target = result.plan.target_metadata.deployed
+        merge_sha = self._forge.merge(
+            pull.number, expected_head=result.commit,
+            message=(f"Roll back {env.name} to {target.model} v{target.version} "
+                     f"(#{pull.number})\n\n{ROLLBACK_OF}: {result.plan.current}\n"
+                     f"{RESTORES}: {result.plan.target}\n"))
+        log.info("merged rollback PR #%s into %s as %s", pull.number, env.branch, merge_sha)
+        return RollbackResult(plan=result.plan, outcome=result.outcome, commit=result.commit,
+                              pull_request=pull, merge_sha=merge_sha)
+
+    def after_rollout(self, env: EnvironmentSpec, state: RolloutState, *,
+                      author: str = "promoter") -> RollbackResult | None:
+        """Roll back automatically after a failed or timed-out rollout, as `env.delivery`
+        says (`autoRollback`, `autoMergeRollback`); None when nothing is to be done.
+
+        Only the commit at the head of the environment branch is rolled back: a failure of
+        an older commit that a newer merge already replaced is no reason to touch the branch.
+        """
+        if state.phase not in (RolloutPhase.FAILED, RolloutPhase.TIMED_OUT):
+            return None
+        if not env.delivery.auto_rollback:
+            log.warning("%s: rollout of %s %s; autoRollback is off", env.name,
+                        state.commit[:12], state.phase)
+            return None
+        head = self._repo.branch_head(env.branch)
+        if head != state.commit:
+            log.info("%s: %s is no longer the head (%s); no rollback", env.name,
+                     state.commit[:12], (head or "none")[:12])
+            return None
+        result = self.propose(env, reason=f"The rollout of {state.commit[:12]} "
+                              f"{state.phase.replace('_', ' ')}: {state.reason}", author=author)
+        if env.delivery.auto_merge_rollback:
+            result = self.merge(env, result)
+        return result
+
+    # --- internals ----------------------------------------------------------------------------
+
+    def _plan(self, env: EnvironmentSpec, head: str, current: HydratorMetadata, target: str,
+              metadata: HydratorMetadata) -> RollbackPlan:
+        return RollbackPlan(environment=env.name, branch=env.branch, current=head,
+                            target=target, current_metadata=current, target_metadata=metadata)
+
+    def _history(self, head: str, branch: str
+                 ) -> Iterator[tuple[str, HydratorMetadata | None, set[str]]]:
+        """First-parent history from `head`: each commit, its metadata (None if it has none
+        or it is unreadable) and the manifest digests its rollback trailers mark as bad."""
+        sha: str | None = head
+        for _ in range(_MAX_HISTORY):
+            if sha is None:
+                return
+            info = self._repo.commit_info(sha)
+            messages = [info.body] + [self._repo.commit_info(p).body for p in info.parents[1:]]
+            bad: set[str] = set()
+            for message in messages:
+                for match in _TRAILER.finditer(message):
+                    if match["key"] == ROLLBACK_OF:
+                        meta = self._metadata_or_none(match["sha"], branch)
+                        if meta is not None:
+                            bad.add(meta.deployed.manifests_digest)
+            yield sha, self._metadata_or_none(sha, branch), bad
+            sha = info.parents[0] if info.parents else None
+
+    def _metadata(self, sha: str, branch: str) -> HydratorMetadata | None:
+        raw = self._repo.read_file(sha, METADATA_FILE)
+        if raw is None:
+            return None
+        return HydratorMetadata.from_json(raw, where=f"{branch}@{sha[:12]}")
+
+    def _metadata_or_none(self, sha: str, branch: str) -> HydratorMetadata | None:
+        try:
+            return self._metadata(sha, branch)
+        except (MetadataError, GitError) as exc:
+            log.warning("skipping %s in %s history: %s", sha[:12], branch, exc)
+            return None
+
+    def _is_rollback_commit(self, sha: str, plan: RollbackPlan) -> bool:
+        info = self._repo.commit_info(sha)
+        return (info.parents == (plan.current,)
+                and self._repo.tree_id(sha) == self._repo.tree_id(plan.target))
+
+    def _write_commit(self, plan: RollbackPlan, reason: str) -> str:
+        files = {path: self._read(plan.target, path)
+                 for path in self._repo.list_files(plan.target)}
+        now, then = plan.current_metadata.deployed, plan.target_metadata.deployed
+        message = (
+            f"Roll back {plan.environment} to {then.model} v{then.version}\n\n"
+            f"{reason.strip()}\n\n"
+            f"Rolled back: {now.model} v{now.version} ({now.digest})\n"
+            f"Restored: {then.model} v{then.version} ({then.digest})\n\n"
+            f"{ROLLBACK_OF}: {plan.current}\n"
+            f"{RESTORES}: {plan.target}\n"
+        )
+        commit = self._repo.create_commit(files=files, parents=[plan.current], message=message,
+                                          author=self._author)
+        if self._repo.tree_id(commit) != self._repo.tree_id(plan.target):
+            raise GitError(f"rollback commit {commit[:12]} does not reproduce the tree of "
+                           f"{plan.target[:12]}; nothing was pushed")
+        return commit
+
+    def _read(self, commit: str, path: str) -> bytes:
+        data = self._repo.read_file(commit, path)
+        if data is None:
+            raise GitError(f"{path} is listed at {commit[:12]} but cannot be read")
+        return data
+
+    def _body(self, plan: RollbackPlan, reason: str, commit: str,
+              superseded: PullRequest | None) -> str:
+        now, then = plan.current_metadata.deployed, plan.target_metadata.deployed
+        note = ""
+        if superseded is not None and ROLLBACK_LABEL not in superseded.labels:
+            note = (f"\nThis pull request was the promotion \"{superseded.title}\"; the "
+                    "rollback supersedes it. Propose that version again once the "
+                    "environment is healthy.\n")
+        return (
+            f"Rolls **{plan.environment}** back to **{then.model} v{then.version}**.\n\n"
+            f"{reason.strip()}\n\n"
+            f"| | |\n|---|---|\n"
+            f"| Rolled back | {now.model} v{now.version} (`{now.digest[:19]}`) at "
+            f"`{plan.current}` |\n"
+            f"| Restored | {then.model} v{then.version} (`{then.digest[:19]}`) from "
+            f"`{plan.target}` |\n"
+            f"| Rollback commit | `{commit}` (same tree as `{plan.target[:12]}`) |\n"
+            f"{note}"
+        )

@@ -1,0 +1,142 @@
+"""Builders of Flux and Argo CD objects as a cluster serves them, status included.
+
+Each returns a plain dict shaped like the real controller's output (conditions with every
+required field, RFC 3339 times), so tests can validate them against the CRDs before serving.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+COMMIT = "1" * 40
+"""The commit being rolled out."""
+OLD = "0" * 40
+"""The commit that ran before."""
+T0 = "2024-05-01T12:00:00Z"
+
+Condition = tuple[str, str, str]
+"""(status, reason, message) of a condition."""
+
+
+def condition(kind: str, cond: Condition, *, at: str = T0,
+              generation: int | None = None) -> dict[str, Any]:
+    status, reason, message = cond
+    out: dict[str, Any] = {"type": kind, "status": status, "reason": reason,
+                           "message": message, "lastTransitionTime": at}
+    if generation is not None:
+        out["observedGeneration"] = generation
+    return out
+
+
+def git_repository(*, commit: str | None, branch: str = "environments/dev",
+                   name: str = "promoter-dev", namespace: str = "flux-system",
+                   ready: Condition = ("True", "Succeeded", "stored artifact"),
+                   annotations: dict[str, str] | None = None) -> dict[str, Any]:
+    revision = f"{branch}@sha1:{commit}" if commit else None
+    status: dict[str, Any] = {
+        "observedGeneration": 1,
+        "conditions": [condition("Ready", ready, generation=1)],
+    }
+    if revision:
+        status["artifact"] = {
+            "revision": revision, "digest": "sha256:" + "ab" * 32, "lastUpdateTime": T0,
+            "path": f"gitrepository/{namespace}/{name}/{commit}.tar.gz",
+            "url": f"http://source-controller.flux-system.svc/{commit}.tar.gz", "size": 1024,
+        }
+    metadata: dict[str, Any] = {"name": name, "namespace": namespace, "generation": 1,
+                                "resourceVersion": "1"}
+    if annotations:
+        metadata["annotations"] = dict(annotations)
+    return {
+        "apiVersion": "source.toolkit.fluxcd.io/v1",
+        "kind": "GitRepository",
+        "metadata": metadata,
+        "spec": {"interval": "10m", "url": "https://github.com/acme/ml-gitops.git",
+                 "ref": {"branch": branch}},
+        "status": status,
+    }
+
+
+def kustomization(*, attempted: str | None, applied: str | None,
+                  ready: Condition | None, healthy: Condition | None = None,
+                  branch: str = "environments/dev", name: str = "promoter-dev",
+                  namespace: str = "flux-system", wait: bool = True, generation: int = 1,
+                  observed_generation: int = 1) -> dict[str, Any]:
+    status: dict[str, Any] = {"observedGeneration": observed_generation, "conditions": []}
+    if attempted:
+        status["lastAttemptedRevision"] = f"{branch}@sha1:{attempted}"
+    if applied:
+        status["lastAppliedRevision"] = f"{branch}@sha1:{applied}"
+    if ready:
+        status["conditions"].append(condition("Ready", ready, generation=observed_generation))
+    if healthy:
+        status["conditions"].append(condition("Healthy", healthy,
+                                              generation=observed_generation))
+    return {
+        "apiVersion": "kustomize.toolkit.fluxcd.io/v1",
+        "kind": "Kustomization",
+        "metadata": {"name": name, "namespace": namespace, "generation": generation},
+        "spec": {"interval": "10m", "prune": True, "wait": wait, "timeout": "5m", "path": "./",
+                 "sourceRef": {"kind": "GitRepository", "name": name}},
+        "status": status,
+    }
+
+
+def applied(commit: str, **kwargs: Any) -> dict[str, Any]:
+    """A Kustomization that applied `commit` and is healthy."""
+    return kustomization(
+        attempted=commit, applied=commit,
+        ready=("True", "ReconciliationSucceeded",
+               f"Applied revision: environments/dev@sha1:{commit}"),
+        healthy=("True", "Succeeded", "Health check passed"), **kwargs)
+
+
+def application(*, sync_revision: str | None, sync_status: str = "Synced",
+                op_phase: str | None = None, op_revision: str | None = None,
+                finished_at: str | None = None, health: str | None = None,
+                reconciled_at: str | None = None, health_since: str | None = None,
+                pending_operation: bool = False, name: str = "promoter-dev",
+                namespace: str = "argocd", message: str = "") -> dict[str, Any]:
+    status: dict[str, Any] = {}
+    if sync_revision is not None:
+        status["sync"] = {"status": sync_status, "revision": sync_revision}
+    if op_phase is not None:
+        op: dict[str, Any] = {
+            "operation": {"sync": {"revision": op_revision or sync_revision},
+                          "initiatedBy": {"automated": True}},
+            "phase": op_phase, "startedAt": "2024-05-01T12:00:00Z", "message": message,
+        }
+        if op_revision is not None:
+            op["syncResult"] = {"revision": op_revision}
+        if finished_at is not None:
+            op["finishedAt"] = finished_at
+        status["operationState"] = op
+    if health is not None:
+        status["health"] = {"status": health}
+        if health_since:
+            status["health"]["lastTransitionTime"] = health_since
+    if reconciled_at is not None:
+        status["reconciledAt"] = reconciled_at
+    obj: dict[str, Any] = {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Application",
+        "metadata": {"name": name, "namespace": namespace, "generation": 3},
+        "spec": {"project": "default",
+                 "source": {"repoURL": "https://github.com/acme/ml-gitops.git",
+                            "targetRevision": "environments/dev", "path": "."},
+                 "destination": {"server": "https://kubernetes.default.svc",
+                                 "namespace": "ml-dev"}},
+    }
+    if status:
+        obj["status"] = status
+    if pending_operation:
+        obj["operation"] = {"sync": {"revision": sync_revision},
+                            "initiatedBy": {"username": "admin"}}
+    return obj
+
+
+def with_status(obj: dict[str, Any], **status: Any) -> dict[str, Any]:
+    out = copy.deepcopy(obj)
+    out.setdefault("status", {}).update(status)
+    return out
