@@ -1,0 +1,46 @@
+"""`promoter serve`: the HTTP service (webhooks, REST API, health, metrics) and the
+reconcile scheduler behind it.
+
+Endpoints (OpenAPI at `/docs` and `/openapi.json`):
+
+| method and path | what | auth |
+|---|---|---|
+| `POST /webhooks/github` | GitHub deliveries, answered at once; reconciles run later | HMAC |
+| `GET /api/v1/environments` | per environment: deployed model, open promotion with gates | none |
+| `GET /api/v1/environments/{name}` | one of them (404 if unknown) | none |
+| `GET /api/v1/promotions` | open promotion pull requests with their gates | none |
+| `GET /api/v1/promotions/{number}` | one, with the evaluation report (Markdown) | none |
+| `POST /api/v1/promotions/{number}/approve` | `{"user": "rita"}`: approve (local forge) | token |
+| `POST /api/v1/promotions/{number}/reject` | `{"user": "rita"}`: request changes | token |
+| `GET /healthz` | the process answers | none |
+| `GET /readyz` | dry config loads from the repository, workers run; else 503 | none |
+| `GET /metrics` | Prometheus text format, from this app's own registry | none |
+
+Webhook answers: 202 `scheduled` (with the jobs) or `ignored` (with the reason: unknown event,
+another repository, not a promotion); 200 `pong` and 200 `duplicate` (a redelivery of an id
+already accepted: nothing is scheduled); 400 malformed JSON or payload shape; 401 missing or
+bad signature (checked over the raw body before anything is parsed; only `sha256=`); 503 while
+shutting down (the id is not remembered, so a redelivery works after the restart).
+
+Auth of the REST API: reads are open (put the service behind your network policy or ingress
+auth if the model names are sensitive). Approve/reject need `Authorization: Bearer <token>`
+where the token is the value of `$PROMOTER_API_TOKEN` (`service.apiTokenEnv`); the caller
+names the user, so the token is an operator credential, like shell access to `promoter
+approve --as`. Without a token configured they answer 403. The policy's approver list and the
+no-self-approval rule still apply (422 with the fix otherwise).
+
+Errors are `{"error": ..., "fix": ...}`: 404 unknown pull request or environment, 422 approval
+refused by policy, 409 forge/git conflicts, 400 other bad input, 503 the dry config is broken
+or a dependency failed. A bad request never gets a 500.
+
+Reconciles run on `Scheduler` threads: one job at a time per environment branch, different
+branches concurrently, a full resync (`PromotionService.reconcile`) alone, at start and every
+`service.resyncIntervalSeconds`. Logs are JSON lines unless stderr is a terminal, with
+`environment`, `pr`, `promotion`, `branch`, `delivery`, `event` fields where they apply; the
+webhook secret and the API token are redacted from every line.
+"""
+
+from promoter.server.app import build_app, create_app
+from promoter.server.scheduler import ALL, Job, Scheduler
+
+__all__ = ["ALL", "Job", "Scheduler", "build_app", "create_app"]

@@ -1,0 +1,346 @@
+"""The HTTP app: GitHub webhooks, the REST API, health and metrics.
+
+`create_app` takes everything it uses as arguments (no globals, no I/O at import): the
+promotion service, the scheduler that runs reconciles, and the secrets. `build_app` wires the
+usual set. Routes answer from the request thread; reconciles run on the scheduler's workers.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, Header, Request, Response
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, Field
+
+from promoter.cli.formatting import status_as_json
+from promoter.errors import PromoterError
+from promoter.server.deliveries import DeliveryMemory
+from promoter.server.errors import ApiError, error_body, install_error_handlers
+from promoter.server.jobs import ReconcileJobs
+from promoter.server.metrics import CONTENT_TYPE, ServerMetrics
+from promoter.server.ports import PromotionPort
+from promoter.server.routing import MalformedPayloadError, repository_name, route
+from promoter.server.scheduler import Scheduler
+from promoter.server.signature import SIGNATURE_HEADER, verify
+
+log = logging.getLogger(__name__)
+
+MAX_WEBHOOK_BYTES = 25 * 1024 * 1024
+"""GitHub caps webhook payloads at 25 MB."""
+
+
+@dataclass(frozen=True, slots=True)
+class ServerParts:
+    """What the routes use, kept on `app.state.parts` (one per app, no module globals)."""
+
+    service: PromotionPort
+    scheduler: Scheduler
+    jobs: ReconcileJobs
+    metrics: ServerMetrics
+    deliveries: DeliveryMemory
+    webhook_secret: bytes
+    api_token: str | None
+    repository: str | None
+    dry_branch: str
+
+
+# The dependencies are `async def` although they do not await: FastAPI runs a plain `def`
+# dependency on its thread pool, a thread hop per request for reading an attribute.
+
+
+async def get_parts(request: Request) -> ServerParts:
+    parts: ServerParts = request.app.state.parts
+    return parts
+
+
+async def get_service(request: Request) -> PromotionPort:
+    parts: ServerParts = request.app.state.parts
+    return parts.service
+
+
+PartsDep = Annotated[ServerParts, Depends(get_parts)]
+ServiceDep = Annotated[PromotionPort, Depends(get_service)]
+
+_bearer = HTTPBearer(auto_error=False, description="Token from $PROMOTER_API_TOKEN")
+
+
+async def require_token(parts: PartsDep, credentials: Annotated[
+        HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> None:
+    """Mutating endpoints need `Authorization: Bearer <token>`; with no token set, they are off."""
+    if parts.api_token is None:
+        raise ApiError(403, "approvals over HTTP are disabled on this server",
+                       fix="set the API token environment variable (service.apiTokenEnv, "
+                           "default PROMOTER_API_TOKEN) and restart, or use `promoter approve`")
+    given = credentials.credentials if credentials else ""
+    if not hmac.compare_digest(given.encode(), parts.api_token.encode()):
+        raise ApiError(401, "missing or wrong bearer token",
+                       fix="send Authorization: Bearer <token>",
+                       headers={"WWW-Authenticate": "Bearer"})
+
+
+TokenDep = Annotated[None, Depends(require_token)]
+
+
+def create_app(service: PromotionPort, *, webhook_secret: bytes, scheduler: Scheduler,
+               jobs: ReconcileJobs, metrics: ServerMetrics, api_token: str | None = None,
+               repository: str | None = None, dry_branch: str = "main",
+               deliveries: DeliveryMemory | None = None) -> FastAPI:
+    """The FastAPI app. Starts `scheduler` on startup and shuts it down on exit.
+
+    `repository` (`owner/name`) limits the webhooks acted on; None accepts any repository.
+    `api_token` guards approve/reject; None turns them off.
+    """
+    if not webhook_secret:
+        raise ValueError("the webhook secret must not be empty")
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        scheduler.start()
+        log.info("reconcile scheduler started")
+        try:
+            yield
+        finally:
+            scheduler.shutdown()
+            log.info("reconcile scheduler stopped")
+
+    app = FastAPI(title="promoter", summary="GitOps promotion of TensorFlow models",
+                  version="1", lifespan=lifespan)
+    app.state.parts = ServerParts(
+        service=service, scheduler=scheduler, jobs=jobs, metrics=metrics,
+        deliveries=deliveries or DeliveryMemory(), webhook_secret=webhook_secret,
+        api_token=api_token or None, repository=repository, dry_branch=dry_branch)
+    install_error_handlers(app)
+    app.include_router(_health_router())
+    app.include_router(_webhook_router())
+    app.include_router(_api_router(), prefix="/api/v1")
+    return app
+
+
+def build_app(service: PromotionPort, *, webhook_secret: bytes, api_token: str | None = None,
+              repository: str | None = None, dry_branch: str = "main", workers: int = 4,
+              resync_interval_s: float | None = 300.0) -> FastAPI:
+    """`create_app` with a fresh metrics registry, reconcile jobs and scheduler."""
+    metrics = ServerMetrics()
+    jobs = ReconcileJobs(service, metrics)
+    scheduler = Scheduler(
+        workers=workers, resync=jobs.resync(), resync_interval_s=resync_interval_s,
+        on_coalesced=metrics.jobs_coalesced.inc, expected_errors=(PromoterError,))
+    jobs.bind(scheduler.submit)
+    metrics.watch_scheduler(lambda: scheduler.queue_depth, lambda: scheduler.running)
+    return create_app(service, webhook_secret=webhook_secret, scheduler=scheduler, jobs=jobs,
+                      metrics=metrics, api_token=api_token, repository=repository,
+                      dry_branch=dry_branch)
+
+
+# --- health and metrics -----------------------------------------------------------------------
+
+
+def _health_router() -> APIRouter:
+    router = APIRouter(tags=["health"])
+
+    @router.get("/healthz")
+    def healthz() -> dict[str, str]:
+        """The process answers."""
+        return {"status": "ok"}
+
+    @router.get("/readyz", responses={503: {"description": "not ready, with the reason"}})
+    def readyz(parts: PartsDep) -> Any:
+        """The configuration loads from the dry branch, the repository answers, workers run."""
+        try:
+            sha, dry = parts.service.dry_config()
+        except PromoterError as exc:
+            return JSONResponse({"status": "unready", **error_body(exc.message, exc.fix)},
+                                status_code=503)
+        if not parts.scheduler.alive:
+            return JSONResponse({"status": "unready",
+                                 **error_body("the reconcile workers are not running", None)},
+                                status_code=503)
+        return {"status": "ready", "drySha": sha, "environments": list(dry.environments)}
+
+    @router.get("/metrics", response_class=Response)
+    def metrics(parts: PartsDep) -> Response:
+        """Prometheus text exposition of this server's registry."""
+        return Response(parts.metrics.exposition(), media_type=CONTENT_TYPE)
+
+    return router
+
+
+# --- webhooks ---------------------------------------------------------------------------------
+
+
+def _webhook_router() -> APIRouter:
+    router = APIRouter(tags=["webhooks"])
+
+    @router.post("/webhooks/github", status_code=202, responses={
+        200: {"description": "ping, or a redelivery already processed"},
+        400: {"description": "malformed payload or headers"},
+        401: {"description": "missing or bad X-Hub-Signature-256"},
+        503: {"description": "shutting down: not recorded, redeliver later"},
+    })
+    async def github_webhook(
+        request: Request, parts: PartsDep,
+        x_github_event: Annotated[str | None, Header()] = None,
+        x_github_delivery: Annotated[str | None, Header()] = None,
+    ) -> JSONResponse:
+        """Verify, de-duplicate and route one GitHub delivery; the reconcile runs later."""
+        metrics = parts.metrics
+        length = request.headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > MAX_WEBHOOK_BYTES:
+            metrics.webhook("unverified", "too_large")
+            return _answer(413, "rejected", "payload too large")
+        body = await request.body()
+        # The signature is checked on the raw bytes before anything else is trusted: event
+        # name and delivery id are headers an attacker can set too.
+        if not verify(parts.webhook_secret, body, request.headers.get(SIGNATURE_HEADER)):
+            metrics.webhook("unverified", "unauthorized")
+            log.warning("webhook rejected: missing or bad %s", SIGNATURE_HEADER,
+                        extra={"delivery": x_github_delivery})
+            return _answer(401, "rejected", f"missing or bad {SIGNATURE_HEADER}")
+        event = x_github_event or ""
+        if not event or not x_github_delivery:
+            metrics.webhook(event or "unknown", "malformed")
+            return _answer(400, "rejected", "X-GitHub-Event and X-GitHub-Delivery are required")
+        fields = {"delivery": x_github_delivery, "event": event}
+        try:
+            payload = json.loads(body)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            metrics.webhook(event, "malformed")
+            log.warning("webhook body is not JSON: %s", exc, extra=fields)
+            return _answer(400, "rejected", "the body is not JSON")
+        if not parts.scheduler.alive:
+            # Not remembered as delivered: GitHub's redelivery after the restart must work.
+            metrics.webhook(event, "unavailable")
+            return _answer(503, "rejected", "the server is shutting down; redeliver later")
+        if not parts.deliveries.first_time(x_github_delivery):
+            metrics.webhook(event, "duplicate")
+            metrics.duplicate_deliveries.inc()
+            log.info("redelivery of %s ignored", x_github_delivery, extra=fields)
+            return _answer(200, "duplicate", "this delivery was already processed")
+        if event == "ping":
+            metrics.webhook(event, "pong")
+            return _answer(200, "pong", "webhook configured")
+        repo = repository_name(payload)
+        if parts.repository and (repo or "").lower() != parts.repository.lower():
+            metrics.webhook(event, "ignored")
+            log.warning("webhook for repository %s ignored: this server serves %s", repo,
+                        parts.repository, extra=fields)
+            return _answer(202, "ignored", f"repository {repo} is not {parts.repository}")
+        try:
+            routing = route(event, payload, dry_branch=parts.dry_branch)
+        except MalformedPayloadError as exc:
+            metrics.webhook(event, "malformed")
+            log.warning("webhook %s malformed: %s", event, exc, extra=fields)
+            return _answer(400, "rejected", str(exc))
+        if not routing.triggers:
+            metrics.webhook(event, "ignored")
+            log.info("webhook %s ignored: %s", event, routing.reason, extra=fields)
+            return _answer(202, "ignored", routing.reason)
+        scheduled = []
+        for trigger in routing.triggers:
+            job = parts.jobs.for_trigger(trigger)
+            parts.scheduler.submit(job)
+            scheduled.append(job.name)
+        metrics.webhook(event, "scheduled")
+        log.info("webhook %s: %s; scheduled %s", event, routing.reason, ", ".join(scheduled),
+                 extra={**fields, **({"pr": routing.triggers[0].number}
+                                     if routing.triggers[0].number else {})})
+        return _answer(202, "scheduled", routing.reason, jobs=scheduled)
+
+    return router
+
+
+def _answer(status: int, outcome: str, reason: str, **more: Any) -> JSONResponse:
+    return JSONResponse({"status": outcome, "reason": reason, **more}, status_code=status)
+
+
+# --- REST API ---------------------------------------------------------------------------------
+
+
+class ReviewRequest(BaseModel):
+    user: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.@-]*$",
+                      description="The release manager on whose behalf the review is given.")
+
+
+def _promotions(service: PromotionPort) -> list[dict[str, Any]]:
+    out = []
+    for env in status_as_json(service.status())["environments"]:
+        pull = env["openPromotion"]
+        if pull is not None:
+            out.append({**pull, "environment": env["name"], "branch": env["branch"],
+                        "deployed": env["deployed"]})
+    return out
+
+
+def _api_router() -> APIRouter:
+    router = APIRouter(tags=["api"])
+
+    @router.get("/environments")
+    def environments(service: ServiceDep) -> dict[str, Any]:
+        """Every environment in promotion order: what is deployed, and the open promotion."""
+        return status_as_json(service.status())
+
+    @router.get("/environments/{name}")
+    def environment(name: str, service: ServiceDep) -> dict[str, Any]:
+        for env in status_as_json(service.status())["environments"]:
+            if env["name"] == name:
+                return dict(env)
+        raise ApiError(404, f"no environment named {name!r}",
+                       fix="GET /api/v1/environments lists them")
+
+    @router.get("/promotions")
+    def promotions(service: ServiceDep) -> dict[str, Any]:
+        """Open promotion pull requests with their gates."""
+        return {"promotions": _promotions(service)}
+
+    @router.get("/promotions/{number}")
+    def promotion(number: int, service: ServiceDep) -> dict[str, Any]:
+        """One open promotion: its gates and the evaluation report (Markdown)."""
+        found = next((p for p in _promotions(service) if p["number"] == number), None)
+        if found is None:
+            raise ApiError(404, f"PR #{number} is not an open promotion",
+                           fix="GET /api/v1/promotions lists the open ones")
+        return {**found, "evaluationReport": service.evaluation_report(number)}
+
+    def review(number: int, body: ReviewRequest, parts: ServerParts, *,
+               reject: bool) -> dict[str, Any]:
+        result = parts.service.approve(number, user=body.user, reject=reject)
+        log.info("%s %s PR #%s over the API", body.user,
+                 "requested changes on" if reject else "approved", number,
+                 extra={"pr": number})
+        pull = next((p for p in _promotions(parts.service) if p["number"] == number), None)
+        if pull is not None:  # the approvals gate changed: reconcile now
+            parts.scheduler.submit(parts.jobs.pull(number, branch=pull["branch"]))
+        return {"number": number, "user": result.user, "state": str(result.state),
+                "commit": result.commit_sha, "submittedAt": result.submitted_at.isoformat()}
+
+    @router.post("/promotions/{number}/approve", responses={
+        401: {"description": "missing or wrong bearer token"},
+        403: {"description": "no API token configured: approvals over HTTP are off"},
+        404: {"description": "no such pull request"},
+        422: {"description": "the user may not approve (policy), or a bad body"},
+    })
+    def approve(number: int, body: ReviewRequest, parts: PartsDep,
+                _auth: TokenDep) -> dict[str, Any]:
+        """Approve a promotion on the local forge as `user` (a release manager)."""
+        return review(number, body, parts, reject=False)
+
+    @router.post("/promotions/{number}/reject", responses={
+        401: {"description": "missing or wrong bearer token"},
+        403: {"description": "no API token configured"},
+        404: {"description": "no such pull request"},
+        422: {"description": "the user may not review (policy), or a bad body"},
+    })
+    def reject(number: int, body: ReviewRequest, parts: PartsDep,
+               _auth: TokenDep) -> dict[str, Any]:
+        """Request changes on a promotion on the local forge as `user`."""
+        return review(number, body, parts, reject=True)
+
+    return router

@@ -1,0 +1,123 @@
+"""Reconcile jobs: what the scheduler runs for each trigger, with metrics and log lines."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+
+from promoter.errors import PromoterError
+from promoter.promotion.results import ReconcileOutcome
+from promoter.server.logs import log_context
+from promoter.server.metrics import ServerMetrics
+from promoter.server.ports import PromotionPort
+from promoter.server.routing import Trigger, TriggerKind
+from promoter.server.scheduler import ALL, Job
+
+log = logging.getLogger(__name__)
+
+
+class ReconcileJobs:
+    """Builds the scheduler's jobs over one promotion service.
+
+    `submit` (set by `bind`) lets an environment job queue the environments downstream of it.
+    """
+
+    def __init__(self, service: PromotionPort, metrics: ServerMetrics) -> None:
+        self._service = service
+        self._metrics = metrics
+        self._submit: Callable[[Job], bool] | None = None
+
+    def bind(self, submit: Callable[[Job], bool]) -> None:
+        self._submit = submit
+
+    def for_trigger(self, trigger: Trigger) -> Job:
+        if trigger.kind is TriggerKind.ALL:
+            return self.resync()
+        assert trigger.branch is not None
+        if trigger.kind is TriggerKind.PULL:
+            assert trigger.number is not None
+            return self.pull(trigger.number, branch=trigger.branch)
+        return self.environment(trigger.branch, cascade=trigger.cascade)
+
+    def resync(self) -> Job:
+        return Job(ALL, "resync", self._resync)
+
+    def pull(self, number: int, *, branch: str) -> Job:
+        return Job(branch, f"pull #{number}", lambda: self._pull(number),
+                   {"pr": number, "branch": branch})
+
+    def environment(self, branch: str, *, cascade: bool) -> Job:
+        name = f"environment {branch}" + (" and downstream" if cascade else "")
+        return Job(branch, name, lambda: self._environment(branch, cascade=cascade),
+                   {"branch": branch})
+
+    # --- the work ---------------------------------------------------------------------------
+
+    def _resync(self) -> None:
+        with self._timed("resync"):
+            outcomes = self._service.reconcile()
+        self._record(outcomes)
+        log.info("resync: %d open promotion(s) reconciled", len(outcomes))
+
+    def _pull(self, number: int) -> None:
+        with self._timed("pull"):
+            outcome = self._service.reconcile_pull(number)
+        self._record([outcome])
+
+    def _environment(self, branch: str, *, cascade: bool) -> None:
+        with self._timed("environment"):
+            _, dry = self._service.dry_config()
+            env = next((e for e in dry.environments.values() if e.branch == branch), None)
+            if env is None:
+                log.info("%s is not an environment branch; nothing to reconcile", branch)
+                return
+            with log_context(environment=env.name):
+                status = next((s for s in self._service.status()
+                               if s.environment == env.name), None)
+                if status is not None and status.open_promotion is not None:
+                    number = status.open_promotion.number
+                    with log_context(pr=number):
+                        self._record([self._service.reconcile_pull(number)])
+                else:
+                    log.debug("%s has no open promotion", env.name)
+        if cascade and self._submit is not None:
+            for downstream in dry.environments.values():
+                if downstream.promotes_from == env.name:
+                    self._submit(self.environment(downstream.branch, cascade=False))
+
+    def _record(self, outcomes: Iterable[ReconcileOutcome]) -> None:
+        for outcome in outcomes:
+            self._metrics.reconcile_outcomes.labels(
+                environment=outcome.environment, state=str(outcome.state)).inc()
+            for gate in outcome.gates:
+                self._metrics.gate_verdicts.labels(gate=gate.context,
+                                                   state=str(gate.state)).inc()
+            extra = {"environment": outcome.environment, "pr": outcome.pull_number,
+                     "promotion": f"{outcome.model} v{outcome.version}"}
+            note = f" ({outcome.note})" if outcome.note else ""
+            log.info("PR #%s %s v%s -> %s: %s%s", outcome.pull_number, outcome.model,
+                     outcome.version, outcome.environment, outcome.state, note, extra=extra)
+
+    def _timed(self, kind: str) -> _Timed:
+        return _Timed(self._metrics, kind)
+
+
+class _Timed:
+    """Observe the duration of a block; count it as an error (by type) if it raises."""
+
+    def __init__(self, metrics: ServerMetrics, kind: str) -> None:
+        self._metrics = metrics
+        self._kind = kind
+        self._start = 0.0
+
+    def __enter__(self) -> None:
+        self._start = time.perf_counter()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: object) -> None:
+        self._metrics.reconcile_duration.labels(kind=self._kind).observe(
+            time.perf_counter() - self._start)
+        if exc_type is not None:
+            error = exc_type.__name__ if issubclass(exc_type, PromoterError) else "unexpected"
+            self._metrics.reconcile_errors.labels(kind=self._kind, error=error).inc()

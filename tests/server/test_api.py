@@ -1,0 +1,184 @@
+"""The REST API against a real PromotionService on a throwaway GitOps repository."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+
+from promoter.errors import ConfigError
+from promoter.promotion import PromotionState
+from promoter.server import build_app
+from tests.promotion.fakes import ScriptedEvaluator
+from tests.promotion.world import World
+from tests.server.support import SECRET, TOKEN, FakeService
+
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> World:
+    # Module scope: building the repository is the slow part; the tests that write (approve)
+    # come last in this file and rely on the state the earlier ones left. The autouse
+    # isolated_git fixture is function-scoped, so the same isolation is set up here.
+    home = tmp_path_factory.mktemp("home")
+    (home / ".gitconfig").write_text("[user]\n\tname = Test Runner\n\temail = "
+                                     "runner@example.test\n[init]\n\tdefaultBranch = main\n")
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("HOME", str(home))
+        env.setenv("GIT_CONFIG_NOSYSTEM", "1")
+        env.setenv("GIT_TERMINAL_PROMPT", "0")
+        world = World(tmp_path_factory.mktemp("api") / "gitops", ScriptedEvaluator())
+        world.promote("dev", 1)
+        world.promote("staging", 1)
+        result = world.service.propose(environment="prod", model="churn", version=1,
+                                       author="mia")
+        assert result.pull_request is not None
+        outcome = world.service.reconcile_pull(result.pull_request.number)
+    assert outcome.state is PromotionState.WAITING
+    return world
+
+
+@pytest.fixture
+def prod_pull(world: World) -> int:
+    pull = world.forge.find_open_pull_request(head="environments/prod-next",
+                                              base="environments/prod")
+    assert pull is not None
+    return pull.number
+
+
+@pytest.fixture
+def api(world: World) -> Iterator[TestClient]:
+    app = build_app(world.service, webhook_secret=SECRET, api_token=TOKEN,
+                    resync_interval_s=None)
+    with TestClient(app) as client:
+        assert app.state.parts.scheduler.wait_idle(30)
+        client.app_state = app.state  # type: ignore[attr-defined]  # for tests to wait on
+        yield client
+
+
+def wait(api: TestClient) -> None:
+    assert api.app_state.parts.scheduler.wait_idle(30)  # type: ignore[attr-defined]
+
+
+def test_environments(api: TestClient, prod_pull: int) -> None:
+    body = api.get("/api/v1/environments").json()
+    envs = {e["name"]: e for e in body["environments"]}
+    assert list(envs) == ["dev", "staging", "prod"]
+    assert envs["dev"]["deployed"]["version"] == 1
+    assert envs["prod"]["deployed"] is None
+    promotion = envs["prod"]["openPromotion"]
+    assert promotion["number"] == prod_pull
+    gates = {g["context"]: g["state"] for g in promotion["gates"]}
+    assert gates == {"promoter/upstream": "success", "promoter/evaluation": "success",
+                     "promoter/approvals": "pending"}
+
+
+def test_one_environment(api: TestClient) -> None:
+    assert api.get("/api/v1/environments/staging").json()["deployed"]["version"] == 1
+    missing = api.get("/api/v1/environments/qa")
+    assert missing.status_code == 404
+    assert missing.json() == {"error": "no environment named 'qa'",
+                              "fix": "GET /api/v1/environments lists them"}
+
+
+def test_promotions_list_and_detail(api: TestClient, prod_pull: int) -> None:
+    listed = api.get("/api/v1/promotions").json()["promotions"]
+    assert [(p["number"], p["environment"], p["model"], p["version"]) for p in listed] == [
+        (prod_pull, "prod", "churn", 1)]
+    detail = api.get(f"/api/v1/promotions/{prod_pull}").json()
+    assert detail["evaluationReport"].startswith("## Evaluation")
+    assert len(detail["gates"]) == 3
+    assert api.get("/api/v1/promotions/9999").status_code == 404
+    assert api.get("/api/v1/promotions/not-a-number").status_code == 422
+
+
+def test_mutating_endpoints_need_the_bearer_token(api: TestClient, prod_pull: int) -> None:
+    url = f"/api/v1/promotions/{prod_pull}/approve"
+    assert api.post(url, json={"user": "rita"}).status_code == 401
+    wrong = api.post(url, json={"user": "rita"}, headers={"Authorization": "Bearer nope"})
+    assert wrong.status_code == 401
+    assert wrong.headers["www-authenticate"] == "Bearer"
+    assert api.post(url, json={"user": "rita"},
+                    headers={"Authorization": f"Basic {TOKEN}"}).status_code == 401
+
+
+def test_without_a_configured_token_approvals_are_off(world: World, prod_pull: int) -> None:
+    app = build_app(world.service, webhook_secret=SECRET, api_token=None,
+                    resync_interval_s=None)
+    with TestClient(app) as client:
+        response = client.post(f"/api/v1/promotions/{prod_pull}/approve",
+                               json={"user": "rita"}, headers=AUTH)
+        assert app.state.parts.scheduler.wait_idle(30)
+    assert response.status_code == 403
+    assert "PROMOTER_API_TOKEN" in response.json()["fix"]
+
+
+def test_refused_approvals_answer_with_the_promoter_error(api: TestClient,
+                                                          prod_pull: int) -> None:
+    url = f"/api/v1/promotions/{prod_pull}/approve"
+    own = api.post(url, json={"user": "mia"}, headers=AUTH)
+    assert own.status_code == 422
+    assert own.json() == {"error": f"mia proposed PR #{prod_pull} and cannot approve it",
+                          "fix": "ask another release manager: rita, sam"}
+    stranger = api.post(url, json={"user": "bob"}, headers=AUTH)
+    assert stranger.status_code == 422
+    assert "policies/prod.yaml" in stranger.json()["fix"]
+    assert api.post("/api/v1/promotions/9999/approve", json={"user": "rita"},
+                    headers=AUTH).status_code == 404
+    assert api.post(url, json={}, headers=AUTH).status_code == 422
+    assert api.post(url, json={"user": "bad user; rm"}, headers=AUTH).status_code == 422
+    assert api.post(url, content=b"{", headers={**AUTH, "Content-Type": "application/json"}
+                    ).status_code == 422
+
+
+def test_rejection_blocks_then_approval_merges(api: TestClient, world: World,
+                                               prod_pull: int) -> None:
+    rejected = api.post(f"/api/v1/promotions/{prod_pull}/reject", json={"user": "sam"},
+                        headers=AUTH)
+    assert rejected.status_code == 200
+    assert rejected.json()["state"] == "CHANGES_REQUESTED"
+    wait(api)
+    gates = {g["context"]: g["state"] for g in
+             api.get(f"/api/v1/promotions/{prod_pull}").json()["gates"]}
+    assert gates["promoter/approvals"] == "failure"
+
+    approved = api.post(f"/api/v1/promotions/{prod_pull}/approve", json={"user": "sam"},
+                        headers=AUTH)
+    assert approved.status_code == 200
+    assert approved.json()["user"] == "sam"
+    wait(api)  # the approval scheduled a reconcile, which merges
+    prod = api.get("/api/v1/environments/prod").json()
+    assert prod["deployed"]["version"] == 1
+    assert prod["openPromotion"] is None
+
+
+def test_readyz_reports_a_broken_configuration() -> None:
+    service = FakeService()
+    service.broken_config = ConfigError("promoter.yaml", "the repository has no branch 'main'",
+                                        fix="commit the dry source")
+    app = build_app(service, webhook_secret=SECRET, resync_interval_s=None)
+    with TestClient(app) as client:
+        response = client.get("/readyz")
+        assert client.get("/healthz").status_code == 200
+        assert client.get("/api/v1/environments").status_code == 200  # fake status works
+        assert app.state.parts.scheduler.wait_idle(5)
+    assert response.status_code == 503
+    assert response.json() == {"status": "unready",
+                               "error": "promoter.yaml: the repository has no branch 'main'",
+                               "fix": "commit the dry source"}
+
+
+def test_readyz_on_a_real_repository(api: TestClient) -> None:
+    body = api.get("/readyz").json()
+    assert body["status"] == "ready"
+    assert body["environments"] == ["dev", "staging", "prod"]
+
+
+def test_openapi_docs(api: TestClient) -> None:
+    assert api.get("/docs").status_code == 200
+    paths = api.get("/openapi.json").json()["paths"]
+    assert {"/webhooks/github", "/api/v1/environments", "/api/v1/promotions/{number}",
+            "/api/v1/promotions/{number}/approve", "/healthz", "/readyz",
+            "/metrics"} <= set(paths)
