@@ -17,6 +17,8 @@ from promoter.render.metadata import DeployedModel
 EVALUATION_CONTEXT = "promoter/evaluation"
 APPROVALS_CONTEXT = "promoter/approvals"
 UPSTREAM_CONTEXT = "promoter/upstream"
+EXTERNAL_CHECKS_CONTEXT = "promoter/external-checks"
+"""Mirrors the base branch's required checks that other tools own (GitHub only)."""
 PROPOSAL_CONTEXT = "promoter/proposal"
 """Set to error when a proposal cannot be judged at all (e.g. edited outside promoter)."""
 

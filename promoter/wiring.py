@@ -6,35 +6,125 @@ forge or store implementation is in use.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from promoter.config.loader import LoadedSettings
 from promoter.errors import ConfigError
+from promoter.forge.base import Forge
 from promoter.forge.local import LocalForge
 from promoter.gitops.local import LocalGitRepository
+from promoter.gitops.port import GitOpsRepository
 from promoter.model_store import LocalModelStore
 from promoter.promotion.evaluator import SubprocessEvaluator
+from promoter.promotion.rollback import RollbackService
 from promoter.promotion.service import PromotionService
+
+if TYPE_CHECKING:
+    import github.Auth as github_auth_types
 
 PROMOTER_IDENTITY = "promoter"
 
 
-def build_service(loaded: LoadedSettings) -> PromotionService:
-    """Wire the embedded default: a local git repository, LocalForge and a local store."""
+@dataclass(frozen=True, slots=True)
+class Adapters:
+    """The adapters promoter.yaml names, for every service built on them."""
+
+    repo: GitOpsRepository
+    forge: Forge
+    store: LocalModelStore
+
+
+def build_adapters(loaded: LoadedSettings, *,
+                   environ: Mapping[str, str] | None = None) -> Adapters:
+    """Wire the adapters promoter.yaml names: a local git repository and LocalForge (the
+    embedded default), or GitHub (a local clone, or an HTTPS URL mirrored locally and pushed
+    to with the same credentials), and a local store. `environ` (default: the process's) is
+    where the secrets named by `forge.github.auth` are looked up."""
+    environ = os.environ if environ is None else environ
     settings = loaded.settings
     repo_url = settings.repository.url
-    if "://" in repo_url or repo_url.startswith("git@"):
-        raise ConfigError(
-            str(loaded.path), f"{repo_url!r}: remote repositories need the GitHub forge, "
-            "which is not available yet", field="repository.url",
-            fix="point repository.url at a local clone",
-        )
-    repo_path = loaded.resolve(repo_url)
-    repo = LocalGitRepository(repo_path)
     store = build_store(loaded)
-    forge = LocalForge(forge_state_path(loaded, repo_path), repo, identity=PROMOTER_IDENTITY)
-    return PromotionService(settings=loaded, repo=repo, forge=forge, store=store,
-                            evaluator=SubprocessEvaluator(store), identity=PROMOTER_IDENTITY)
+    remote = "://" in repo_url or repo_url.startswith("git@")
+    repo: GitOpsRepository
+    forge: Forge
+    if settings.forge.type == "github":
+        repo, forge = _build_github(loaded, environ=environ, remote=remote)
+    else:
+        if remote:
+            raise ConfigError(
+                str(loaded.path), f"{repo_url!r}: remote repositories need the GitHub forge",
+                field="repository.url",
+                fix="point repository.url at a local clone, or set forge.type: github",
+            )
+        repo_path = loaded.resolve(repo_url)
+        repo = LocalGitRepository(repo_path)
+        forge = LocalForge(forge_state_path(loaded, repo_path), repo,
+                           identity=PROMOTER_IDENTITY)
+    return Adapters(repo=repo, forge=forge, store=store)
+
+
+def build_service(loaded: LoadedSettings, *,
+                  environ: Mapping[str, str] | None = None,
+                  adapters: Adapters | None = None) -> PromotionService:
+    """The promotion service over `adapters` (default: those promoter.yaml names)."""
+    parts = adapters or build_adapters(loaded, environ=environ)
+    return PromotionService(settings=loaded, repo=parts.repo, forge=parts.forge,
+                            store=parts.store, evaluator=SubprocessEvaluator(parts.store),
+                            identity=_identity(loaded))
+
+
+def build_rollback_service(adapters: Adapters) -> RollbackService:
+    """Rollbacks over the same repository and forge as promotions."""
+    return RollbackService(repo=adapters.repo, forge=adapters.forge)
+
+
+def _github_forge(loaded: LoadedSettings, *,
+                  environ: Mapping[str, str]) -> tuple[github_auth_types.Auth, Forge]:
+    # Lazily: PyGithub is slow to import and only the GitHub forge needs it.
+    from promoter.forge.github import GitHubForge
+    from promoter.forge.github_auth import build_auth, build_client
+
+    spec = loaded.settings.forge.github
+    assert spec is not None  # the schema requires it for type github
+    auth = build_auth(spec.auth, environ=environ, resolve=loaded.resolve,
+                      config_file=str(loaded.path))
+    forge = GitHubForge(build_client(spec, auth), spec.repository,
+                        merge_method=spec.merge_method, identity=_identity(loaded),
+                        approver_team=spec.approver_team)
+    return auth, forge
+
+
+def _build_github(loaded: LoadedSettings, *, environ: Mapping[str, str],
+                  remote: bool) -> tuple[GitOpsRepository, Forge]:
+    """GitHubForge, and the repository: a local clone, or an HTTPS remote through a mirror."""
+    auth, forge = _github_forge(loaded, environ=environ)
+    repo_url = loaded.settings.repository.url
+    repo: GitOpsRepository
+    if remote:
+        if not repo_url.startswith("https://"):
+            raise ConfigError(str(loaded.path), f"{repo_url!r}: only HTTPS remotes are "
+                              "supported", field="repository.url",
+                              fix="use https://HOST/OWNER/NAME.git")
+        from promoter.forge.github_auth import git_credentials
+        from promoter.gitops.remote import RemoteGitRepository, mirror_path
+
+        cache = Path(environ.get("PROMOTER_CACHE_DIR")
+                     or Path.home() / ".cache" / "promoter") / "mirrors"
+        repo = RemoteGitRepository(repo_url, mirror_path(cache, repo_url),
+                                   credentials=git_credentials(auth))
+    else:
+        repo = LocalGitRepository(loaded.resolve(repo_url))
+    return repo, forge
+
+
+def _identity(loaded: LoadedSettings) -> str:
+    """Who promoter is on the forge: its own reviews never count as approvals."""
+    github = loaded.settings.forge.github
+    return (github.identity if github is not None else None) or PROMOTER_IDENTITY
 
 
 def forge_state_path(loaded: LoadedSettings, repo_path: Path) -> Path:

@@ -12,13 +12,14 @@ import logging
 import os
 import sys
 from collections.abc import Callable
-from functools import wraps
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import Any
 
 import click
 
 from promoter import __version__
+from promoter.cli.companion import argo, flux
+from promoter.cli.errors import handle_errors
 from promoter.cli.evaluate import evaluate
 from promoter.cli.formatting import (
     format_proposal,
@@ -26,6 +27,8 @@ from promoter.cli.formatting import (
     format_status,
     status_as_json,
 )
+from promoter.cli.rollback import health, rollback
+from promoter.cli.serve import serve
 from promoter.config.loader import (
     DirectorySource,
     LoadedSettings,
@@ -33,26 +36,8 @@ from promoter.config.loader import (
     load_dry_config,
     load_settings,
 )
-from promoter.errors import PromoterError
-
-P = ParamSpec("P")
-R = TypeVar("R")
 
 USER_ENV_VAR = "PROMOTER_USER"
-
-
-def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
-    """Turn PromoterError into `error: ...` on stderr and its exit code; nothing else."""
-
-    @wraps(func)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return func(*args, **kwargs)
-        except PromoterError as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(exc.exit_code)
-
-    return wrapper
 
 
 class Context:
@@ -85,7 +70,8 @@ def main(ctx: click.Context, config: str | None, verbose: int) -> None:
     ctx.obj = Context(config)
 
 
-main.add_command(evaluate)
+for command in (evaluate, flux, argo, rollback, health, serve):
+    main.add_command(command)
 
 
 @main.command()

@@ -45,11 +45,13 @@ from promoter.forge.base import (
     ReviewState,
     StatusState,
 )
+from promoter.forge.capabilities import ExternalChecksReader, TeamDirectory
 from promoter.gitops.port import GitOpsRepository, Signature
 from promoter.gitops.source import GitTreeSource
 from promoter.model_store import ModelStore, ModelVersion
 from promoter.policy import (
     EVALUATION_CONTEXT,
+    EXTERNAL_CHECKS_CONTEXT,
     PROPOSAL_CONTEXT,
     GateResult,
     decide,
@@ -77,6 +79,9 @@ from promoter.render.metadata import (
 log = logging.getLogger(__name__)
 
 PROMOTER_LABEL = "promoter"
+ROLLBACK_LABEL = "rollback"
+"""Rollback PRs (promoter.promotion.rollback) restore an earlier render: they are not judged
+by the evaluation gate and are merged by the rollback path, never re-hydrated here."""
 REPORT_COMMENT_KEY = "evaluation-report"
 _CACHE_MARKER = "<!-- promoter:evaluation-key "
 BOT = Signature(name="promoter", email="promoter@noreply.invalid")
@@ -216,6 +221,11 @@ class PromotionService:
             )
 
         existing = self._forge.find_open_pull_request(head=env.proposal_branch, base=env.branch)
+        if existing is not None and ROLLBACK_LABEL in existing.labels:
+            raise PromotionError(
+                f"a rollback of {env.name} is open as PR #{existing.number}",
+                fix="merge or close the rollback first; a promotion would overwrite it",
+            )
         next_head = self._repo.branch_head(env.proposal_branch)
         if existing is not None and next_head is not None and next_head != existing.head_sha:
             raise PromotionError(
@@ -271,6 +281,8 @@ class PromotionService:
                 log.warning("PR #%s targets %s, which no environment uses; skipped",
                             pull.number, pull.base_branch)
                 continue
+            if ROLLBACK_LABEL in pull.labels:
+                continue
             try:
                 outcomes.append(self.reconcile_pull(pull.number))
             except PromoterError as exc:
@@ -284,6 +296,9 @@ class PromotionService:
     def reconcile_pull(self, number: int) -> ReconcileOutcome:
         """Run one promotion's gates, record them as statuses, and merge when they pass."""
         pull = self._forge.get_pull_request(number)
+        if ROLLBACK_LABEL in pull.labels:
+            raise PromotionError(f"PR #{number} is a rollback; promoter reconciles it only "
+                                 "through `promoter rollback`")
         dry_sha, dry = self.dry_config()
         env = next((e for e in dry.environments.values() if e.branch == pull.base_branch), None)
         if env is None:
@@ -469,11 +484,24 @@ class PromotionService:
             if env.promotes_from else None,
         )
         evaluation, evaluated = self._evaluation_gate(target, pull, promo)
+        reviews = self._forge.list_reviews(pull.number)
+        approval_policy = target.policy.approvals
+        if isinstance(self._forge, TeamDirectory) and reviews:
+            # Members of the forge's approver team count as named approvers.
+            team = self._forge.team_members_among({r.user for r in reviews})
+            approval_policy = approval_policy.model_copy(
+                update={"approvers": tuple(sorted(set(approval_policy.approvers) | team))})
         approvals = decide_approvals(
-            target.policy.approvals, reviews=self._forge.list_reviews(pull.number),
-            author=pull.author, head_sha=pull.head_sha, ignored_users=[self._identity],
+            approval_policy, reviews=reviews, author=pull.author, head_sha=pull.head_sha,
+            ignored_users=[self._identity],
         )
-        return [upstream, evaluation, approvals], evaluated
+        gates = [upstream, evaluation, approvals]
+        if isinstance(self._forge, ExternalChecksReader):
+            # Other tools' required checks: promoter never merges past a failing or pending one.
+            checks = self._forge.external_checks_state(pull)
+            gates.append(GateResult(EXTERNAL_CHECKS_CONTEXT, checks.state,
+                                    fit_description(checks.description)))
+        return gates, evaluated
 
     def _evaluation_gate(self, target: _Target, pull: PullRequest,
                          promo: DeployedModel) -> tuple[GateResult, bool]:

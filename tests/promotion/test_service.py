@@ -6,10 +6,12 @@ pull requests, gates, approvals and idempotence. `test_end_to_end.py` runs real 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
 
+from promoter.config.loader import load_settings
 from promoter.errors import (
     ApprovalError,
     ConfigError,
@@ -17,10 +19,13 @@ from promoter.errors import (
     ModelStoreError,
     PromotionError,
 )
-from promoter.forge.base import StatusState
+from promoter.forge.base import PullRequest, ReviewState, StatusState
+from promoter.forge.capabilities import ExternalChecks
+from promoter.forge.local import LocalForge
 from promoter.gitops.local import LocalGitRepository
 from promoter.gitops.port import Signature
-from promoter.promotion import PromotionState, ProposalOutcome
+from promoter.model_store import LocalModelStore
+from promoter.promotion import PromotionService, PromotionState, ProposalOutcome
 from tests.promotion.fakes import ScriptedEvaluator
 from tests.promotion.world import World, git, refs
 
@@ -343,3 +348,78 @@ def test_one_broken_promotion_does_not_stop_the_others(world: World) -> None:
     assert outcomes[dev.pull_request.number].state is PromotionState.MERGED
     assert outcomes[prod.pull_request.number].state is PromotionState.BLOCKED
     assert "hydrator.metadata is not valid" in (outcomes[prod.pull_request.number].note or "")
+
+
+def test_rollback_prs_are_left_to_the_rollback_path(world: World) -> None:
+    from promoter.promotion.rollback import RollbackService
+
+    world.promote("dev", 1)
+    world.promote("dev", 2)
+    _, dry = world.service.dry_config()
+    rollback = RollbackService(repo=LocalGitRepository(world.root), forge=world.forge).propose(
+        dry.environment("dev"), reason="rollout failed", author="promoter")
+    assert rollback.pull_request is not None
+    before = refs(world.root)
+    # reconcile neither evaluates nor re-hydrates it...
+    calls = len(world.evaluator.calls)
+    assert world.service.reconcile() == []
+    assert len(world.evaluator.calls) == calls
+    with pytest.raises(PromotionError, match="is a rollback"):
+        world.service.reconcile_pull(rollback.pull_request.number)
+    # ...and a promotion cannot overwrite it on the shared -next branch.
+    with pytest.raises(PromotionError, match="a rollback of dev is open"):
+        world.service.propose(environment="dev", model="churn", version=3, author="mia")
+    assert refs(world.root) == before
+
+
+class ForgeWithRequiredChecks(LocalForge):
+    """LocalForge plus the GitHub-only capabilities, scripted by the test."""
+
+    checks = ExternalChecks(StatusState.PENDING, "ci/e2e is pending", pending=("ci/e2e",))
+    team: frozenset[str] = frozenset()
+
+    def external_checks_state(self, pull: PullRequest) -> ExternalChecks:
+        return self.checks
+
+    def team_members_among(self, users: Iterable[str], *, team: str | None = None
+                           ) -> frozenset[str]:
+        return frozenset(users) & self.team
+
+
+def test_required_external_checks_hold_the_merge(world: World) -> None:
+    forge = ForgeWithRequiredChecks(world.forge.db_path, LocalGitRepository(world.root))
+    world.forge = forge
+    world.service = PromotionService(
+        settings=load_settings(world.root / "promoter.yaml"), repo=LocalGitRepository(world.root),
+        forge=forge, store=LocalModelStore(world.root / "models"), evaluator=world.evaluator)
+    result = world.service.propose(environment="dev", model="churn", version=1, author="mia")
+    assert result.pull_request is not None
+    before = refs(world.root)
+    outcome = world.service.reconcile_pull(result.pull_request.number)
+    assert outcome.state is PromotionState.WAITING
+    assert refs(world.root) == before
+    forge.checks = ExternalChecks(StatusState.FAILURE, "ci/e2e failed", failing=("ci/e2e",))
+    assert world.service.reconcile_pull(result.pull_request.number).state is (
+        PromotionState.BLOCKED)
+    forge.checks = ExternalChecks(StatusState.SUCCESS, "all required checks passed")
+    assert world.service.reconcile_pull(result.pull_request.number).state is (
+        PromotionState.MERGED)
+
+
+def test_members_of_the_approver_team_count(world: World) -> None:
+    forge = ForgeWithRequiredChecks(world.forge.db_path, LocalGitRepository(world.root))
+    forge.checks = ExternalChecks(StatusState.SUCCESS, "none required")
+    world.forge = forge
+    world.service = PromotionService(
+        settings=load_settings(world.root / "promoter.yaml"), repo=LocalGitRepository(world.root),
+        forge=forge, store=LocalModelStore(world.root / "models"), evaluator=world.evaluator)
+    world.promote("dev", 1)
+    world.promote("staging", 1)
+    result = world.service.propose(environment="prod", model="churn", version=1, author="mia")
+    assert result.pull_request is not None
+    forge.submit_review(result.pull_request.number, user="tess", state=ReviewState.APPROVED)
+    assert world.service.reconcile_pull(result.pull_request.number).state is (
+        PromotionState.WAITING)  # tess is neither named nor (yet) in the team
+    forge.team = frozenset({"tess"})
+    assert world.service.reconcile_pull(result.pull_request.number).state is (
+        PromotionState.MERGED)
