@@ -45,7 +45,11 @@ from promoter.forge.base import (
     ReviewState,
     StatusState,
 )
-from promoter.forge.capabilities import ExternalChecksReader, TeamDirectory
+from promoter.forge.capabilities import (
+    CheckRunPublisher,
+    ExternalChecksReader,
+    TeamDirectory,
+)
 from promoter.gitops.port import GitOpsRepository, Signature
 from promoter.gitops.source import GitTreeSource
 from promoter.model_store import ModelStore, ModelVersion
@@ -228,6 +232,11 @@ class PromotionService:
             )
         next_head = self._repo.branch_head(env.proposal_branch)
         if existing is not None and next_head is not None and next_head != existing.head_sha:
+            self._forge.upsert_comment(existing.number, key="foreign-push", body=(
+                f"⚠️ `{env.proposal_branch}` is at `{next_head}`, but promoter last wrote "
+                f"`{existing.head_sha}`. Promoter will not overwrite a push it did not make: "
+                "review those commits, then close this PR and delete the branch to start over."
+            ))
             raise PromotionError(
                 f"{env.proposal_branch} is at {next_head[:12]} but promoter last wrote "
                 f"{existing.head_sha[:12]}: someone else pushed to the proposal branch",
@@ -535,6 +544,14 @@ class PromotionService:
             return self._failed(f"evaluation could not run: {reason}"), True
         self._upsert_report(pull.number, report.to_markdown(), key=key)
         state = StatusState.SUCCESS if report.passed else StatusState.FAILURE
+        if isinstance(self._forge, CheckRunPublisher):
+            try:
+                self._forge.publish_check_run(
+                    pull.head_sha, name=EVALUATION_CONTEXT, state=state,
+                    title=fit_description(report.summary_line()), summary=report.to_markdown())
+            except ForgeError as exc:
+                # Only GitHub Apps may create check runs; the status and comment still say it.
+                log.warning("no check run for PR #%s: %s", pull.number, exc.message)
         return GateResult(EVALUATION_CONTEXT, state, fit_description(report.summary_line())), True
 
     def _baseline(self, env: EnvironmentSpec) -> ModelVersion | None:

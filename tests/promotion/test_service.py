@@ -313,6 +313,9 @@ def test_a_push_to_the_proposal_branch_is_not_overwritten(world: World) -> None:
     with pytest.raises(PromotionError, match="someone else pushed"):
         world.service.propose(environment="dev", model="churn", version=2, author="mia")
     assert git(world.root, "rev-parse", "environments/dev-next") == pushed
+    warning = next(c for c in world.forge.list_comments(result.pull_request.number)
+                   if c.key == "foreign-push")
+    assert pushed in warning.body
     outcome = world.service.reconcile_pull(result.pull_request.number)
     assert outcome.state is PromotionState.BLOCKED
     assert "outside promoter" in (outcome.note or "")
@@ -377,6 +380,7 @@ class ForgeWithRequiredChecks(LocalForge):
 
     checks = ExternalChecks(StatusState.PENDING, "ci/e2e is pending", pending=("ci/e2e",))
     team: frozenset[str] = frozenset()
+    check_runs: list[tuple[str, str, StatusState, str]]
 
     def external_checks_state(self, pull: PullRequest) -> ExternalChecks:
         return self.checks
@@ -385,9 +389,15 @@ class ForgeWithRequiredChecks(LocalForge):
                            ) -> frozenset[str]:
         return frozenset(users) & self.team
 
+    def publish_check_run(self, sha: str, *, name: str, state: StatusState, title: str,
+                          summary: str, text: str | None = None) -> int:
+        self.check_runs.append((sha, name, state, summary))
+        return len(self.check_runs)
+
 
 def test_required_external_checks_hold_the_merge(world: World) -> None:
     forge = ForgeWithRequiredChecks(world.forge.db_path, LocalGitRepository(world.root))
+    forge.check_runs = []
     world.forge = forge
     world.service = PromotionService(
         settings=load_settings(world.root / "promoter.yaml"), repo=LocalGitRepository(world.root),
@@ -398,6 +408,10 @@ def test_required_external_checks_hold_the_merge(world: World) -> None:
     outcome = world.service.reconcile_pull(result.pull_request.number)
     assert outcome.state is PromotionState.WAITING
     assert refs(world.root) == before
+    # The report went out once as a check run on the head, and is not re-sent when reused.
+    assert [(sha, name, state) for sha, name, state, _ in forge.check_runs] == [
+        (result.commit, "promoter/evaluation", StatusState.SUCCESS)]
+    assert "## Evaluation" in forge.check_runs[0][3]
     forge.checks = ExternalChecks(StatusState.FAILURE, "ci/e2e failed", failing=("ci/e2e",))
     assert world.service.reconcile_pull(result.pull_request.number).state is (
         PromotionState.BLOCKED)
@@ -408,6 +422,7 @@ def test_required_external_checks_hold_the_merge(world: World) -> None:
 
 def test_members_of_the_approver_team_count(world: World) -> None:
     forge = ForgeWithRequiredChecks(world.forge.db_path, LocalGitRepository(world.root))
+    forge.check_runs = []
     forge.checks = ExternalChecks(StatusState.SUCCESS, "none required")
     world.forge = forge
     world.service = PromotionService(
