@@ -26,6 +26,8 @@ from promoter.promotion.service import PromotionService
 if TYPE_CHECKING:
     import github.Auth as github_auth_types
 
+    from promoter.cluster.port import ClusterReader
+
 PROMOTER_IDENTITY = "promoter"
 
 
@@ -74,7 +76,21 @@ def build_service(loaded: LoadedSettings, *,
     parts = adapters or build_adapters(loaded, environ=environ)
     return PromotionService(settings=loaded, repo=parts.repo, forge=parts.forge,
                             store=parts.store, evaluator=SubprocessEvaluator(parts.store),
-                            identity=_identity(loaded))
+                            identity=_identity(loaded), cluster=build_cluster_reader(loaded),
+                            rollbacks=build_rollback_service(parts))
+
+
+def build_cluster_reader(loaded: LoadedSettings) -> ClusterReader | None:
+    """The Kubernetes reader promoter.yaml's `cluster:` names, or None without one."""
+    spec = loaded.settings.cluster
+    if spec is None:
+        return None
+    # Lazily: the kubernetes client is slow to import and only this adapter needs it.
+    from promoter.cluster.kubernetes import KubernetesClusterReader
+
+    return KubernetesClusterReader.from_environment(
+        kubeconfig=str(loaded.resolve(spec.kubeconfig)) if spec.kubeconfig else None,
+        context=spec.context)
 
 
 def build_rollback_service(adapters: Adapters) -> RollbackService:

@@ -180,6 +180,9 @@ class Settings(Spec):
     """Promotion order, first to last, e.g. `[dev, staging, prod]`."""
     service: ServiceSpec = Field(default_factory=lambda: ServiceSpec())
     """How `promoter serve` listens and where it finds its secrets."""
+    cluster: ClusterSpec | None = None
+    """Where to read rollouts back (Flux/Argo CD objects). None: no cluster, as in the demo;
+    promotions then gate on git and the forge only."""
 
     @model_validator(mode="after")
     def _unique(self) -> Settings:
@@ -521,6 +524,15 @@ class ServiceSpec(Spec):
     """How often every open promotion is reconciled even without a webhook."""
     workers: int = Field(default=4, ge=1, le=64)
     """Reconcile worker threads; at most one works on an environment branch at a time."""
+
+
+class ClusterSpec(Spec):
+    """How promoter reaches the Kubernetes API server that runs Flux or Argo CD."""
+
+    kubeconfig: str | None = None
+    """A kubeconfig file (relative to promoter.yaml). Neither this nor `context`: the pod's
+    in-cluster service account, else `$KUBECONFIG` or `~/.kube/config`."""
+    context: str | None = None
 
 
 Settings.model_rebuild()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from promoter.cluster.port import RolloutState
 from promoter.forge.base import PullRequest
 from promoter.policy import GateResult
 from promoter.render.metadata import DeployedModel
@@ -73,3 +74,16 @@ class EnvironmentStatus:
     """What the open promotion would deploy."""
     gates: tuple[GateResult, ...]
     """The open promotion's latest gate statuses."""
+
+
+@dataclass(frozen=True, slots=True)
+class RolloutCheck:
+    """One environment's rollout of its branch head, as read back from the cluster."""
+
+    environment: str
+    commit: str
+    state: RolloutState | None
+    """None when the cluster could not be read (see `error`)."""
+    rollback: object | None
+    """The RollbackResult when a rollback PR was opened or merged because of this state."""
+    error: str | None

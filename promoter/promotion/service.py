@@ -20,10 +20,17 @@ import hashlib
 import json
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
+from promoter.cluster.errors import ClusterError
+from promoter.cluster.gate import (
+    UPSTREAM_ROLLOUT_CONTEXT,
+    decide_upstream_rollout,
+    rollout_status,
+)
+from promoter.cluster.port import ClusterReader, RolloutPhase, RolloutState
 from promoter.config.loader import DryConfig, LoadedSettings, load_dry_config
 from promoter.config.schema import EnvironmentSpec, ModelSpec, PolicySpec
 from promoter.errors import (
@@ -71,7 +78,9 @@ from promoter.promotion.results import (
     ProposalOutcome,
     ProposalResult,
     ReconcileOutcome,
+    RolloutCheck,
 )
+from promoter.promotion.rollback import RollbackService
 from promoter.render import RenderedManifests
 from promoter.render.metadata import (
     METADATA_FILE,
@@ -115,8 +124,15 @@ class PromotionService:
         self, *, settings: LoadedSettings, repo: GitOpsRepository, forge: Forge,
         store: ModelStore, evaluator: Evaluator,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-        identity: str = "promoter",
+        identity: str = "promoter", cluster: ClusterReader | None = None,
+        rollbacks: RollbackService | None = None,
     ) -> None:
+        """`cluster` (optional) reads rollouts back: with it, an environment promotes only
+        from a healthy upstream rollout, merges ask Flux/Argo CD to sync now, and a failed
+        rollout is rolled back through `rollbacks`. Without it (the demo), promotions gate on
+        git and the forge only."""
+        self._cluster = cluster
+        self._rollbacks = rollbacks
         self._settings = settings
         self._repo = repo
         self._forge = forge
@@ -282,6 +298,10 @@ class PromotionService:
         when the candidate, baseline, holdout or policy changed.
         """
         _, dry = self.dry_config()
+        for check in self.check_rollouts():
+            if check.state is not None:
+                log.info("rollout of %s@%s: %s", check.environment, check.commit[:12],
+                         check.state.phase)
         by_branch = {env.branch: env for env in dry.environments.values()}
         outcomes = []
         for pull in self._forge.list_open_pull_requests(label=PROMOTER_LABEL):
@@ -352,6 +372,7 @@ class PromotionService:
                                         note=f"not merged: {exc.message}")
             log.info("merged PR #%s: %s v%s is now in %s", number, promo.model,
                      promo.version, env.name)
+            self._request_sync(env)
             return ReconcileOutcome(number, env.name, promo.model, promo.version,
                                     PromotionState.MERGED, tuple(gates), merge_sha, evaluated)
         state = (PromotionState.BLOCKED if decision.blocked
@@ -389,6 +410,77 @@ class PromotionService:
             )
         state = ReviewState.CHANGES_REQUESTED if reject else ReviewState.APPROVED
         return self._forge.submit_review(number, user=user, state=state)
+
+    # --- rollouts ---------------------------------------------------------------------------
+
+    def check_rollouts(self) -> list[RolloutCheck]:
+        """Read every environment's rollout of its branch head back from the cluster, publish
+        it as the `promoter/rollout` status on that commit, and roll back a failed or
+        timed-out one (per the environment's `delivery` settings).
+
+        A rollout still progressing after `delivery.healthTimeoutSeconds` since the commit
+        counts as timed out. An unreadable cluster is reported, never a reason to roll back.
+        """
+        if self._cluster is None:
+            return []
+        _, dry = self.dry_config()
+        checks = []
+        for env in dry.environments.values():
+            head = self._repo.branch_head(env.branch)
+            if head is None or self.deployed(env) is None:
+                continue
+            try:
+                state = self._cluster.rollout_state(env, commit=head)
+            except ClusterError as exc:
+                log.warning("rollout of %s@%s unreadable: %s", env.branch, head[:12],
+                            exc.message)
+                checks.append(RolloutCheck(env.name, head, None, None, exc.message))
+                continue
+            state = self._with_deadline(env, state)
+            status = rollout_status(state)
+            current = {s.context: s for s in self._forge.list_statuses(head)}
+            if current.get(status.context) != status:
+                self._forge.set_status(head, status)
+            rollback = None
+            if state.phase in (RolloutPhase.FAILED, RolloutPhase.TIMED_OUT) and self._rollbacks:
+                rollback = self._rollbacks.after_rollout(env, state, author=self._identity)
+            checks.append(RolloutCheck(env.name, head, state, rollback, None))
+        return checks
+
+    def _with_deadline(self, env: EnvironmentSpec, state: RolloutState) -> RolloutState:
+        if state.done:
+            return state
+        since = self._repo.commit_info(state.commit).authored_at
+        waited = (self._clock() - since).total_seconds()
+        limit = env.delivery.health_timeout_seconds
+        if waited <= limit:
+            return state
+        return replace(state, phase=RolloutPhase.TIMED_OUT,
+                       reason=f"not healthy {int(waited)} s after the merge (limit {limit} s): "
+                              f"{state.reason}")
+
+    def _upstream_rollout_gate(self, upstream_env: EnvironmentSpec) -> GateResult:
+        assert self._cluster is not None
+        head = self._repo.branch_head(upstream_env.branch)
+        if head is None:
+            return decide_upstream_rollout(None)
+        try:
+            state = self._cluster.rollout_state(upstream_env, commit=head)
+        except ClusterError as exc:
+            # Not knowing is not a failure of the model: wait, and say why.
+            return GateResult(UPSTREAM_ROLLOUT_CONTEXT, StatusState.PENDING,
+                              fit_description(f"cannot read {upstream_env.name}'s rollout: "
+                                              f"{exc.message}"))
+        return decide_upstream_rollout(self._with_deadline(upstream_env, state))
+
+    def _request_sync(self, env: EnvironmentSpec) -> None:
+        if self._cluster is None:
+            return
+        try:
+            self._cluster.request_reconcile(env, requested_at=self._clock().isoformat())
+        except ClusterError as exc:
+            log.warning("could not ask %s's controller to sync now: %s (it will at its "
+                        "next interval)", env.name, exc.message)
 
     # --- internals ----------------------------------------------------------------------------
 
@@ -505,6 +597,8 @@ class PromotionService:
             ignored_users=[self._identity],
         )
         gates = [upstream, evaluation, approvals]
+        if self._cluster is not None and env.promotes_from is not None:
+            gates.append(self._upstream_rollout_gate(target.dry.environment(env.promotes_from)))
         if isinstance(self._forge, ExternalChecksReader):
             # Other tools' required checks: promoter never merges past a failing or pending one.
             checks = self._forge.external_checks_state(pull)

@@ -10,7 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from promoter.config.schema import EvaluationPolicy, ModelSpec
+from promoter.cluster.errors import ClusterUnreachableError
+from promoter.cluster.port import RolloutPhase, RolloutState
+from promoter.config.schema import EnvironmentSpec, EvaluationPolicy, ModelSpec
 from promoter.errors import BadInputError
 from promoter.model_store import ModelVersion
 
@@ -44,3 +46,26 @@ class ScriptedEvaluator:
             raise self.error
         return ScriptedReport(passed=candidate.version not in self.failing_versions,
                               candidate=candidate, baseline=baseline)
+
+
+@dataclass
+class ScriptedCluster:
+    """A `ClusterReader` whose answers the test sets per environment.
+
+    The real reader (the kubernetes client against a fake API server) is tested in
+    tests/cluster; here only the promotion service's use of the port matters.
+    """
+
+    phases: dict[str, RolloutPhase] = field(default_factory=dict)
+    unreachable: bool = False
+    reconcile_requests: list[str] = field(default_factory=list)
+
+    def rollout_state(self, env: EnvironmentSpec, *, commit: str) -> RolloutState:
+        if self.unreachable:
+            raise ClusterUnreachableError("connection refused by 127.0.0.1:1")
+        phase = self.phases.get(env.name, RolloutPhase.HEALTHY)
+        return RolloutState(environment=env.name, commit=commit, phase=phase,
+                            reason=f"scripted {phase}")
+
+    def request_reconcile(self, env: EnvironmentSpec, *, requested_at: str) -> None:
+        self.reconcile_requests.append(env.name)
