@@ -1,8 +1,9 @@
 """`promoter evaluate`: run the evaluation gate on one SavedModel, outside any promotion.
 
-Exit status: 0 the gate passes, 1 it fails, 2 bad input (arguments, policy file, model,
-holdout). The report goes to stdout (Markdown, or one JSON object with --json); errors go to
-stderr as `error: <message>`.
+Exit status: 0 the gate passes (also when it passes only with an approval: inconclusive
+checks under `onInconclusive: requireApproval`, which the report says), 1 it fails, 2 bad
+input (arguments, policy file, model, holdout). The report goes to stdout (Markdown, or one
+JSON object with --json); errors go to stderr as `error: <message>`.
 """
 
 from __future__ import annotations
@@ -24,7 +25,9 @@ _DIR = click.Path(file_okay=True, dir_okay=True, path_type=Path)
 @click.command("evaluate")
 @click.option("--model-dir", required=True, type=_DIR,
               help="SavedModel directory of the candidate.")
-@click.option("--holdout", required=True, type=_DIR, help="Holdout CSV with a header row.")
+@click.option("--holdout", required=True, type=_DIR,
+              help="Holdout: CSV with a header row, or TFRecord of tf.train.Example "
+                   "(.tfrecord, .tfrecords, .tfrec).")
 @click.option("--baseline-dir", type=_DIR,
               help="SavedModel to compare with (the model deployed now), on the same rows.")
 @click.option("--policy", "policy_file", type=_DIR,
@@ -38,13 +41,22 @@ _DIR = click.Path(file_okay=True, dir_okay=True, path_type=Path)
 @click.option("--threshold", default=0.5, show_default=True,
               type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True),
               help="Score at or above which a prediction is positive (accuracy).")
+@click.option("--task", default="binary_classification", show_default=True,
+              type=click.Choice(["binary_classification", "multiclass_classification",
+                                 "regression"]), help="What the model predicts.")
+@click.option("--weight-column", default=None, help="Holdout column with example weights.")
+@click.option("--top-k", default=2, show_default=True, type=click.IntRange(1),
+              help="k of top_k_accuracy (multi-class).")
+@click.option("--memory-limit-mb", default=16384, show_default=True, type=click.IntRange(512),
+              help="Address-space limit of the scoring process.")
 @click.option("--timeout", "timeout_s", default=600.0, show_default=True,
               type=click.FloatRange(0.0, min_open=True),
               help="Seconds before scoring is stopped.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def evaluate(model_dir: Path, holdout: Path, baseline_dir: Path | None,
              policy_file: Path | None, label_column: str, output: str | None, signature: str,
-             threshold: float, timeout_s: float, as_json: bool) -> None:
+             threshold: float, task: str, weight_column: str | None, top_k: int,
+             memory_limit_mb: int, timeout_s: float, as_json: bool) -> None:
     """Score a SavedModel on a holdout and check it against a policy's thresholds."""
     # Imported here so `promoter --help` does not pay for numpy.
     from promoter.evaluation import evaluate_models
@@ -53,7 +65,8 @@ def evaluate(model_dir: Path, holdout: Path, baseline_dir: Path | None,
     try:
         policy = _load_policy(policy_file) if policy_file is not None else None
         spec = ModelSpec(name=_model_name(model_dir), signature=signature, output=output,
-                         label_column=label_column, threshold=threshold)
+                         label_column=label_column, threshold=threshold, task=task,
+                         weight_column=weight_column, top_k=top_k)
         require_saved_model(model_dir)
         if baseline_dir is not None:
             require_saved_model(baseline_dir)
@@ -62,6 +75,7 @@ def evaluate(model_dir: Path, holdout: Path, baseline_dir: Path | None,
             policy=policy.evaluation if policy else None, timeout_s=timeout_s,
             candidate_digest=saved_model_digest(model_dir),
             baseline_digest=saved_model_digest(baseline_dir) if baseline_dir else None,
+            memory_limit_mb=memory_limit_mb,
         )
     except BadInputError as exc:
         click.echo(f"error: {exc}", err=True)

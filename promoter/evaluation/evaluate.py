@@ -15,34 +15,47 @@ stdin/stdout. Why a subprocess and not `multiprocessing`:
   process: the parent never imports TensorFlow, and the child's stderr is only shown when it
   explains a failure.
 
-This is isolation, not a sandbox: the child runs with promoter's user, files and network.
-Confinement (namespaces, seccomp, resource limits) is left to the evaluator's next version.
+Confinement: the child limits its own address space (RLIMIT_AS) and, where the kernel allows
+(root, CAP_SYS_ADMIN, or unprivileged user namespaces), moves into a network namespace of its
+own with no interfaces; the report says which were achieved (`confinement`). It still runs as
+promoter's user and can read promoter's files: the graph scan refuses the file ops, but this is
+not a seccomp sandbox.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
 import signal
 import subprocess
 import sys
+import tempfile
+import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 import promoter
-from promoter.config.schema import EvaluationPolicy, ModelSpec
+from promoter.config.schema import BudgetPolicy, EvaluationPolicy, ModelSpec
 from promoter.errors import BadInputError, HoldoutError, ModelLoadError, ModelStoreError
-from promoter.evaluation.gate import check_thresholds
-from promoter.evaluation.holdout import read_header, require_label_column
-from promoter.evaluation.metrics import BinaryClassificationStats
+from promoter.evaluation.bootstrap import N_BLOCKS, poisson_weights, resample
+from promoter.evaluation.gate import CheckResult, Verdict, check_thresholds, format_number
+from promoter.evaluation.holdout import is_tfrecord, read_header, require_label_column
+from promoter.evaluation.metrics import TaskStats, stats_from_arrays
 from promoter.evaluation.protocol import PROTOCOL, STAGE_PREFIX, WORKER_MODULE
-from promoter.evaluation.report import EvaluationReport, HoldoutInfo, ModelResult
+from promoter.evaluation.report import EvaluationReport, HoldoutInfo, ModelResult, SliceResult
 from promoter.evaluation.signature import SignatureInfo
 from promoter.model_store import require_saved_model
 
 DEFAULT_TIMEOUT_S = 600.0
+DEFAULT_MEMORY_LIMIT_MB = 16384
+"""Address-space limit of the worker. TensorFlow maps about 1-2 GB at import; a model that
+allocates more than this fails with a clear reason instead of swapping the machine."""
 _WORKER_ERRORS: dict[str, type[BadInputError]] = {
     "HoldoutError": HoldoutError,
     "ModelLoadError": ModelLoadError,
@@ -54,7 +67,9 @@ def evaluate_models(*, candidate_dir: Path, baseline_dir: Path | None, holdout: 
                     model: ModelSpec, policy: EvaluationPolicy | None,
                     timeout_s: float = DEFAULT_TIMEOUT_S, candidate_digest: str | None = None,
                     baseline_digest: str | None = None,
-                    environment: str | None = None) -> EvaluationReport:
+                    environment: str | None = None,
+                    memory_limit_mb: int | None = DEFAULT_MEMORY_LIMIT_MB,
+                    measure_latency: bool = True) -> EvaluationReport:
     """Score the candidate (and the baseline, if given) on the same holdout rows in one worker
     run, compute their metrics, and check them against `policy` (no checks if None).
 
@@ -62,57 +77,243 @@ def evaluate_models(*, candidate_dir: Path, baseline_dir: Path | None, holdout: 
     so vsBaseline checks are skipped. Digests, when known, are copied into the report.
 
     `timeout_s` bounds the whole worker run in wall-clock seconds: starting TensorFlow (a few
-    seconds), loading the models and scoring every row.
+    seconds), loading the models and scoring every row. `memory_limit_mb` caps the worker's
+    address space (RLIMIT_AS; TensorFlow alone reserves about 1 GB of it). A refused op in a
+    graph (`graph_scan`) or an incompatible signature is a failed check in the report, found
+    before any row is scored.
 
     Raises ModelStoreError if a directory is not a SavedModel, HoldoutError for an unusable
-    holdout, and ModelLoadError if a model cannot be loaded or scored, crashes, or the worker
-    runs past `timeout_s` (it is then killed). All are BadInputError (CLI exit 2). Path and
-    label-column problems are found before the worker starts. Thread-safe: each call has its
-    own worker process.
+    holdout, and ModelLoadError if a model cannot be loaded or scored, crashes, runs out of
+    memory or runs past `timeout_s` (it is then killed). All are BadInputError (CLI exit 2).
+    Path and column problems of a CSV are found before the worker starts. Thread-safe: each
+    call has its own worker process and temporary directory.
     """
     if timeout_s <= 0:
         raise ValueError(f"timeout_s must be positive, got {timeout_s}")
+    policy = policy or EvaluationPolicy()
     require_saved_model(candidate_dir)
     if baseline_dir is not None:
         require_saved_model(baseline_dir)
-    # Cheap checks first: a wrong path or label column should not cost a TensorFlow start.
-    require_label_column(holdout, read_header(holdout), model.label_column)
+    # Cheap checks first: a wrong path or column should not cost a TensorFlow start.
+    if not is_tfrecord(holdout):
+        header = read_header(holdout)
+        require_label_column(holdout, header, model.label_column)
+        for column, what in ([(model.weight_column, "weightColumn")] if model.weight_column
+                             else []) + [(s.column, "a slice column") for s in policy.slices]:
+            if column not in header:
+                raise HoldoutError(f"holdout {holdout} has no column {column!r} ({what}); its "
+                                   f"columns: {', '.join(map(repr, header))}",
+                                   fix=f"add a {column!r} column or fix the policy")
+    elif not holdout.is_file():
+        raise HoldoutError(f"holdout {holdout} not found", fix="check the path")
 
     models = [("candidate", candidate_dir)]
     if baseline_dir is not None:
         models.append(("baseline", baseline_dir))
-    request = {
-        "protocol": PROTOCOL,
-        "holdout": str(holdout.resolve()),
-        "labelColumn": model.label_column,
-        "threshold": model.threshold,
-        "batchSize": 1024,
-        "models": [{"role": role, "path": str(path.resolve()), "signature": model.signature,
-                    "output": model.output} for role, path in models],
-    }
-    payload = run_worker(request, timeout_s=timeout_s)
-
-    try:
-        results = {
-            role: _model_result(payload["models"][role], model_dir=path,
-                                digest=candidate_digest if role == "candidate"
-                                else baseline_digest)
-            for role, path in models
+    budgets = policy.budgets
+    with tempfile.TemporaryDirectory(prefix="promoter-eval-") as out:
+        request = {
+            "protocol": PROTOCOL,
+            "task": model.task,
+            "holdout": str(holdout.resolve()),
+            "labelColumn": model.label_column,
+            "weightColumn": model.weight_column,
+            "threshold": model.threshold,
+            "topK": model.top_k,
+            "batchSize": 8192,
+            "outDir": out,
+            "slices": [{"column": s.column, "maxValues": s.max_values} for s in policy.slices],
+            "latency": measure_latency,
+            # Per-block statistics cost about a microsecond a row: only when they are used.
+            "bootstrap": policy.bootstrap is not None and baseline_dir is not None,
+            "latencyBatchSize": budgets.batch_size if budgets else 256,
+            "memoryLimitBytes": memory_limit_mb * 2**20 if memory_limit_mb else None,
+            "models": [{"role": role, "path": str(path.resolve()),
+                        "signature": model.signature, "output": model.output}
+                       for role, path in models],
         }
-        holdout_info = HoldoutInfo(path=str(holdout), digest=str(payload["holdout"]["digest"]),
-                                   rows=int(payload["holdout"]["rows"]))
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ModelLoadError(f"the evaluation worker returned an unusable result ({exc!r})",
-                             fix="report this as a bug in promoter") from exc
+        payload = run_worker(request, timeout_s=timeout_s)
+        digests = {"candidate": candidate_digest, "baseline": baseline_digest}
+        confinement = payload.get("confinement") or {}
+        if "blocked" in payload:
+            return _blocked_report(payload["blocked"], models=models, digests=digests,
+                                   holdout=holdout, environment=environment, policy=policy,
+                                   confinement=confinement)
+        try:
+            loaded = {role: _load_result(payload["models"][role], Path(out), model_dir=path,
+                                         digest=digests[role], task=model.task)
+                      for role, path in models}
+            holdout_info = HoldoutInfo(path=str(holdout),
+                                       digest=str(payload["holdout"]["digest"]),
+                                       rows=int(payload["holdout"]["rows"]))
+        except (KeyError, TypeError, ValueError, OSError) as exc:
+            raise ModelLoadError(f"the evaluation worker returned an unusable result ({exc!r})",
+                                 fix="report this as a bug in promoter") from exc
 
-    candidate = results["candidate"]
-    baseline = results.get("baseline")
+    candidate, cand_extra = loaded["candidate"]
+    baseline, base_extra = loaded.get("baseline", (None, None))
+    started = time.perf_counter()
+    cand_reps = base_reps = None
+    if policy.bootstrap is not None and base_extra is not None:
+        weights = poisson_weights(policy.bootstrap.resamples, blocks=N_BLOCKS,
+                                  seed=policy.bootstrap.seed)
+        classes = cand_extra.classes
+        cand_reps = resample(model.task, cand_extra.blocks, weights, classes=classes)
+        base_reps = resample(model.task, base_extra.blocks, weights,
+                             classes=base_extra.classes)
+    bootstrap_seconds = time.perf_counter() - started
     checks = check_thresholds(
-        policy or EvaluationPolicy(), candidate.metrics,
-        None if baseline is None else baseline.metrics, environment=environment,
-        undefined={**(baseline.undefined if baseline else {}), **candidate.undefined})
-    return EvaluationReport(candidate=candidate, baseline=baseline, holdout=holdout_info,
-                            checks=tuple(checks), environment=environment)
+        policy, candidate.metrics, None if baseline is None else baseline.metrics,
+        environment=environment,
+        undefined={**(baseline.undefined if baseline else {}), **candidate.undefined},
+        candidate_replicates=cand_reps, baseline_replicates=base_reps)
+    slice_results, slice_checks = _check_slices(policy, cand_extra, base_extra,
+                                                environment=environment)
+    budget_checks = _check_budgets(budgets, candidate)
+    return EvaluationReport(
+        candidate=candidate, baseline=baseline, holdout=holdout_info,
+        checks=tuple(slice_checks + checks + budget_checks), environment=environment,
+        slices=tuple(slice_results), task=model.task,
+        on_inconclusive=policy.bootstrap.on_inconclusive if policy.bootstrap else "block",
+        bootstrap=None if policy.bootstrap is None else {
+            "resamples": policy.bootstrap.resamples,
+            "confidence": policy.bootstrap.confidence, "seed": policy.bootstrap.seed,
+            "blocks": N_BLOCKS, "seconds": bootstrap_seconds,
+            "applied": cand_reps is not None},
+        confinement=confinement)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class _Extra:
+    """What a model's result file holds besides its overall metrics."""
+
+    blocks: np.ndarray
+    classes: int
+    slices: dict[tuple[str, str], TaskStats]
+
+
+def _load_result(data: Mapping[str, Any], out: Path, *, model_dir: Path, digest: str | None,
+                 task: str) -> tuple[ModelResult, _Extra]:
+    name = str(data["file"])
+    if "/" in name or name.startswith("."):
+        raise ValueError(f"bad result file name {name!r}")
+    with np.load(out / name, allow_pickle=False) as npz:
+        arrays = {key: npz[key] for key in npz.files}
+
+    def part(prefix: str) -> dict[str, np.ndarray]:
+        return {k[len(prefix) + 1:]: v for k, v in arrays.items() if k.startswith(prefix + ".")}
+
+    stats = stats_from_arrays(task, part("overall"))
+    metrics = stats.metrics()
+    slices = {(str(s["column"]), str(s["value"])): stats_from_arrays(task, part(str(s["key"])))
+              for s in data.get("slices", [])}
+    latency = data.get("latency")
+    result = ModelResult(model_dir=str(model_dir), digest=digest, metrics=dict(metrics.values),
+                         rows=stats.rows, undefined=dict(metrics.undefined),
+                         signature=SignatureInfo.from_json_dict(data["signature"]),
+                         scoring_seconds=float(data["seconds"]),
+                         latency_ms=None if latency is None else {
+                             str(k): float(v) for k, v in latency.items()},
+                         size_bytes=_size_on_disk(model_dir))
+    classes = getattr(stats, "classes", 0)
+    return result, _Extra(blocks=arrays["blocks"], classes=classes, slices=slices)
+
+
+def _size_on_disk(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def _check_slices(policy: EvaluationPolicy, candidate: _Extra, baseline: _Extra | None, *,
+                  environment: str | None) -> tuple[list[SliceResult], list[CheckResult]]:
+    results: list[SliceResult] = []
+    checks: list[CheckResult] = []
+    plain = policy.model_copy(update={"bootstrap": None})
+    for spec in policy.slices:
+        values = sorted({v for (c, v) in candidate.slices if c == spec.column})
+        for value in values:
+            stats = candidate.slices[(spec.column, value)]
+            base_stats = None if baseline is None else baseline.slices.get((spec.column, value))
+            cand_metrics = stats.metrics()
+            base_metrics = None if base_stats is None else base_stats.metrics()
+            name = f"{spec.column}={value}"
+            if stats.rows < spec.min_rows:
+                results.append(SliceResult(spec.column, value, stats.rows,
+                                           dict(cand_metrics.values),
+                                           None if base_metrics is None
+                                           else dict(base_metrics.values), checked=False))
+                continue
+            found = check_thresholds(
+                plain, cand_metrics.values,
+                None if base_metrics is None else base_metrics.values,
+                environment=environment, undefined=cand_metrics.undefined,
+                thresholds=spec.metrics, slice_name=name)
+            checks += found
+            results.append(SliceResult(spec.column, value, stats.rows, dict(cand_metrics.values),
+                                       None if base_metrics is None
+                                       else dict(base_metrics.values), checked=True,
+                                       failed=any(c.verdict is Verdict.FAIL for c in found)))
+    return results, checks
+
+
+def _check_budgets(budgets: BudgetPolicy | None, candidate: ModelResult) -> list[CheckResult]:
+    if budgets is None:
+        return []
+    checks: list[CheckResult] = []
+    latency = candidate.latency_ms or {}
+    limits = [("budget.p50LatencyMs", budgets.p50_latency_ms, latency.get("p50Ms"),
+               "single-request p50 latency", "ms"),
+              ("budget.p99LatencyMs", budgets.p99_latency_ms, latency.get("p99Ms"),
+               "single-request p99 latency", "ms"),
+              ("budget.batchP99LatencyMs", budgets.batch_p99_latency_ms,
+               latency.get("batchP99Ms"), f"p99 latency of a batch of {budgets.batch_size}",
+               "ms"),
+              ("budget.maxModelMb", budgets.max_model_mb,
+               None if candidate.size_bytes is None else candidate.size_bytes / 2**20,
+               "SavedModel size", "MiB")]
+    for name, limit, value, what, unit in limits:
+        if limit is None:
+            continue
+        if value is None:
+            checks.append(CheckResult(name, "budget", Verdict.FAIL,
+                                      f"{what} was not measured, so the budget cannot pass",
+                                      None, limit))
+            continue
+        ok = value <= limit
+        checks.append(CheckResult(
+            name, "budget", Verdict.PASS if ok else Verdict.FAIL,
+            f"{what} {format_number(value)} {unit} {'<=' if ok else '>'} "
+            f"{format_number(limit)} {unit}", value, limit))
+    return checks
+
+
+def _blocked_report(blocked: Mapping[str, Any], *, models: list[tuple[str, Path]],
+                    digests: Mapping[str, str | None], holdout: Path,
+                    environment: str | None, policy: EvaluationPolicy,
+                    confinement: Mapping[str, Any]) -> EvaluationReport:
+    """A report for a gate that failed before scoring (a refused op, a signature change)."""
+    signatures = blocked.get("signatures") or {}
+    results = {role: ModelResult(
+        model_dir=str(path), digest=digests[role], metrics={}, rows=0,
+        signature=None if role not in signatures
+        else SignatureInfo.from_json_dict(signatures[role]), size_bytes=_size_on_disk(path))
+        for role, path in models}
+    check = CheckResult(str(blocked["check"]), "gate", Verdict.FAIL, str(blocked["reason"]),
+                        None, None)
+    return EvaluationReport(
+        candidate=results["candidate"], baseline=results.get("baseline"),
+        holdout=HoldoutInfo(path=str(holdout), digest=_file_digest(holdout), rows=0),
+        checks=(check,), environment=environment,
+        signature_diff=tuple(str(line) for line in blocked.get("diff", ())),
+        on_inconclusive=policy.bootstrap.on_inconclusive if policy.bootstrap else "block",
+        confinement=dict(confinement))
+
+
+def _file_digest(path: Path) -> str:
+    hasher = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            hasher.update(chunk)
+    return f"sha256:{hasher.hexdigest()}"
 
 
 def run_worker(request: Mapping[str, Any], *, timeout_s: float,
@@ -187,16 +388,6 @@ def _parse_response(stdout: bytes, stderr: bytes, returncode: int) -> dict[str, 
                                  fix="report this as a bug in promoter")
         raise kind(message, fix=error.get("fix"))
     return response
-
-
-def _model_result(data: Mapping[str, Any], *, model_dir: Path,
-                  digest: str | None) -> ModelResult:
-    stats = BinaryClassificationStats.from_json_dict(data["stats"])
-    metrics = stats.metrics()
-    return ModelResult(model_dir=str(model_dir), digest=digest, metrics=dict(metrics.values),
-                       rows=stats.rows, undefined=dict(metrics.undefined),
-                       signature=SignatureInfo.from_json_dict(data["signature"]),
-                       scoring_seconds=float(data["seconds"]))
 
 
 def _kill(process: subprocess.Popen[bytes]) -> None:

@@ -21,7 +21,7 @@ from typing import IO, Any
 import numpy as np
 
 from promoter.errors import HoldoutError
-from promoter.evaluation.signature import TEXT_DTYPES, SignatureInfo, feed_shape
+from promoter.evaluation.signature import TEXT_DTYPES, SignatureInfo, feed_shape, input_width
 
 DEFAULT_BATCH_SIZE = 1024
 _EMPTY_FIX = ("write a CSV with a header row naming the label column and the model's inputs, "
@@ -39,6 +39,8 @@ class ColumnRequest:
     needed_by: str
     """What needs it, for messages, e.g. "input 'age' (float32, shape [None, 1]) of the
     candidate's signature 'serving_default'"."""
+    width: int = 1
+    """Values per row: d for a vector input [None, d] (TFRecord holdouts only)."""
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -50,9 +52,14 @@ class HoldoutBatch:
     labels: np.ndarray
     """0/1, int64."""
     numeric: Mapping[str, np.ndarray]
-    """Numeric columns as finite float64."""
+    """Numeric columns as finite floats (float64 from CSV; float32 TFRecord features stay
+    float32), [N] or [N, d] for a vector feature."""
     text: Mapping[str, np.ndarray]
-    """Text columns as arrays of str (dtype object)."""
+    """Text columns as arrays of str (dtype object); slice columns are here too."""
+    weights: np.ndarray | None = None
+    """Example weights (finite, >= 0), float64, when a weight column is configured."""
+    first_row: int = 0
+    """Row number (0-based, over the whole holdout) of this batch's first row."""
 
     @property
     def rows(self) -> int:
@@ -63,7 +70,7 @@ def columns_for(info: SignatureInfo, *, model: str) -> list[ColumnRequest]:
     """The holdout columns `info`'s inputs need; `model` names it in messages."""
     return [ColumnRequest(name=t.name, text=t.dtype in TEXT_DTYPES,
                           needed_by=f"input {t.name!r} ({t.describe()}) of {model}'s "
-                                    f"signature {info.name!r}")
+                                    f"signature {info.name!r}", width=input_width(t))
             for t in info.inputs]
 
 
@@ -75,7 +82,11 @@ class HoldoutReader:
     """
 
     def __init__(self, path: Path, *, label_column: str, columns: Sequence[ColumnRequest],
-                 batch_size: int = DEFAULT_BATCH_SIZE) -> None:
+                 batch_size: int = DEFAULT_BATCH_SIZE, label_kind: str = "binary",
+                 weight_column: str | None = None,
+                 slice_columns: Sequence[str] = ()) -> None:
+        """`label_kind` is `binary` (0/1), `class` (an index 0..K-1) or `real` (any finite
+        number); `slice_columns` are read as text for per-slice metrics."""
         if batch_size < 1:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
         self.path = path
@@ -84,8 +95,21 @@ class HoldoutReader:
         """Needed columns by name (the first request of a name, for messages)."""
         for column in columns:
             self.columns.setdefault(column.name, column)
-        self._text = {c.name for c in columns if c.text}
+            if column.width > 1:
+                raise HoldoutError(
+                    f"{column.needed_by} takes {column.width} values per row, but a CSV column "
+                    f"({path}) holds one", fix="use a TFRecord holdout with a feature of "
+                    f"{column.width} values, or export one input per feature")
+        for name in slice_columns:
+            self.columns.setdefault(name, ColumnRequest(name=name, text=True,
+                                                        needed_by="a slice of the policy"))
+        if weight_column is not None:
+            self.columns.setdefault(weight_column, ColumnRequest(
+                name=weight_column, text=False, needed_by="the model's weightColumn"))
+        self._text = {c.name for c in columns if c.text} | set(slice_columns)
         self._numeric = {c.name for c in columns if not c.text}
+        self.label_kind = label_kind
+        self.weight_column = weight_column
         self.batch_size = batch_size
         self.rows = 0
         """Data rows read so far."""
@@ -166,23 +190,44 @@ class HoldoutReader:
         line_array = np.asarray(lines, dtype=np.int64)
         labels = self._numbers(rows, line_array, positions[self.label_column],
                                self.label_column)
-        bad = (labels != 0) & (labels != 1)
+        if self.label_kind == "binary":
+            bad = (labels != 0) & (labels != 1)
+            want, fix = "0 or 1", "binary classification needs labels 0 and 1 in the label column"
+        elif self.label_kind == "class":
+            bad = (labels != np.round(labels)) | (labels < 0)
+            want, fix = ("a class index (0, 1, 2, ...)",
+                         "multi-class classification needs class indices in the label column")
+        else:
+            bad = np.zeros(labels.shape, bool)
+            want = fix = ""
         if bad.any():
             first = int(np.argmax(bad))
             value = rows[first][positions[self.label_column]]
             raise HoldoutError(
                 f"{self.path}, line {lines[first]}, column {self.label_column!r}: label "
-                f"{value!r} is not 0 or 1",
-                fix="binary classification needs labels 0 and 1 in the label column")
+                f"{value!r} is not {want}", fix=fix)
+        weights = None
+        if self.weight_column is not None:
+            weights = self._numbers(rows, line_array, positions[self.weight_column],
+                                    self.weight_column)
+            if (weights < 0).any():
+                first = int(np.argmax(weights < 0))
+                raise HoldoutError(
+                    f"{self.path}, line {lines[first]}, column {self.weight_column!r}: weight "
+                    f"{rows[first][positions[self.weight_column]]!r} is negative",
+                    fix="example weights must be finite and non-negative")
         numeric: dict[str, np.ndarray] = {}
         text: dict[str, np.ndarray] = {}
         for name in self._text:
             text[name] = np.array([row[positions[name]] for row in rows], dtype=object)
         for name in self._numeric:
             numeric[name] = self._numbers(rows, line_array, positions[name], name)
+        first_row = self.rows
         self.rows += len(rows)
-        return HoldoutBatch(lines=line_array, labels=labels.astype(np.int64), numeric=numeric,
-                            text=text)
+        return HoldoutBatch(lines=line_array,
+                            labels=labels if self.label_kind == "real"
+                            else labels.astype(np.int64),
+                            numeric=numeric, text=text, weights=weights, first_row=first_row)
 
     def _numbers(self, rows: list[list[str]], lines: np.ndarray, position: int,
                  name: str) -> np.ndarray:
@@ -266,7 +311,7 @@ def feed_inputs(info: SignatureInfo, batch: HoldoutBatch, *, model: str,
                     f"{float(values[first])!r} is not {want}, as input {tensor.name!r} "
                     f"({tensor.describe()}) of {model} needs",
                     fix="fix the value, or export the input as a float")
-        feeds[tensor.name] = values.astype(dtype).reshape(shape)
+        feeds[tensor.name] = values.astype(dtype, copy=False).reshape(shape)
     return feeds
 
 
@@ -286,3 +331,27 @@ class _HashingReader(io.RawIOBase):
         buffer[: len(data)] = data
         self._hasher.update(data)
         return len(data)
+
+
+TFRECORD_SUFFIXES = (".tfrecord", ".tfrecords", ".tfrec")
+
+
+def is_tfrecord(path: Path) -> bool:
+    """Whether `path` names a TFRecord holdout (by its suffix; `.gz` is not supported)."""
+    return path.suffix.lower() in TFRECORD_SUFFIXES
+
+
+def open_holdout(path: Path, *, label_column: str, columns: Sequence[ColumnRequest],
+                 batch_size: int = DEFAULT_BATCH_SIZE, label_kind: str = "binary",
+                 weight_column: str | None = None, slice_columns: Sequence[str] = ()) -> Any:
+    """A reader of `path` in batches: CSV, or TFRecord of tf.train.Example (by suffix). Both
+    yield `HoldoutBatch`es and set `rows` and `digest` once read. The TFRecord reader imports
+    TensorFlow, so only the worker calls this for TFRecord files."""
+    kwargs: dict[str, Any] = {"label_column": label_column, "columns": columns,
+                              "batch_size": batch_size, "label_kind": label_kind,
+                              "weight_column": weight_column, "slice_columns": slice_columns}
+    if is_tfrecord(path):
+        from promoter.evaluation.tfrecord import TFRecordHoldoutReader
+
+        return TFRecordHoldoutReader(path, **kwargs)
+    return HoldoutReader(path, **kwargs)

@@ -38,9 +38,10 @@ class TensorFlowModel:
     """The loaded object; kept alive because the signature function only holds weak
     references to the model's variables."""
 
-    def score(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
-        """Run the signature on one batch; return the chosen output as a 1-D array (its own
-        float dtype, so log loss clips like scikit-learn would for that dtype).
+    def score(self, feeds: dict[str, np.ndarray], *,
+              task: str = "binary_classification") -> np.ndarray:
+        """Run the signature on one batch; return the chosen output as a 1-D array ([N, K] for
+        multi-class) in its own float dtype, so log loss clips like scikit-learn would.
 
         Raises ModelLoadError if the model fails on the batch or returns the wrong shape.
         """
@@ -55,13 +56,23 @@ class TensorFlowModel:
                                  fix="check that the holdout's columns match what the model "
                                      "was trained on") from exc
         result = np.asarray(outputs[self.info.output].numpy())
-        check_output_shape(result.shape, rows, model=self.label, output=self.info.output)
+        check_output_shape(result.shape, rows, model=self.label, output=self.info.output,
+                           task=task)
         if not np.issubdtype(result.dtype, np.floating):
-            raise ModelLoadError(
-                f"{self.label}: output {self.info.output!r} has dtype {result.dtype}; "
-                "evaluation needs probabilities (a float output)",
-                fix="configure the output that holds the probability of class 1")
-        return result.reshape(rows)
+            if task != "regression":
+                raise ModelLoadError(
+                    f"{self.label}: output {self.info.output!r} has dtype {result.dtype}; "
+                    "evaluation needs probabilities (a float output)",
+                    fix="configure the output that holds the probability of class 1")
+            result = result.astype(np.float64)
+        return result if task == "multiclass_classification" else result.reshape(rows)
+
+    def call(self, feeds: dict[str, Any]) -> None:
+        """Run the signature once and wait for the result (latency measurement)."""
+        import tensorflow as tf
+
+        self._function(**{name: tf.constant(value) for name, value in feeds.items()})[
+            self.info.output].numpy()
 
 
 def load_model(path: Path, *, signature: str, output: str | None,

@@ -1,29 +1,67 @@
 """The evaluation worker: `python -m promoter.evaluation.worker`, run by `evaluate.py`.
 
-Reads one JSON request on stdin, loads the SavedModels, streams the holdout through them in
-batches, and writes one JSON response on stdout: each model's signature and merged
-`BinaryClassificationStats`, or a typed error. Only the JSON response goes to stdout: the
-worker moves file descriptor 1 to stderr before TensorFlow loads, so nothing a model or
-TensorFlow prints can corrupt the response.
+Reads one JSON request on stdin and writes one small JSON response on stdout. What grows with
+the holdout (the merged statistics, the bootstrap's per-block statistics, per-slice
+statistics) goes to `<outDir>/<role>.npz`, plain arrays the parent reads with
+`allow_pickle=False`: the transport is O(distinct scores), never O(rows) JSON, and nothing the
+worker sends is executable by the parent.
 
-Progress lines `promoter-worker: <stage>` on stderr let the parent say what the worker was
-doing when it crashed or ran out of time.
+Order of work, so an untrusted model runs as little as possible:
+
+1. confine this process: a memory limit (RLIMIT_AS) and, where the kernel lets us, a network
+   namespace of our own (no interfaces but loopback), both before TensorFlow is imported;
+2. scan every model's graph for refused ops (`graph_scan`) *before* loading any;
+3. load the models and compare the candidate's signature with the baseline's;
+4. stream the holdout through both models, merging statistics per batch;
+5. measure the latency budgets.
+
+Only the JSON response goes to stdout: the worker moves file descriptor 1 to stderr before
+TensorFlow loads, so nothing a model or TensorFlow prints can corrupt it. Progress lines
+`promoter-worker: <stage>` on stderr let the parent say what the worker was doing when it
+crashed or ran out of time.
 """
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
+import resource
 import sys
 import time
 import traceback
 from pathlib import Path
 from typing import Any, TextIO
 
-from promoter.errors import BadInputError, ModelLoadError
-from promoter.evaluation.holdout import HoldoutReader, columns_for, feed_inputs
-from promoter.evaluation.metrics import BinaryClassificationStats, check_scores
-from promoter.evaluation.protocol import PROTOCOL, STAGE_PREFIX
+_CLONE_NEWNET = 0x40000000
+_CLONE_NEWUSER = 0x10000000
+
+
+def confine(memory_limit_bytes: int | None) -> dict[str, Any]:
+    """Limit this process's address space and cut its network; say what was achieved."""
+    result: dict[str, Any] = {"memoryLimitBytes": None, "network": "unavailable"}
+    if memory_limit_bytes:
+        resource.setrlimit(resource.RLIMIT_AS, (memory_limit_bytes, memory_limit_bytes))
+        result["memoryLimitBytes"] = memory_limit_bytes
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.unshare(_CLONE_NEWNET) == 0:
+        result["network"] = "isolated (own network namespace)"
+        return result
+    first = os.strerror(ctypes.get_errno())
+    # Unprivileged: a user namespace in which we may create a network namespace. Map our own
+    # uid/gid so file access stays the same.
+    uid, gid = os.getuid(), os.getgid()
+    if libc.unshare(_CLONE_NEWUSER | _CLONE_NEWNET) == 0:
+        try:
+            Path("/proc/self/setgroups").write_text("deny")
+            Path("/proc/self/uid_map").write_text(f"{uid} {uid} 1")
+            Path("/proc/self/gid_map").write_text(f"{gid} {gid} 1")
+        except OSError:
+            pass
+        result["network"] = "isolated (user and network namespace)"
+        return result
+    result["network"] = f"unavailable: unshare(CLONE_NEWNET) failed ({first})"
+    return result
 
 
 def run(request: dict[str, Any], *, progress: TextIO) -> dict[str, Any]:
@@ -31,7 +69,14 @@ def run(request: dict[str, Any], *, progress: TextIO) -> dict[str, Any]:
 
     Raises BadInputError subclasses for bad models or holdouts (the caller reports them).
     """
-    from promoter.evaluation.scoring import load_model  # imports TensorFlow lazily
+    import numpy as np
+
+    from promoter.errors import HoldoutError, ModelLoadError
+    from promoter.evaluation.bootstrap import N_BLOCKS, block_ids
+    from promoter.evaluation.graph_scan import scan_saved_model
+    from promoter.evaluation.holdout import columns_for, feed_inputs, open_holdout
+    from promoter.evaluation.protocol import PROTOCOL, STAGE_PREFIX
+    from promoter.evaluation.signature import compatibility_problems, signature_diff
 
     def stage(text: str) -> None:
         progress.write(f"{STAGE_PREFIX}{text}\n")
@@ -40,44 +85,248 @@ def run(request: dict[str, Any], *, progress: TextIO) -> dict[str, Any]:
     if request.get("protocol") != PROTOCOL:
         raise ModelLoadError(f"evaluation worker protocol {request.get('protocol')!r} is not "
                              f"{PROTOCOL}", fix="run the same promoter version in both processes")
+    task = request.get("task", "binary_classification")
     holdout = Path(request["holdout"])
-    threshold = float(request["threshold"])
+    out_dir = Path(request["outDir"])
+
+    for spec in request["models"]:
+        stage(f"scanning the graph of the {spec['role']} model at {spec['path']}")
+        findings = scan_saved_model(Path(spec["path"]),
+                                    label=f"the {spec['role']} model at {spec['path']}")
+        if findings:
+            return {"blocked": {
+                "check": "security.graphScan", "role": spec["role"],
+                "reason": f"the {spec['role']} model's graph uses refused ops: "
+                          + "; ".join(f.describe() for f in findings[:5])
+                          + (f" (and {len(findings) - 5} more)" if len(findings) > 5 else ""),
+                "findings": [{"op": f.op, "where": f.where, "why": f.why} for f in findings],
+            }}
+
+    from promoter.evaluation.scoring import load_model  # imports TensorFlow lazily
+
     models = {}
     for spec in request["models"]:
         label = f"the {spec['role']} model at {spec['path']}"
         stage(f"loading {label}")
         models[spec["role"]] = load_model(Path(spec["path"]), signature=spec["signature"],
                                           output=spec.get("output"), label=label)
+    if "baseline" in models:
+        problems = compatibility_problems(models["baseline"].info, models["candidate"].info)
+        if problems:
+            return {"blocked": {
+                "check": "signature.compatible", "role": "candidate",
+                "reason": "the candidate's signature does not accept what the deployed one "
+                          "accepts: " + "; ".join(problems),
+                "diff": signature_diff(models["baseline"].info, models["candidate"].info),
+                "signatures": {r: m.info.to_json_dict() for r, m in models.items()},
+            }}
 
     columns = [c for role, m in models.items() for c in columns_for(m.info, model=f"the {role}")]
-    reader = HoldoutReader(holdout, label_column=request["labelColumn"], columns=columns,
-                           batch_size=int(request.get("batchSize", 1024)))
-    parts: dict[str, list[BinaryClassificationStats]] = {role: [] for role in models}
+    slice_columns = [s["column"] for s in request.get("slices", [])]
+    max_values = {s["column"]: int(s["maxValues"]) for s in request.get("slices", [])}
+    reader = open_holdout(
+        holdout, label_column=request["labelColumn"], columns=columns,
+        batch_size=int(request.get("batchSize", 8192)),
+        label_kind={"binary_classification": "binary", "multiclass_classification": "class",
+                    "regression": "real"}[task],
+        weight_column=request.get("weightColumn"), slice_columns=slice_columns)
+    streams = {role: _ModelStream(task, request, slice_columns, max_values) for role in models}
     seconds = dict.fromkeys(models, 0.0)
+    sample: dict[str, dict[str, np.ndarray]] = {}
     for batch in reader:
+        ids = block_ids(batch.first_row, batch.rows, blocks=N_BLOCKS)
         for role, model in models.items():
-            stage(f"scoring {holdout} (lines {batch.lines[0]}-{batch.lines[-1]}) with "
-                  f"{model.label}")
+            stage(f"scoring {holdout} (rows {batch.first_row + 1}-"
+                  f"{batch.first_row + batch.rows}) with {model.label}")
             feeds = feed_inputs(model.info, batch, model=f"the {role}", source=holdout)
+            if role not in sample:
+                sample[role] = feeds
             started = time.perf_counter()
-            scores = model.score(feeds)
+            scores = model.score(feeds, task=task)
             seconds[role] += time.perf_counter() - started
-            check_scores(scores, who=model.label, lines=batch.lines)
-            parts[role].append(
-                BinaryClassificationStats.from_batch(batch.labels, scores, threshold=threshold))
+            try:
+                streams[role].add(batch, scores, ids, who=model.label)
+            except ValueError as exc:
+                raise HoldoutError(f"{holdout}, rows {batch.first_row + 1}-"
+                                   f"{batch.first_row + batch.rows}: {exc}",
+                                   fix="check the label column against the model's task "
+                                       "and outputs") from exc
+            for name in slice_columns:
+                if len(streams[role].slices[name]) > max_values[name]:
+                    raise HoldoutError(
+                        f"slice column {name!r} of {holdout} has more than {max_values[name]} "
+                        "distinct values", fix="slice by a categorical column, or raise "
+                                               "maxValues in the policy")
+
+    latency = {}
+    if request.get("latency"):
+        for role, model in models.items():
+            stage(f"measuring the latency of {model.label}")
+            latency[role] = _latency(model, sample[role],
+                                     batch_size=int(request.get("latencyBatchSize", 256)))
     stage("writing the result")
-    return {
-        "holdout": {"digest": reader.digest, "rows": reader.rows},
-        "models": {
-            role: {
-                "signature": model.info.to_json_dict(),
-                "stats": BinaryClassificationStats.merge_all(
-                    parts[role], threshold=threshold).to_json_dict(),
-                "seconds": seconds[role],
-            }
-            for role, model in models.items()
-        },
-    }
+    response_models = {}
+    for role, model in models.items():
+        slices = streams[role].save(out_dir / f"{role}.npz")
+        response_models[role] = {"signature": model.info.to_json_dict(),
+                                 "seconds": seconds[role], "file": f"{role}.npz",
+                                 "slices": slices, "latency": latency.get(role)}
+    return {"holdout": {"digest": reader.digest, "rows": reader.rows},
+            "models": response_models}
+
+
+class _Stream:
+    """Exact statistics of one model on some rows, merged in amortised O(n log n)."""
+
+    def __init__(self, task: str, request: dict[str, Any]) -> None:
+        self.task = task
+        self.threshold = float(request.get("threshold", 0.5))
+        self.top_k = int(request.get("topK", 2))
+        self.merged: Any = None
+        self.pending: list[Any] = []
+        self.pending_size = 0
+
+    def add(self, labels: Any, scores: Any, weights: Any) -> None:
+        from promoter.evaluation.metrics import (
+            BinaryClassificationStats,
+            MulticlassStats,
+            RegressionStats,
+        )
+        if self.task == "binary_classification":
+            part: Any = BinaryClassificationStats.from_batch(labels, scores,
+                                                             threshold=self.threshold,
+                                                             weights=weights)
+            self.pending.append(part)
+            self.pending_size += part.scores.shape[0]
+            size = 0 if self.merged is None else self.merged.scores.shape[0]
+            if self.pending_size >= max(size, 1 << 16):
+                self._flush()
+            return
+        if self.task == "multiclass_classification":
+            part = MulticlassStats.from_batch(labels, scores, top_k=self.top_k, weights=weights)
+        else:
+            part = RegressionStats.from_batch(labels, scores, weights=weights)
+        self.merged = part if self.merged is None else self.merged.merge(part)
+
+    def _flush(self) -> None:
+        from promoter.evaluation.metrics import BinaryClassificationStats
+
+        parts = ([] if self.merged is None else [self.merged]) + self.pending
+        self.merged = BinaryClassificationStats.merge_all(parts, threshold=self.threshold)
+        self.pending, self.pending_size = [], 0
+
+    def result(self) -> Any:
+        if self.pending:
+            self._flush()
+        return self.merged
+
+
+class _ModelStream:
+    """One model's statistics: overall, per bootstrap block, per slice value."""
+
+    def __init__(self, task: str, request: dict[str, Any], slice_columns: list[str],
+                 max_values: dict[str, int]) -> None:
+        self.task = task
+        self.request = request
+        self.overall = _Stream(task, request)
+        self.blocks: Any = None
+        self.bootstrap = bool(request.get("bootstrap", True))
+        self.pending: list[tuple[Any, Any, Any, Any]] = []
+        self.pending_rows = 0
+        self.center: float | None = None
+        self.slices: dict[str, dict[str, _Stream]] = {c: {} for c in slice_columns}
+
+    def add(self, batch: Any, scores: Any, ids: Any, *, who: str) -> None:
+        import numpy as np
+
+        from promoter.evaluation.metrics import check_scores
+
+        check_scores(scores, who=who, lines=batch.lines,
+                     probabilities=self.task != "regression")
+        weights = batch.weights
+        self.overall.add(batch.labels, scores, weights)
+        if self.bootstrap:
+            w = np.ones(batch.rows) if weights is None else weights
+            self.pending.append((ids, batch.labels, scores, w))
+            self.pending_rows += batch.rows
+            # Block sums over many batches at once: a histogram's bincount costs its size
+            # (blocks x bins) per call, so calling it per batch would dominate.
+            if self.pending_rows >= 1 << 18:
+                self._flush_blocks()
+        for column, streams in self.slices.items():
+            values = batch.text[column]
+            for value in np.unique(values):
+                mask = values == value
+                stream = streams.get(str(value))
+                if stream is None:
+                    stream = streams[str(value)] = _Stream(self.task, self.request)
+                stream.add(batch.labels[mask], scores[mask],
+                           None if weights is None else weights[mask])
+
+    def _flush_blocks(self) -> None:
+        import numpy as np
+
+        from promoter.evaluation import bootstrap
+
+        if not self.pending:
+            return
+        ids, labels, scores, w = (np.concatenate(parts) for parts in zip(*self.pending,
+                                                                          strict=True))
+        self.pending, self.pending_rows = [], 0
+        if self.task == "binary_classification":
+            sums = bootstrap.binary_block_sums(ids, labels, scores,
+                                               threshold=self.overall.threshold, weights=w)
+        elif self.task == "multiclass_classification":
+            sums = bootstrap.multiclass_block_sums(ids, labels, scores,
+                                                   top_k=self.overall.top_k, weights=w)
+        else:
+            if self.center is None:
+                self.center = float(np.mean(labels))
+            sums = bootstrap.regression_block_sums(ids, labels, scores, center=self.center,
+                                                   weights=w)
+        self.blocks = sums if self.blocks is None else self.blocks + sums
+
+    def save(self, path: Path) -> list[dict[str, Any]]:
+        """Write every statistic to `path` (npz); return the slices' index."""
+        import numpy as np
+
+        self._flush_blocks()
+        arrays = {f"overall.{k}": v for k, v in self.overall.result().to_arrays().items()}
+        arrays["blocks"] = self.blocks if self.blocks is not None else np.zeros((0, 0))
+        index = []
+        for column, streams in self.slices.items():
+            for value, stream in sorted(streams.items()):
+                key = f"slice{len(index)}"
+                index.append({"column": column, "value": value, "key": key})
+                arrays |= {f"{key}.{k}": v for k, v in stream.result().to_arrays().items()}
+        np.savez(path, **arrays)
+        return index
+
+
+def _latency(model: Any, feeds: dict[str, Any], *, batch_size: int) -> dict[str, float]:
+    """p50/p99 of single-row and batched calls, in milliseconds, on this machine."""
+    import numpy as np
+
+    rows = next(iter(feeds.values())).shape[0]
+    one = {k: v[:1] for k, v in feeds.items()}
+    batch = {k: np.concatenate([v] * (batch_size // rows + 1))[:batch_size]
+             for k, v in feeds.items()}
+
+    def timings(data: dict[str, Any], warmup: int, runs: int) -> np.ndarray:
+        for _ in range(warmup):
+            model.call(data)
+        out = []
+        for _ in range(runs):
+            started = time.perf_counter()
+            model.call(data)
+            out.append((time.perf_counter() - started) * 1000)
+        return np.asarray(out)
+
+    single = timings(one, 10, 200)
+    batched = timings(batch, 3, 30)
+    return {"p50Ms": float(np.percentile(single, 50)), "p99Ms": float(np.percentile(single, 99)),
+            "batchP50Ms": float(np.percentile(batched, 50)),
+            "batchP99Ms": float(np.percentile(batched, 99)), "batchSize": batch_size}
 
 
 def main() -> int:
@@ -86,17 +335,32 @@ def main() -> int:
     response_fd = os.dup(1)
     os.dup2(2, 1)  # stray prints (TensorFlow, the model's own ops) go to stderr from here on
     with os.fdopen(response_fd, "w", encoding="utf-8") as response_stream:
-        response: dict[str, Any] = {"protocol": PROTOCOL}
+        response: dict[str, Any] = {}
         try:
             request = json.loads(sys.stdin.read())
-            response |= {"ok": True, **run(request, progress=sys.stderr)}
-        except BadInputError as exc:
-            response |= {"ok": False, "error": {"type": type(exc).__name__,
-                                                "message": exc.message, "fix": exc.fix}}
-        except Exception as exc:
+            confinement = confine(request.get("memoryLimitBytes"))
+            from promoter.evaluation.protocol import PROTOCOL
+
+            response["protocol"] = PROTOCOL
+            response |= {"ok": True, "confinement": confinement,
+                         **run(request, progress=sys.stderr)}
+        except MemoryError:
             traceback.print_exc(file=sys.stderr)
             response |= {"ok": False, "error": {
-                "type": "internal", "message": f"{type(exc).__name__}: {exc}", "fix": None}}
+                "type": "ModelLoadError", "message": "the evaluation ran out of memory (the "
+                "worker's memory limit)", "fix": "raise the memory limit, or check the model "
+                "for runaway allocations"}}
+        except Exception as exc:
+            from promoter.errors import BadInputError
+
+            if isinstance(exc, BadInputError):
+                response |= {"ok": False, "error": {"type": type(exc).__name__,
+                                                    "message": exc.message, "fix": exc.fix}}
+            else:
+                traceback.print_exc(file=sys.stderr)
+                response |= {"ok": False, "error": {
+                    "type": "internal", "message": f"{type(exc).__name__}: {exc}",
+                    "fix": None}}
         json.dump(response, response_stream)
         response_stream.write("\n")
     return 0

@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from promoter.cli.evaluate import evaluate
+from promoter.evaluation.metrics import BINARY_METRICS
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEMO = ["--label-column", "churned", "--output", "probability"]
@@ -33,9 +34,9 @@ def test_passing_gate_exits_0_and_prints_json(demo_store: dict[int, Path],
                           "--json")
     assert (code, err) == (0, "")
     data = json.loads(out)
-    assert data["schemaVersion"] == 1
+    assert data["schemaVersion"] == 2
     assert data["passed"] is True
-    assert set(data["candidate"]["metrics"]) == {"accuracy", "auc", "log_loss"}
+    assert set(data["candidate"]["metrics"]) == set(BINARY_METRICS)
     assert data["baseline"]["metrics"]["auc"] < data["candidate"]["metrics"]["auc"]
     assert data["candidate"]["digest"].startswith("sha256:")
     assert data["holdout"]["rows"] == 4000
@@ -96,3 +97,34 @@ def test_bad_arguments_are_usage_errors() -> None:
     code, _, err = _run("--model-dir", ".", "--holdout", "h.csv", "--threshold", "1.5")
     assert code == 2
     assert "--threshold" in err
+
+
+@pytest.mark.slow
+def test_truncated_tfrecord_exits_2_and_refused_op_exits_1(
+        tiny_models: dict[str, Path], tmp_path: Path) -> None:
+    import numpy as np
+
+    from promoter.evaluation.tfrecord import write_examples
+
+    path = tmp_path / "h.tfrecord"
+    write_examples(path, {"x": np.array([0.5, -0.5]), "label": np.array([1, 0])})
+    path.write_bytes(path.read_bytes()[:-5])
+    code, out, err = _run("--model-dir", tiny_models["logits"], "--holdout", path)
+    assert code == 2
+    assert err.startswith("error: ")
+    assert "truncated or corrupt" in err
+    csv = tmp_path / "h.csv"
+    csv.write_text("x,label\n0.5,1\n-0.5,0\n")
+    code, out, err = _run("--model-dir", tiny_models["reads_file"], "--holdout", csv)
+    assert code == 1
+    assert "ReadFile" in out
+
+
+@pytest.mark.slow
+def test_wrong_task_labels_exit_2(tiny_models: dict[str, Path], tmp_path: Path) -> None:
+    csv = tmp_path / "h.csv"
+    csv.write_text("x,label\n0.5,1.5\n-0.5,0\n")
+    code, _, err = _run("--model-dir", tiny_models["softmax3"], "--holdout", csv, "--task",
+                        "multiclass_classification")
+    assert code == 2
+    assert "is not a class index" in err

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from promoter.errors import ModelLoadError
@@ -40,7 +42,8 @@ def test_choose_output() -> None:
 @pytest.mark.parametrize(("tensor", "match"), [
     (TensorInfo("x", "float32", ()), "is a scalar"),
     (TensorInfo("x", "float32", (1,)), "fixed batch size 1"),
-    (TensorInfo("x", "float32", (None, 3)), "several values per row"),
+    (TensorInfo("x", "float32", (None, 3, 2)), "several values per row"),
+    (TensorInfo("x", "string", (None, 3)), "several values per row"),
     (TensorInfo("x", "complex64", (None,)), "dtype evaluation cannot feed"),
 ])
 def test_inputs_a_column_cannot_feed(tensor: TensorInfo, match: str) -> None:
@@ -70,3 +73,25 @@ def test_signature_info_json_round_trip() -> None:
     info = SignatureInfo("s", (TensorInfo("x", "float32", None), LOGIT), (PROBABILITY,),
                          "probability")
     assert SignatureInfo.from_json_dict(info.to_json_dict()) == info
+
+
+def test_vector_inputs_are_fed_from_one_tfrecord_feature_and_refused_from_csv(
+        tmp_path: Path) -> None:
+    from promoter.errors import HoldoutError
+    from promoter.evaluation.holdout import HoldoutReader, columns_for
+    from promoter.evaluation.signature import (
+        SignatureInfo,
+        check_inputs,
+        feed_shape,
+        input_width,
+    )
+
+    vector = TensorInfo("features", "float32", (None, 32))
+    assert input_width(vector) == 32
+    assert feed_shape(vector, 5) == (5, 32)
+    info = SignatureInfo(name="serving_default", inputs=(vector,), outputs=(), output="p")
+    check_inputs(info, model="m")  # accepted: a TFRecord feature of 32 values feeds it
+    holdout = tmp_path / "h.csv"
+    holdout.write_text("features,label\n1,0\n")
+    with pytest.raises(HoldoutError, match="takes 32 values per row, but a CSV column"):
+        HoldoutReader(holdout, label_column="label", columns=columns_for(info, model="m"))
