@@ -97,6 +97,7 @@ ROLLBACK_LABEL = "rollback"
 by the evaluation gate and are merged by the rollback path, never re-hydrated here."""
 REPORT_COMMENT_KEY = "evaluation-report"
 _CACHE_MARKER = "<!-- promoter:evaluation-key "
+_NEEDS_APPROVAL = " needs-approval"
 BOT = Signature(name="promoter", email="promoter@noreply.invalid")
 """Author of the commits promoter writes (hydrated manifests, merges)."""
 
@@ -584,9 +585,12 @@ class PromotionService:
             upstream=self.deployed(target.dry.environment(env.promotes_from))
             if env.promotes_from else None,
         )
-        evaluation, evaluated = self._evaluation_gate(target, pull, promo)
+        evaluation, evaluated, needs_approval = self._evaluation_gate(target, pull, promo)
         reviews = self._forge.list_reviews(pull.number)
         approval_policy = target.policy.approvals
+        if needs_approval and approval_policy.required == 0:
+            # The evaluation was inconclusive and the policy lets a person decide.
+            approval_policy = approval_policy.model_copy(update={"required": 1})
         if isinstance(self._forge, TeamDirectory) and reviews:
             # Members of the forge's approver team count as named approvers.
             team = self._forge.team_members_among({r.user for r in reviews})
@@ -607,11 +611,12 @@ class PromotionService:
         return gates, evaluated
 
     def _evaluation_gate(self, target: _Target, pull: PullRequest,
-                         promo: DeployedModel) -> tuple[GateResult, bool]:
+                         promo: DeployedModel) -> tuple[GateResult, bool, bool]:
         """Score the candidate against the deployed baseline, or reuse the earlier verdict.
 
-        The verdict is reused only if the cache key in promoter's report comment matches:
-        same proposal head, baseline, holdout contents and evaluation policy.
+        Returns (gate, scored in this call, the report asks for a person's approval). The
+        verdict is reused only if the cache key in promoter's report comment matches: same
+        proposal head, baseline, holdout contents and evaluation policy.
         """
         env = target.environment
         spec = self._model_spec(promo.model)
@@ -620,12 +625,12 @@ class PromotionService:
             candidate = self._store.get(promo.model, promo.version)
             if candidate.digest != promo.digest:
                 return self._failed(f"{promo.model} v{promo.version} changed in the store since "
-                                    f"it was proposed ({candidate.digest[:19]})"), False
+                                    f"it was proposed ({candidate.digest[:19]})"), False, False
             baseline = self._baseline(env)
             key = _cache_key(pull.head_sha, baseline, holdout, target.policy)
             cached = self._cached_verdict(pull, key)
             if cached is not None:
-                return cached, False
+                return cached[0], False, cached[1]
             report = self._evaluator.evaluate(
                 candidate=candidate, baseline=baseline, holdout=holdout, model=spec,
                 policy=target.policy.evaluation, environment=env.name,
@@ -635,8 +640,10 @@ class PromotionService:
             self._upsert_report(pull.number, f"## Evaluation could not run\n\n{exc}\n", key=None)
             # Paths relative to promoter.yaml: the 140-character status must keep the reason.
             reason = exc.message.replace(f"{self._settings.base_dir}/", "")
-            return self._failed(f"evaluation could not run: {reason}"), True
-        self._upsert_report(pull.number, report.to_markdown(), key=key)
+            return self._failed(f"evaluation could not run: {reason}"), True, False
+        needs_approval = report.needs_approval
+        self._upsert_report(pull.number, report.to_markdown(),
+                            key=f"{key}{_NEEDS_APPROVAL if needs_approval else ''}")
         state = StatusState.SUCCESS if report.passed else StatusState.FAILURE
         if isinstance(self._forge, CheckRunPublisher):
             try:
@@ -646,7 +653,8 @@ class PromotionService:
             except ForgeError as exc:
                 # Only GitHub Apps may create check runs; the status and comment still say it.
                 log.warning("no check run for PR #%s: %s", pull.number, exc.message)
-        return GateResult(EVALUATION_CONTEXT, state, fit_description(report.summary_line())), True
+        gate = GateResult(EVALUATION_CONTEXT, state, fit_description(report.summary_line()))
+        return gate, True, needs_approval
 
     def _baseline(self, env: EnvironmentSpec) -> ModelVersion | None:
         deployed = self.deployed(env)
@@ -659,16 +667,22 @@ class PromotionService:
             return None
         return baseline
 
-    def _cached_verdict(self, pull: PullRequest, key: str) -> GateResult | None:
+    def _cached_verdict(self, pull: PullRequest, key: str) -> tuple[GateResult, bool] | None:
         comment = next((c for c in self._forge.list_comments(pull.number)
                         if c.key == REPORT_COMMENT_KEY), None)
-        if comment is None or f"{_CACHE_MARKER}{key} -->" not in comment.body:
+        if comment is None:
+            return None
+        if f"{_CACHE_MARKER}{key}{_NEEDS_APPROVAL} -->" in comment.body:
+            needs_approval = True
+        elif f"{_CACHE_MARKER}{key} -->" in comment.body:
+            needs_approval = False
+        else:
             return None
         status = next((s for s in self._forge.list_statuses(pull.head_sha)
                        if s.context == EVALUATION_CONTEXT), None)
         if status is None or status.state not in (StatusState.SUCCESS, StatusState.FAILURE):
             return None
-        return GateResult(EVALUATION_CONTEXT, status.state, status.description)
+        return GateResult(EVALUATION_CONTEXT, status.state, status.description), needs_approval
 
     def _upsert_report(self, number: int, markdown: str, *, key: str | None) -> None:
         body = markdown if key is None else f"{markdown}\n{_CACHE_MARKER}{key} -->\n"

@@ -22,6 +22,7 @@ class ScriptedReport:
     passed: bool
     candidate: ModelVersion
     baseline: ModelVersion | None
+    needs_approval: bool = False
 
     def summary_line(self) -> str:
         verdict = "passed" if self.passed else "failed: auc 0.61 < min 0.70"
@@ -35,6 +36,8 @@ class ScriptedReport:
 @dataclass
 class ScriptedEvaluator:
     failing_versions: set[int] = field(default_factory=set)
+    inconclusive_versions: set[int] = field(default_factory=set)
+    """Versions whose comparison is inconclusive and the policy allows with an approval."""
     error: BadInputError | None = None
     calls: list[tuple[int, int | None, Path]] = field(default_factory=list)
 
@@ -45,7 +48,8 @@ class ScriptedEvaluator:
         if self.error is not None:
             raise self.error
         return ScriptedReport(passed=candidate.version not in self.failing_versions,
-                              candidate=candidate, baseline=baseline)
+                              candidate=candidate, baseline=baseline,
+                              needs_approval=candidate.version in self.inconclusive_versions)
 
 
 @dataclass

@@ -438,3 +438,19 @@ def test_members_of_the_approver_team_count(world: World) -> None:
     forge.team = frozenset({"tess"})
     assert world.service.reconcile_pull(result.pull_request.number).state is (
         PromotionState.MERGED)
+
+
+def test_inconclusive_evaluation_waits_for_an_approval(world: World) -> None:
+    world.commit_dry_change("policies/dev.yaml", "required: 0", "required: 0\n  approvers: [rita]")
+    world.evaluator.inconclusive_versions.add(2)
+    world.promote("dev", 1)
+    result = world.service.propose(environment="dev", model="churn", version=2, author="mia")
+    assert result.pull_request is not None
+    number = result.pull_request.number
+    assert world.service.reconcile_pull(number).state is PromotionState.WAITING
+    calls = len(world.evaluator.calls)
+    # Reusing the cached verdict keeps asking for the approval.
+    assert world.service.reconcile_pull(number).state is PromotionState.WAITING
+    assert len(world.evaluator.calls) == calls
+    world.service.approve(number, user="rita")
+    assert world.service.reconcile_pull(number).state is PromotionState.MERGED
