@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
-from promoter.config.schema import ApprovalPolicy
+from promoter.config.schema import ApprovalPolicy, SoakPolicy
 from promoter.forge.base import Review, ReviewState, StatusState
 from promoter.render.metadata import DeployedModel
 
@@ -19,6 +20,7 @@ APPROVALS_CONTEXT = "promoter/approvals"
 UPSTREAM_CONTEXT = "promoter/upstream"
 EXTERNAL_CHECKS_CONTEXT = "promoter/external-checks"
 """Mirrors the base branch's required checks that other tools own (GitHub only)."""
+SOAK_CONTEXT = "promoter/soak"
 PROPOSAL_CONTEXT = "promoter/proposal"
 """Set to error when a proposal cannot be judged at all (e.g. edited outside promoter)."""
 
@@ -134,6 +136,40 @@ def decide_upstream(
         )
     return GateResult(UPSTREAM_CONTEXT, StatusState.SUCCESS,
                       fit_description(f"{model} v{version} is deployed in {promotes_from}"))
+
+
+def decide_soak(
+    policy: SoakPolicy, *, promotes_from: str | None, since: datetime | None, basis: str,
+    now: datetime,
+) -> GateResult:
+    """Pass once the version has run in the upstream environment for `policy.duration`.
+
+    `since` is when the soak started (None: the version does not run there, or not healthily,
+    so the clock has not started); `basis` says what it was counted from, for the person
+    reading the status. Waiting is PENDING: the periodic resync passes the gate in time.
+    """
+    if promotes_from is None:
+        return GateResult(SOAK_CONTEXT, StatusState.SUCCESS,
+                          "first environment: nothing to soak in")
+    if since is None:
+        return GateResult(SOAK_CONTEXT, StatusState.PENDING, fit_description(
+            f"soak of {policy.duration} in {promotes_from} has not started: {basis}"))
+    soaked = now - since
+    needed = timedelta(seconds=policy.seconds)
+    if soaked >= needed:
+        return GateResult(SOAK_CONTEXT, StatusState.SUCCESS, fit_description(
+            f"ran {_span(soaked)} in {promotes_from} {basis} (at least {policy.duration})"))
+    ready_at = (since + needed).strftime("%Y-%m-%d %H:%M %Z").strip()
+    return GateResult(SOAK_CONTEXT, StatusState.PENDING, fit_description(
+        f"ran {_span(soaked)} of {policy.duration} in {promotes_from} {basis}; "
+        f"passes at {ready_at}"))
+
+
+def _span(delta: timedelta) -> str:
+    minutes = max(0, int(delta.total_seconds() // 60))
+    days, rest = divmod(minutes, 24 * 60)
+    hours, mins = divmod(rest, 60)
+    return (f"{days}d" if days else "") + (f"{hours}h" if hours or days else "") + f"{mins}m"
 
 
 def fit_description(text: str) -> str:

@@ -1,4 +1,4 @@
-"""Approval and upstream gates: pure decisions from facts."""
+"""Approval, upstream and soak gates: pure decisions from facts."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from promoter.config.schema import ApprovalPolicy
+from promoter.config.schema import ApprovalPolicy, SoakPolicy, span_seconds
 from promoter.forge.base import Review, ReviewState, StatusState
-from promoter.policy import decide, decide_approvals, decide_upstream
+from promoter.policy import SOAK_CONTEXT, decide, decide_approvals, decide_soak, decide_upstream
 from promoter.render.metadata import DeployedModel
 
 HEAD = "a" * 40
@@ -129,3 +129,42 @@ def test_decision_merges_only_when_every_gate_passes_and_auto_merge() -> None:
     assert decide([ok, ok], auto_merge=False).all_passed
     assert not decide([ok, waiting], auto_merge=True).should_merge
     assert not decide([ok, waiting], auto_merge=True).blocked
+
+
+# --- soak -----------------------------------------------------------------------------------
+
+SOAK = SoakPolicy(duration="1d12h")
+
+
+def test_soak_passes_after_the_duration() -> None:
+    done = decide_soak(SOAK, promotes_from="staging", since=T0, basis="since healthy",
+                       now=T0 + timedelta(hours=36))
+    assert done.context == SOAK_CONTEXT
+    assert done.state is StatusState.SUCCESS
+    assert done.description == "ran 1d12h0m in staging since healthy (at least 1d12h)"
+
+
+def test_soak_waits_and_says_when_it_passes() -> None:
+    waiting = decide_soak(SOAK, promotes_from="staging", since=T0, basis="since its merge",
+                          now=T0 + timedelta(hours=2, minutes=5))
+    assert waiting.state is StatusState.PENDING
+    assert waiting.description == (
+        "ran 2h5m of 1d12h in staging since its merge; passes at 2026-11-02 12:00 UTC")
+
+
+def test_soak_not_started_says_why() -> None:
+    waiting = decide_soak(SOAK, promotes_from="staging", since=None,
+                          basis="its rollout is progressing", now=T0)
+    assert waiting.state is StatusState.PENDING
+    assert waiting.description == (
+        "soak of 1d12h in staging has not started: its rollout is progressing")
+
+
+def test_soak_in_the_first_environment_has_nothing_to_wait_for() -> None:
+    first = decide_soak(SOAK, promotes_from=None, since=None, basis="", now=T0)
+    assert first.state is StatusState.SUCCESS
+
+
+def test_span_seconds() -> None:
+    assert span_seconds("2d12h30m15s") == 2 * 86400 + 12 * 3600 + 30 * 60 + 15
+    assert SOAK.seconds == 36 * 3600

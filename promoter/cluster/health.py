@@ -9,6 +9,7 @@ that has not reported yet) is not an error, it means "not there yet".
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -75,8 +76,12 @@ def flux_rollout_state(*, environment: str, branch: str, commit: str,
     if checks and (healthy is None or healthy.get("status") != "True"):
         what = _describe(healthy) if healthy else "no Healthy condition yet"
         return state(RolloutPhase.PROGRESSING, f"Kustomization {sync.name} health: {what}")
-    return state(RolloutPhase.HEALTHY, f"Kustomization {sync.name} applied {wanted}"
-                 + (" and its health checks passed" if checks else ""))
+    since = max((t for t in (sync.condition_time("Ready"),
+                             sync.condition_time("Healthy") if checks else None)
+                 if t is not None), default=None)
+    return replace(state(RolloutPhase.HEALTHY, f"Kustomization {sync.name} applied {wanted}"
+                         + (" and its health checks passed" if checks else "")),
+                   healthy_since=since)
 
 
 # --- Argo CD ---------------------------------------------------------------------------------
@@ -139,7 +144,11 @@ def argo_rollout_state(*, environment: str, commit: str,
     if not after_sync:
         return state(RolloutPhase.PROGRESSING, f"Application {name} looks Healthy, but not "
                      "yet observed after its sync finished")
-    return state(RolloutPhase.HEALTHY, f"Application {name} synced {commit[:12]} and is Healthy")
+    since = max(t for t in (finished, app.time("status", "health", "lastTransitionTime"))
+                if t is not None)
+    return replace(state(RolloutPhase.HEALTHY,
+                         f"Application {name} synced {commit[:12]} and is Healthy"),
+                   healthy_since=since)
 
 
 # --- reading plain dicts, with shape errors --------------------------------------------------
@@ -187,9 +196,13 @@ class _Object:
         return value
 
     def time(self, *path: str) -> datetime | None:
-        value = self.string(*path)
+        return self._parse_time(path, self.field(*path))
+
+    def _parse_time(self, path: Sequence[str], value: Any) -> datetime | None:
         if value is None:
             return None
+        if not isinstance(value, str):
+            self._wrong(path, "a string", value)
         try:
             parsed = datetime.fromisoformat(value)
         except ValueError:
@@ -209,6 +222,14 @@ class _Object:
                     self._wrong(("status", "conditions", str(index), "status"), "a string",
                                 item.get("status"))
                 return item
+        return None
+
+    def condition_time(self, kind: str) -> datetime | None:
+        """The `lastTransitionTime` of condition `kind`, or None if absent."""
+        for index, item in enumerate(self.list("status", "conditions")):
+            if isinstance(item, Mapping) and item.get("type") == kind:
+                return self._parse_time(("status", "conditions", str(index),
+                                         "lastTransitionTime"), item.get("lastTransitionTime"))
         return None
 
     def _wrong(self, path: Sequence[str], expected: str, value: Any) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Literal, Protocol
 
 from promoter.config.schema import EnvironmentSpec
@@ -39,6 +40,10 @@ class RolloutState:
     """One line saying why, with the controller's own reason and message where it has one."""
     observed_revision: str | None = None
     """What the controller last applied (Flux `lastAppliedRevision`, Argo `sync.revision`)."""
+    healthy_since: datetime | None = None
+    """When HEALTHY: since when, by the controller's own clock (Flux: the latest transition
+    of the Kustomization's Ready/Healthy conditions; Argo CD: the later of the sync's end and
+    the health status's last transition). None when not healthy or the object does not say."""
 
     @property
     def done(self) -> bool:

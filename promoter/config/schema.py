@@ -16,10 +16,21 @@ never silently disables a gate. Every model is frozen: configuration is a value.
 from __future__ import annotations
 
 import re
+from datetime import date, datetime, timedelta
 from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
+
+from promoter.cron import CronExpression
 
 NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 """DNS-1123 label: environment and model names end up in Kubernetes object names."""
@@ -167,6 +178,25 @@ class ModelSpec(Spec):
     """Holdout column with a non-negative example weight; every metric is then weighted."""
     top_k: int = Field(default=2, ge=1)
     """k of `top_k_accuracy` (multi-class)."""
+    promotion: ModelPromotionSpec = Field(default_factory=lambda: ModelPromotionSpec())
+    """Which environments promoter proposes this model to on its own."""
+
+
+class ModelPromotionSpec(Spec):
+    """`models[].promotion:` in promoter.yaml: who starts each step of this model's journey.
+
+    An environment listed in `autoPropose` gets proposals without a person: the first
+    environment when a new, complete version appears in the model store (discovery); a later
+    one when the version runs (healthy, where a cluster is configured) in the environment it
+    promotes from. Environments not listed wait for `promoter propose`. Proposing is not
+    merging: every proposal still passes its environment's gates.
+    """
+
+    auto_propose: tuple[DnsName, ...] = ()
+    """Environments (names from `environments`) that promoter proposes to by itself."""
+    settle_seconds: float = Field(default=60.0, ge=0.0, le=86400.0)
+    """A new version directory counts as complete only once it has `saved_model.pb` and
+    `variables/` and nothing in it changed for this long (uploads are not atomic)."""
 
 
 class Settings(Spec):
@@ -188,6 +218,13 @@ class Settings(Spec):
     def _unique(self) -> Settings:
         _require_unique([m.name for m in self.models], "models")
         _require_unique(list(self.environments), "environments")
+        for index, model in enumerate(self.models):
+            for position, name in enumerate(model.promotion.auto_propose):
+                if name not in self.environments:
+                    raise FieldError(
+                        f"models[{index}].promotion.autoPropose[{position}]",
+                        f"{name!r} is not an environment",
+                        fix=f"use names from environments: {', '.join(self.environments)}")
         return self
 
     def model(self, name: str) -> ModelSpec | None:
@@ -415,14 +452,148 @@ class ApprovalPolicy(Spec):
         return self
 
 
+SPAN_PATTERN = r"^([0-9]+(d|h|m|s))+$"
+"""A length of time such as `30m`, `24h`, `2d12h` (days are 24 hours)."""
+
+_SPAN_UNITS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+
+
+def _check_span(value: object) -> object:
+    if not isinstance(value, str) or re.fullmatch(SPAN_PATTERN, value) is None:
+        raise ValueError(f"expected a length of time such as 30m, 24h or 2d12h, got {value!r}")
+    return value
+
+
+Span = Annotated[str, BeforeValidator(_check_span)]
+MAX_WINDOW = timedelta(days=31)
+
+
+def span_seconds(text: str) -> int:
+    """Seconds in a `Span` string (already validated by its pattern)."""
+    return sum(int(n) * _SPAN_UNITS[u] for n, u in re.findall(r"([0-9]+)([dhms])", text))
+
+
+class SoakPolicy(Spec):
+    """`soak:` in a policy: how long the version must have run in the environment the target
+    promotes from before it may merge here."""
+
+    duration: Span
+    """E.g. `24h`. Counted from the version's first merge into the upstream environment and,
+    where a cluster is configured, from when its rollout there last became healthy."""
+
+    @property
+    def seconds(self) -> int:
+        return span_seconds(self.duration)
+
+
+class ScheduleWindow(Spec):
+    """A span of time: recurring (`cron` + `duration`) or once (`start` + `end`)."""
+
+    cron: str | None = None
+    """Five-field crontab expression for when each occurrence starts, e.g. `0 9 * * mon-thu`,
+    read in the schedule's time zone."""
+    duration: Span | None = None
+    """How long each occurrence lasts, e.g. `7h` (at most 31 days)."""
+    start: datetime | None = None
+    """Start of a one-off span, e.g. `2026-12-20T00:00`; without an offset it is read in the
+    schedule's time zone."""
+    end: datetime | None = None
+    """End of a one-off span (exclusive)."""
+    reason: str | None = Field(default=None, max_length=80)
+    """Shown on the pull request, e.g. `year-end freeze`."""
+
+    @field_validator("start", "end", mode="before")
+    @classmethod
+    def _date_is_midnight(cls, value: object) -> object:
+        # YAML reads an unquoted 2026-12-20 as a date: it means that day's midnight.
+        if isinstance(value, date) and not isinstance(value, datetime):
+            return datetime(value.year, value.month, value.day)
+        return value
+
+    @field_validator("cron")
+    @classmethod
+    def _cron_parses(cls, value: str | None) -> str | None:
+        if value is not None:
+            CronExpression.parse(value)
+        return value
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> ScheduleWindow:
+        recurring = self.cron is not None or self.duration is not None
+        once = self.start is not None or self.end is not None
+        if recurring and once:
+            raise ValueError("give either cron + duration (recurring) or start + end (once), "
+                             "not both")
+        if recurring and (self.cron is None or self.duration is None):
+            raise ValueError("a recurring window needs both cron and duration, e.g. "
+                             "cron: '0 9 * * mon-thu' and duration: 7h")
+        if once:
+            if self.start is None or self.end is None:
+                raise ValueError("a one-off window needs both start and end")
+            if (self.start.tzinfo is None) != (self.end.tzinfo is None):
+                raise ValueError("start and end must both have a UTC offset or both have none")
+            if self.end <= self.start:
+                raise ValueError("end must be after start")
+        if not recurring and not once:
+            raise ValueError("give cron + duration (recurring) or start + end (once)")
+        if self.duration is not None and not (
+                0 < span_seconds(self.duration) <= MAX_WINDOW.total_seconds()):
+            raise ValueError("duration must be more than 0s and at most 31d")
+        return self
+
+
+class SchedulePolicy(Spec):
+    """`schedule:` in a policy: when promoter may merge into the environment.
+
+    With `windows`, merges happen only inside one of them; `freezes` forbid merges whatever
+    the windows say. A promotion outside a window waits (its gate is pending) and merges at
+    the first reconcile inside one. Rollbacks are not held by the schedule.
+    """
+
+    timezone: str = "UTC"
+    """IANA time zone the cron expressions and offset-less times are read in, e.g.
+    `Europe/Berlin`."""
+    windows: tuple[ScheduleWindow, ...] = ()
+    freezes: tuple[ScheduleWindow, ...] = ()
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}; use an IANA name such as "
+                             "'UTC' or 'Europe/Berlin'") from None
+        return value
+
+
 class PolicySpec(Spec):
     """`policies/<name>.yaml`."""
 
     name: DnsName
     evaluation: EvaluationPolicy = EvaluationPolicy()
     approvals: ApprovalPolicy = ApprovalPolicy()
+    soak: SoakPolicy | None = None
+    """Minimum time the version must have run in the upstream environment."""
+    schedule: SchedulePolicy | None = None
+    """Change windows and freezes for merges into the environment."""
     auto_merge: bool = True
     """Merge as soon as every gate passes. Off: promoter only reports; a person merges."""
+
+
+class FieldError(ValueError):
+    """A mistake found by a model validator, with the field it is about.
+
+    Pydantic places a model validator's error at the model itself, so the message would
+    point at the top of the file; the loader reads `field` and `fix` from here instead.
+    """
+
+    def __init__(self, field: str, message: str, *, fix: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+        """Path below the validated model, as the YAML spells it, e.g. `models[0].name`."""
+        self.message = message
+        self.fix = fix
 
 
 def _require_unique(values: list[str], what: str) -> None:
@@ -535,4 +706,5 @@ class ClusterSpec(Spec):
     context: str | None = None
 
 
+ModelSpec.model_rebuild()
 Settings.model_rebuild()

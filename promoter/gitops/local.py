@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 FILE_MODE = b"100644"
 """Every file promoter writes is a regular, non-executable file."""
 _TREE_MODE = b"40000"  # git writes tree modes without the leading zero
-_COMMIT_FORMAT = "%H%x00%P%x00%an%x00%ae%x00%aI%x00%s%x00%b"
+_COMMIT_FORMAT = "%H%x00%P%x00%an%x00%ae%x00%aI%x00%cI%x00%s%x00%b"
 
 _Tree = dict[str, "bytes | _Tree"]
 
@@ -135,12 +135,13 @@ class LocalGitRepository:
         full = self._resolve_commit(sha)
         _, out, _ = self._git("log", "-1", "--no-show-signature", f"--format={_COMMIT_FORMAT}",
                               full, "--")
-        full, parents, name, email, date, subject, body = out.split("\0", 6)
+        full, parents, name, email, date, committed, subject, body = out.split("\0", 7)
         return CommitInfo(
             sha=full,
             parents=tuple(parents.split()),
             author=Signature(name=name, email=email),
             authored_at=datetime.fromisoformat(date),
+            committed_at=datetime.fromisoformat(committed),
             subject=subject,
             body=body.rstrip("\n"),
         )

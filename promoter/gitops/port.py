@@ -26,6 +26,9 @@ class CommitInfo:
     parents: tuple[str, ...]
     author: Signature
     authored_at: datetime
+    committed_at: datetime
+    """When the commit was made: for a merge commit, when the branch took the change (the
+    author date of a rebased or cherry-picked commit is older)."""
     subject: str
     body: str
 

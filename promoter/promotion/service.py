@@ -24,6 +24,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
+from promoter.change_windows import decide_change_window
 from promoter.cluster.errors import ClusterError
 from promoter.cluster.gate import (
     UPSTREAM_ROLLOUT_CONTEXT,
@@ -32,7 +33,7 @@ from promoter.cluster.gate import (
 )
 from promoter.cluster.port import ClusterReader, RolloutPhase, RolloutState
 from promoter.config.loader import DryConfig, LoadedSettings, load_dry_config
-from promoter.config.schema import EnvironmentSpec, ModelSpec, PolicySpec
+from promoter.config.schema import EnvironmentSpec, ModelSpec, PolicySpec, SoakPolicy
 from promoter.errors import (
     ApprovalError,
     BadInputError,
@@ -67,6 +68,7 @@ from promoter.policy import (
     GateResult,
     decide,
     decide_approvals,
+    decide_soak,
     decide_upstream,
     fit_description,
 )
@@ -460,19 +462,70 @@ class PromotionService:
                        reason=f"not healthy {int(waited)} s after the merge (limit {limit} s): "
                               f"{state.reason}")
 
-    def _upstream_rollout_gate(self, upstream_env: EnvironmentSpec) -> GateResult:
+    def _upstream_rollout_gate(self, upstream_env: EnvironmentSpec
+                               ) -> tuple[GateResult, RolloutState | str | None]:
+        """The upstream-rollout gate, and what it read: the state, or why it could not."""
         assert self._cluster is not None
         head = self._repo.branch_head(upstream_env.branch)
         if head is None:
-            return decide_upstream_rollout(None)
+            return decide_upstream_rollout(None), None
         try:
             state = self._cluster.rollout_state(upstream_env, commit=head)
         except ClusterError as exc:
             # Not knowing is not a failure of the model: wait, and say why.
             return GateResult(UPSTREAM_ROLLOUT_CONTEXT, StatusState.PENDING,
                               fit_description(f"cannot read {upstream_env.name}'s rollout: "
-                                              f"{exc.message}"))
-        return decide_upstream_rollout(self._with_deadline(upstream_env, state))
+                                              f"{exc.message}")), exc.message
+        state = self._with_deadline(upstream_env, state)
+        return decide_upstream_rollout(state), state
+
+    def _soak_gate(self, policy: SoakPolicy, upstream_env: EnvironmentSpec | None,
+                   promo: DeployedModel, rollout: RolloutState | str | None) -> GateResult:
+        """How long `promo` has run in the upstream environment.
+
+        Counted from the merge that brought this exact version (same digest) there, found by
+        walking the upstream branch's first parents; re-renders of the same version keep the
+        clock running. With a cluster, also from when the rollout there last became healthy:
+        a version that was unhealthy for a while has not soaked meanwhile.
+        """
+        now = self._clock()
+        if upstream_env is None:
+            return decide_soak(policy, promotes_from=None, since=None, basis="", now=now)
+        merged_at = self._first_merge_of(upstream_env, promo)
+        name = upstream_env.name
+        if merged_at is None:
+            return decide_soak(policy, promotes_from=name, since=None, now=now,
+                               basis=f"{promo.model} v{promo.version} does not run there")
+        if self._cluster is None:
+            return decide_soak(policy, promotes_from=name, since=merged_at, now=now,
+                               basis="since its merge")
+        if isinstance(rollout, str) or rollout is None:
+            return decide_soak(policy, promotes_from=name, since=None, now=now,
+                               basis=f"its rollout cannot be read: {rollout or 'no commit'}")
+        if rollout.phase is not RolloutPhase.HEALTHY:
+            return decide_soak(policy, promotes_from=name, since=None, now=now,
+                               basis=f"its rollout is {rollout.phase}")
+        since = max(merged_at, rollout.healthy_since or merged_at)
+        return decide_soak(policy, promotes_from=name, since=since, now=now,
+                           basis="since healthy")
+
+    def _first_merge_of(self, env: EnvironmentSpec, promo: DeployedModel,
+                        limit: int = 200) -> datetime | None:
+        """When `env`'s branch first rendered `promo` in its current, unbroken run."""
+        wanted = (promo.model, promo.version, promo.digest)
+        sha = self._repo.branch_head(env.branch)
+        since = None
+        for _ in range(limit):
+            if sha is None:
+                break
+            meta = self._metadata_at(sha, where=env.branch)
+            if meta is None or (meta.deployed.model, meta.deployed.version,
+                                meta.deployed.digest) != wanted:
+                break
+            info = self._repo.commit_info(sha)
+            since = info.committed_at
+            sha = info.parents[0] if info.parents else None
+        return since
 
     def _request_sync(self, env: EnvironmentSpec) -> None:
         if self._cluster is None:
@@ -601,8 +654,17 @@ class PromotionService:
             ignored_users=[self._identity],
         )
         gates = [upstream, evaluation, approvals]
-        if self._cluster is not None and env.promotes_from is not None:
-            gates.append(self._upstream_rollout_gate(target.dry.environment(env.promotes_from)))
+        upstream_env = (target.dry.environment(env.promotes_from) if env.promotes_from
+                        else None)
+        upstream_rollout: RolloutState | str | None = None
+        if self._cluster is not None and upstream_env is not None:
+            rollout_gate, upstream_rollout = self._upstream_rollout_gate(upstream_env)
+            gates.append(rollout_gate)
+        if target.policy.soak is not None:
+            gates.append(self._soak_gate(target.policy.soak, upstream_env, promo,
+                                         upstream_rollout))
+        if target.policy.schedule is not None:
+            gates.append(decide_change_window(target.policy.schedule, self._clock()))
         if isinstance(self._forge, ExternalChecksReader):
             # Other tools' required checks: promoter never merges past a failing or pending one.
             checks = self._forge.external_checks_state(pull)

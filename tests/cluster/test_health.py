@@ -6,6 +6,7 @@ objects a real cluster could serve.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -105,6 +106,50 @@ def test_flux_observed_revision_is_the_last_applied() -> None:
     assert not state.done
 
 
+
+def _times(sync: dict[str, Any], **at: str) -> dict[str, Any]:
+    for cond in sync["status"]["conditions"]:
+        if cond["type"] in at:
+            cond["lastTransitionTime"] = at[cond["type"]]
+    return sync
+
+
+@pytest.mark.parametrize(("sync", "since"), [
+    (_times(applied(COMMIT), Ready="2024-05-01T12:00:00Z", Healthy="2024-05-01T12:03:00Z"),
+     "2024-05-01T12:03:00+00:00"),
+    (_times(applied(COMMIT), Ready="2024-05-01T12:05:00Z", Healthy="2024-05-01T12:03:00Z"),
+     "2024-05-01T12:05:00+00:00"),
+    # Without health checks the Healthy condition does not count.
+    (_times(kustomization(attempted=COMMIT, applied=COMMIT, wait=False,
+                          ready=("True", "ReconciliationSucceeded", "Applied"),
+                          healthy=("True", "Succeeded", "stale")),
+            Ready="2024-05-01T12:01:00Z", Healthy="2024-05-01T13:00:00Z"),
+     "2024-05-01T12:01:00+00:00"),
+])
+def test_flux_healthy_since_is_the_latest_transition(sync: dict[str, Any], since: str) -> None:
+    validate_crd_object(sync)
+    state = flux_rollout_state(environment="dev", branch=BRANCH, commit=COMMIT,
+                               git_repository=git_repository(commit=COMMIT), kustomization=sync)
+    assert state.phase is H
+    assert state.healthy_since is not None
+    assert state.healthy_since.isoformat() == since
+
+
+def test_flux_not_healthy_has_no_healthy_since() -> None:
+    state = flux_rollout_state(environment="dev", branch=BRANCH, commit=COMMIT,
+                               git_repository=git_repository(commit=COMMIT),
+                               kustomization=applied(OLD))
+    assert state.healthy_since is None
+
+
+def test_flux_bad_transition_time_is_a_shape_error() -> None:
+    sync = _times(applied(COMMIT), Ready="yesterday")
+    with pytest.raises(ClusterShapeError) as info:
+        flux_rollout_state(environment="dev", branch=BRANCH, commit=COMMIT,
+                           git_repository=git_repository(commit=COMMIT), kustomization=sync)
+    assert "status.conditions.0.lastTransitionTime: expected an RFC 3339 time" in str(info.value)
+
+
 FINISHED = "2024-05-01T12:01:00Z"
 BEFORE = "2024-05-01T12:00:30Z"
 AFTER = "2024-05-01T12:01:30Z"
@@ -164,6 +209,19 @@ def test_argo_rules(app: dict, phase: RolloutPhase, reason: str) -> None:
     state = argo_rollout_state(environment="dev", commit=COMMIT, application=app)
     assert state.phase is phase, state.reason
     assert reason in state.reason
+    assert (state.healthy_since is not None) is (phase is H)
+
+
+def test_argo_healthy_since_is_the_later_of_sync_end_and_health_transition() -> None:
+    turned = application(sync_revision=COMMIT, op_phase="Succeeded", op_revision=COMMIT,
+                         finished_at=FINISHED, health="Healthy", reconciled_at=BEFORE,
+                         health_since=AFTER)
+    stayed = application(sync_revision=COMMIT, op_phase="Succeeded", op_revision=COMMIT,
+                         finished_at=FINISHED, health="Healthy", reconciled_at=AFTER,
+                         health_since=BEFORE)
+    for app, since in ((turned, AFTER), (stayed, FINISHED)):
+        state = argo_rollout_state(environment="dev", commit=COMMIT, application=app)
+        assert state.healthy_since == datetime.fromisoformat(since)
 
 
 MALFORMED_FLUX = [

@@ -8,6 +8,7 @@ verdict was reused instead of scored again, and can raise the evaluator's bad-in
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 from promoter.cluster.errors import ClusterUnreachableError
@@ -61,6 +62,8 @@ class ScriptedCluster:
     """
 
     phases: dict[str, RolloutPhase] = field(default_factory=dict)
+    healthy_since: dict[str, datetime] = field(default_factory=dict)
+    """Per environment, what a HEALTHY answer says about since when (else: not said)."""
     unreachable: bool = False
     reconcile_requests: list[str] = field(default_factory=list)
 
@@ -68,8 +71,9 @@ class ScriptedCluster:
         if self.unreachable:
             raise ClusterUnreachableError("connection refused by 127.0.0.1:1")
         phase = self.phases.get(env.name, RolloutPhase.HEALTHY)
+        since = self.healthy_since.get(env.name) if phase is RolloutPhase.HEALTHY else None
         return RolloutState(environment=env.name, commit=commit, phase=phase,
-                            reason=f"scripted {phase}")
+                            reason=f"scripted {phase}", healthy_since=since)
 
     def request_reconcile(self, env: EnvironmentSpec, *, requested_at: str) -> None:
         self.reconcile_requests.append(env.name)
