@@ -9,14 +9,19 @@ implement (download to a local cache in `local_path`).
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
 from promoter.errors import ModelStoreError
 
+log = logging.getLogger(__name__)
+
 SAVED_MODEL_FILES = ("saved_model.pb", "saved_model.pbtxt")
+VARIABLES_DIR = "variables"
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,11 +38,59 @@ class ModelVersion:
     """Where the version lives (a local path for now)."""
 
 
+@dataclass(frozen=True, slots=True)
+class StoredVersion:
+    """A version directory as the store lists it, before anyone trusts it.
+
+    Uploads are not atomic (a SavedModel is many files), so discovery proposes a version only
+    once it is `complete` and nothing in it changed for a while; these are the facts it
+    judges by.
+    """
+
+    model: str
+    version: int
+    has_saved_model: bool
+    """`saved_model.pb` (or `saved_model.pbtxt`) is a file in the directory."""
+    has_variables: bool
+    """`variables/` is a directory in it."""
+    last_changed: datetime | None
+    """Newest change of the directory or anything under it (UTC): the later of each entry's
+    mtime and ctime, since copies that keep timestamps (`cp -p`, `rsync -a`, `gsutil`) write
+    old mtimes while the upload is still running. None when it could not be read."""
+    problem: str | None = None
+    """Why the directory could not be read completely; such a version is never complete."""
+
+    @property
+    def complete(self) -> bool:
+        """Has a SavedModel graph and its variables, and could be read completely."""
+        return self.has_saved_model and self.has_variables and self.problem is None
+
+    def missing(self) -> str | None:
+        """What keeps it from being complete, in words; None when it is complete."""
+        if self.problem is not None:
+            return self.problem
+        absent = [name for name, present in (("saved_model.pb", self.has_saved_model),
+                                             (f"{VARIABLES_DIR}/", self.has_variables))
+                  if not present]
+        return f"no {' and no '.join(absent)}" if absent else None
+
+
 class ModelStore(Protocol):
     """Port to wherever SavedModels are kept."""
 
     def list_versions(self, model: str) -> list[int]:
         """Return the model's versions in ascending order; [] if the model is unknown."""
+        ...
+
+    def scan_versions(self, model: str) -> list[StoredVersion]:
+        """Every version directory of `model` with what discovery judges it by, ascending.
+
+        Never raises for a bad entry, because one stray upload must not stop discovery of
+        every other model: a name that is not a canonical version number (`tmp-upload`,
+        `007`) is skipped with a debug log line; an unreadable directory, or a file where a
+        version directory should be, is logged and listed as incomplete or skipped. [] when
+        the model is unknown or its directory unreadable (logged).
+        """
         ...
 
     def get(self, model: str, version: int) -> ModelVersion:
@@ -63,6 +116,38 @@ class LocalModelStore:
             return []
         return sorted(int(p.name) for p in base.iterdir() if p.is_dir() and p.name.isdigit())
 
+    def scan_versions(self, model: str) -> list[StoredVersion]:
+        base = self.root / model
+        try:
+            entries = sorted(os.scandir(base), key=lambda e: e.name)
+        except FileNotFoundError:
+            return []
+        except NotADirectoryError:
+            log.warning("%s is a file, not a model directory: model %r has no versions here",
+                        base, model)
+            return []
+        except OSError as exc:
+            log.warning("cannot list the versions of %r in %s: %s", model, base,
+                        exc.strerror or exc)
+            return []
+        found = []
+        for entry in entries:
+            version = version_number(entry.name)
+            if version is None:
+                log.debug("%s/%s is not a version number; ignored", base, entry.name)
+                continue
+            try:
+                is_dir = entry.is_dir()
+            except OSError:
+                is_dir = True  # it exists but cannot be looked at: listed as unreadable below
+            if not is_dir:
+                log.warning("%s is not a directory; a version must be a SavedModel directory "
+                            "(ignored)", entry.path)
+                continue
+            found.append(_scan_version(model, version, Path(entry.path)))
+        found.sort(key=lambda v: v.version)
+        return found
+
     def get(self, model: str, version: int) -> ModelVersion:
         path = self.root / model / str(version)
         if not path.is_dir():
@@ -84,6 +169,53 @@ class LocalModelStore:
         if key not in self._digests:
             self._digests[key] = saved_model_digest(path)
         return self._digests[key]
+
+
+def version_number(name: str) -> int | None:
+    """The version a directory name stands for, or None unless it is a canonical one.
+
+    Only ASCII digits without leading zeros: `isdigit()` alone accepts `²`, which `int()`
+    rejects, and `7` next to `007` would be two directories for one version.
+    """
+    if not (name.isascii() and name.isdigit()) or (len(name) > 1 and name.startswith("0")):
+        return None
+    return int(name)
+
+
+def _scan_version(model: str, version: int, path: Path) -> StoredVersion:
+    """Read one version directory's completeness and newest change; never raises OSError."""
+    problems: list[str] = []
+
+    def note(exc: OSError) -> None:
+        where = exc.filename or path
+        problems.append(f"cannot read {where}: {exc.strerror or exc}")
+
+    newest = 0
+    try:
+        top = path.stat()
+        newest = max(top.st_mtime_ns, top.st_ctime_ns)
+        names = set(os.listdir(path))
+        has_saved_model = any(name in names and (path / name).is_file()
+                              for name in SAVED_MODEL_FILES)
+        has_variables = VARIABLES_DIR in names and (path / VARIABLES_DIR).is_dir()
+    except OSError as exc:
+        note(exc)
+        log.warning("version %s of %r: %s", version, model, problems[-1])
+        return StoredVersion(model, version, False, False, None, problems[-1])
+    for dirpath, dirnames, filenames in os.walk(path, onerror=note):
+        for name in (*dirnames, *filenames):
+            full = os.path.join(dirpath, name)
+            try:
+                st = os.stat(full)  # follows links: a link's target is what gets served
+            except OSError as exc:
+                note(exc)
+                continue
+            newest = max(newest, st.st_mtime_ns, st.st_ctime_ns)
+    problem = problems[0] if problems else None
+    if problem is not None:
+        log.warning("version %s of %r is incomplete: %s", version, model, problem)
+    return StoredVersion(model, version, has_saved_model, has_variables,
+                         datetime.fromtimestamp(newest / 1e9, UTC), problem)
 
 
 def require_saved_model(path: Path) -> None:

@@ -19,6 +19,7 @@ from promoter.forge.local import LocalForge
 from promoter.gitops.local import LocalGitRepository
 from promoter.gitops.port import GitOpsRepository
 from promoter.model_store import LocalModelStore
+from promoter.promotion.autopropose import AutoProposer
 from promoter.promotion.evaluator import SubprocessEvaluator
 from promoter.promotion.rollback import RollbackService
 from promoter.promotion.service import PromotionService
@@ -96,6 +97,15 @@ def build_cluster_reader(loaded: LoadedSettings) -> ClusterReader | None:
 def build_rollback_service(adapters: Adapters) -> RollbackService:
     """Rollbacks over the same repository and forge as promotions."""
     return RollbackService(repo=adapters.repo, forge=adapters.forge)
+
+
+def build_auto_proposer(loaded: LoadedSettings, *, adapters: Adapters,
+                        service: PromotionService) -> AutoProposer:
+    """Discovery over `service` and the `adapters` it was built on: proposals are made as
+    promoter's own identity."""
+    return AutoProposer(service=service, store=adapters.store, settings=loaded.settings,
+                        repo=adapters.repo, rollbacks=build_rollback_service(adapters),
+                        author=_identity(loaded))
 
 
 def _github_forge(loaded: LoadedSettings, *,

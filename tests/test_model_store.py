@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import logging
+import os
+import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -82,3 +86,103 @@ def test_digest_cache_notices_changed_files(tmp_path: Path) -> None:
     first = store.get("churn", 1).digest
     (path / "saved_model.pb").write_bytes(b"a different graph")
     assert store.get("churn", 1).digest != first
+
+
+# --- scan_versions: what discovery judges a version directory by ----------------------------
+
+
+def test_scan_lists_canonical_versions_with_completeness(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    fake_saved_model(tmp_path / "churn" / "1")
+    fake_saved_model(tmp_path / "churn" / "10")
+    (tmp_path / "churn" / "2").mkdir()
+    (tmp_path / "churn" / "2" / "saved_model.pb").write_bytes(b"half")  # variables/ to come
+    for odd in ("tmp-upload", "007", "3.partial", "\u00b2", "-4"):
+        (tmp_path / "churn" / odd).mkdir()
+    with caplog.at_level(logging.DEBUG, logger="promoter.model_store"):
+        scanned = LocalModelStore(tmp_path).scan_versions("churn")
+    assert [(v.version, v.has_saved_model, v.has_variables, v.complete) for v in scanned] == [
+        (1, True, True, True), (2, True, False, False), (10, True, True, True)]
+    assert scanned[1].missing() == "no variables/"
+    assert "churn/007 is not a version number; ignored" in caplog.text
+    assert all(r.levelno == logging.DEBUG for r in caplog.records)
+    assert LocalModelStore(tmp_path).scan_versions("unknown") == []
+
+
+def test_scan_sees_the_newest_change_anywhere_in_the_version(tmp_path: Path) -> None:
+    path = fake_saved_model(tmp_path / "churn" / "1")
+    store = LocalModelStore(tmp_path)
+    first = store.scan_versions("churn")[0].last_changed
+    assert first is not None
+    assert abs((datetime.now(UTC) - first).total_seconds()) < 60
+    time.sleep(0.02)
+    (path / "variables" / "variables.data-00000-of-00001").write_bytes(b"more bytes")
+    second = store.scan_versions("churn")[0].last_changed
+    assert second is not None
+    assert second > first
+
+
+def test_scan_is_not_fooled_by_preserved_old_timestamps(tmp_path: Path) -> None:
+    """`cp -p` and `rsync -a` write old mtimes while the copy still runs: ctime says when."""
+    path = fake_saved_model(tmp_path / "churn" / "1")
+    old = datetime(2001, 1, 1, tzinfo=UTC).timestamp()
+    for item in [path, *path.rglob("*")]:
+        os.utime(item, (old, old))
+    changed = LocalModelStore(tmp_path).scan_versions("churn")[0].last_changed
+    assert changed is not None
+    assert changed.year > 2001
+
+
+def test_scan_logs_and_survives_files_and_unreadable_entries(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    base = tmp_path / "churn"
+    fake_saved_model(base / "1")
+    (base / "5").write_bytes(b"a file where a version directory should be")
+    (base / "6").symlink_to("6")  # a link loop: cannot be read at all
+    fake_saved_model(base / "8")
+    (base / "8" / "variables" / "shard").symlink_to(base / "missing")  # dangling
+    with caplog.at_level(logging.WARNING, logger="promoter.model_store"):
+        scanned = LocalModelStore(tmp_path).scan_versions("churn")
+    assert [(v.version, v.complete) for v in scanned] == [(1, True), (6, False), (8, False)]
+    assert "Too many levels of symbolic links" in (scanned[1].problem or "")
+    assert scanned[1].last_changed is None
+    assert "variables/shard" in (scanned[2].problem or "")
+    assert f"{base / '5'} is not a directory" in caplog.text
+    assert "version 6 of 'churn'" in caplog.text
+    assert "version 8 of 'churn' is incomplete" in caplog.text
+
+
+def test_scan_of_a_model_that_is_a_file_logs_and_lists_nothing(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    (tmp_path / "churn").write_bytes(b"not a directory")
+    with caplog.at_level(logging.WARNING, logger="promoter.model_store"):
+        assert LocalModelStore(tmp_path).scan_versions("churn") == []
+    assert "is a file, not a model directory" in caplog.text
+
+
+def test_scan_of_an_unreadable_model_directory_logs_and_lists_nothing(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_saved_model(tmp_path / "churn" / "1")
+
+    def denied(path: object) -> object:
+        # chmod 000 does not stop root (these tests may run as root): refuse like the kernel.
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(os, "scandir", denied)
+    with caplog.at_level(logging.WARNING, logger="promoter.model_store"):
+        assert LocalModelStore(tmp_path).scan_versions("churn") == []
+    assert "cannot list the versions of 'churn'" in caplog.text
+    assert "Permission denied" in caplog.text
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads every directory whatever its mode")
+def test_scan_of_an_unreadable_version_directory(tmp_path: Path) -> None:
+    path = fake_saved_model(tmp_path / "churn" / "1")
+    path.chmod(0)
+    try:
+        [version] = LocalModelStore(tmp_path).scan_versions("churn")
+    finally:
+        path.chmod(0o755)
+    assert not version.complete
+    assert "Permission denied" in (version.problem or "")

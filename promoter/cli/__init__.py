@@ -19,6 +19,7 @@ import click
 
 from promoter import __version__
 from promoter.cli.companion import argo, flux
+from promoter.cli.discover import discover
 from promoter.cli.errors import handle_errors
 from promoter.cli.evaluate import evaluate
 from promoter.cli.formatting import (
@@ -70,7 +71,7 @@ def main(ctx: click.Context, config: str | None, verbose: int) -> None:
     ctx.obj = Context(config)
 
 
-for command in (evaluate, flux, argo, rollback, health, serve):
+for command in (evaluate, flux, argo, rollback, health, serve, discover):
     main.add_command(command)
 
 

@@ -71,7 +71,7 @@ def _serve(obj: Any, *, host: str | None, port: int | None, webhook_secret_env: 
 
     from promoter.server import build_app
     from promoter.server.logs import configure_logging
-    from promoter.wiring import build_service
+    from promoter.wiring import build_adapters, build_auto_proposer, build_service
 
     loaded = obj.settings()  # promoter.cli.Context
     spec = loaded.settings.service
@@ -92,8 +92,13 @@ def _serve(obj: Any, *, host: str | None, port: int | None, webhook_secret_env: 
     if token is None:
         log.warning("$%s is not set: approve/reject over HTTP are off", token_env)
 
+    adapters = build_adapters(loaded)
+    service = build_service(loaded, adapters=adapters)
+    # New versions flow in without a person where promoter.yaml says so (autoPropose).
+    proposer = build_auto_proposer(loaded, adapters=adapters, service=service)
     app = build_app(
-        build_service(loaded), webhook_secret=secret.encode(), api_token=token,
+        service, discover=proposer.run if proposer.enabled else None,
+        webhook_secret=secret.encode(), api_token=token,
         repository=repository or spec.repository
         or github_repository(loaded.settings.repository.url),
         dry_branch=loaded.settings.repository.dry_branch,

@@ -16,7 +16,7 @@ from typing import Any, Protocol, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from promoter.config.schema import EnvironmentSpec, PolicySpec, Settings
+from promoter.config.schema import EnvironmentSpec, FieldError, PolicySpec, Settings
 from promoter.errors import ConfigError
 
 DEFAULT_CONFIG_FILE = "promoter.yaml"
@@ -215,6 +215,12 @@ def validate_model(model: type[M], data: Any, file: str) -> M:
         return model.model_validate(data)
     except ValidationError as exc:
         first = exc.errors(include_url=False)[0]
+        cause = first.get("ctx", {}).get("error")
+        if isinstance(cause, FieldError):
+            # A cross-field check: its own field path, below where pydantic placed it.
+            where = _field_path(first["loc"]) if first["loc"] else ""
+            field = f"{where}.{cause.field}" if where else cause.field
+            raise ConfigError(file, cause.message, field=field, fix=cause.fix) from exc
         raise ConfigError(file, _describe_error(first), field=_field_path(first["loc"]),
                           fix=None) from exc
 

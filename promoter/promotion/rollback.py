@@ -132,6 +132,32 @@ class RollbackService:
             f"v{current.deployed.version} to roll back to",
             fix="promote a known-good version instead")
 
+    def rolled_back_versions(self, env: EnvironmentSpec) -> frozenset[tuple[str, int]]:
+        """(model, version) of what rollbacks took out of `env` since its last promotion:
+        the rollbacks at the head of the branch's first-parent history, read from their
+        `Rollback-of` trailers.
+
+        Discovery does not propose these to `env` again by itself (a person still may):
+        re-proposing what was just rolled back would repeat the failure, every resync.
+        """
+        found: set[tuple[str, int]] = set()
+        sha = self._repo.branch_head(env.branch)
+        for _ in range(_MAX_HISTORY):
+            if sha is None:
+                break
+            info = self._repo.commit_info(sha)
+            messages = [info.body] + [self._repo.commit_info(p).body for p in info.parents[1:]]
+            bad = {m["sha"] for message in messages for m in _TRAILER.finditer(message)
+                   if m["key"] == ROLLBACK_OF}
+            if not bad:
+                break
+            for rolled_back in sorted(bad):
+                metadata = self._metadata_or_none(rolled_back, env.branch)
+                if metadata is not None:
+                    found.add((metadata.deployed.model, metadata.deployed.version))
+            sha = info.parents[0] if info.parents else None
+        return frozenset(found)
+
     # --- writing ------------------------------------------------------------------------------
 
     def propose(self, env: EnvironmentSpec, *, to_version: int | None = None,

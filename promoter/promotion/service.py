@@ -450,6 +450,16 @@ class PromotionService:
             checks.append(RolloutCheck(env.name, head, state, rollback, None))
         return checks
 
+    def rollout_of(self, environment: EnvironmentSpec) -> RolloutState | None:
+        """The cluster's reading of `environment`'s branch head (TIMED_OUT once past its
+        `healthTimeoutSeconds`), for discovery's "upstream healthy" rule; None without a
+        cluster reader or an environment branch. Raises ClusterError when it cannot tell."""
+        head = self._repo.branch_head(environment.branch)
+        if self._cluster is None or head is None:
+            return None
+        return self._with_deadline(environment,
+                                   self._cluster.rollout_state(environment, commit=head))
+
     def _with_deadline(self, env: EnvironmentSpec, state: RolloutState) -> RolloutState:
         if state.done:
             return state

@@ -35,7 +35,8 @@ or a dependency failed. A bad request never gets a 500.
 
 Reconciles run on `Scheduler` threads: one job at a time per environment branch, different
 branches concurrently, a full resync (`PromotionService.reconcile`) alone, at start and every
-`service.resyncIntervalSeconds`. Logs are JSON lines unless stderr is a terminal, with
+`service.resyncIntervalSeconds`, after a discovery pass (`AutoProposer.run`) where promoter.yaml
+lists `autoPropose` environments. Logs are JSON lines unless stderr is a terminal, with
 `environment`, `pr`, `promotion`, `branch`, `delivery`, `event` fields where they apply; the
 webhook secret and the API token are redacted from every line.
 """

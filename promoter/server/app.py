@@ -10,7 +10,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -126,10 +126,12 @@ def create_app(service: PromotionPort, *, webhook_secret: bytes, scheduler: Sche
 
 def build_app(service: PromotionPort, *, webhook_secret: bytes, api_token: str | None = None,
               repository: str | None = None, dry_branch: str = "main", workers: int = 4,
-              resync_interval_s: float | None = 300.0) -> FastAPI:
-    """`create_app` with a fresh metrics registry, reconcile jobs and scheduler."""
+              resync_interval_s: float | None = 300.0,
+              discover: Callable[[], object] | None = None) -> FastAPI:
+    """`create_app` with a fresh metrics registry, reconcile jobs and scheduler.
+    `discover` (e.g. `AutoProposer.run`) runs before every resync."""
     metrics = ServerMetrics()
-    jobs = ReconcileJobs(service, metrics)
+    jobs = ReconcileJobs(service, metrics, discover=discover)
     scheduler = Scheduler(
         workers=workers, resync=jobs.resync(), resync_interval_s=resync_interval_s,
         on_coalesced=metrics.jobs_coalesced.inc, expected_errors=(PromoterError,))

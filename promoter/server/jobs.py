@@ -21,10 +21,13 @@ class ReconcileJobs:
     """Builds the scheduler's jobs over one promotion service.
 
     `submit` (set by `bind`) lets an environment job queue the environments downstream of it.
+    `discover` (optional) runs a discovery pass (`AutoProposer.run`) before each resync.
     """
 
-    def __init__(self, service: PromotionPort, metrics: ServerMetrics) -> None:
+    def __init__(self, service: PromotionPort, metrics: ServerMetrics, *,
+                 discover: Callable[[], object] | None = None) -> None:
         self._service = service
+        self._discover = discover
         self._metrics = metrics
         self._submit: Callable[[Job], bool] | None = None
 
@@ -55,6 +58,13 @@ class ReconcileJobs:
     # --- the work ---------------------------------------------------------------------------
 
     def _resync(self) -> None:
+        if self._discover is not None:
+            # First, so that new versions are proposed and then reconciled in the same pass.
+            try:
+                self._discover()
+            except PromoterError as exc:
+                # Discovery failing must not stop the promotions already open.
+                log.error("discovery failed: %s", exc.message)
         with self._timed("resync"):
             outcomes = self._service.reconcile()
         self._record(outcomes)
