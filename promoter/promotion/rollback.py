@@ -173,7 +173,11 @@ class RollbackService:
         plan = self.plan(env, to_version=to_version)
         existing = self._forge.find_open_pull_request(head=env.proposal_branch, base=env.branch)
         next_head = self._repo.branch_head(env.proposal_branch)
-        if existing is not None and next_head is not None and next_head != existing.head_sha:
+        # A crash between moving `<env>-next` and updating the PR leaves the branch ahead of
+        # the PR at exactly the rollback commit this call would write (same parent, same
+        # tree): taking it over loses nothing. Anything else is someone else's push.
+        if (existing is not None and next_head is not None and next_head != existing.head_sha
+                and not self._is_rollback_commit(next_head, plan)):
             raise PromotionError(
                 f"{env.proposal_branch} is at {next_head[:12]} but promoter last wrote "
                 f"{existing.head_sha[:12]}: someone else pushed to the proposal branch",

@@ -8,7 +8,9 @@ and continues where the last one stopped.
 Order of writes, and why it is safe:
 1. The proposal commit is built without moving any ref, then `<env>-next` is moved with a
    compare-and-swap on the sha promoter last wrote (a person's push is never silently lost).
-2. The pull request is opened or updated in place (never duplicated).
+2. The pull request is opened or updated in place (never duplicated). A crash between 1 and 2
+   leaves `<env>-next` ahead of the PR; the next propose or reconcile takes that commit over
+   if it is byte for byte what promoter would write, and treats anything else as a push.
 3. Gates are written as commit statuses on the proposal head, only when they change.
 4. The forge merges only if the head is still the commit the gates saw.
 Environment branches only ever move forward, through the forge's merge.
@@ -48,6 +50,7 @@ from promoter.forge.base import (
     CommitStatus,
     Forge,
     PullRequest,
+    PullRequestState,
     Review,
     ReviewRecorder,
     ReviewState,
@@ -250,7 +253,8 @@ class PromotionService:
                 fix="merge or close the rollback first; a promotion would overwrite it",
             )
         next_head = self._repo.branch_head(env.proposal_branch)
-        if existing is not None and next_head is not None and next_head != existing.head_sha:
+        if (existing is not None and next_head is not None and next_head != existing.head_sha
+                and not self._is_interrupted_write(next_head, env_head, rendered, files)):
             self._forge.upsert_comment(existing.number, key="foreign-push", body=(
                 f"⚠️ `{env.proposal_branch}` is at `{next_head}`, but promoter last wrote "
                 f"`{existing.head_sha}`. Promoter will not overwrite a push it did not make: "
@@ -274,8 +278,11 @@ class PromotionService:
             self._repo.update_branch(env.proposal_branch, commit, expected=next_head,
                                      fast_forward_only=False)
             outcome = ProposalOutcome.UPDATED if existing else ProposalOutcome.OPENED
+        elif existing is not None:
+            unchanged = existing.head_sha == commit
+            outcome = ProposalOutcome.UNCHANGED if unchanged else ProposalOutcome.UPDATED
         else:
-            outcome = ProposalOutcome.UNCHANGED if existing else ProposalOutcome.OPENED
+            outcome = ProposalOutcome.OPENED
 
         pull = self._forge.open_or_update_pull_request(
             head=env.proposal_branch, base=env.branch,
@@ -343,6 +350,9 @@ class PromotionService:
 
         head_now = self._repo.branch_head(pull.head_branch)
         if head_now != pull.head_sha:
+            finished = self._finish_interrupted_proposal(pull, env, head_now)
+            if finished is not None:
+                return finished
             return self._halt(pull, env, f"{pull.head_branch} moved to "
                               f"{(head_now or 'nothing')[:12]} outside promoter", promo)
         env_head = self._repo.branch_head(env.branch)
@@ -382,6 +392,40 @@ class PromotionService:
                  else PromotionState.READY if decision.all_passed else PromotionState.WAITING)
         return ReconcileOutcome(number, env.name, promo.model, promo.version, state,
                                 tuple(gates), None, evaluated)
+
+    def _finish_interrupted_proposal(self, pull: PullRequest, env: EnvironmentSpec,
+                                     head_now: str | None) -> ReconcileOutcome | None:
+        """Reconcile the proposal a killed `propose` left on `pull`'s head branch, if that is
+        what moved the branch; None if it holds anything else (the caller halts).
+
+        `propose` moves `<env>-next`, then updates the PR: a crash in between leaves the
+        branch ahead of the PR with no one to re-run the command when the proposal came from
+        a reconcile (the environment moved) or a webhook. Proposing the version that commit
+        names again takes the commit over only if it is byte for byte what promoter writes
+        (`_is_interrupted_write`); otherwise propose refuses, as for any foreign push.
+        """
+        if head_now is None or pull.state is not PullRequestState.OPEN:
+            return None
+        env_head = self._repo.branch_head(env.branch)
+        if env_head is None or self._repo.commit_info(head_now).parents != (env_head,):
+            return None  # not a proposal on the environment as it is now: a person's commits
+        try:
+            meta = self._metadata_at(head_now, where=pull.head_branch)
+        except MetadataError:
+            return None
+        if meta is None:
+            return None
+        try:
+            result = self.propose(environment=env.name, model=meta.deployed.model,
+                                  version=meta.deployed.version, author=pull.author)
+        except PromotionError as exc:
+            log.warning("PR #%s: %s", pull.number, exc.message)
+            return None
+        if result.pull_request is None or result.pull_request.head_sha != head_now:
+            return None
+        log.info("PR #%s: took over %s, which an interrupted proposal wrote", pull.number,
+                 head_now[:12])
+        return self.reconcile_pull(result.pull_request.number)
 
     # --- approve ------------------------------------------------------------------------------
 
@@ -602,6 +646,20 @@ class PromotionService:
             return False
         meta = self._metadata_at(next_head, where="proposal")
         return meta is not None and meta.deployed.manifests_digest == rendered.digest()
+
+    def _is_interrupted_write(self, next_head: str, env_head: str,
+                              rendered: RenderedManifests, files: Mapping[str, bytes]) -> bool:
+        """True if `next_head` is byte for byte the proposal this call would write.
+
+        `propose` moves `<env>-next` before it updates the pull request; a crash in between
+        leaves the branch ahead of the PR's recorded head, which looks like someone else's
+        push. A commit on the environment head with exactly the files promoter would write
+        is taken over: nothing anyone wrote is lost. Anything else stays a foreign push.
+        """
+        return (self._is_current_proposal(next_head, env_head, rendered)
+                and self._repo.list_files(next_head) == sorted(files)
+                and all(self._repo.read_file(next_head, path) == data
+                        for path, data in files.items()))
 
     def _changed_files(self, env_head: str, rendered: RenderedManifests) -> list[str]:
         current = {p: self._repo.read_file(env_head, p)
