@@ -75,7 +75,8 @@ def format_status(environments: Sequence[EnvironmentStatus]) -> str:
             pull = env.open_promotion
             proposed = (f"{env.proposed.model} v{env.proposed.version}" if env.proposed
                         else "?")
-            lines.append(f"{'':<10} open: PR #{pull.number} {proposed}")
+            phase = f" ({env.phase})" if env.phase else ""
+            lines.append(f"{'':<10} open: PR #{pull.number} {proposed}{phase}")
             lines.extend(f"{'':<12}{format_gate(g)}" for g in env.gates)
     return "\n".join(lines)
 
@@ -98,6 +99,7 @@ def status_as_json(environments: Sequence[EnvironmentStatus]) -> dict[str, Any]:
                 "number": pull.number,
                 "head": pull.head_sha,
                 "author": pull.author,
+                "phase": None if env.phase is None else str(env.phase),
                 "model": env.proposed.model if env.proposed else None,
                 "version": env.proposed.version if env.proposed else None,
                 "gates": [{"context": g.context, "state": str(g.state),

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from promoter.cluster.port import RolloutState
 from promoter.forge.base import PullRequest
 from promoter.policy import GateResult
+from promoter.promotion.phase import PromotionPhase
 from promoter.render.metadata import DeployedModel
 
 
@@ -74,6 +75,8 @@ class EnvironmentStatus:
     """What the open promotion would deploy."""
     gates: tuple[GateResult, ...]
     """The open promotion's latest gate statuses."""
+    phase: PromotionPhase | None = None
+    """The open promotion's phase, derived from its gates; None when there is none."""
 
 
 @dataclass(frozen=True, slots=True)

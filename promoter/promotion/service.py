@@ -77,6 +77,7 @@ from promoter.policy import (
 )
 from promoter.promotion.evaluator import Evaluator
 from promoter.promotion.hydrate import hydrate, model_spec
+from promoter.promotion.phase import PromotionFacts, PromotionPhase, derive_phase, read_facts
 from promoter.promotion.results import (
     EnvironmentStatus,
     PromotionState,
@@ -181,22 +182,31 @@ class PromotionService:
             pull = self._forge.find_open_pull_request(head=env.proposal_branch, base=env.branch)
             proposed = None
             gates: tuple[GateResult, ...] = ()
+            phase = None
             if pull is not None:
                 try:
                     meta = self._metadata_at(pull.head_sha, where=pull.head_branch)
                     proposed = meta.deployed if meta else None
                 except MetadataError:
                     proposed = None
-                gates = tuple(
-                    GateResult(s.context, s.state, s.description)
-                    for s in self._forge.list_statuses(pull.head_sha)
-                )
+                statuses = tuple(self._forge.list_statuses(pull.head_sha))
+                gates = tuple(GateResult(s.context, s.state, s.description) for s in statuses)
+                phase = derive_phase(PromotionFacts(pull.state, statuses))
             result.append(EnvironmentStatus(
                 environment=env.name, branch=env.branch, head=head,
                 deployed=self.deployed(env),
-                open_promotion=pull, proposed=proposed, gates=gates,
+                open_promotion=pull, proposed=proposed, gates=gates, phase=phase,
             ))
         return result
+
+    def promotion_phase(self, number: int) -> PromotionPhase:
+        """Where PR `number` stands (open, merged or closed), derived from the forge and git.
+
+        Nothing is stored: the same answer comes back after a restart. Raises
+        PullRequestNotFoundError for an unknown number.
+        """
+        pull = self._forge.get_pull_request(number)
+        return derive_phase(read_facts(pull, repo=self._repo, forge=self._forge))
 
     def evaluation_report(self, number: int) -> str | None:
         """The Markdown evaluation report on PR `number`, as a reader of the PR sees it."""

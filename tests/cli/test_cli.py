@@ -100,6 +100,8 @@ def test_propose_and_status(world: World) -> None:
     assert dev["openPromotion"]["number"] == 1
     assert dev["openPromotion"]["version"] == 1
     assert dev["openPromotion"]["author"] == "mia"
+    assert dev["openPromotion"]["phase"] == "proposed"  # no gate has run yet
+    assert "open: PR #1 churn v1 (proposed)" in run(world, "status").output
 
 
 def test_propose_bad_input_exits_2_and_writes_nothing(world: World) -> None:

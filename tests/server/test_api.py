@@ -87,7 +87,9 @@ def test_promotions_list_and_detail(api: TestClient, prod_pull: int) -> None:
     listed = api.get("/api/v1/promotions").json()["promotions"]
     assert [(p["number"], p["environment"], p["model"], p["version"]) for p in listed] == [
         (prod_pull, "prod", "churn", 1)]
+    assert listed[0]["phase"] == "waiting_for_approval"
     detail = api.get(f"/api/v1/promotions/{prod_pull}").json()
+    assert detail["phase"] == "waiting_for_approval"
     assert detail["evaluationReport"].startswith("## Evaluation")
     assert len(detail["gates"]) == 3
     assert api.get("/api/v1/promotions/9999").status_code == 404
