@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     import github.Auth as github_auth_types
 
     from promoter.cluster.port import ClusterReader
+    from promoter.server.metrics import ServerMetrics
 
 PROMOTER_IDENTITY = "promoter"
 
@@ -39,14 +40,17 @@ class Adapters:
     repo: GitOpsRepository
     forge: Forge
     store: LocalModelStore
+    cluster: ClusterReader | None = None
+    """The cluster reader of promoter.yaml's `cluster:` section; None without one."""
 
 
 def build_adapters(loaded: LoadedSettings, *,
                    environ: Mapping[str, str] | None = None) -> Adapters:
     """Wire the adapters promoter.yaml names: a local git repository and LocalForge (the
     embedded default), or GitHub (a local clone, or an HTTPS URL mirrored locally and pushed
-    to with the same credentials), and a local store. `environ` (default: the process's) is
-    where the secrets named by `forge.github.auth` are looked up."""
+    to with the same credentials), a local store, and the cluster reader when there is a
+    `cluster:` section. `environ` (default: the process's) is where the secrets named by
+    `forge.github.auth` are looked up."""
     environ = os.environ if environ is None else environ
     settings = loaded.settings
     repo_url = settings.repository.url
@@ -67,7 +71,7 @@ def build_adapters(loaded: LoadedSettings, *,
         repo = LocalGitRepository(repo_path)
         forge = LocalForge(forge_state_path(loaded, repo_path), repo,
                            identity=PROMOTER_IDENTITY)
-    return Adapters(repo=repo, forge=forge, store=store)
+    return Adapters(repo=repo, forge=forge, store=store, cluster=build_cluster_reader(loaded))
 
 
 def build_service(loaded: LoadedSettings, *,
@@ -77,8 +81,25 @@ def build_service(loaded: LoadedSettings, *,
     parts = adapters or build_adapters(loaded, environ=environ)
     return PromotionService(settings=loaded, repo=parts.repo, forge=parts.forge,
                             store=parts.store, evaluator=SubprocessEvaluator(parts.store),
-                            identity=_identity(loaded), cluster=build_cluster_reader(loaded),
+                            identity=_identity(loaded), cluster=parts.cluster,
                             rollbacks=build_rollback_service(parts))
+
+
+def instrument_adapters(adapters: Adapters, metrics: ServerMetrics) -> Adapters:
+    """The same adapters, reporting to `promoter serve`'s metrics: every forge call (by
+    operation and result) and, where there is a cluster, the time from a merge to promoter's
+    first healthy reading of its rollout. Behaviour is unchanged, capabilities included."""
+    from promoter.forge.instrumented import instrument_forge
+    from promoter.server.rollouts import TimedClusterReader
+
+    repo = adapters.repo
+    cluster = adapters.cluster
+    if cluster is not None:
+        cluster = TimedClusterReader(
+            cluster, commit_time=lambda sha: repo.commit_info(sha).committed_at,
+            observe=metrics.rollout_healthy)
+    return replace(adapters, forge=instrument_forge(adapters.forge, on_call=metrics.forge_call),
+                   cluster=cluster)
 
 
 def build_cluster_reader(loaded: LoadedSettings) -> ClusterReader | None:

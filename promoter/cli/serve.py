@@ -71,7 +71,13 @@ def _serve(obj: Any, *, host: str | None, port: int | None, webhook_secret_env: 
 
     from promoter.server import build_app
     from promoter.server.logs import configure_logging
-    from promoter.wiring import build_adapters, build_auto_proposer, build_service
+    from promoter.server.metrics import ServerMetrics
+    from promoter.wiring import (
+        build_adapters,
+        build_auto_proposer,
+        build_service,
+        instrument_adapters,
+    )
 
     loaded = obj.settings()  # promoter.cli.Context
     spec = loaded.settings.service
@@ -92,12 +98,14 @@ def _serve(obj: Any, *, host: str | None, port: int | None, webhook_secret_env: 
     if token is None:
         log.warning("$%s is not set: approve/reject over HTTP are off", token_env)
 
-    adapters = build_adapters(loaded)
+    # One registry for the app and the adapters: /metrics shows forge calls and rollouts too.
+    metrics = ServerMetrics()
+    adapters = instrument_adapters(build_adapters(loaded), metrics)
     service = build_service(loaded, adapters=adapters)
     # New versions flow in without a person where promoter.yaml says so (autoPropose).
     proposer = build_auto_proposer(loaded, adapters=adapters, service=service)
     app = build_app(
-        service, discover=proposer.run if proposer.enabled else None,
+        service, metrics=metrics, discover=proposer.run if proposer.enabled else None,
         webhook_secret=secret.encode(), api_token=token,
         repository=repository or spec.repository
         or github_repository(loaded.settings.repository.url),

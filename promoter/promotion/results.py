@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from datetime import datetime
 
 from promoter.cluster.port import RolloutState
 from promoter.forge.base import PullRequest
@@ -61,6 +62,9 @@ class ReconcileOutcome:
     """True when the model was scored in this run (not reused from an earlier run)."""
     note: str | None = None
     """Why the state is what it is, when the gates alone do not say (e.g. head moved)."""
+    proposed_at: datetime | None = None
+    """When the pull request was opened; set on merges, so the server can time proposal ->
+    merge without asking the forge again."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -397,7 +397,8 @@ class PromotionService:
                      promo.version, env.name)
             self._request_sync(env)
             return ReconcileOutcome(number, env.name, promo.model, promo.version,
-                                    PromotionState.MERGED, tuple(gates), merge_sha, evaluated)
+                                    PromotionState.MERGED, tuple(gates), merge_sha, evaluated,
+                                    proposed_at=pull.created_at)
         state = (PromotionState.BLOCKED if decision.blocked
                  else PromotionState.READY if decision.all_passed else PromotionState.WAITING)
         return ReconcileOutcome(number, env.name, promo.model, promo.version, state,

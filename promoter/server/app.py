@@ -127,10 +127,12 @@ def create_app(service: PromotionPort, *, webhook_secret: bytes, scheduler: Sche
 def build_app(service: PromotionPort, *, webhook_secret: bytes, api_token: str | None = None,
               repository: str | None = None, dry_branch: str = "main", workers: int = 4,
               resync_interval_s: float | None = 300.0,
+              metrics: ServerMetrics | None = None,
               discover: Callable[[], object] | None = None) -> FastAPI:
-    """`create_app` with a fresh metrics registry, reconcile jobs and scheduler.
+    """`create_app` with reconcile jobs, a scheduler and `metrics` (default: a fresh registry;
+    pass the one the service's adapters already report to, see `wiring.instrument_adapters`).
     `discover` (e.g. `AutoProposer.run`) runs before every resync."""
-    metrics = ServerMetrics()
+    metrics = metrics or ServerMetrics()
     jobs = ReconcileJobs(service, metrics, discover=discover)
     scheduler = Scheduler(
         workers=workers, resync=jobs.resync(), resync_interval_s=resync_interval_s,

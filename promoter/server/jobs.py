@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
 
 from promoter.errors import PromoterError
-from promoter.promotion.results import ReconcileOutcome
+from promoter.promotion.results import PromotionState, ReconcileOutcome
 from promoter.server.logs import log_context
 from promoter.server.metrics import ServerMetrics
 from promoter.server.ports import PromotionPort
@@ -21,14 +22,17 @@ class ReconcileJobs:
     """Builds the scheduler's jobs over one promotion service.
 
     `submit` (set by `bind`) lets an environment job queue the environments downstream of it.
+    `clock` (wall time; injectable for tests) times proposal -> merge.
     `discover` (optional) runs a discovery pass (`AutoProposer.run`) before each resync.
     """
 
     def __init__(self, service: PromotionPort, metrics: ServerMetrics, *,
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC),
                  discover: Callable[[], object] | None = None) -> None:
         self._service = service
         self._discover = discover
         self._metrics = metrics
+        self._clock = clock
         self._submit: Callable[[Job], bool] | None = None
 
     def bind(self, submit: Callable[[Job], bool]) -> None:
@@ -103,6 +107,12 @@ class ReconcileJobs:
             for gate in outcome.gates:
                 self._metrics.gate_verdicts.labels(gate=gate.context,
                                                    state=str(gate.state)).inc()
+            if (outcome.state is PromotionState.MERGED and outcome.merge_sha is not None
+                    and outcome.proposed_at is not None):
+                # merge_sha: a merge by this reconcile, not a proposal closed as already there.
+                waited = (self._clock() - outcome.proposed_at).total_seconds()
+                self._metrics.proposal_to_merge.labels(
+                    environment=outcome.environment).observe(max(0.0, waited))
             extra = {"environment": outcome.environment, "pr": outcome.pull_number,
                      "promotion": f"{outcome.model} v{outcome.version}"}
             note = f" ({outcome.note})" if outcome.note else ""

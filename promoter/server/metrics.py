@@ -1,9 +1,12 @@
 """Prometheus metrics of one server, in a registry of its own (never the global one).
 
 Every metric here is updated by the server: the webhook route, the reconcile jobs or the
-scheduler. A reconcile that finds a promotion still waiting counts again on the next
-reconcile, so `promoter_reconcile_outcomes_total` counts reconcile results, not promotions;
-merges are counted once, because a merged pull request is no longer reconciled.
+scheduler, and the adapters `promoter serve` decorates (`wiring.instrument_adapters`): forge
+calls, and merge -> healthy as the cluster reader sees it. A reconcile that finds a
+promotion still waiting counts again on the next reconcile, so
+`promoter_reconcile_outcomes_total` counts reconcile results, not promotions; merges are
+counted once (and timed from the pull request's creation), because a merged pull request is
+no longer reconciled.
 """
 
 from __future__ import annotations
@@ -21,6 +24,11 @@ WEBHOOK_EVENTS = frozenset({
 """Event labels: GitHub's events promoter knows, `unverified` (the signature failed, so the
 event header is not trusted) and `unknown` (no event header); anything else is `other`, so an
 authenticated sender cannot grow the label set without bound."""
+
+
+_DURATION_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, 28800,
+                     86400, 172800, 604800)
+"""Seconds to a week: promotions wait minutes for a rollout and days for a release manager."""
 
 
 class ServerMetrics:
@@ -58,10 +66,37 @@ class ServerMetrics:
             "promoter_scheduler_queue_depth", "Reconcile jobs waiting to run.", registry=r)
         self.jobs_running = Gauge(
             "promoter_scheduler_running_jobs", "Reconcile jobs running now.", registry=r)
+        self.proposal_to_merge = Histogram(
+            "promoter_proposal_to_merge_seconds", "From a promotion pull request's creation "
+            "to its merge by promoter, per environment.",
+            ["environment"], registry=r, buckets=_DURATION_BUCKETS)
+        self.merge_to_healthy = Histogram(
+            "promoter_merge_to_healthy_seconds", "From a merge into an environment branch to "
+            "its healthy rollout (the controller's time, else promoter's first healthy "
+            "reading), per environment; once per commit and process.",
+            ["environment"], registry=r, buckets=_DURATION_BUCKETS)
+        self.forge_calls = Counter(
+            "promoter_forge_calls", "Calls of the forge port by operation and result (`ok`, "
+            "the error's class, or `unexpected`); one call may be several HTTP requests.",
+            ["operation", "result"], registry=r)
+        self.forge_call_duration = Histogram(
+            "promoter_forge_call_duration_seconds", "Time one forge port call took.",
+            ["operation"], registry=r,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
+                     30))
 
     def webhook(self, event: str, result: str) -> None:
         label = event if event in WEBHOOK_EVENTS else "other"
         self.webhook_deliveries.labels(event=label, result=result).inc()
+
+    def forge_call(self, operation: str, result: str, seconds: float) -> None:
+        """Count one forge call (`promoter.forge.instrumented.OnCall`)."""
+        self.forge_calls.labels(operation=operation, result=result).inc()
+        self.forge_call_duration.labels(operation=operation).observe(seconds)
+
+    def rollout_healthy(self, environment: str, seconds: float) -> None:
+        """Observe merge -> healthy (`promoter.server.rollouts.TimedClusterReader`)."""
+        self.merge_to_healthy.labels(environment=environment).observe(seconds)
 
     def watch_scheduler(self, queue_depth: Callable[[], float],
                         running: Callable[[], float]) -> None:

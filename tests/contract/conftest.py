@@ -11,19 +11,33 @@ from pathlib import Path
 
 import pytest
 
+from promoter.forge.base import ReviewRecorder
+from promoter.forge.instrumented import instrument_forge
 from promoter.forge.local import LocalForge
 from promoter.gitops.local import LocalGitRepository
 from tests.contract.harness import ForgeHarness, GitHarness, GitHubHarness
 from tests.fakes.forge import FakeForge
 from tests.github.fixtures import running_fake, token_forge
 
-FORGES = ["local_forge_harness", "fake_forge_harness", "github_forge_harness"]
+FORGES = ["local_forge_harness", "fake_forge_harness", "github_forge_harness",
+          "instrumented_forge_harness"]
 
 
 @pytest.fixture
 def local_forge_harness(tmp_path: Path, git_repo: Path,
                         gitops_repo: LocalGitRepository) -> ForgeHarness:
     forge = LocalForge(tmp_path / "forge" / "forge.sqlite", gitops_repo)
+    return GitHarness(forge=forge, recorder=forge, repo=gitops_repo, path=git_repo)
+
+
+@pytest.fixture
+def instrumented_forge_harness(tmp_path: Path, git_repo: Path,
+                               gitops_repo: LocalGitRepository) -> ForgeHarness:
+    """LocalForge inside the metrics wrapper `promoter serve` installs: a decorator must keep
+    the contract (and the ReviewRecorder capability) of what it wraps."""
+    forge = instrument_forge(LocalForge(tmp_path / "forge" / "forge.sqlite", gitops_repo),
+                             on_call=lambda operation, result, seconds: None)
+    assert isinstance(forge, ReviewRecorder)
     return GitHarness(forge=forge, recorder=forge, repo=gitops_repo, path=git_repo)
 
 
@@ -49,7 +63,7 @@ def forge_harness(request: pytest.FixtureRequest) -> ForgeHarness:
     return harness
 
 
-RECORDER_FORGES = ["local_forge_harness", "fake_forge_harness"]
+RECORDER_FORGES = ["local_forge_harness", "fake_forge_harness", "instrumented_forge_harness"]
 """Forges that take reviews through the port (`ReviewRecorder`); on GitHub people review on
 the site, so the GitHub adapter deliberately does not implement it."""
 

@@ -1,0 +1,152 @@
+"""`instrument_forge`: every call forwarded and reported, and exactly the wrapped forge's
+optional capabilities, since the promotion service discovers them with `isinstance`.
+
+The wrapper is also held to the whole `Forge` contract (tests/contract, `instrumented`).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import github
+import pytest
+
+from promoter.errors import PullRequestNotFoundError
+from promoter.forge.base import (
+    Forge,
+    PullRequest,
+    PullRequestState,
+    ReviewRecorder,
+    ReviewState,
+    StatusState,
+)
+from promoter.forge.capabilities import (
+    CheckRunPublisher,
+    ExternalChecks,
+    ExternalChecksReader,
+    TeamDirectory,
+)
+from promoter.forge.github import GitHubForge
+from promoter.forge.instrumented import InstrumentedForge, OnCall, instrument_forge
+from promoter.forge.local import LocalForge
+from promoter.gitops.local import LocalGitRepository
+from tests.fakes.forge import FakeForge
+
+CAPABILITIES = (ReviewRecorder, ExternalChecksReader, TeamDirectory, CheckRunPublisher)
+Calls = list[tuple[str, str]]
+
+
+def recorder(calls: Calls) -> OnCall:
+    def on_call(operation: str, result: str, seconds: float) -> None:
+        assert seconds >= 0
+        calls.append((operation, result))
+    return on_call
+
+
+def capabilities_of(forge: object) -> list[bool]:
+    return [isinstance(forge, capability) for capability in CAPABILITIES]
+
+
+class _Reviews:
+    def submit_review(self, number: int, *, user: str, state: ReviewState) -> object:
+        raise NotImplementedError  # only its presence matters here
+
+
+class _ExternalChecks:
+    def external_checks_state(self, pull: object) -> ExternalChecks:
+        return ExternalChecks(StatusState.SUCCESS, "no required checks")
+
+
+class _Teams:
+    def team_members_among(self, users: Iterable[str], *, team: str | None = None
+                           ) -> frozenset[str]:
+        return frozenset(u for u in users if u.startswith("rm-"))
+
+
+class _CheckRuns:
+    def publish_check_run(self, sha: str, *, name: str, state: StatusState, title: str,
+                          summary: str, text: str | None = None) -> int:
+        return 42
+
+
+MIXINS = (_Reviews, _ExternalChecks, _Teams, _CheckRuns)
+"""One per entry of CAPABILITIES, in the same order."""
+
+
+def forge_with(mixins: tuple[type, ...], repo: LocalGitRepository) -> Forge:
+    """A port-only forge (InstrumentedForge over FakeForge hides submit_review) plus `mixins`."""
+    cls = type("ScriptedForge", (*mixins, InstrumentedForge), {})
+    forge: Forge = cls(FakeForge(repo), on_call=lambda *_: None)
+    return forge
+
+
+@pytest.mark.parametrize("mixins", [combo for n in range(5)
+                                    for combo in itertools.combinations(MIXINS, n)],
+                         ids=lambda combo: "+".join(c.__name__.strip("_") for c in combo)
+                         or "port-only")
+def test_the_wrapper_has_exactly_the_wrapped_forges_capabilities(
+        mixins: tuple[type, ...], gitops_repo: LocalGitRepository) -> None:
+    forge = forge_with(mixins, gitops_repo)
+    assert capabilities_of(forge) == [m in mixins for m in MIXINS]
+    wrapped = instrument_forge(forge, on_call=lambda *_: None)
+    assert capabilities_of(wrapped) == capabilities_of(forge)
+
+
+def test_the_real_forges_keep_their_capabilities(tmp_path: Path,
+                                                 gitops_repo: LocalGitRepository) -> None:
+    local = LocalForge(tmp_path / "forge.sqlite", gitops_repo)
+    gh = GitHubForge(github.Github(lazy=True), "acme/ml-gitops")  # lazy: no request is made
+    assert capabilities_of(instrument_forge(local, on_call=lambda *_: None)) == [
+        True, False, False, False]
+    assert capabilities_of(instrument_forge(gh, on_call=lambda *_: None)) == [
+        False, True, True, True]
+
+
+def test_capability_calls_are_forwarded_and_reported(gitops_repo: LocalGitRepository) -> None:
+    calls: Calls = []
+    forge = instrument_forge(forge_with(MIXINS[1:], gitops_repo), on_call=recorder(calls))
+    assert isinstance(forge, TeamDirectory)
+    assert isinstance(forge, CheckRunPublisher)
+    assert isinstance(forge, ExternalChecksReader)
+    assert forge.team_members_among(["rm-rita", "mia"]) == frozenset({"rm-rita"})
+    assert forge.publish_check_run("a" * 40, name="promoter/evaluation",
+                                   state=StatusState.SUCCESS, title="t", summary="s") == 42
+    pull = _any_pull()
+    assert forge.external_checks_state(pull).state is StatusState.SUCCESS
+    assert calls == [("team_members_among", "ok"), ("publish_check_run", "ok"),
+                     ("external_checks_state", "ok")]
+
+
+def test_errors_are_reported_by_class_and_raised_unchanged(
+        gitops_repo: LocalGitRepository) -> None:
+    calls: Calls = []
+    inner = FakeForge(gitops_repo)
+    forge: Forge = instrument_forge(inner, on_call=recorder(calls))
+    with pytest.raises(PullRequestNotFoundError):
+        forge.get_pull_request(404)
+    assert isinstance(forge, ReviewRecorder)
+    with pytest.raises(PullRequestNotFoundError):
+        forge.submit_review(404, user="rita", state=ReviewState.APPROVED)
+
+    class Broken(FakeForge):
+        def list_statuses(self, sha: str) -> list:  # type: ignore[type-arg]
+            raise RuntimeError("a bug, not a forge error")
+
+    broken = instrument_forge(Broken(gitops_repo), on_call=recorder(calls))
+    with pytest.raises(RuntimeError, match="a bug"):
+        broken.list_statuses("a" * 40)
+    assert calls == [("get_pull_request", "PullRequestNotFoundError"),
+                     ("submit_review", "PullRequestNotFoundError"),
+                     ("list_statuses", "unexpected")]
+    assert broken.wrapped.__class__ is Broken
+
+
+def _any_pull() -> PullRequest:
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    return PullRequest(number=1, head_branch="environments/dev-next",
+                       base_branch="environments/dev", head_sha="a" * 40, title="t", body="",
+                       author="mia", state=PullRequestState.OPEN, labels=("promoter",),
+                       created_at=now, updated_at=now)
