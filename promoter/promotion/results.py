@@ -94,3 +94,5 @@ class RolloutCheck:
     rollback: object | None
     """The RollbackResult when a rollback PR was opened or merged because of this state."""
     error: str | None
+    """Why the cluster could not be read, or why the automatic rollback could not be made
+    (e.g. the first deployment failed: there is nothing earlier to restore)."""

@@ -499,10 +499,17 @@ class PromotionService:
             current = {s.context: s for s in self._forge.list_statuses(head)}
             if current.get(status.context) != status:
                 self._forge.set_status(head, status)
-            rollback = None
+            rollback, error = None, None
             if state.phase in (RolloutPhase.FAILED, RolloutPhase.TIMED_OUT) and self._rollbacks:
-                rollback = self._rollbacks.after_rollout(env, state, author=self._identity)
-            checks.append(RolloutCheck(env.name, head, state, rollback, None))
+                try:
+                    rollback = self._rollbacks.after_rollout(env, state, author=self._identity)
+                except PromoterError as exc:
+                    # E.g. the first deployment failed: nothing earlier to restore. A person
+                    # must act; the other environments' promotions must still go on.
+                    error = f"automatic rollback not possible: {exc.message}"
+                    log.error("%s: rollout of %s %s; %s", env.name, head[:12], state.phase,
+                              error)
+            checks.append(RolloutCheck(env.name, head, state, rollback, error))
         return checks
 
     def rollout_of(self, environment: EnvironmentSpec) -> RolloutState | None:

@@ -125,3 +125,22 @@ def test_rollout_that_never_becomes_healthy_times_out(world: World) -> None:
     assert timed_out[0].state is not None
     assert timed_out[0].state.phase is RolloutPhase.TIMED_OUT
     assert world.metadata("environments/dev")["promoter"]["version"] == 1
+
+
+def test_a_rollback_that_cannot_be_made_is_reported_not_raised(world: World) -> None:
+    """The first deployment failing has nothing to roll back to: the check says so, and the
+    other environments' promotions are still reconciled."""
+    cluster = ScriptedCluster()
+    service = with_cluster(world, cluster, Clock())
+    world.promote("dev", 1)
+    cluster.phases["dev"] = RolloutPhase.FAILED
+    checks = service.check_rollouts()
+    assert len(checks) == 1
+    assert checks[0].state is not None
+    assert checks[0].state.phase is RolloutPhase.FAILED
+    assert checks[0].rollback is None
+    assert checks[0].error is not None
+    assert "rollback" in checks[0].error
+    statuses = {s.context: s.state for s in world.forge.list_statuses(checks[0].commit)}
+    assert statuses["promoter/rollout"] is StatusState.FAILURE
+    assert service.reconcile() == []  # no exception: the reconcile goes on
