@@ -133,7 +133,7 @@ def _parse_field(text: str, spec: _Field) -> frozenset[int]:
         base, _, step_text = item.partition("/")
         step = 1
         if step_text:
-            if not step_text.isdigit() or int(step_text) == 0:
+            if not (step_text.isascii() and step_text.isdigit()) or int(step_text) == 0:
                 raise CronSyntaxError(
                     f"the {spec.name} field {text!r} has step {step_text!r}; "
                     "a step is a positive whole number, e.g. */15")
@@ -158,7 +158,7 @@ def _value(token: str, spec: _Field, field_text: str) -> int:
     lowered = token.lower()
     if lowered in spec.names:
         return spec.names.index(lowered) + spec.name_base
-    if lowered.isdigit() and spec.low <= int(lowered) <= spec.high:
+    if lowered.isascii() and lowered.isdigit() and spec.low <= int(lowered) <= spec.high:
         return int(lowered)
     named = f" or {spec.names[0]}-{spec.names[-1]}" if spec.names else ""
     raise CronSyntaxError(

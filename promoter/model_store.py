@@ -114,7 +114,8 @@ class LocalModelStore:
         base = self.root / model
         if not base.is_dir():
             return []
-        return sorted(int(p.name) for p in base.iterdir() if p.is_dir() and p.name.isdigit())
+        return sorted(int(p.name) for p in base.iterdir() if p.is_dir()
+                      and p.name.isascii() and p.name.isdigit())
 
     def scan_versions(self, model: str) -> list[StoredVersion]:
         base = self.root / model

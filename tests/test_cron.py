@@ -52,6 +52,8 @@ def test_matches(expr: str, when: str, expected: bool) -> None:
     ("0 9 * * fri-mon", "runs backwards"),
     ("*/0 9 * * *", "a step is a positive whole number"),
     ("1,,2 9 * * *", "empty list item"),
+    ("\u00b2 9 * * *", "expected 0-59"),          # '²' is a digit to str.isdigit only
+    ("*/\u00b2 9 * * *", "a step is a positive whole number"),
 ])
 def test_errors_name_the_field(expr: str, message: str) -> None:
     with pytest.raises(CronSyntaxError) as info:

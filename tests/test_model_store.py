@@ -28,6 +28,7 @@ def test_lists_integer_versions_in_order(tmp_path: Path) -> None:
     for v in (10, 2, 1):
         fake_saved_model(tmp_path / "churn" / str(v))
     (tmp_path / "churn" / "tmp-upload").mkdir()
+    (tmp_path / "churn" / "\u00b2").mkdir()  # '²' is a digit to str.isdigit, not to int()
     store = LocalModelStore(tmp_path)
     assert store.list_versions("churn") == [1, 2, 10]
     assert store.list_versions("unknown") == []
