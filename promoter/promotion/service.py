@@ -353,6 +353,10 @@ class PromotionService:
         if env is None:
             raise PromotionError(f"PR #{number} does not target an environment branch")
         target = _Target(dry_sha, dry, env, dry.policy_for(env))
+        if pull.state is not PullRequestState.OPEN:
+            # A webhook's job may run after a resync already merged (or a person closed) the
+            # PR: there is nothing left to do, and that is not an error.
+            return self._finished(pull, env)
         proposed = self._metadata_at(pull.head_sha, where=pull.head_branch)
         if proposed is None:
             return self._halt(pull, env, "the proposal has no hydrator.metadata")
@@ -846,6 +850,18 @@ class PromotionService:
             if old is None or (old.state, old.description) != (gate.state, gate.description):
                 self._forge.set_status(sha, CommitStatus(gate.context, gate.state,
                                                          gate.description))
+
+    def _finished(self, pull: PullRequest, env: EnvironmentSpec) -> ReconcileOutcome:
+        try:
+            meta = self._metadata_at(pull.head_sha, where=pull.head_branch)
+        except MetadataError:
+            meta = None
+        model, version = (meta.deployed.model, meta.deployed.version) if meta else ("?", 0)
+        if pull.state is PullRequestState.MERGED:
+            return ReconcileOutcome(pull.number, env.name, model, version,
+                                    PromotionState.MERGED, (), note="already merged")
+        return ReconcileOutcome(pull.number, env.name, model, version, PromotionState.BLOCKED,
+                                (), note="closed without merging")
 
     def _halt(self, pull: PullRequest, env: EnvironmentSpec, reason: str,
               promo: DeployedModel | None = None) -> ReconcileOutcome:

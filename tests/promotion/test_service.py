@@ -454,3 +454,23 @@ def test_inconclusive_evaluation_waits_for_an_approval(world: World) -> None:
     assert len(world.evaluator.calls) == calls
     world.service.approve(number, user="rita")
     assert world.service.reconcile_pull(number).state is PromotionState.MERGED
+
+
+def test_reconciling_a_finished_pull_request_is_a_quiet_no_op(world: World) -> None:
+    """A webhook's job can run after a resync merged the PR, or after a person closed it."""
+    merged = world.service.propose(environment="dev", model="churn", version=1, author="mia")
+    assert merged.pull_request is not None
+    world.service.reconcile()
+    dev_head = git(world.root, "rev-parse", "environments/dev")
+    again = world.service.reconcile_pull(merged.pull_request.number)
+    assert (again.state, again.note, again.merge_sha) == (PromotionState.MERGED,
+                                                         "already merged", None)
+    assert (again.model, again.version) == ("churn", 1)
+
+    closed = world.service.propose(environment="dev", model="churn", version=2, author="mia")
+    assert closed.pull_request is not None
+    world.forge.close(closed.pull_request.number, comment="not now")
+    outcome = world.service.reconcile_pull(closed.pull_request.number)
+    assert (outcome.state, outcome.note) == (PromotionState.BLOCKED, "closed without merging")
+    assert world.forge.list_statuses(closed.pull_request.head_sha) == []
+    assert git(world.root, "rev-parse", "environments/dev") == dev_head
