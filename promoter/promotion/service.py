@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -104,6 +105,8 @@ by the evaluation gate and are merged by the rollback path, never re-hydrated he
 REPORT_COMMENT_KEY = "evaluation-report"
 _CACHE_MARKER = "<!-- promoter:evaluation-key "
 _NEEDS_APPROVAL = " needs-approval"
+_DRY_CACHE_SIZE = 8
+"""Dry commits whose loaded configuration is kept (the head, and a few it moved from)."""
 BOT = Signature(name="promoter", email="promoter@noreply.invalid")
 """Author of the commits promoter writes (hydrated manifests, merges)."""
 
@@ -147,6 +150,11 @@ class PromotionService:
         self._evaluator = evaluator
         self._clock = clock
         self._identity = identity
+        # The dry source at a commit never changes and DryConfig is immutable: parsing it
+        # once per commit, not on every call, is what lets one instance run 150 environments
+        # (benchmarks/scale.py).
+        self._dry_cache: dict[str, DryConfig] = {}
+        self._dry_lock = threading.Lock()
 
     # --- reading ------------------------------------------------------------------------------
 
@@ -165,7 +173,15 @@ class PromotionService:
                 fix=f"commit the dry source (promoter.yaml, environments/, policies/, "
                     f"manifests/) to {branch!r} or change repository.dryBranch",
             )
-        return sha, load_dry_config(GitTreeSource(self._repo, sha), self._settings.settings)
+        with self._dry_lock:
+            cached = self._dry_cache.get(sha)
+        if cached is None:
+            cached = load_dry_config(GitTreeSource(self._repo, sha), self._settings.settings)
+            with self._dry_lock:
+                if len(self._dry_cache) >= _DRY_CACHE_SIZE:
+                    self._dry_cache.pop(next(iter(self._dry_cache)))
+                self._dry_cache[sha] = cached
+        return sha, cached
 
     def deployed(self, environment: EnvironmentSpec) -> DeployedModel | None:
         """The model version the environment branch renders now, or None before the first."""

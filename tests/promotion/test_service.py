@@ -474,3 +474,13 @@ def test_reconciling_a_finished_pull_request_is_a_quiet_no_op(world: World) -> N
     assert (outcome.state, outcome.note) == (PromotionState.BLOCKED, "closed without merging")
     assert world.forge.list_statuses(closed.pull_request.head_sha) == []
     assert git(world.root, "rev-parse", "environments/dev") == dev_head
+
+
+def test_dry_config_is_loaded_once_per_dry_commit(world: World) -> None:
+    sha, first = world.service.dry_config()
+    assert world.service.dry_config() == (sha, first)
+    assert world.service.dry_config()[1] is first  # not parsed again
+    world.commit_dry_change("policies/dev.yaml", "min: 0.70", "min: 0.71")
+    new_sha, changed = world.service.dry_config()
+    assert new_sha != sha
+    assert changed.policies["dev"].evaluation.metrics[0].min == 0.71
