@@ -435,7 +435,7 @@ class PromotionService:
         names again takes the commit over only if it is byte for byte what promoter writes
         (`_is_interrupted_write`); otherwise propose refuses, as for any foreign push.
         """
-        if head_now is None or pull.state is not PullRequestState.OPEN:
+        if head_now is None:
             return None
         env_head = self._repo.branch_head(env.branch)
         if env_head is None or self._repo.commit_info(head_now).parents != (env_head,):
@@ -534,7 +534,7 @@ class PromotionService:
 
     def rollout_of(self, environment: EnvironmentSpec) -> RolloutState | None:
         """The cluster's reading of `environment`'s branch head (TIMED_OUT once past its
-        `healthTimeoutSeconds`), for discovery's "upstream healthy" rule; None without a
+        `healthTimeoutSeconds`), for the upstream-rollout gate and discovery; None without a
         cluster reader or an environment branch. Raises ClusterError when it cannot tell."""
         head = self._repo.branch_head(environment.branch)
         if self._cluster is None or head is None:
@@ -557,18 +557,13 @@ class PromotionService:
     def _upstream_rollout_gate(self, upstream_env: EnvironmentSpec
                                ) -> tuple[GateResult, RolloutState | str | None]:
         """The upstream-rollout gate, and what it read: the state, or why it could not."""
-        assert self._cluster is not None
-        head = self._repo.branch_head(upstream_env.branch)
-        if head is None:
-            return decide_upstream_rollout(None), None
         try:
-            state = self._cluster.rollout_state(upstream_env, commit=head)
+            state = self.rollout_of(upstream_env)
         except ClusterError as exc:
             # Not knowing is not a failure of the model: wait, and say why.
             return GateResult(UPSTREAM_ROLLOUT_CONTEXT, StatusState.PENDING,
                               fit_description(f"cannot read {upstream_env.name}'s rollout: "
                                               f"{exc.message}")), exc.message
-        state = self._with_deadline(upstream_env, state)
         return decide_upstream_rollout(state), state
 
     def _soak_gate(self, policy: SoakPolicy, upstream_env: EnvironmentSpec | None,
