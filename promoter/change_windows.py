@@ -46,14 +46,17 @@ def occurrence_at(window: ScheduleWindow, now: datetime, zone: ZoneInfo) -> Occu
     length = timedelta(seconds=span_seconds(window.duration or "0s"))
     cron = CronExpression.parse(window.cron)
     local_now = now.astimezone(zone).replace(tzinfo=None)
-    naive = cron.latest_at_or_before(local_now, within=length + _DST_SLACK)
+    earliest = local_now - length - _DST_SLACK
+    # The latest start decides (same length: the latest start ends last), unless the clock
+    # skipped it; then the one before.
+    naive = cron.latest_at_or_before(local_now, within=local_now - earliest)
     while naive is not None:
         start = _aware(naive, zone)
         if start is not None and start <= now:
             end = start + length
             return Occurrence(start, end, window.reason) if now < end else None
-        naive = cron.latest_at_or_before(naive - timedelta(minutes=1),
-                                         within=length + _DST_SLACK - (local_now - naive))
+        before = naive - timedelta(minutes=1)
+        naive = cron.latest_at_or_before(before, within=before - earliest)
     return None
 
 
