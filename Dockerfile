@@ -25,5 +25,7 @@ COPY manifests ./manifests
 RUN pip install --editable . && promoter --help >/dev/null
 
 USER promoter
+# Compile the TFRecord decoder's kernels once, into the user's ~/.cache/numba.
+RUN python -c "from promoter.evaluation.example_codec import compile_kernels; compile_kernels()"
 ENTRYPOINT ["promoter"]
 CMD ["--help"]

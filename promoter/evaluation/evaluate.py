@@ -120,7 +120,9 @@ def evaluate_models(*, candidate_dir: Path, baseline_dir: Path | None, holdout: 
             "weightColumn": model.weight_column,
             "threshold": model.threshold,
             "topK": model.top_k,
-            "batchSize": 8192,
+            # TFRecord batches are decoded into flat arrays without per-row Python work, so
+            # they can be as large as the model's best batch; CSV rows are Python lists.
+            "batchSize": 65536 if is_tfrecord(holdout) else 8192,
             "outDir": out,
             "slices": [{"column": s.column, "maxValues": s.max_values} for s in policy.slices],
             "latency": measure_latency,

@@ -1,22 +1,27 @@
 """Read a TFRecord holdout of `tf.train.Example`s (TFX's format) in bounded-memory batches.
 
-Runs in the evaluation worker only (it uses tf.data). Features are matched to the signature's
-inputs, the label, the weight and slice columns by name; each must be a scalar feature (one
-value per example). The first record decides each feature's kind (int64, float or bytes); a
-later record with another kind or without the feature is a HoldoutError naming it, as is a
-truncated or corrupt file (tf.data checks every record's CRC).
+Features are matched to the signature's inputs, the label, the weight and slice columns by
+name. The first record decides each feature's kind (int64, float or bytes) and must hold as
+many values as the input takes (one, or d for a [None, d] input); a later record with another
+kind or width, or without the feature, is a HoldoutError naming the record and the feature,
+as is a truncated or corrupt file (both checksums of every record are verified).
 
-Records are parsed by `tf.io.parse_example` on whole batches in tf.data's threads, so the file
-is streamed: memory holds a few batches whatever the file size. The digest is sha256 of the
-file's bytes, read once more after parsing (at disk speed, in 1 MiB chunks).
+The bytes are decoded by the compiled kernels of `example_codec`, not by tf.data (which tops
+out far below what a small model scores). A background thread reads the file in large chunks,
+hashes them (sha256, the report's digest of exactly the bytes evaluated), frames and decodes
+records into column arrays, and hands over finished batches through a queue of two; the
+kernels and the hash release the GIL, so reading overlaps with scoring. Memory holds the read
+buffer and a few batches whatever the file size.
 """
 
 from __future__ import annotations
 
 import hashlib
+import queue
+import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -28,6 +33,9 @@ _FIX = "write the holdout with one scalar feature per model input, plus the labe
 
 class TFRecordHoldoutReader:
     """Iterate over a TFRecord holdout in batches; `digest` and `rows` are set once read."""
+
+    chunk_bytes = 16 << 20
+    """Bytes read at a time (the buffer grows for a record longer than this)."""
 
     def __init__(self, path: Path, *, label_column: str, columns: Sequence[ColumnRequest],
                  batch_size: int, label_kind: str = "binary", weight_column: str | None = None,
@@ -43,20 +51,15 @@ class TFRecordHoldoutReader:
         self.slice_columns = list(slice_columns)
         self.rows = 0
         self.digest: str | None = None
+        self.parsed_records = 0
+        """Records that did not match a template and were parsed (for benchmarks)."""
 
-    def _kinds(self, tf: Any) -> dict[str, str]:
+    def _kinds(self, record: bytes) -> dict[str, str]:
+        from tensorflow.core.example import example_pb2
+
+        example = example_pb2.Example()
         try:
-            first = next(iter(tf.data.TFRecordDataset(str(self.path)).take(1)), None)
-        except tf.errors.OpError as exc:
-            raise HoldoutError(f"{self.path} is not a readable TFRecord file: "
-                               f"{_first_line(exc)}", fix="check that the file is complete "
-                               "(not truncated) and not compressed") from exc
-        if first is None:
-            raise HoldoutError(f"holdout {self.path} is empty (no records)",
-                               fix="write at least one tf.train.Example")
-        example = tf.train.Example()
-        try:
-            example.ParseFromString(first.numpy())
+            example.ParseFromString(record)
         except Exception as exc:  # protobuf's DecodeError
             raise HoldoutError(f"{self.path}, record 1: not a tf.train.Example ({exc})",
                                fix=_FIX) from exc
@@ -81,7 +84,7 @@ class TFRecordHoldoutReader:
                 raise HoldoutError(f"holdout {self.path}, feature {name!r} is bytes_list, but "
                                    f"{needed_by} takes numbers (int64_list or float_list)",
                                    fix=_FIX)
-            width = self.columns[name].width if name in self.columns else 1
+            width = self._width(name)
             count = len(getattr(features[name], kind).value) if kind else 0
             if count != width:
                 raise HoldoutError(f"holdout {self.path}, record 1, feature {name!r} has {count} "
@@ -89,48 +92,103 @@ class TFRecordHoldoutReader:
             kinds[name] = kind or "missing"
         return kinds
 
-    def __iter__(self) -> Iterator[HoldoutBatch]:
-        import tensorflow as tf
-
-        if not self.path.is_file():
-            raise HoldoutError(f"holdout {self.path} not found", fix="check the path")
-        kinds = self._kinds(tf)
-        dtypes = {"int64_list": tf.int64, "float_list": tf.float32, "bytes_list": tf.string}
-        spec = {name: tf.io.FixedLenFeature(
-                    [] if self._width(name) == 1 else [self._width(name)], dtypes[kind])
-                for name, kind in kinds.items()}
-        dataset = (tf.data.TFRecordDataset(str(self.path), buffer_size=1 << 22)
-                   .batch(self.batch_size)
-                   .map(lambda records: tf.io.parse_example(records, spec),
-                        num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-                   .prefetch(2))
-        iterator = iter(dataset)
-        while True:
-            try:
-                parsed = next(iterator)
-            except StopIteration:
-                break
-            except tf.errors.DataLossError as exc:
-                raise HoldoutError(
-                    f"{self.path} is truncated or corrupt after record {self.rows}: "
-                    f"{_first_line(exc)}", fix="copy the file again; a TFRecord file must "
-                    "end on a complete record") from exc
-            except tf.errors.OpError as exc:
-                raise HoldoutError(
-                    f"{self.path}, records {self.rows + 1}-{self.rows + self.batch_size}: "
-                    f"{_first_line(exc)}", fix="every example needs every feature, with the "
-                    "same type as in the first record, one value each") from exc
-            yield self._batch({k: v.numpy() for k, v in parsed.items()}, kinds)
-        if self.rows == 0:
-            raise HoldoutError(f"holdout {self.path} has no records", fix=_FIX)
-        hasher = hashlib.sha256()
-        with self.path.open("rb") as handle:
-            for chunk in iter(lambda: handle.read(1 << 20), b""):
-                hasher.update(chunk)
-        self.digest = f"sha256:{hasher.hexdigest()}"
-
     def _width(self, name: str) -> int:
         return self.columns[name].width if name in self.columns else 1
+
+    def __iter__(self) -> Iterator[HoldoutBatch]:
+        if not self.path.is_file():
+            raise HoldoutError(f"holdout {self.path} not found", fix="check the path")
+        return _prefetched(self._batches(), depth=2)
+
+    def _batches(self) -> Iterator[HoldoutBatch]:
+        from promoter.evaluation import example_codec as codec
+
+        with self.path.open("rb") as handle:
+            stream = _RecordStream(handle, self.chunk_bytes, self.batch_size)
+            stream.fill()
+            first = stream.first_record()
+            if first is None:
+                raise HoldoutError(f"holdout {self.path} is empty (no records)",
+                                   fix="write at least one tf.train.Example")
+            if isinstance(first, int):
+                if first == codec.OK:  # the file ends inside the first record
+                    raise HoldoutError(
+                        f"{self.path} is truncated or corrupt: its {stream.filled} bytes are "
+                        "not one complete record", fix="copy the file again; a TFRecord file "
+                        "must end on a complete record")
+                self._framing_error(first, record=1)
+            layout = _Layout(self._kinds(first), self._width, self.batch_size)
+            templates = codec.TemplateCache()
+            while True:
+                columns = layout.new_batch()
+                rows = 0
+                while rows < self.batch_size:
+                    count, status = stream.frame(self.batch_size - rows)
+                    if status != codec.OK:
+                        self._framing_error(status, record=self.rows + rows + count + 1)
+                    if count:
+                        result = codec.decode_examples(
+                            stream.buffer, stream.starts, stream.lengths, count, rows,
+                            layout.names, layout.name_starts, layout.kinds, layout.layout,
+                            layout.widths, columns.floats, columns.ints, columns.text_pos,
+                            columns.text_len, templates.lengths, templates.bytes,
+                            templates.mask, templates.slot_counts, templates.slots,
+                            templates.state)
+                        if result[0] != codec.OK:
+                            self._record_error(result, layout, first_record=self.rows + rows)
+                        columns.take_text(stream.buffer, rows, count)
+                        rows += count
+                    if rows < self.batch_size and not stream.fill():
+                        if stream.pending:
+                            raise HoldoutError(
+                                f"{self.path} is truncated or corrupt after record "
+                                f"{self.rows + rows}: {stream.pending} bytes at the end are "
+                                "not a complete record", fix="copy the file again; a TFRecord "
+                                "file must end on a complete record")
+                        break
+                self.parsed_records = templates.parsed
+                if rows == 0:
+                    break
+                yield self._batch(columns.arrays(rows), layout.kind_names)
+                if rows < self.batch_size:
+                    break
+            self.digest = f"sha256:{stream.hasher.hexdigest()}"
+
+    def _framing_error(self, status: int, *, record: int) -> None:
+        from promoter.evaluation import example_codec as codec
+
+        what = {codec.BAD_LENGTH_CRC: "its length field fails its checksum",
+                codec.BAD_DATA_CRC: "its data fails its checksum",
+                codec.BAD_LENGTH: "its length field is implausible"}.get(status, "unreadable")
+        raise HoldoutError(f"{self.path} is truncated or corrupt at record {record}: {what}",
+                           fix="copy the file again, or write it again with "
+                               "tf.io.TFRecordWriter (uncompressed)")
+
+    def _record_error(self, result: tuple[int, int, int, int, int], layout: _Layout, *,
+                      first_record: int) -> None:
+        from promoter.evaluation import example_codec as codec
+
+        status, index, feature, kind, count = result
+        record = first_record + index + 1
+        name = layout.order[feature] if feature >= 0 else None
+        where = f"{self.path}, record {record}"
+        if status == codec.MISSING:
+            raise HoldoutError(f"{where} has no feature {name!r}",
+                               fix=f"add a {name!r} feature to every example")
+        if status == codec.WRONG_KIND:
+            raise HoldoutError(
+                f"{where}, feature {name!r} is {codec.KIND_NAMES.get(kind, kind)}, but record "
+                f"1 has {codec.KIND_NAMES[int(layout.kinds[feature])]}",
+                fix="every example needs every feature with the same type as in the first "
+                    "record")
+        if status == codec.WRONG_COUNT:
+            raise HoldoutError(
+                f"{where}, feature {name!r} has {count} values, but {layout.widths[feature]} "
+                "are needed per example", fix=_FIX)
+        raise HoldoutError(f"{where} is not a valid tf.train.Example"
+                           + (f" (in feature {name!r})" if name else ""),
+                           fix="write the file with tf.io.TFRecordWriter from "
+                               "tf.train.Example.SerializeToString()")
 
     def _batch(self, parsed: dict[str, np.ndarray], kinds: dict[str, str]) -> HoldoutBatch:
         rows = parsed[self.label_column].shape[0]
@@ -155,9 +213,8 @@ class TFRecordHoldoutReader:
             if name == self.label_column:
                 continue
             values = parsed[name]
-            if kind == "bytes_list":
-                text[name] = np.array([v.decode("utf-8", "replace") for v in values],
-                                      dtype=object)
+            if kind == "bytes_list":  # already decoded to str
+                text[name] = values
                 continue
             if name in self.slice_columns:
                 text[name] = values.astype(str).astype(object)
@@ -181,6 +238,183 @@ class TFRecordHoldoutReader:
                             labels=labels if self.label_kind == "real"
                             else labels.astype(np.int64),
                             numeric=numeric, text=text, weights=weights, first_row=first_row)
+
+
+_KIND_CODES = {"bytes_list": 1, "float_list": 2, "int64_list": 3}
+
+
+class _RecordStream:
+    """The file's bytes in a reusable buffer, hashed as read, framed into records."""
+
+    def __init__(self, handle: Any, chunk_bytes: int, batch_size: int) -> None:
+        self.handle = handle
+        self.buffer = np.empty(chunk_bytes, dtype=np.uint8)
+        self.filled = 0
+        self.position = 0
+        self.hasher = hashlib.sha256()
+        self.starts = np.empty(batch_size, dtype=np.int64)
+        self.lengths = np.empty(batch_size, dtype=np.int64)
+
+    @property
+    def pending(self) -> int:
+        """Bytes read but not yet framed."""
+        return self.filled - self.position
+
+    def fill(self) -> bool:
+        """Keep the unframed bytes, read more after them; False at the end of the file.
+        Records framed before are invalid afterwards (the buffer moves)."""
+        pending = self.pending
+        if pending and self.position:
+            self.buffer[:pending] = self.buffer[self.position:self.filled]
+        self.filled, self.position = pending, 0
+        if pending > len(self.buffer) // 2:  # a record longer than half the buffer: grow
+            grown = np.empty(2 * len(self.buffer), dtype=np.uint8)
+            grown[:pending] = self.buffer[:pending]
+            self.buffer = grown
+        view = memoryview(self.buffer)[self.filled:]
+        read = self.handle.readinto(view)
+        if not read:
+            return False
+        self.hasher.update(view[:read])
+        self.filled += read
+        return True
+
+    def frame(self, limit: int) -> tuple[int, int]:
+        """Frame up to `limit` records at the read position into starts/lengths; (count,
+        status). Fewer than `limit` with status OK means the buffer needs a `fill`."""
+        from promoter.evaluation import example_codec as codec
+
+        count, self.position, status = codec.frame_records(
+            self.buffer, self.position, self.filled, self.starts[:limit],
+            self.lengths[:limit], codec.CRC_TABLES)
+        return count, status
+
+    def first_record(self) -> bytes | int | None:
+        """The first record's bytes (not consumed); None for an empty file; a framing status
+        if it is corrupt, or OK if the file ends inside it."""
+        from promoter.evaluation import example_codec as codec
+
+        while True:
+            count, _, status = codec.frame_records(
+                self.buffer, 0, self.filled, self.starts[:1], self.lengths[:1],
+                codec.CRC_TABLES)
+            if status != codec.OK:
+                return status
+            if count:
+                start, length = int(self.starts[0]), int(self.lengths[0])
+                return self.buffer[start:start + length].tobytes()
+            if not self.fill():
+                return None if self.filled == 0 else codec.OK
+
+
+class _Layout:
+    """Where each wanted feature's values go in a batch's flat column arrays: a scalar feature
+    is a contiguous column, a vector feature a row-major [rows, width] block."""
+
+    def __init__(self, kinds: dict[str, str], width: Any, batch_size: int) -> None:
+        self.kind_names = kinds
+        self.order = list(kinds)
+        self.batch_size = batch_size
+        encoded = [name.encode() for name in self.order]
+        self.names = np.frombuffer(b"".join(encoded) or b"\0", dtype=np.uint8)
+        self.name_starts = np.cumsum([0] + [len(e) for e in encoded]).astype(np.int64)
+        self.kinds = np.array([_KIND_CODES.get(kinds[n], 0) for n in self.order],
+                              dtype=np.int64)
+        self.widths = np.array([width(n) for n in self.order], dtype=np.int64)
+        self.layout = np.zeros((len(self.order), 3), dtype=np.int64)
+        self.sizes = dict.fromkeys(_KIND_CODES.values(), 0)
+        for f in range(len(self.order)):
+            code, w = int(self.kinds[f]), int(self.widths[f])
+            self.layout[f] = (self.sizes.get(code, 0), 1, w)
+            self.sizes[code] = self.sizes.get(code, 0) + w * batch_size
+
+    def new_batch(self) -> _Columns:
+        return _Columns(self)
+
+
+class _Columns:
+    """One batch's column arrays, filled by `decode_examples`."""
+
+    def __init__(self, layout: _Layout) -> None:
+        self.layout = layout
+        self.floats = np.empty(layout.sizes[2], dtype=np.uint32)
+        self.ints = np.empty(layout.sizes[3], dtype=np.int64)
+        self.text_pos = np.empty(layout.sizes[1], dtype=np.int64)
+        self.text_len = np.empty(layout.sizes[1], dtype=np.int64)
+        self.text: dict[str, list[str]] = {n: [] for n, k in layout.kind_names.items()
+                                           if k == "bytes_list"}
+
+    def take_text(self, buffer: np.ndarray, first: int, count: int) -> None:
+        """Copy the strings of records first..first+count out of the buffer (before it moves)."""
+        for f, name in enumerate(self.layout.order):
+            if name not in self.text:
+                continue
+            base = int(self.layout.layout[f, 0])
+            positions = self.text_pos[base + first:base + first + count].tolist()
+            lengths = self.text_len[base + first:base + first + count].tolist()
+            data = memoryview(buffer)
+            self.text[name].extend(bytes(data[p:p + n]).decode("utf-8", "replace")
+                                   for p, n in zip(positions, lengths, strict=True))
+
+    def arrays(self, rows: int) -> dict[str, np.ndarray]:
+        out: dict[str, np.ndarray] = {}
+        for f, name in enumerate(self.layout.order):
+            base, width = int(self.layout.layout[f, 0]), int(self.layout.widths[f])
+            kind = int(self.layout.kinds[f])
+            if kind == 1:
+                out[name] = np.array(self.text[name], dtype=object)
+                continue
+            flat = self.floats.view(np.float32) if kind == 2 else self.ints
+            block = flat[base:base + width * self.layout.batch_size]
+            out[name] = block[:rows] if width == 1 else block.reshape(-1, width)[:rows]
+        return out
+
+
+_T = TypeVar("_T")
+
+
+def _prefetched(items: Iterator[_T], *, depth: int) -> Iterator[_T]:
+    """Run `items` in a background thread, `depth` items ahead of the consumer. Its exceptions
+    are raised here; closing this generator early stops the thread."""
+    handoff: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(kind: str, value: Any) -> bool:
+        while not stop.is_set():
+            try:
+                handoff.put((kind, value), timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put("item", item):
+                    return
+            put("done", None)
+        except BaseException as exc:  # handed to the consumer, raised there
+            put("error", exc)
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
+
+    thread = threading.Thread(target=produce, name="tfrecord-reader", daemon=True)
+    thread.start()
+    try:
+        while True:
+            kind, value = handoff.get()
+            if kind == "item":
+                yield value
+            elif kind == "done":
+                return
+            else:
+                raise value
+    finally:
+        stop.set()
+        thread.join()
 
 
 def _first_line(exc: BaseException) -> str:
