@@ -464,6 +464,19 @@ def _decode_one(buf: np.ndarray, start: int, length: int, column: int, names: np
 
 
 @njit(nogil=True, cache=True)
+def _field_span(buf: np.ndarray, i: int, end: int, tag: int) -> tuple[int, int]:
+    """(start, end) of the length-delimited field at buf[i:end] if its tag is `tag`; else
+    (-1, -1). For the canonical layout only: any other tag means "not a template"."""
+    found, i = _varint(buf, i, end)
+    if i < 0 or found != np.uint64(tag):
+        return -1, -1
+    size, i = _varint(buf, i, end)
+    if i < 0 or size > np.uint64(end - i):
+        return -1, -1
+    return i, i + np.int64(size)
+
+
+@njit(nogil=True, cache=True)
 def _learn(buf: np.ndarray, start: int, length: int, t: int, names: np.ndarray,
            name_starts: np.ndarray, kinds: np.ndarray, layout: np.ndarray,
            widths: np.ndarray, tmpl_len: np.ndarray, tmpl_bytes: np.ndarray,
@@ -479,36 +492,20 @@ def _learn(buf: np.ndarray, start: int, length: int, t: int, names: np.ndarray,
         tmpl_mask[t, k] = 0xFF
     seen = np.zeros(kinds.shape[0], dtype=np.bool_)
     count = 0
-    i = start
-    tag, i = _varint(buf, i, end)
-    if tag != np.uint64(0x0A):
-        return False
-    size, i = _varint(buf, i, end)
-    if i < 0 or size != np.uint64(end - i):
+    i, features_end = _field_span(buf, start, end, 0x0A)
+    if i < 0 or features_end != end:
         return False
     while i < end:
-        tag, i = _varint(buf, i, end)
-        if tag != np.uint64(0x0A):
+        i, entry_end = _field_span(buf, i, end, 0x0A)
+        if i < 0:
             return False
-        size, i = _varint(buf, i, end)
-        if i < 0 or size > np.uint64(end - i):
+        key, key_end = _field_span(buf, i, entry_end, 0x0A)
+        if key < 0:
             return False
-        entry_end = i + np.int64(size)
-        tag, i = _varint(buf, i, entry_end)
-        if tag != np.uint64(0x0A):
+        i, feature_end = _field_span(buf, key_end, entry_end, 0x12)
+        if i < 0 or feature_end != entry_end:
             return False
-        size, i = _varint(buf, i, entry_end)
-        if i < 0 or size > np.uint64(entry_end - i):
-            return False
-        key, key_len = i, np.int64(size)
-        i += key_len
-        tag, i = _varint(buf, i, entry_end)
-        if tag != np.uint64(0x12):
-            return False
-        size, i = _varint(buf, i, entry_end)
-        if i < 0 or size != np.uint64(entry_end - i):
-            return False
-        f = _find(buf, key, key_len, names, name_starts, -1)
+        f = _find(buf, key, key_end - key, names, name_starts, -1)
         if f >= 0:
             if seen[f]:
                 return False
@@ -528,14 +525,8 @@ def _learn(buf: np.ndarray, start: int, length: int, t: int, names: np.ndarray,
             return False
         n = 0
         while i < entry_end:
-            tag, i = _varint(buf, i, entry_end)
-            if tag != np.uint64(0x0A):
-                return False
-            size, i = _varint(buf, i, entry_end)
-            if i < 0 or size > np.uint64(entry_end - i):
-                return False
-            value_end = i + np.int64(size)
-            if kind == KIND_FLOAT and size % np.uint64(4) != 0:
+            i, value_end = _field_span(buf, i, entry_end, 0x0A)
+            if i < 0 or (kind == KIND_FLOAT and (value_end - i) % 4 != 0):
                 return False
             while i < value_end:
                 target = layout[f, 0] + n * layout[f, 1] if f >= 0 and n < widths[f] else -1
