@@ -64,6 +64,30 @@ def confine(memory_limit_bytes: int | None) -> dict[str, Any]:
     return result
 
 
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_THRESHOLD = -3
+
+
+def keep_freed_memory() -> bool:
+    """Let glibc keep freed memory for reuse instead of returning it to the kernel at once.
+
+    Why: every batch makes numpy temporaries of 0.5-8 MB. By default glibc serves each from a
+    fresh mmap (or trims the heap after it is freed), so the next batch page-faults the same
+    memory in again: about 2,200 faults and 60% of the time of one 65,536-row binary
+    statistics step. Serving blocks up to 32 MiB from the heap and trimming only above
+    512 MiB of free space removes that; the peak memory is unchanged (what is kept is what the
+    previous batch used), and larger arrays are still mmapped and returned. False where the
+    C library has no mallopt (not glibc); nothing else changes then.
+    """
+    try:
+        libc = ctypes.CDLL(None)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    return bool(mallopt(_M_MMAP_THRESHOLD, 32 << 20)) and bool(
+        mallopt(_M_TRIM_THRESHOLD, 512 << 20))
+
+
 def run(request: dict[str, Any], *, progress: TextIO) -> dict[str, Any]:
     """Evaluate the request's models on its holdout; return the response's payload.
 
@@ -339,6 +363,7 @@ def main() -> int:
         try:
             request = json.loads(sys.stdin.read())
             confinement = confine(request.get("memoryLimitBytes"))
+            keep_freed_memory()
             from promoter.evaluation.protocol import PROTOCOL
 
             response["protocol"] = PROTOCOL
