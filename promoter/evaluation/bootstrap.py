@@ -22,7 +22,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from promoter.evaluation.metrics import AUC_HISTOGRAM_BINS, CALIBRATION_BINS, _calibration_bins
+from promoter.evaluation.metrics import (
+    AUC_HISTOGRAM_BINS,
+    CALIBRATION_BINS,
+    _calibration_bins,
+    _log_loss_terms,
+)
 
 N_BLOCKS = 1024
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
@@ -52,9 +57,7 @@ def binary_block_sums(ids: np.ndarray, labels: np.ndarray, scores: np.ndarray, *
     positive = labels == 1
     predicted = scores >= threshold
     p64 = scores.astype(np.float64)
-    eps = np.finfo(scores.dtype).eps
-    ll = -np.where(positive, np.log(np.clip(scores, eps, 1 - eps).astype(np.float64)),
-                   np.log(np.clip(1 - scores, eps, 1 - eps).astype(np.float64)))
+    ll = _log_loss_terms(positive, scores)
     w = weights
     dense = _sums(ids, [w * (positive & predicted), w * (~positive & predicted),
                         w * (~positive & ~predicted), w * (positive & ~predicted), w * ll,

@@ -200,7 +200,13 @@ def run(request: dict[str, Any], *, progress: TextIO) -> dict[str, Any]:
 
 
 class _Stream:
-    """Exact statistics of one model on some rows, merged in amortised O(n log n)."""
+    """Exact statistics of one model on some rows, merged in amortised O(n log n).
+
+    Binary statistics wait in `pending` until they hold as many distinct scores as the merged
+    table (at least 2**20, 24 MB): one merge of many sorted runs costs about what merging two
+    does, so holdouts up to a million rows merge once, and memory stays within twice the
+    merged table's size.
+    """
 
     def __init__(self, task: str, request: dict[str, Any]) -> None:
         self.task = task
@@ -223,7 +229,7 @@ class _Stream:
             self.pending.append(part)
             self.pending_size += part.scores.shape[0]
             size = 0 if self.merged is None else self.merged.scores.shape[0]
-            if self.pending_size >= max(size, 1 << 16):
+            if self.pending_size >= max(size, 1 << 20):
                 self._flush()
             return
         if self.task == "multiclass_classification":

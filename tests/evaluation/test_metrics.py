@@ -163,3 +163,32 @@ def test_inconsistent_json_is_rejected() -> None:
     data["positives"] = 3
     with pytest.raises(ValueError, match="inconsistent"):
         BinaryClassificationStats.from_json_dict(data)
+
+
+def test_calibration_bins_are_those_of_a_search_over_the_edges() -> None:
+    # The fast binning scales and corrects by one bin; it must agree with searchsorted exactly,
+    # above all on the edges b/10 themselves and their float neighbours.
+    from promoter.evaluation.metrics import _CALIBRATION_EDGES, _calibration_bins
+
+    edges = _CALIBRATION_EDGES
+    near = np.concatenate([edges, np.nextafter(edges, -1.0), np.nextafter(edges, 2.0),
+                           np.arange(1, 10) * 0.1, [0.0, 1.0, -0.0, 5e-324]])
+    scores = np.concatenate([near[(near >= 0) & (near <= 1)],
+                             np.random.default_rng(4).random(100_000)])
+    for dtype in (np.float64, np.float32):
+        values = scores.astype(dtype).astype(np.float64)
+        expected = np.clip(np.searchsorted(edges, values, side="right") - 1, 0, 9)
+        assert np.array_equal(_calibration_bins(values), expected)
+    assert _calibration_bins(np.array([0.3]))[0] == 3  # 0.3 is not below the edge 3/10
+    assert _calibration_bins(np.array([1.0]))[0] == 9  # the last bin holds 1.0
+
+
+def test_weighted_and_unweighted_batches_agree_when_every_weight_is_one() -> None:
+    labels, scores = _random(11)
+    plain = BinaryClassificationStats.from_batch(labels, scores, threshold=0.5)
+    weighted = BinaryClassificationStats.from_batch(labels, scores, threshold=0.5,
+                                                    weights=np.ones(len(labels)))
+    assert np.array_equal(plain.scores, weighted.scores)
+    assert np.array_equal(plain.score_positives, weighted.score_positives)
+    np.testing.assert_allclose(plain.counts, weighted.counts, rtol=1e-12)
+    np.testing.assert_allclose(plain.calibration, weighted.calibration, rtol=1e-12)
