@@ -20,6 +20,7 @@ import hashlib
 import queue
 import threading
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -101,58 +102,64 @@ class TFRecordHoldoutReader:
         return _prefetched(self._batches(), depth=2)
 
     def _batches(self) -> Iterator[HoldoutBatch]:
-        from promoter.evaluation import example_codec as codec
-
         with self.path.open("rb") as handle:
             stream = _RecordStream(handle, self.chunk_bytes, self.batch_size)
-            stream.fill()
-            first = stream.first_record()
-            if first is None:
-                raise HoldoutError(f"holdout {self.path} is empty (no records)",
-                                   fix="write at least one tf.train.Example")
-            if isinstance(first, int):
-                if first == codec.OK:  # the file ends inside the first record
-                    raise HoldoutError(
-                        f"{self.path} is truncated or corrupt: its {stream.filled} bytes are "
-                        "not one complete record", fix="copy the file again; a TFRecord file "
-                        "must end on a complete record")
-                self._framing_error(first, record=1)
-            layout = _Layout(self._kinds(first), self._width, self.batch_size)
-            templates = codec.TemplateCache()
-            while True:
-                columns = layout.new_batch()
-                rows = 0
-                while rows < self.batch_size:
-                    count, status = stream.frame(self.batch_size - rows)
-                    if status != codec.OK:
-                        self._framing_error(status, record=self.rows + rows + count + 1)
-                    if count:
-                        result = codec.decode_examples(
-                            stream.buffer, stream.starts, stream.lengths, count, rows,
-                            layout.names, layout.name_starts, layout.kinds, layout.layout,
-                            layout.widths, columns.floats, columns.ints, columns.text_pos,
-                            columns.text_len, templates.lengths, templates.bytes,
-                            templates.mask, templates.slot_counts, templates.slots,
-                            templates.state)
-                        if result[0] != codec.OK:
-                            self._record_error(result, layout, first_record=self.rows + rows)
-                        columns.take_text(stream.buffer, rows, count)
-                        rows += count
-                    if rows < self.batch_size and not stream.fill():
-                        if stream.pending:
-                            raise HoldoutError(
-                                f"{self.path} is truncated or corrupt after record "
-                                f"{self.rows + rows}: {stream.pending} bytes at the end are "
-                                "not a complete record", fix="copy the file again; a TFRecord "
-                                "file must end on a complete record")
-                        break
-                self.parsed_records = templates.parsed
-                if rows == 0:
+            try:
+                yield from self._decoded(stream)
+            finally:
+                stream.close()
+
+    def _decoded(self, stream: _RecordStream) -> Iterator[HoldoutBatch]:
+        from promoter.evaluation import example_codec as codec
+
+        stream.fill()
+        first = stream.first_record()
+        if first is None:
+            raise HoldoutError(f"holdout {self.path} is empty (no records)",
+                               fix="write at least one tf.train.Example")
+        if isinstance(first, int):
+            if first == codec.OK:  # the file ends inside the first record
+                raise HoldoutError(
+                    f"{self.path} is truncated or corrupt: its {stream.filled} bytes are "
+                    "not one complete record", fix="copy the file again; a TFRecord file "
+                    "must end on a complete record")
+            self._framing_error(first, record=1)
+        layout = _Layout(self._kinds(first), self._width, self.batch_size)
+        templates = codec.TemplateCache()
+        while True:
+            columns = layout.new_batch()
+            rows = 0
+            while rows < self.batch_size:
+                count, status = stream.frame(self.batch_size - rows)
+                if status != codec.OK:
+                    self._framing_error(status, record=self.rows + rows + count + 1)
+                if count:
+                    result = codec.decode_examples(
+                        stream.buffer, stream.starts, stream.lengths, count, rows,
+                        layout.names, layout.name_starts, layout.kinds, layout.layout,
+                        layout.widths, columns.floats, columns.ints, columns.text_pos,
+                        columns.text_len, templates.lengths, templates.bytes,
+                        templates.mask, templates.slot_counts, templates.slots,
+                        templates.state)
+                    if result[0] != codec.OK:
+                        self._record_error(result, layout, first_record=self.rows + rows)
+                    columns.take_text(stream.buffer, rows, count)
+                    rows += count
+                if rows < self.batch_size and not stream.fill():
+                    if stream.pending:
+                        raise HoldoutError(
+                            f"{self.path} is truncated or corrupt after record "
+                            f"{self.rows + rows}: {stream.pending} bytes at the end are "
+                            "not a complete record", fix="copy the file again; a TFRecord "
+                            "file must end on a complete record")
                     break
-                yield self._batch(columns.arrays(rows), layout.kind_names)
-                if rows < self.batch_size:
-                    break
-            self.digest = f"sha256:{stream.hasher.hexdigest()}"
+            self.parsed_records = templates.parsed
+            if rows == 0:
+                break
+            yield self._batch(columns.arrays(rows), layout.kind_names)
+            if rows < self.batch_size:
+                break
+        self.digest = stream.digest()
 
     def _framing_error(self, status: int, *, record: int) -> None:
         from promoter.evaluation import example_codec as codec
@@ -244,7 +251,12 @@ _KIND_CODES = {"bytes_list": 1, "float_list": 2, "int64_list": 3}
 
 
 class _RecordStream:
-    """The file's bytes in a reusable buffer, hashed as read, framed into records."""
+    """The file's bytes in a reusable buffer, hashed as read, framed into records.
+
+    The hash of each chunk runs on a thread of its own while the chunk is framed and decoded
+    (sha256 is a third of the reader's work); `fill` waits for it before the buffer changes,
+    so the digest covers exactly the bytes decoded, in order. Call `close` when done.
+    """
 
     def __init__(self, handle: Any, chunk_bytes: int, batch_size: int) -> None:
         self.handle = handle
@@ -252,8 +264,24 @@ class _RecordStream:
         self.filled = 0
         self.position = 0
         self.hasher = hashlib.sha256()
+        self._hash_thread = ThreadPoolExecutor(1, thread_name_prefix="promoter-holdout-hash")
+        self._hashing: Future[None] | None = None
         self.starts = np.empty(batch_size, dtype=np.int64)
         self.lengths = np.empty(batch_size, dtype=np.int64)
+
+    def _hashed(self) -> None:
+        if self._hashing is not None:
+            self._hashing.result()
+            self._hashing = None
+
+    def digest(self) -> str:
+        """sha256 of every byte read so far."""
+        self._hashed()
+        return f"sha256:{self.hasher.hexdigest()}"
+
+    def close(self) -> None:
+        self._hashed()
+        self._hash_thread.shutdown()
 
     @property
     def pending(self) -> int:
@@ -263,6 +291,7 @@ class _RecordStream:
     def fill(self) -> bool:
         """Keep the unframed bytes, read more after them; False at the end of the file.
         Records framed before are invalid afterwards (the buffer moves)."""
+        self._hashed()
         pending = self.pending
         if pending and self.position:
             self.buffer[:pending] = self.buffer[self.position:self.filled]
@@ -275,7 +304,7 @@ class _RecordStream:
         read = self.handle.readinto(view)
         if not read:
             return False
-        self.hasher.update(view[:read])
+        self._hashing = self._hash_thread.submit(self.hasher.update, view[:read])
         self.filled += read
         return True
 
