@@ -44,18 +44,21 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 
-def _choose_cache_dir() -> None:
+def _choose_cache_dir(here: Path = Path(__file__).parent, cache_home: Path | None = None
+                      ) -> str | None:
     """Numba caches compiled kernels next to this file or in ~/.cache/numba and refuses to
     start when neither is writable (a read-only container without a home). Then compile into
-    a private temporary directory: slower starts (about 5 s of compiling), but it works."""
+    a private temporary directory: slower starts (about 10 s of compiling), but it works.
+    Returns that directory, or None where numba's own choice stands."""
     if numba.config.CACHE_DIR:
-        return
-    here = Path(__file__).parent
-    cache_home = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+        return None
+    if cache_home is None:
+        cache_home = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
     for place in (here / "__pycache__", here, cache_home / "numba", cache_home):
         if place.exists() and os.access(place, os.W_OK):
-            return
+            return None
     numba.config.CACHE_DIR = tempfile.mkdtemp(prefix="promoter-numba-")
+    return numba.config.CACHE_DIR
 
 
 _choose_cache_dir()
@@ -147,23 +150,36 @@ def _crc32c_u64(typingctx, crc, word):  # type: ignore[no-untyped-def]
 @njit(nogil=True, cache=True)
 def crc32c(buf: np.ndarray, start: int, length: int, tables: np.ndarray) -> int:
     """CRC-32C of buf[start:start+length]; the caller has checked the bounds."""
+    if not _HARDWARE_CRC:
+        return crc32c_software(buf, start, length, tables)
+    i = start
+    end = start + length
+    wide = np.uint64(0xFFFFFFFF)
+    while i + 8 <= end:
+        wide = _crc32c_u64(wide, _load_u64(buf, i))
+        i += 8
+    return _crc32c_tail(buf, i, end, np.uint32(wide), tables)
+
+
+@njit(nogil=True, cache=True)
+def crc32c_software(buf: np.ndarray, start: int, length: int, tables: np.ndarray) -> int:
+    """`crc32c` by slicing-by-8 tables, for CPUs without SSE4.2 (public for its test)."""
     crc = np.uint32(0xFFFFFFFF)
     i = start
     end = start + length
-    if _HARDWARE_CRC:
-        wide = np.uint64(crc)
-        while i + 8 <= end:
-            wide = _crc32c_u64(wide, _load_u64(buf, i))
-            i += 8
-        crc = np.uint32(wide)
-    else:
-        while i + 8 <= end:
-            low = crc ^ np.uint32(_load_u64(buf, i) & np.uint64(0xFFFFFFFF))
-            crc = (tables[7, low & 0xFF] ^ tables[6, (low >> 8) & 0xFF]
-                   ^ tables[5, (low >> 16) & 0xFF] ^ tables[4, low >> 24]
-                   ^ tables[3, buf[i + 4]] ^ tables[2, buf[i + 5]]
-                   ^ tables[1, buf[i + 6]] ^ tables[0, buf[i + 7]])
-            i += 8
+    while i + 8 <= end:
+        low = crc ^ np.uint32(_load_u64(buf, i) & np.uint64(0xFFFFFFFF))
+        crc = (tables[7, low & 0xFF] ^ tables[6, (low >> 8) & 0xFF]
+               ^ tables[5, (low >> 16) & 0xFF] ^ tables[4, low >> 24]
+               ^ tables[3, buf[i + 4]] ^ tables[2, buf[i + 5]]
+               ^ tables[1, buf[i + 6]] ^ tables[0, buf[i + 7]])
+        i += 8
+    return _crc32c_tail(buf, i, end, crc, tables)
+
+
+@njit(nogil=True, cache=True)
+def _crc32c_tail(buf: np.ndarray, i: int, end: int, crc: np.uint32, tables: np.ndarray
+                 ) -> int:
     while i < end:
         crc = tables[0, (crc ^ buf[i]) & 0xFF] ^ (crc >> 8)
         i += 1

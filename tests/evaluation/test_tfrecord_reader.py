@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import random
 import struct
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -231,6 +232,8 @@ def test_a_flipped_byte_fails_the_checksum_and_names_the_record(
     path.write_bytes(bytes(data))
     with pytest.raises(HoldoutError, match=match):
         _read(path, widths={"x": 1, "label": 1})
+    # The hashing thread is shut down with the reader, error or not.
+    assert not [t for t in threading.enumerate() if t.name.startswith("promoter-holdout-hash")]
 
 
 @pytest.mark.parametrize("cut", [3, 20])
@@ -320,3 +323,48 @@ def test_prefetch_stops_its_thread_when_the_consumer_stops_early() -> None:
     assert next(iterator) == 0
     iterator.close()  # joins the thread; would hang if the producer kept going
     assert closed == [True]
+
+
+# --- checksums and the kernel cache ----------------------------------------------------------
+
+def _crc32c_bitwise(data: bytes) -> int:
+    crc = 0xFFFFFFFF
+    for byte in data:
+        crc ^= byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ 0x82F63B78 if crc & 1 else crc >> 1
+    return crc ^ 0xFFFFFFFF
+
+
+def test_both_crc32c_paths_agree_with_the_definition() -> None:
+    # This machine frames records with the CPU's crc32 instruction where it has one; the table
+    # path (other CPUs) must give the same checksums, checked here directly.
+    from promoter.evaluation.example_codec import CRC_TABLES, crc32c, crc32c_software
+
+    check = np.frombuffer(b"123456789", np.uint8).copy()
+    assert crc32c(check, 0, 9, CRC_TABLES) == crc32c_software(check, 0, 9, CRC_TABLES) \
+        == 0xE3069283  # the standard check value of CRC-32C
+    data = np.random.default_rng(5).integers(0, 256, 300, dtype=np.uint8)
+    for start in range(9):
+        for length in (0, 1, 7, 8, 9, 15, 16, 17, 64, 255, 300 - start):
+            expected = _crc32c_bitwise(data[start:start + length].tobytes())
+            assert crc32c_software(data, start, length, CRC_TABLES) == expected
+            assert crc32c(data, start, length, CRC_TABLES) == expected
+
+
+def test_kernel_cache_falls_back_to_a_private_directory(tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    import numba
+
+    from promoter.evaluation.example_codec import _choose_cache_dir
+
+    monkeypatch.setattr(numba.config, "CACHE_DIR", "")
+    assert _choose_cache_dir(here=tmp_path, cache_home=tmp_path / "no-home") is None
+    assert numba.config.CACHE_DIR == ""  # a writable place: numba's own choice stands
+    chosen = _choose_cache_dir(here=tmp_path / "gone", cache_home=tmp_path / "no-home")
+    assert chosen is not None
+    assert Path(chosen).is_dir()
+    assert chosen == numba.config.CACHE_DIR
+    Path(chosen).rmdir()
+    monkeypatch.setattr(numba.config, "CACHE_DIR", "/somewhere/set")
+    assert _choose_cache_dir(here=tmp_path / "gone", cache_home=tmp_path / "no-home") is None
