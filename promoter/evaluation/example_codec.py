@@ -381,6 +381,23 @@ def _feature(buf: np.ndarray, i: int, end: int, f: int, column: int, kinds: np.n
 
 
 @njit(nogil=True, cache=True)
+def _next_field1(buf: np.ndarray, i: int, end: int) -> tuple[int, int]:
+    """Read the field at i of a message whose field 1 is length-delimited (Example, Features):
+    (its end, where field 1's bytes start, or -1 for another field, skipped). An end < 0
+    means the field is malformed."""
+    tag, i = _varint(buf, i, end)
+    if i < 0:
+        return -1, -1
+    wire = np.int64(tag & np.uint64(7))
+    if np.int64(tag >> np.uint64(3)) != 1 or wire != 2:
+        return _skip(buf, i, end, wire), -1
+    size, i = _varint(buf, i, end)
+    if i < 0 or size > np.uint64(end - i):
+        return -1, -1
+    return i + np.int64(size), i
+
+
+@njit(nogil=True, cache=True)
 def _decode_one(buf: np.ndarray, start: int, length: int, column: int, names: np.ndarray,
                 name_starts: np.ndarray, kinds: np.ndarray, layout: np.ndarray,
                 widths: np.ndarray, floats: np.ndarray, ints: np.ndarray,
@@ -393,33 +410,19 @@ def _decode_one(buf: np.ndarray, start: int, length: int, column: int, names: np
     end = start + length
     entry = 0
     while i < end:  # Example: field 1 is Features (repeated occurrences merge)
-        tag, i = _varint(buf, i, end)
+        features_end, i = _next_field1(buf, i, end)
+        if features_end < 0:
+            return MALFORMED, -1
         if i < 0:
-            return MALFORMED, -1
-        wire = np.int64(tag & np.uint64(7))
-        if np.int64(tag >> np.uint64(3)) != 1 or wire != 2:
-            i = _skip(buf, i, end, wire)
-            if i < 0:
-                return MALFORMED, -1
+            i = features_end
             continue
-        size, i = _varint(buf, i, end)
-        if i < 0 or size > np.uint64(end - i):
-            return MALFORMED, -1
-        features_end = i + np.int64(size)
         while i < features_end:  # Features: field 1 is a map entry
-            tag, i = _varint(buf, i, features_end)
+            entry_end, i = _next_field1(buf, i, features_end)
+            if entry_end < 0:
+                return MALFORMED, -1
             if i < 0:
-                return MALFORMED, -1
-            wire = np.int64(tag & np.uint64(7))
-            if np.int64(tag >> np.uint64(3)) != 1 or wire != 2:
-                i = _skip(buf, i, features_end, wire)
-                if i < 0:
-                    return MALFORMED, -1
+                i = entry_end
                 continue
-            size, i = _varint(buf, i, features_end)
-            if i < 0 or size > np.uint64(features_end - i):
-                return MALFORMED, -1
-            entry_end = i + np.int64(size)
             # A map entry: key (1) and value (2) in any order; the last key counts.
             key, key_len = i, 0
             j = i
