@@ -147,13 +147,9 @@ class BinaryClassificationStats:
         # One pass over the confusion cells (2 * label + prediction): tn, fp, fn, tp.
         cells = np.bincount(2 * positive.view(np.uint8) + predicted.view(np.uint8),
                             weights=w, minlength=4).astype(np.float64)
-        squared_error = (positive - p64) ** 2
-        counts = np.array([
-            cells[3], cells[1], cells[0], cells[2],
-            _log_loss_terms(positive, score_array).sum() if w is None
-            else _log_loss_terms(positive, score_array) @ w,
-            squared_error.sum() if w is None else squared_error @ w,
-        ])
+        per_row = np.stack([_log_loss_terms(positive, score_array), (positive - p64) ** 2])
+        counts = np.array([cells[3], cells[1], cells[0], cells[2],
+                           *(per_row.sum(axis=1) if w is None else per_row @ w)])
         bins = _calibration_bins(p64)
         calibration = np.stack([
             np.bincount(bins, weights=w, minlength=CALIBRATION_BINS).astype(np.float64),
