@@ -70,8 +70,9 @@ class CountingService:
         with self._lock:
             self.counts[number] += 1
         time.sleep(self.delay_s)
-        return ReconcileOutcome(number, ENVIRONMENTS[number % 3], "churn", 1,
-                                PromotionState.WAITING, ())
+        return ReconcileOutcome(pull_number=number, environment=ENVIRONMENTS[number % 3],
+                                model="churn", version=1, state=PromotionState.WAITING,
+                                gates=())
 
     def evaluation_report(self, number: int) -> str | None:
         return None

@@ -50,8 +50,9 @@ def format_reconcile(outcomes: Sequence[ReconcileOutcome]) -> str:
         return "no open promotions"
     lines = []
     for outcome in outcomes:
-        head = (f"PR #{outcome.pull_number} {outcome.model} v{outcome.version} -> "
-                f"{outcome.environment}: {outcome.state}")
+        what = (f"{outcome.model} v{outcome.version}" if outcome.model is not None
+                else "(model unknown)")
+        head = f"PR #{outcome.pull_number} {what} -> {outcome.environment}: {outcome.state}"
         if outcome.state is PromotionState.MERGED and outcome.merge_sha:
             head += f" ({outcome.merge_sha[:12]})"
         lines.append(head)

@@ -49,12 +49,13 @@ class PromotionState(enum.StrEnum):
     MERGED = "merged"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ReconcileOutcome:
     pull_number: int
     environment: str
-    model: str
-    version: int
+    model: str | None
+    """None when the proposal does not say (no or unreadable hydrator.metadata)."""
+    version: int | None
     state: PromotionState
     gates: tuple[GateResult, ...]
     merge_sha: str | None = None

@@ -30,17 +30,15 @@ from promoter.config.schema import EnvironmentSpec
 from promoter.errors import GitError, PromotionError
 from promoter.forge.base import Forge, PullRequest
 from promoter.gitops.port import GitOpsRepository, Signature
+from promoter.promotion.conventions import BOT, PROMOTER_LABEL, ROLLBACK_LABEL
 from promoter.render.metadata import METADATA_FILE, HydratorMetadata, MetadataError
 
 log = logging.getLogger(__name__)
 
-ROLLBACK_LABEL = "rollback"
-PROMOTER_LABEL = "promoter"
 ROLLBACK_OF = "Rollback-of"
 """Trailer: the environment branch head that was rolled back (its content is bad)."""
 RESTORES = "Restores"
 """Trailer: the earlier commit whose tree the rollback restores."""
-BOT = Signature(name="promoter", email="promoter@noreply.invalid")
 
 _TRAILER = re.compile(r"^(?P<key>Rollback-of|Restores): (?P<sha>[0-9a-f]{40})$", re.MULTILINE)
 _MAX_HISTORY = 10_000

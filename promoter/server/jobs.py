@@ -113,11 +113,13 @@ class ReconcileJobs:
                 waited = (self._clock() - outcome.proposed_at).total_seconds()
                 self._metrics.proposal_to_merge.labels(
                     environment=outcome.environment).observe(max(0.0, waited))
+            what = (f"{outcome.model} v{outcome.version}" if outcome.model is not None
+                    else "(model unknown)")
             extra = {"environment": outcome.environment, "pr": outcome.pull_number,
-                     "promotion": f"{outcome.model} v{outcome.version}"}
+                     "promotion": what}
             note = f" ({outcome.note})" if outcome.note else ""
-            log.info("PR #%s %s v%s -> %s: %s%s", outcome.pull_number, outcome.model,
-                     outcome.version, outcome.environment, outcome.state, note, extra=extra)
+            log.info("PR #%s %s -> %s: %s%s", outcome.pull_number, what,
+                     outcome.environment, outcome.state, note, extra=extra)
 
     def _timed(self, kind: str) -> _Timed:
         return _Timed(self._metrics, kind)

@@ -68,13 +68,13 @@ def test_wiring_builds_a_github_forge(tmp_path: Path) -> None:
     config = _write(tmp_path, GITHUB)
     git(tmp_path, "init", "-q", "-b", "main")
     service = build_service(load_settings(config), environ={"GH_TOKEN": "ghp_x"})
-    assert isinstance(service._forge, GitHubForge)
-    assert service._identity == "promoter"
+    assert isinstance(service.forge, GitHubForge)
+    assert service.identity == "promoter"
     data = yaml.safe_load(config.read_text())
     data["forge"]["github"]["identity"] = "promoter-app[bot]"
     config.write_text(yaml.safe_dump(data))
     service = build_service(load_settings(config), environ={"GH_TOKEN": "ghp_x"})
-    assert service._identity == "promoter-app[bot]"
+    assert service.identity == "promoter-app[bot]"
     with pytest.raises(ConfigError, match="GH_TOKEN"):
         build_service(load_settings(config), environ={})
 

@@ -126,8 +126,9 @@ class FakeService:
         if number in self.failing:
             raise RuntimeError(f"scripted failure of PR #{number}")
         gate = GateResult("promoter/evaluation", StatusState.SUCCESS, "ok")
-        return ReconcileOutcome(number, branch.rsplit("/", 1)[-1], "churn", 3,
-                                PromotionState.WAITING, (gate,))
+        return ReconcileOutcome(pull_number=number, environment=branch.rsplit("/", 1)[-1],
+                                model="churn", version=3, state=PromotionState.WAITING,
+                                gates=(gate,))
 
     def evaluation_report(self, number: int) -> str | None:
         return None

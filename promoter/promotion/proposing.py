@@ -1,0 +1,225 @@
+"""Proposing: hydrate a model version for an environment and open or update its pull request.
+
+Order of writes, and why it is safe:
+1. The proposal commit is built without moving any ref, then `<env>-next` is moved with a
+   compare-and-swap on the sha promoter last wrote (a person's push is never silently lost).
+2. The pull request is opened or updated in place (never duplicated). A crash between 1 and 2
+   leaves `<env>-next` ahead of the PR; the next propose or reconcile takes that commit over
+   if it is byte for byte what promoter would write, and treats anything else as a push.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+
+from promoter.config.schema import EnvironmentSpec
+from promoter.errors import PromotionError
+from promoter.model_store import ModelVersion
+from promoter.policy import decide_upstream
+from promoter.promotion.context import PromotionContext, Target
+from promoter.promotion.conventions import (
+    BOT,
+    ENV_BRANCH_README,
+    PROMOTER_LABEL,
+    ROLLBACK_LABEL,
+)
+from promoter.promotion.hydrate import hydrate
+from promoter.promotion.results import ProposalOutcome, ProposalResult
+from promoter.render import RenderedManifests
+from promoter.render.metadata import METADATA_FILE, DeployedModel, HydratorMetadata
+
+log = logging.getLogger(__name__)
+
+
+class Proposer:
+    """Writes proposals: one commit on `<env>-next` and one pull request per environment."""
+
+    def __init__(self, context: PromotionContext) -> None:
+        self._ctx = context
+
+    def propose(self, *, environment: str, model: str, version: int,
+                author: str) -> ProposalResult:
+        """Hydrate `model` `version` for `environment` and open or update its pull request.
+
+        Everything is validated before the first write: a bad config, an unknown model or
+        version, a version not deployed upstream, or a template error raise BadInputError and
+        leave every branch and the forge as they were.
+        """
+        ctx = self._ctx
+        target = ctx.target(environment)
+        hydrated = hydrate(target.dry, ctx.settings.settings, ctx.store,
+                           environment=environment, model=model, version=version,
+                           config_file=str(ctx.settings.path))
+        env, candidate, rendered = target.environment, hydrated.version, hydrated.manifests
+        upstream = target.upstream
+        upstream_gate = decide_upstream(
+            model=model, version=version, digest=candidate.digest,
+            promotes_from=env.promotes_from,
+            upstream=ctx.deployed(upstream) if upstream else None,
+        )
+        if not upstream_gate.passed:
+            raise PromotionError(
+                f"cannot propose {model} v{version} to {env.name}: {upstream_gate.description}",
+                fix=f"promote {model} v{version} to {env.promotes_from} first",
+            )
+        files = self._proposal_files(target, rendered, candidate)
+
+        env_head = ctx.repo.branch_head(env.branch) or self._create_environment_branch(env)
+        deployed = ctx.metadata_at(env_head, where=env.branch)
+        changed = self._changed_files(env_head, rendered)
+        if deployed is not None and deployed.deployed.manifests_digest == rendered.digest():
+            log.info("%s already renders %s v%s; nothing to propose", env.branch, model, version)
+            return ProposalResult(
+                environment=env.name, model=model, version=version, digest=candidate.digest,
+                outcome=ProposalOutcome.ALREADY_DEPLOYED, pull_request=None, commit=None,
+                changed_files=(),
+            )
+
+        existing = ctx.forge.find_open_pull_request(head=env.proposal_branch, base=env.branch)
+        if existing is not None and ROLLBACK_LABEL in existing.labels:
+            raise PromotionError(
+                f"a rollback of {env.name} is open as PR #{existing.number}",
+                fix="merge or close the rollback first; a promotion would overwrite it",
+            )
+        next_head = ctx.repo.branch_head(env.proposal_branch)
+        if (existing is not None and next_head is not None and next_head != existing.head_sha
+                and not self._is_interrupted_write(next_head, env_head, rendered, files)):
+            ctx.forge.upsert_comment(existing.number, key="foreign-push", body=(
+                f"⚠️ `{env.proposal_branch}` is at `{next_head}`, but promoter last wrote "
+                f"`{existing.head_sha}`. Promoter will not overwrite a push it did not make: "
+                "review those commits, then close this PR and delete the branch to start over."
+            ))
+            raise PromotionError(
+                f"{env.proposal_branch} is at {next_head[:12]} but promoter last wrote "
+                f"{existing.head_sha[:12]}: someone else pushed to the proposal branch",
+                fix=f"look at the extra commits on {env.proposal_branch}, then close "
+                    f"PR #{existing.number} and delete the branch to start over",
+            )
+
+        commit = next_head if self._is_current_proposal(next_head, env_head, rendered) else None
+        if commit is None:
+            commit = ctx.repo.create_commit(
+                files=files, parents=[env_head], author=BOT,
+                message=self._commit_message(target, candidate, env_head),
+            )
+            # Lease on what promoter last saw: a concurrent proposal makes this fail, and
+            # nothing is overwritten.
+            ctx.repo.update_branch(env.proposal_branch, commit, expected=next_head,
+                                   fast_forward_only=False)
+            outcome = ProposalOutcome.UPDATED if existing else ProposalOutcome.OPENED
+        elif existing is not None:
+            unchanged = existing.head_sha == commit
+            outcome = ProposalOutcome.UNCHANGED if unchanged else ProposalOutcome.UPDATED
+        else:
+            outcome = ProposalOutcome.OPENED
+
+        pull = ctx.forge.open_or_update_pull_request(
+            head=env.proposal_branch, base=env.branch,
+            title=f"Promote {model} v{version} to {env.name}",
+            body=self._pull_body(target, candidate, changed, commit),
+            author=existing.author if existing else author,
+            labels=[PROMOTER_LABEL, f"env:{env.name}", f"model:{model}"],
+        )
+        log.info("proposed %s v%s to %s as PR #%s (%s)", model, version, env.name,
+                 pull.number, outcome)
+        return ProposalResult(
+            environment=env.name, model=model, version=version, digest=candidate.digest,
+            outcome=outcome, pull_request=pull, commit=commit, changed_files=tuple(changed),
+        )
+
+    # --- internals ----------------------------------------------------------------------------
+
+    def _create_environment_branch(self, env: EnvironmentSpec) -> str:
+        """Start an environment branch with a README, so the first promotion has a base."""
+        repo = self._ctx.repo
+        commit = repo.create_commit(
+            files={"README.md": ENV_BRANCH_README}, parents=[], author=BOT,
+            message=f"Start environment branch for {env.name}",
+        )
+        repo.update_branch(env.branch, commit, expected=None, fast_forward_only=True)
+        log.info("created environment branch %s", env.branch)
+        return commit
+
+    def _proposal_files(self, target: Target, rendered: RenderedManifests,
+                        candidate: ModelVersion) -> dict[str, bytes]:
+        repo = self._ctx.repo
+        dry_commit = repo.commit_info(target.dry_sha)
+        metadata = HydratorMetadata(
+            repo_url=repo.url, dry_sha=target.dry_sha,
+            author=f"{dry_commit.author.name} <{dry_commit.author.email}>",
+            date=dry_commit.authored_at.isoformat(), subject=dry_commit.subject,
+            body=dry_commit.body,
+            deployed=DeployedModel(
+                environment=target.environment.name, model=candidate.name,
+                version=candidate.version, digest=candidate.digest, model_uri=candidate.uri,
+                promoted_from=target.environment.promotes_from,
+                manifests_digest=rendered.digest(),
+            ),
+        )
+        return {**rendered.files, "README.md": ENV_BRANCH_README,
+                METADATA_FILE: metadata.to_json()}
+
+    def _is_current_proposal(self, next_head: str | None, env_head: str,
+                             rendered: RenderedManifests) -> bool:
+        """True if `<env>-next` already holds exactly this rendering on top of `env_head`."""
+        if next_head is None:
+            return False
+        info = self._ctx.repo.commit_info(next_head)
+        if info.parents != (env_head,):
+            return False
+        meta = self._ctx.metadata_at(next_head, where="proposal")
+        return meta is not None and meta.deployed.manifests_digest == rendered.digest()
+
+    def _is_interrupted_write(self, next_head: str, env_head: str,
+                              rendered: RenderedManifests, files: Mapping[str, bytes]) -> bool:
+        """True if `next_head` is byte for byte the proposal this call would write.
+
+        `propose` moves `<env>-next` before it updates the pull request; a crash in between
+        leaves the branch ahead of the PR's recorded head, which looks like someone else's
+        push. A commit on the environment head with exactly the files promoter would write
+        is taken over: nothing anyone wrote is lost. Anything else stays a foreign push.
+        """
+        repo = self._ctx.repo
+        return (self._is_current_proposal(next_head, env_head, rendered)
+                and repo.list_files(next_head) == sorted(files)
+                and all(repo.read_file(next_head, path) == data
+                        for path, data in files.items()))
+
+    def _changed_files(self, env_head: str, rendered: RenderedManifests) -> list[str]:
+        repo = self._ctx.repo
+        current = {p: repo.read_file(env_head, p)
+                   for p in repo.list_files(env_head)
+                   if p not in (METADATA_FILE, "README.md")}
+        paths = sorted(set(current) | set(rendered.files))
+        return [p for p in paths if current.get(p) != rendered.files.get(p)]
+
+    @staticmethod
+    def _commit_message(target: Target, candidate: ModelVersion, env_head: str) -> str:
+        return (
+            f"Hydrate {candidate.name} v{candidate.version} for {target.environment.name}\n\n"
+            f"Model digest: {candidate.digest}\n"
+            f"Dry source: {target.dry_sha}\n"
+            f"Environment branch: {target.environment.branch}@{env_head}\n"
+        )
+
+    def _pull_body(self, target: Target, candidate: ModelVersion, changed: list[str],
+                   commit: str) -> str:
+        env = target.environment
+        deployed = self._ctx.deployed(env)
+        now = (f"{deployed.model} v{deployed.version} (`{deployed.digest[:19]}`)" if deployed
+               else "nothing yet (first deployment)")
+        changes = "\n".join(f"- `{p}`" for p in changed) or "- (no manifest changes)"
+        return (
+            f"Promotes **{candidate.name} v{candidate.version}** to **{env.name}**.\n\n"
+            f"| | |\n|---|---|\n"
+            f"| Model | `{candidate.name}` |\n"
+            f"| Version | {candidate.version} |\n"
+            f"| Digest | `{candidate.digest}` |\n"
+            f"| From | {env.promotes_from or '(model store)'} |\n"
+            f"| Deployed now | {now} |\n"
+            f"| Dry source | `{target.dry_sha}` |\n"
+            f"| Proposal commit | `{commit}` |\n"
+            f"| Policy | `policies/{env.policy}.yaml` |\n\n"
+            f"Rendered files that change:\n{changes}\n"
+        )
