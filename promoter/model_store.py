@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import shutil
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -104,11 +105,17 @@ class ModelStore(Protocol):
 
 
 class LocalModelStore:
-    """A `ModelStore` over a local directory. Digests are cached per (path, mtime, size) set."""
+    """A `ModelStore` over a local directory.
+
+    Digests are cached per version directory on every file's (path, device, inode, ctime,
+    size): the ctime changes on every write and every `utime`, so a same-size rewrite with its
+    mtime restored is digested again. The evaluation verdict itself never rests on this
+    cache: the worker loads a private copy whose digest is computed afresh.
+    """
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        self._digests: dict[tuple[Path, tuple[tuple[str, int, int], ...]], str] = {}
+        self._digests: dict[tuple[Path, tuple[tuple[str, int, int, int, int], ...]], str] = {}
 
     def list_versions(self, model: str) -> list[int]:
         base = self.root / model
@@ -165,7 +172,8 @@ class LocalModelStore:
         return Path(version.uri)
 
     def _digest(self, path: Path) -> str:
-        stamp = tuple((rel, st.st_mtime_ns, st.st_size) for rel, st in _walk_stats(path))
+        stamp = tuple((rel, st.st_dev, st.st_ino, st.st_ctime_ns, st.st_size)
+                      for rel, st in _walk_stats(path))
         key = (path, stamp)
         if key not in self._digests:
             self._digests[key] = saved_model_digest(path)
@@ -247,6 +255,26 @@ def saved_model_digest(path: Path) -> str:
             for chunk in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(chunk)
     return f"sha256:{digest.hexdigest()}"
+
+
+def copy_saved_model(source: Path, destination: Path) -> None:
+    """Copy the SavedModel directory's regular files (what `saved_model_digest` covers) into
+    `destination`, which must not exist, creating it mode 0700.
+
+    Symbolic links are copied as the bytes they point to, as the digest reads them. Raises
+    ModelStoreError when the source cannot be read."""
+    destination.mkdir(mode=0o700)
+    try:
+        for dirpath, _, _ in os.walk(source):
+            rel_dir = Path(dirpath).relative_to(source)
+            (destination / rel_dir).mkdir(mode=0o700, parents=True, exist_ok=True)
+        for rel, _ in _walk_stats(source):
+            target = destination / rel
+            target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            shutil.copyfile(source / rel, target)
+    except OSError as exc:
+        raise ModelStoreError(f"cannot copy {source} for evaluation: {exc.strerror or exc}",
+                              fix="check the model store's permissions and free space") from exc
 
 
 def _walk_stats(path: Path) -> list[tuple[str, os.stat_result]]:

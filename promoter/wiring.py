@@ -23,6 +23,7 @@ from promoter.promotion.autopropose import AutoProposer
 from promoter.promotion.evaluator import SubprocessEvaluator
 from promoter.promotion.rollback import RollbackService
 from promoter.promotion.service import PromotionService
+from promoter.promotion.verdicts import DirectoryVerdictStore, VerdictStore
 
 if TYPE_CHECKING:
     import github.Auth as github_auth_types
@@ -42,6 +43,8 @@ class Adapters:
     store: LocalModelStore
     cluster: ClusterReader | None = None
     """The cluster reader of promoter.yaml's `cluster:` section; None without one."""
+    verdicts: VerdictStore | None = None
+    """Where evaluation verdicts are recorded; None: this process's memory only."""
 
 
 def build_adapters(loaded: LoadedSettings, *,
@@ -71,7 +74,9 @@ def build_adapters(loaded: LoadedSettings, *,
         repo = LocalGitRepository(repo_path)
         forge = LocalForge(forge_state_path(loaded, repo_path), repo,
                            identity=PROMOTER_IDENTITY)
-    return Adapters(repo=repo, forge=forge, store=store, cluster=build_cluster_reader(loaded))
+    return Adapters(repo=repo, forge=forge, store=store, cluster=build_cluster_reader(loaded),
+                    verdicts=DirectoryVerdictStore(
+                        _state_dir(loaded, environ=environ, remote=remote) / "verdicts"))
 
 
 def build_service(loaded: LoadedSettings, *,
@@ -82,7 +87,7 @@ def build_service(loaded: LoadedSettings, *,
     return PromotionService(settings=loaded, repo=parts.repo, forge=parts.forge,
                             store=parts.store, evaluator=SubprocessEvaluator(parts.store),
                             identity=_identity(loaded), cluster=parts.cluster,
-                            rollbacks=build_rollback_service(parts))
+                            rollbacks=build_rollback_service(parts), verdicts=parts.verdicts)
 
 
 def instrument_adapters(adapters: Adapters, metrics: ServerMetrics) -> Adapters:
@@ -159,8 +164,7 @@ def _build_github(loaded: LoadedSettings, *, environ: Mapping[str, str],
         from promoter.forge.github_auth import git_credentials
         from promoter.gitops.remote import RemoteGitRepository, mirror_path
 
-        cache = Path(environ.get("PROMOTER_CACHE_DIR")
-                     or Path.home() / ".cache" / "promoter") / "mirrors"
+        cache = _cache_dir(environ) / "mirrors"
         repo = RemoteGitRepository(repo_url, mirror_path(cache, repo_url),
                                    credentials=git_credentials(auth))
     else:
@@ -172,6 +176,23 @@ def _identity(loaded: LoadedSettings) -> str:
     """Who promoter is on the forge: its own reviews never count as approvals."""
     github = loaded.settings.forge.github
     return (github.identity if github is not None else None) or PROMOTER_IDENTITY
+
+
+def _state_dir(loaded: LoadedSettings, *, environ: Mapping[str, str], remote: bool) -> Path:
+    """Where promoter keeps records only it writes (verdicts): inside the git directory of
+    the local repository (never committed), or beside the mirror of a remote one."""
+    repo_url = loaded.settings.repository.url
+    if remote:
+        from promoter.gitops.remote import mirror_path
+
+        return mirror_path(_cache_dir(environ) / "mirrors", repo_url) / "promoter"
+    repo_path = loaded.resolve(repo_url)
+    git_dir = repo_path / ".git" if (repo_path / ".git").is_dir() else repo_path
+    return git_dir / "promoter"
+
+
+def _cache_dir(environ: Mapping[str, str]) -> Path:
+    return Path(environ.get("PROMOTER_CACHE_DIR") or Path.home() / ".cache" / "promoter")
 
 
 def forge_state_path(loaded: LoadedSettings, repo_path: Path) -> Path:

@@ -192,3 +192,21 @@ def test_scan_of_an_unreadable_version_directory(tmp_path: Path,
     [version] = LocalModelStore(tmp_path).scan_versions("churn")
     assert not version.complete
     assert "Permission denied" in (version.problem or "")
+
+
+def test_a_private_copy_has_the_same_digest_and_its_own_bytes(tmp_path: Path) -> None:
+    from promoter.model_store import copy_saved_model, saved_model_digest
+
+    source = tmp_path / "store" / "churn" / "1"
+    (source / "variables").mkdir(parents=True)
+    (source / "assets").mkdir()
+    (source / "saved_model.pb").write_bytes(b"graph")
+    (source / "variables" / "variables.index").write_bytes(b"index")
+    copy = tmp_path / "private" / "candidate"
+    copy.parent.mkdir()
+    copy_saved_model(source, copy)
+    assert saved_model_digest(copy) == saved_model_digest(source)
+    assert (copy / "assets").is_dir()
+    assert copy.stat().st_mode & 0o777 == 0o700
+    (source / "saved_model.pb").write_bytes(b"swapped")  # the store changes afterwards...
+    assert (copy / "saved_model.pb").read_bytes() == b"graph"  # ...the copy does not

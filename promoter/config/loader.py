@@ -81,6 +81,15 @@ class DryConfig:
     """`manifests/` files by path relative to `manifests/` (e.g. `serving/deployment.yaml`)."""
     source: str
     """Where this was read from (`DirectorySource`/git commit description)."""
+    settings: Settings | None = None
+    """promoter.yaml as this revision has it, when it holds one at its root: the models'
+    settings (task, signature, output, labelColumn...) are read from here, at the same exact
+    commit as the policies, so what a verdict was judged with is pinned too. None: the
+    revision has no promoter.yaml and the running one's apply."""
+
+    def model_settings(self, fallback: Settings) -> Settings:
+        """The settings whose `models` apply to this revision (see `settings`)."""
+        return self.settings or fallback
 
     def environment(self, name: str) -> EnvironmentSpec:
         try:
@@ -191,7 +200,16 @@ def load_dry_config(source: ConfigSource, settings: Settings) -> DryConfig:
         raise ConfigError("manifests/", "no manifest templates found",
                           fix="add manifests/serving/*.yaml and manifests/training/*.yaml")
     return DryConfig(environments=environments, policies=policies, templates=templates,
-                     source=source.describe())
+                     source=source.describe(), settings=_settings_at(source))
+
+
+def _settings_at(source: ConfigSource) -> Settings | None:
+    """promoter.yaml of the revision itself, validated like the running one."""
+    text = source.read_text(DEFAULT_CONFIG_FILE)
+    if text is None:
+        return None
+    where = f"{DEFAULT_CONFIG_FILE} ({source.describe()})"
+    return validate_model(Settings, parse_yaml(text, where), where)
 
 
 _SAFE_LOADER: type[yaml.SafeLoader] = (

@@ -119,6 +119,8 @@ class PromotionContext:
             return None
         return HydratorMetadata.from_json(raw, where=f"{where}@{commit[:12]}")
 
-    def model_spec(self, model: str) -> ModelSpec:
-        """promoter.yaml's settings of `model` (BadInputError if it names no such model)."""
-        return model_spec(self.settings.settings, model, config_file=str(self.settings.path))
+    def model_spec(self, model: str, dry: DryConfig) -> ModelSpec:
+        """`model`'s settings as the dry source `dry` has them (its promoter.yaml, else the
+        running one); BadInputError if it names no such model."""
+        return model_spec(dry.model_settings(self.settings.settings), model,
+                          config_file=str(self.settings.path))

@@ -1,20 +1,29 @@
 """The evaluation gate of a promotion: score the candidate against the deployed baseline on the
 environment's holdout, or reuse the verdict of an identical earlier evaluation.
 
-The report is one PR comment, edited in place; it carries the cache key of the evaluation it
-describes, so a reconcile that would score the same inputs again does not.
+What binds the proof to the merge:
+- the candidate is scored only if the store's bytes have the digest the proposal's
+  hydrator.metadata names (the digest the rendered manifests pin);
+- the baseline is the deployed version only if its bytes still have the deployed digest; one
+  that does not is a failed check, never "first deployment";
+- the worker reports the digests of the bytes it loaded and read (models from a private copy
+  checked against those digests, the holdout hashed as it is parsed); a verdict whose digests
+  differ from what the proposal names is a failure, never a pass;
+- verdicts are reused only from promoter's own `VerdictStore`, keyed by those digests and by the
+  exact evaluation policy and model settings of the dry commit: a status or comment anyone
+  can write is output, never input.
+The report is one PR comment, edited in place.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from promoter.config.schema import EnvironmentSpec, PolicySpec
+from promoter.config.schema import EnvironmentSpec, ModelSpec
 from promoter.errors import BadInputError, ForgeError
 from promoter.forge.base import PullRequest, StatusState
 from promoter.forge.capabilities import CheckRunPublisher
@@ -22,13 +31,12 @@ from promoter.model_store import ModelVersion
 from promoter.policy import EVALUATION_CONTEXT, GateResult, fit_description
 from promoter.promotion.context import PromotionContext, Target
 from promoter.promotion.evaluator import Evaluator
+from promoter.promotion.verdicts import StoredVerdict, VerdictStore, verdict_key
 from promoter.render.metadata import DeployedModel
 
 log = logging.getLogger(__name__)
 
 REPORT_COMMENT_KEY = "evaluation-report"
-_CACHE_MARKER = "<!-- promoter:evaluation-key "
-_NEEDS_APPROVAL = " needs-approval"
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,107 +50,111 @@ class EvaluationVerdict:
     """The report asks a person to decide (an inconclusive result the policy allows)."""
 
 
+class _BaselineMismatch(Exception):
+    """The deployed version's bytes in the store are not the ones the environment runs."""
+
+
 class EvaluationGate:
     """Judges a proposal's candidate model; writes the report comment and check run."""
 
-    def __init__(self, context: PromotionContext, evaluator: Evaluator) -> None:
+    def __init__(self, context: PromotionContext, evaluator: Evaluator,
+                 verdicts: VerdictStore) -> None:
         self._ctx = context
         self._evaluator = evaluator
+        self._verdicts = verdicts
 
     def judge(self, target: Target, pull: PullRequest, promo: DeployedModel) -> EvaluationVerdict:
-        """Score the candidate against the deployed baseline, or reuse the earlier verdict.
-
-        The verdict is reused only if the cache key in promoter's report comment matches:
-        same proposal head, baseline, holdout contents and evaluation policy.
-        """
+        """Score the candidate against the deployed baseline, or reuse the recorded verdict
+        of an evaluation of exactly the same inputs (see the module docstring)."""
         ctx = self._ctx
         env = target.environment
-        spec = ctx.model_spec(promo.model)
-        holdout = ctx.settings.resolve(env.evaluation.holdout.format(model=promo.model))
         try:
+            spec = ctx.model_spec(promo.model, target.dry)
+            holdout = ctx.settings.resolve(env.evaluation.holdout.format(model=promo.model))
             candidate = ctx.store.get(promo.model, promo.version)
             if candidate.digest != promo.digest:
                 return _failed(f"{promo.model} v{promo.version} changed in the store since it "
                                f"was proposed ({candidate.digest[:19]})")
-            baseline = self._baseline(env)
-            key = _cache_key(pull.head_sha, baseline, holdout, target.policy)
-            cached = self._cached_verdict(pull, key)
-            if cached is not None:
-                return cached
+            try:
+                baseline = self._baseline(env)
+            except _BaselineMismatch as exc:
+                return _failed(str(exc))
+            holdout_digest = _file_digest(holdout)
+            key = _verdict_key(target, spec, candidate, baseline, holdout_digest)
+            stored = self._verdicts.get(key) if holdout_digest is not None else None
+            if stored is not None:
+                self._upsert_report(pull.number, stored.report_markdown)
+                return _verdict(stored, evaluated=False)
             report = self._evaluator.evaluate(
                 candidate=candidate, baseline=baseline, holdout=holdout, model=spec,
                 policy=target.policy.evaluation, environment=env.name,
             )
         except BadInputError as exc:
             log.warning("evaluation of PR #%s failed: %s", pull.number, exc.message)
-            self._upsert_report(pull.number, f"## Evaluation could not run\n\n{exc}\n", key=None)
+            self._upsert_report(pull.number, f"## Evaluation could not run\n\n{exc}\n")
             # Paths relative to promoter.yaml: the 140-character status must keep the reason.
             reason = exc.message.replace(f"{ctx.settings.base_dir}/", "")
             return _failed(f"evaluation could not run: {reason}", evaluated=True)
-        needs_approval = report.needs_approval
-        self._upsert_report(pull.number, report.to_markdown(),
-                            key=f"{key}{_NEEDS_APPROVAL if needs_approval else ''}")
-        state = StatusState.SUCCESS if report.passed else StatusState.FAILURE
+        markdown = report.to_markdown()
+        self._upsert_report(pull.number, markdown)
+        mismatch = _read_other_bytes(report, candidate=candidate, baseline=baseline,
+                                     holdout_digest=holdout_digest)
+        if mismatch is not None:
+            log.error("evaluation of PR #%s is void: %s", pull.number, mismatch)
+            return _failed(mismatch, evaluated=True)
+        verdict = StoredVerdict(
+            passed=bool(report.passed), summary=fit_description(report.summary_line()),
+            needs_approval=bool(report.needs_approval), report_markdown=markdown,
+            candidate_digest=candidate.digest,
+            baseline_digest=baseline.digest if baseline else None,
+            holdout_digest=str(holdout_digest))
+        self._verdicts.put(key, verdict)
+        state = StatusState.SUCCESS if verdict.passed else StatusState.FAILURE
         if isinstance(ctx.forge, CheckRunPublisher):
             try:
-                ctx.forge.publish_check_run(
-                    pull.head_sha, name=EVALUATION_CONTEXT, state=state,
-                    title=fit_description(report.summary_line()), summary=report.to_markdown())
+                ctx.forge.publish_check_run(pull.head_sha, name=EVALUATION_CONTEXT, state=state,
+                                            title=verdict.summary, summary=markdown)
             except ForgeError as exc:
                 # Only GitHub Apps may create check runs; the status and comment still say it.
                 log.warning("no check run for PR #%s: %s", pull.number, exc.message)
-        gate = GateResult(EVALUATION_CONTEXT, state, fit_description(report.summary_line()))
-        return EvaluationVerdict(gate, evaluated=True, needs_approval=needs_approval)
+        return _verdict(verdict, evaluated=True)
 
     def report(self, number: int) -> str | None:
         """The Markdown evaluation report on PR `number`, as a reader of the PR sees it."""
         comment = next((c for c in self._ctx.forge.list_comments(number)
                         if c.key == REPORT_COMMENT_KEY), None)
-        if comment is None:
-            return None
-        return "\n".join(line for line in comment.body.splitlines()
-                         if not line.startswith(_CACHE_MARKER)).rstrip() + "\n"
+        return None if comment is None else comment.body.rstrip() + "\n"
 
     # --- internals ----------------------------------------------------------------------------
 
     def _baseline(self, env: EnvironmentSpec) -> ModelVersion | None:
+        """The deployed version as the baseline; None only before the first deployment.
+
+        Raises _BaselineMismatch when its bytes in the store are no longer the deployed
+        ones: skipping the vsBaseline checks then would let a regression through."""
         ctx = self._ctx
         deployed = ctx.deployed(env)
         if deployed is None:
             return None
         baseline = ctx.store.get(deployed.model, deployed.version)
         if baseline.digest != deployed.digest:
-            log.warning("%s v%s in the store no longer matches what %s runs; no baseline",
-                        deployed.model, deployed.version, env.name)
-            return None
+            raise _BaselineMismatch(
+                f"baseline {deployed.model} v{deployed.version} in the store is not what "
+                f"{env.name} runs ({baseline.digest[:19]} != {deployed.digest[:19]})")
         return baseline
 
-    def _cached_verdict(self, pull: PullRequest, key: str) -> EvaluationVerdict | None:
+    def _upsert_report(self, number: int, markdown: str) -> None:
         forge = self._ctx.forge
-        comment = next((c for c in forge.list_comments(pull.number)
-                        if c.key == REPORT_COMMENT_KEY), None)
-        if comment is None:
-            return None
-        if f"{_CACHE_MARKER}{key}{_NEEDS_APPROVAL} -->" in comment.body:
-            needs_approval = True
-        elif f"{_CACHE_MARKER}{key} -->" in comment.body:
-            needs_approval = False
-        else:
-            return None
-        status = next((s for s in forge.list_statuses(pull.head_sha)
-                       if s.context == EVALUATION_CONTEXT), None)
-        if status is None or status.state not in (StatusState.SUCCESS, StatusState.FAILURE):
-            return None
-        gate = GateResult(EVALUATION_CONTEXT, status.state, status.description)
-        return EvaluationVerdict(gate, evaluated=False, needs_approval=needs_approval)
-
-    def _upsert_report(self, number: int, markdown: str, *, key: str | None) -> None:
-        forge = self._ctx.forge
-        body = markdown if key is None else f"{markdown}\n{_CACHE_MARKER}{key} -->\n"
         current = next((c for c in forge.list_comments(number)
                         if c.key == REPORT_COMMENT_KEY), None)
-        if current is None or current.body != body:
-            forge.upsert_comment(number, key=REPORT_COMMENT_KEY, body=body)
+        if current is None or current.body != markdown:
+            forge.upsert_comment(number, key=REPORT_COMMENT_KEY, body=markdown)
+
+
+def _verdict(stored: StoredVerdict, *, evaluated: bool) -> EvaluationVerdict:
+    state = StatusState.SUCCESS if stored.passed else StatusState.FAILURE
+    return EvaluationVerdict(GateResult(EVALUATION_CONTEXT, state, stored.summary),
+                             evaluated=evaluated, needs_approval=stored.needs_approval)
 
 
 def _failed(description: str, *, evaluated: bool = False) -> EvaluationVerdict:
@@ -150,24 +162,44 @@ def _failed(description: str, *, evaluated: bool = False) -> EvaluationVerdict:
     return EvaluationVerdict(gate, evaluated=evaluated, needs_approval=False)
 
 
-def _cache_key(head_sha: str, baseline: ModelVersion | None, holdout: Path,
-               policy: PolicySpec) -> str:
+def _read_other_bytes(report: Any, *, candidate: ModelVersion, baseline: ModelVersion | None,
+                      holdout_digest: str | None) -> str | None:
+    """Why the report is not about the bytes the proposal names, or None if it is.
+
+    The worker reports what it loaded and read; anything swapped while it ran (and perhaps
+    swapped back) shows up here as a different digest."""
+    if report.candidate.digest != candidate.digest:
+        return (f"the candidate changed while it was evaluated (read "
+                f"{str(report.candidate.digest)[:19]}, proposed {candidate.digest[:19]})")
+    if baseline is not None and (report.baseline is None
+                                 or report.baseline.digest != baseline.digest):
+        return "the baseline changed while it was evaluated"
+    if holdout_digest is None or report.holdout.digest != holdout_digest:
+        return "the holdout changed while it was evaluated"
+    return None
+
+
+def _verdict_key(target: Target, spec: ModelSpec, candidate: ModelVersion,
+                 baseline: ModelVersion | None, holdout_digest: str | None) -> str:
     """Identify one evaluation: the same key means scoring again would give the same verdict."""
-    parts: Mapping[str, object] = {
-        "head": head_sha,
+    return verdict_key({
+        "environment": target.environment.name,
+        "candidate": candidate.digest,
         "baseline": baseline.digest if baseline else None,
-        "holdout": _file_digest(holdout),
-        "policy": policy.evaluation.model_dump(mode="json"),
-    }
-    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:32]
+        "holdout": holdout_digest,
+        "policy": target.policy.evaluation.model_dump(mode="json"),
+        "model": spec.model_dump(mode="json"),
+    })
 
 
 def _file_digest(path: Path) -> str | None:
+    """`sha256:<hex>` of the file, as the worker reports what it read; None if unreadable
+    (the evaluator then reports the missing file with the fix)."""
     try:
         digest = hashlib.sha256()
         with path.open("rb") as handle:
             for chunk in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(chunk)
-        return digest.hexdigest()
+        return f"sha256:{digest.hexdigest()}"
     except OSError:
-        return None  # the evaluator reports the missing file with the fix
+        return None

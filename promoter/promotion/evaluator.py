@@ -6,11 +6,17 @@ can run with a fake and the real scoring can move to another process or a Kubern
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from promoter.config.schema import EvaluationPolicy, ModelSpec
-from promoter.model_store import ModelStore, ModelVersion
+from promoter.model_store import (
+    ModelStore,
+    ModelVersion,
+    copy_saved_model,
+    saved_model_digest,
+)
 
 if TYPE_CHECKING:
     # The evaluation package pulls in numpy; commands that never score should not pay for it.
@@ -32,7 +38,12 @@ class Evaluator(Protocol):
 
 class SubprocessEvaluator:
     """Scores with TensorFlow in a child process (see promoter.evaluation): a SavedModel is
-    untrusted code and must not run inside the service."""
+    untrusted code and must not run inside the service.
+
+    The worker loads private copies of the models, made for this evaluation in a directory
+    only this process can write, and the report carries the digests of those copies, computed
+    after copying: a store directory swapped while the worker runs (and swapped back) cannot
+    put other bytes behind the reported digest."""
 
     def __init__(self, store: ModelStore, *, timeout_s: float = 600.0) -> None:
         self._store = store
@@ -44,14 +55,21 @@ class SubprocessEvaluator:
     ) -> EvaluationReport:
         from promoter.evaluation import evaluate_models
 
-        return evaluate_models(
-            candidate_dir=self._store.local_path(candidate),
-            baseline_dir=self._store.local_path(baseline) if baseline else None,
-            holdout=holdout,
-            model=model,
-            policy=policy,
-            timeout_s=self._timeout_s,
-            candidate_digest=candidate.digest,
-            baseline_digest=baseline.digest if baseline else None,
-            environment=environment,
-        )
+        with tempfile.TemporaryDirectory(prefix="promoter-models-") as private:
+            candidate_dir = Path(private) / "candidate"
+            copy_saved_model(self._store.local_path(candidate), candidate_dir)
+            baseline_dir = None
+            if baseline is not None:
+                baseline_dir = Path(private) / "baseline"
+                copy_saved_model(self._store.local_path(baseline), baseline_dir)
+            return evaluate_models(
+                candidate_dir=candidate_dir,
+                baseline_dir=baseline_dir,
+                holdout=holdout,
+                model=model,
+                policy=policy,
+                timeout_s=self._timeout_s,
+                candidate_digest=saved_model_digest(candidate_dir),
+                baseline_digest=saved_model_digest(baseline_dir) if baseline_dir else None,
+                environment=environment,
+            )

@@ -33,10 +33,13 @@ def hydrate(dry: DryConfig, settings: Settings, store: ModelStore, *, environmen
             model: str, version: int, config_file: str) -> Hydrated:
     """Render `model` `version` for `environment`, entirely in memory.
 
+    The model's settings come from `dry`'s own promoter.yaml when it has one, else from
+    `settings` (the running configuration).
+
     Raises ConfigError, ModelStoreError or RenderError before anything is written anywhere.
     """
     env = dry.environment(environment)
-    spec = model_spec(settings, model, config_file=config_file)
+    spec = model_spec(dry.model_settings(settings), model, config_file=config_file)
     candidate = store.get(model, version)
     manifests = render_environment(dry.templates, environment=env, model=spec,
                                    version=candidate)

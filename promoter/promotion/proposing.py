@@ -14,7 +14,7 @@ import logging
 from collections.abc import Mapping
 
 from promoter.config.schema import EnvironmentSpec
-from promoter.errors import PromotionError
+from promoter.errors import GitError, PromotionError
 from promoter.model_store import ModelVersion
 from promoter.policy import decide_upstream
 from promoter.promotion.context import PromotionContext, Target
@@ -27,9 +27,17 @@ from promoter.promotion.conventions import (
 from promoter.promotion.hydrate import hydrate
 from promoter.promotion.results import ProposalOutcome, ProposalResult
 from promoter.render import RenderedManifests
-from promoter.render.metadata import METADATA_FILE, DeployedModel, HydratorMetadata
+from promoter.render.metadata import (
+    METADATA_FILE,
+    DeployedModel,
+    HydratorMetadata,
+    MetadataError,
+)
 
 log = logging.getLogger(__name__)
+
+REPLACED_COMMENT_KEY = "replaced-commit"
+"""The PR comment that says a commit on `<env>-next` was not promoter's and was not used."""
 
 
 class Proposer:
@@ -84,7 +92,8 @@ class Proposer:
             )
         next_head = ctx.repo.branch_head(env.proposal_branch)
         if (existing is not None and next_head is not None and next_head != existing.head_sha
-                and not self._is_interrupted_write(next_head, env_head, rendered, files)):
+                and not self.holds_exactly(next_head, env_head, files)):
+            # Not a commit a killed `propose` left (that one is byte for byte `files`).
             ctx.forge.upsert_comment(existing.number, key="foreign-push", body=(
                 f"⚠️ `{env.proposal_branch}` is at `{next_head}`, but promoter last wrote "
                 f"`{existing.head_sha}`. Promoter will not overwrite a push it did not make: "
@@ -97,7 +106,11 @@ class Proposer:
                     f"PR #{existing.number} and delete the branch to start over",
             )
 
-        commit = next_head if self._is_current_proposal(next_head, env_head, rendered) else None
+        # A commit already on `<env>-next` is reused only if it is byte for byte what this
+        # call would write: its metadata alone proves nothing (anyone can copy it).
+        reusable = next_head is not None and self.holds_exactly(next_head, env_head, files)
+        commit = next_head if reusable else None
+        replaced = None
         if commit is None:
             commit = ctx.repo.create_commit(
                 files=files, parents=[env_head], author=BOT,
@@ -108,6 +121,9 @@ class Proposer:
             ctx.repo.update_branch(env.proposal_branch, commit, expected=next_head,
                                    fast_forward_only=False)
             outcome = ProposalOutcome.UPDATED if existing else ProposalOutcome.OPENED
+            if (existing is None and next_head is not None
+                    and ctx.repo.commit_info(next_head).parents == (env_head,)):
+                replaced = next_head  # it looked like a proposal: say it was not taken
         elif existing is not None:
             unchanged = existing.head_sha == commit
             outcome = ProposalOutcome.UNCHANGED if unchanged else ProposalOutcome.UPDATED
@@ -121,6 +137,13 @@ class Proposer:
             author=existing.author if existing else author,
             labels=[PROMOTER_LABEL, f"env:{env.name}", f"model:{model}"],
         )
+        if replaced is not None:
+            ctx.forge.upsert_comment(pull.number, key=REPLACED_COMMENT_KEY, body=(
+                f"⚠️ `{env.proposal_branch}` held `{replaced}`, which is not byte for byte "
+                f"what promoter renders for {model} v{version}; promoter did not take it over "
+                f"and proposes its own render `{commit}` instead."))
+            log.warning("%s held %s, not promoter's render; replaced by %s",
+                        env.proposal_branch, replaced[:12], commit[:12])
         log.info("proposed %s v%s to %s as PR #%s (%s)", model, version, env.name,
                  pull.number, outcome)
         return ProposalResult(
@@ -143,48 +166,75 @@ class Proposer:
 
     def _proposal_files(self, target: Target, rendered: RenderedManifests,
                         candidate: ModelVersion) -> dict[str, bytes]:
-        repo = self._ctx.repo
-        dry_commit = repo.commit_info(target.dry_sha)
-        metadata = HydratorMetadata(
-            repo_url=repo.url, dry_sha=target.dry_sha,
-            author=f"{dry_commit.author.name} <{dry_commit.author.email}>",
-            date=dry_commit.authored_at.isoformat(), subject=dry_commit.subject,
-            body=dry_commit.body,
-            deployed=DeployedModel(
-                environment=target.environment.name, model=candidate.name,
-                version=candidate.version, digest=candidate.digest, model_uri=candidate.uri,
-                promoted_from=target.environment.promotes_from,
-                manifests_digest=rendered.digest(),
-            ),
+        deployed = DeployedModel(
+            environment=target.environment.name, model=candidate.name,
+            version=candidate.version, digest=candidate.digest, model_uri=candidate.uri,
+            promoted_from=target.environment.promotes_from,
+            manifests_digest=rendered.digest(),
         )
+        metadata = self._metadata(target.dry_sha, deployed, repo_url=self._ctx.repo.url)
         return {**rendered.files, "README.md": ENV_BRANCH_README,
                 METADATA_FILE: metadata.to_json()}
 
-    def _is_current_proposal(self, next_head: str | None, env_head: str,
-                             rendered: RenderedManifests) -> bool:
-        """True if `<env>-next` already holds exactly this rendering on top of `env_head`."""
-        if next_head is None:
-            return False
-        info = self._ctx.repo.commit_info(next_head)
-        if info.parents != (env_head,):
-            return False
-        meta = self._ctx.metadata_at(next_head, where="proposal")
-        return meta is not None and meta.deployed.manifests_digest == rendered.digest()
+    def _metadata(self, dry_sha: str, deployed: DeployedModel, *,
+                  repo_url: str) -> HydratorMetadata:
+        """hydrator.metadata for `deployed`, rendered from the dry commit `dry_sha`."""
+        dry_commit = self._ctx.repo.commit_info(dry_sha)
+        return HydratorMetadata(
+            repo_url=repo_url, dry_sha=dry_sha,
+            author=f"{dry_commit.author.name} <{dry_commit.author.email}>",
+            date=dry_commit.authored_at.isoformat(), subject=dry_commit.subject,
+            body=dry_commit.body, deployed=deployed,
+        )
 
-    def _is_interrupted_write(self, next_head: str, env_head: str,
-                              rendered: RenderedManifests, files: Mapping[str, bytes]) -> bool:
-        """True if `next_head` is byte for byte the proposal this call would write.
+    def expected_files(self, target: Target, *, model: str, version: int) -> dict[str, bytes]:
+        """Every file of the proposal promoter would write now for `model` `version`: the
+        render of the dry source at `target.dry_sha`, README and hydrator.metadata.
 
-        `propose` moves `<env>-next` before it updates the pull request; a crash in between
-        leaves the branch ahead of the PR's recorded head, which looks like someone else's
-        push. A commit on the environment head with exactly the files promoter would write
-        is taken over: nothing anyone wrote is lost. Anything else stays a foreign push.
+        Raises what hydration raises (BadInputError subclasses) for inputs that no longer
+        render, e.g. a version removed from the store."""
+        ctx = self._ctx
+        hydrated = hydrate(target.dry, ctx.settings.settings, ctx.store,
+                           environment=target.environment.name, model=model, version=version,
+                           config_file=str(ctx.settings.path))
+        return self._proposal_files(target, hydrated.manifests, hydrated.version)
+
+    def holds_exactly(self, commit: str, env_head: str, files: Mapping[str, bytes]) -> bool:
+        """True if `commit` is the proposal promoter writes: directly on `env_head`, with
+        exactly `files` byte for byte.
+
+        The one allowed difference is in hydrator.metadata's description of the dry commit
+        it was rendered from: an earlier commit of the dry branch (the render it produced is
+        the same bytes) or another repository URL (the repository moved). Everything that is
+        deployed, every manifest and every model field must be identical. So a commit left by
+        a killed `propose` is taken over, a proposal survives an unrelated dry-branch commit
+        (and keeps its approvals), and a look-alike with one changed file is refused.
         """
         repo = self._ctx.repo
-        return (self._is_current_proposal(next_head, env_head, rendered)
-                and repo.list_files(next_head) == sorted(files)
-                and all(repo.read_file(next_head, path) == data
-                        for path, data in files.items()))
+        if (repo.commit_info(commit).parents != (env_head,)
+                or repo.list_files(commit) != sorted(files)):
+            return False
+        if not all(repo.read_file(commit, path) == data for path, data in files.items()
+                   if path != METADATA_FILE):
+            return False
+        actual = repo.read_file(commit, METADATA_FILE)
+        expected = HydratorMetadata.from_json(files[METADATA_FILE], where="render")
+        if actual == files[METADATA_FILE]:
+            return True
+        try:
+            claimed = HydratorMetadata.from_json(actual or b"", where=f"proposal {commit[:12]}")
+        except MetadataError:
+            return False
+        if claimed.deployed != expected.deployed or not _is_hex_sha(claimed.dry_sha):
+            return False
+        try:
+            if not repo.is_ancestor(claimed.dry_sha, expected.dry_sha):
+                return False
+            described = self._metadata(claimed.dry_sha, expected.deployed,
+                                       repo_url=claimed.repo_url)
+        except GitError:
+            return False  # names a commit this repository does not have
+        return described.to_json() == actual
 
     def _changed_files(self, env_head: str, rendered: RenderedManifests) -> list[str]:
         repo = self._ctx.repo
@@ -223,3 +273,7 @@ class Proposer:
             f"| Policy | `policies/{env.policy}.yaml` |\n\n"
             f"Rendered files that change:\n{changes}\n"
         )
+
+
+def _is_hex_sha(value: str) -> bool:
+    return len(value) == 40 and all(c in "0123456789abcdef" for c in value)

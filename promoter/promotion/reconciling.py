@@ -13,6 +13,7 @@ from dataclasses import replace
 
 from promoter.config.schema import EnvironmentSpec
 from promoter.errors import (
+    BadInputError,
     NotMergeableError,
     PromoterError,
     PromotionError,
@@ -23,7 +24,7 @@ from promoter.policy import PROPOSAL_CONTEXT, GateResult, decide, fit_descriptio
 from promoter.promotion.context import PromotionContext, Target
 from promoter.promotion.conventions import PROMOTER_LABEL, ROLLBACK_LABEL
 from promoter.promotion.gates import GateRunner
-from promoter.promotion.proposing import Proposer
+from promoter.promotion.proposing import REPLACED_COMMENT_KEY, Proposer
 from promoter.promotion.results import PromotionState, ReconcileOutcome
 from promoter.promotion.rollouts import RolloutWatcher
 from promoter.render.metadata import DeployedModel, MetadataError
@@ -137,7 +138,33 @@ class Reconciler:
                     version=promo.version, state=PromotionState.MERGED, gates=(),
                     note="already deployed")
             return result.pull_request.number
+        if not self._is_promoters_render(target, pull, env_head, promo):
+            # Whatever the forge says promoter wrote, only promoter's render is merged: write
+            # it again (the proposal's history says what was replaced) and judge that.
+            ctx.forge.upsert_comment(number, key=REPLACED_COMMENT_KEY, body=(
+                f"⚠️ The head `{pull.head_sha}` is not byte for byte what promoter renders "
+                f"for {promo.model} v{promo.version} from the dry source at "
+                f"`{target.dry_sha}`; promoter will not merge it and proposes its own render."))
+            result = self._proposer.propose(environment=env.name, model=promo.model,
+                                            version=promo.version, author=pull.author)
+            if result.pull_request is None:
+                return self._halt(pull, env, "the head is not promoter's render", promo)
+            return result.pull_request.number
         return self._gate_and_merge(target, pull, promo)
+
+    def _is_promoters_render(self, target: Target, pull: PullRequest, env_head: str,
+                             promo: DeployedModel) -> bool:
+        """True if the PR's head is exactly what promoter would propose now.
+
+        A version that no longer renders (removed from the store, a template now broken) is
+        not promoter's render either; the re-proposal then fails with the reason."""
+        try:
+            files = self._proposer.expected_files(target, model=promo.model,
+                                                  version=promo.version)
+        except BadInputError as exc:
+            log.warning("PR #%s no longer renders: %s", pull.number, exc.message)
+            return False
+        return self._proposer.holds_exactly(pull.head_sha, env_head, files)
 
     def _gate_and_merge(self, target: Target, pull: PullRequest,
                         promo: DeployedModel) -> ReconcileOutcome:

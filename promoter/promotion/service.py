@@ -39,6 +39,7 @@ from promoter.promotion.results import (
 )
 from promoter.promotion.rollback import RollbackService
 from promoter.promotion.rollouts import RolloutWatcher
+from promoter.promotion.verdicts import MemoryVerdictStore, VerdictStore
 from promoter.render.metadata import DeployedModel, MetadataError
 
 
@@ -50,16 +51,19 @@ class PromotionService:
         store: ModelStore, evaluator: Evaluator,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         identity: str = "promoter", cluster: ClusterReader | None = None,
-        rollbacks: RollbackService | None = None,
+        rollbacks: RollbackService | None = None, verdicts: VerdictStore | None = None,
     ) -> None:
         """`cluster` (optional) reads rollouts back: with it, an environment promotes only
         from a healthy upstream rollout, merges ask Flux/Argo CD to sync now, and a failed
         rollout is rolled back through `rollbacks`. Without it (the demo), promotions gate on
-        git and the forge only."""
+        git and the forge only. `verdicts` is where evaluation verdicts are recorded and
+        reused from (default: this process's memory, so a new process scores again)."""
         self._ctx = PromotionContext(settings=settings, repo=repo, forge=forge, store=store,
                                      clock=clock, identity=identity, cluster=cluster)
         self._proposer = Proposer(self._ctx)
-        self._evaluation = EvaluationGate(self._ctx, evaluator)
+        self._evaluation = EvaluationGate(self._ctx, evaluator,
+                                          verdicts if verdicts is not None
+                                          else MemoryVerdictStore())
         self._rollouts = RolloutWatcher(self._ctx, rollbacks)
         self._reconciler = Reconciler(
             self._ctx, self._proposer, GateRunner(self._ctx, self._evaluation, self._rollouts),

@@ -7,6 +7,7 @@ verdict was reused instead of scored again, and can raise the evaluator's bad-in
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -19,10 +20,17 @@ from promoter.model_store import ModelVersion
 
 
 @dataclass(frozen=True)
+class ScriptedHoldout:
+    digest: str
+    """`sha256:<hex>` of the holdout file as the scripted evaluator read it."""
+
+
+@dataclass(frozen=True)
 class ScriptedReport:
     passed: bool
     candidate: ModelVersion
     baseline: ModelVersion | None
+    holdout: ScriptedHoldout
     needs_approval: bool = False
 
     def summary_line(self) -> str:
@@ -48,8 +56,11 @@ class ScriptedEvaluator:
         self.calls.append((candidate.version, baseline.version if baseline else None, holdout))
         if self.error is not None:
             raise self.error
+        # The real worker reports what it read; so does this one.
+        holdout_digest = f"sha256:{hashlib.sha256(holdout.read_bytes()).hexdigest()}"
         return ScriptedReport(passed=candidate.version not in self.failing_versions,
                               candidate=candidate, baseline=baseline,
+                              holdout=ScriptedHoldout(holdout_digest),
                               needs_approval=candidate.version in self.inconclusive_versions)
 
 

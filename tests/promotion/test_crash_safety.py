@@ -54,10 +54,13 @@ from promoter.model_store import LocalModelStore
 from promoter.promotion import PromotionService
 from promoter.promotion.phase import PromotionPhase
 from promoter.promotion.rollback import RollbackService
+from promoter.promotion.verdicts import DirectoryVerdictStore
 from tests.promotion.fakes import ScriptedCluster, ScriptedEvaluator
 from tests.promotion.world import World, git
 
 ENVIRONMENTS = ("dev", "staging", "prod")
+STORE: list[Path] = []
+"""The model store all runs read (set by the `template` fixture)."""
 VERSION = 1
 ZERO = "0" * 40
 FORGE_FILE = Path(".git") / "promoter" / "forge.sqlite"
@@ -186,9 +189,10 @@ def build(root: Path, switch: KillSwitch, *,
     forge = cast(Forge, KillingForge(LocalForge(root / FORGE_FILE, repo), switch))
     service = PromotionService(
         settings=load_settings(root / "promoter.yaml"), repo=repo, forge=forge,
-        store=LocalModelStore(root / "models"),
+        store=LocalModelStore(STORE[0] if STORE else root / "models"),
         evaluator=ScriptedEvaluator(failing_versions=set(failing)),
-        cluster=ScriptedCluster(), rollbacks=RollbackService(repo=repo, forge=forge))
+        cluster=ScriptedCluster(), rollbacks=RollbackService(repo=repo, forge=forge),
+        verdicts=DirectoryVerdictStore(root / ".git" / "promoter" / "verdicts"))
     return service, forge
 
 
@@ -469,7 +473,12 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         env.setenv("HOME", str(home))
         env.setenv("GIT_CONFIG_NOSYSTEM", "1")
         env.setenv("GIT_TERMINAL_PROMPT", "0")
-        yield World(tmp_path_factory.mktemp("template") / "gitops", ScriptedEvaluator()).root
+        root = World(tmp_path_factory.mktemp("template") / "gitops", ScriptedEvaluator()).root
+        # One store for every copy: a model's URI (in hydrator.metadata) is its path, and a
+        # restarted child must render what the census rendered, byte for byte.
+        STORE[:] = [root / "models"]
+        yield root
+        STORE.clear()
 
 
 @pytest.fixture(scope="module")

@@ -78,3 +78,42 @@ def test_holdout_that_does_not_match_the_signature(
     report = service.evaluation_report(result.pull_request.number) or ""
     assert "support_calls" in report
     assert refs(world.root) == before
+
+
+def test_a_candidate_swapped_while_it_is_evaluated_is_not_merged(
+        real_world: tuple[World, PromotionService], demo_store: dict[int, Path]) -> None:
+    """The worse v3 is proposed; the moment the evaluator takes its directory, the good v2's
+    bytes are put there (and v3's put back after): the verdict must be void, not a pass."""
+    from promoter.model_store import LocalModelStore, ModelVersion
+    from promoter.promotion.evaluator import SubprocessEvaluator
+
+    world, _ = real_world
+    version_dir = world.root / "models" / "churn" / "3"
+
+    class SwappingStore(LocalModelStore):
+        swapped = False
+
+        def local_path(self, version: ModelVersion) -> Path:
+            path = super().local_path(version)
+            if version.version == 3 and not self.swapped:
+                self.swapped = True
+                shutil.rmtree(path)
+                shutil.copytree(demo_store[2], path)
+            return path
+
+    store = SwappingStore(world.root / "models")
+    service = PromotionService(
+        settings=load_settings(world.root / "promoter.yaml"), repo=world.service._ctx.repo,
+        forge=world.forge, store=store, evaluator=SubprocessEvaluator(store))
+    world.promote("dev", 2)
+    result = service.propose(environment="dev", model="churn", version=3, author="mia")
+    assert result.pull_request is not None
+    outcome = service.reconcile_pull(result.pull_request.number)
+    shutil.rmtree(version_dir)
+    shutil.copytree(demo_store[3], version_dir)  # the attacker restores v3
+    assert store.swapped
+    assert outcome.state is PromotionState.BLOCKED, outcome
+    gate = next(g for g in outcome.gates if g.context == "promoter/evaluation")
+    assert gate.state is StatusState.FAILURE
+    assert "changed while it was evaluated" in gate.description
+    assert world.metadata("environments/dev")["promoter"]["version"] == 2

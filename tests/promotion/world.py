@@ -17,6 +17,7 @@ from promoter.forge.local import LocalForge
 from promoter.gitops.local import LocalGitRepository
 from promoter.model_store import LocalModelStore
 from promoter.promotion import PromotionService, PromotionState
+from promoter.promotion.verdicts import DirectoryVerdictStore
 from tests.promotion.fakes import ScriptedEvaluator
 
 
@@ -61,7 +62,9 @@ class World:
         self.forge = LocalForge(self.root / ".git" / "promoter" / "forge.sqlite", repo)
         return PromotionService(settings=loaded, repo=repo, forge=self.forge,
                                 store=LocalModelStore(self.root / "models"),
-                                evaluator=self.evaluator)
+                                evaluator=self.evaluator,
+                                verdicts=DirectoryVerdictStore(
+                                    self.root / ".git" / "promoter" / "verdicts"))
 
     def commit_dry_change(self, path: str, old: str, new: str) -> None:
         file = self.root / path
