@@ -1,4 +1,4 @@
-"""The third-party schemas promoter ships (pure).
+"""The third-party schemas promoter ships, and the validator built from the CRDs (pure).
 
 The data lives in this package, not beside the repository, so that a plain clone, an
 installed wheel and a container image all validate against the same files:
@@ -12,7 +12,13 @@ installed wheel and a container image all validate against the same files:
 beside the data they cover. Files are read with `importlib.resources`, so they are found
 wherever the package is installed (directory or zip).
 
-This module imports no git, GitHub, Kubernetes or TensorFlow code.
+    from promoter.schemas import crd_schema, validate_crd_object
+
+    validate_crd_object(tfjob)          # raises SchemaValidationError listing every problem
+    schema = crd_schema("kubeflow.org/v1", "TFJob")   # the JSON Schema it validates against
+
+This module and `crd` import no git, GitHub, Kubernetes or TensorFlow code: validating a
+manifest needs only the manifest.
 """
 
 from __future__ import annotations
@@ -20,7 +26,30 @@ from __future__ import annotations
 from importlib.resources import files
 from importlib.resources.abc import Traversable
 
-__all__ = ["data_file"]
+from promoter.schemas.crd import (
+    SchemaValidationError,
+    crd_kinds,
+    crd_schema,
+    crd_validator,
+    format_path,
+    object_name,
+    object_type,
+    openapi_to_json_schema,
+    validate_crd_object,
+)
+
+__all__ = [
+    "SchemaValidationError",
+    "crd_kinds",
+    "crd_schema",
+    "crd_validator",
+    "data_file",
+    "format_path",
+    "object_name",
+    "object_type",
+    "openapi_to_json_schema",
+    "validate_crd_object",
+]
 
 
 def data_file(*parts: str) -> Traversable:

@@ -18,6 +18,7 @@ from promoter.cluster import (
     flux_revision,
     flux_rollout_state,
 )
+from promoter.schemas import validate_crd_object
 from tests.cluster.objects import (
     COMMIT,
     OLD,
@@ -27,7 +28,6 @@ from tests.cluster.objects import (
     kustomization,
     with_status,
 )
-from tests.schemas import validate_crd_object
 
 BRANCH = "environments/dev"
 PROGRESS = ("Unknown", "Progressing", "Reconciliation in progress")
