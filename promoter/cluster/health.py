@@ -1,9 +1,10 @@
 """The rollout decision, from the plain dicts of Flux or Argo CD objects (pure).
 
-The rules are the documented ones (../shared/FLUX-ARGO.md); each function reads only what it
-is given, so it is tested table-driven without a cluster. A field of the wrong type raises
-ClusterShapeError naming the object and field; a field that is merely absent (a controller
-that has not reported yet) is not an error, it means "not there yet".
+The rules are the controllers' documented ones (summarized in the README's "Flux or Argo CD"
+section); each function reads only what it is given, so it is tested table-driven without a
+cluster. A field of the wrong type raises ClusterShapeError naming the object and field; a
+field that is merely absent (a controller that has not reported yet) is not an error, it means
+"not there yet".
 """
 
 from __future__ import annotations
@@ -237,7 +238,8 @@ class _Object:
         raise ClusterShapeError(
             f"{self.kind} {self.name}: {where}: expected {expected}, got {value!r:.80}",
             fix=f"check that the cluster runs the {self.kind} CRD version promoter reads "
-                "(see ../shared/FLUX-ARGO.md)",
+                "(listed in promoter/schemas/SOURCES.md; see the README's \"Flux or Argo CD\" "
+                "section)",
         )
 
 

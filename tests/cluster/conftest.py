@@ -13,8 +13,8 @@ import pytest
 
 from promoter.cluster.kubernetes import KubernetesClusterReader
 from promoter.config import EnvironmentSpec
+from promoter.schemas import validate_crd_object
 from tests.cluster.fake_api import FakeKubernetesApi
-from tests.schemas import validate_crd_object
 
 
 def environment(tool: str, **delivery: object) -> EnvironmentSpec:

@@ -18,6 +18,7 @@ from promoter.cluster import (
     flux_revision,
     flux_rollout_state,
 )
+from promoter.schemas import data_file, validate_crd_object
 from tests.cluster.objects import (
     COMMIT,
     OLD,
@@ -27,7 +28,7 @@ from tests.cluster.objects import (
     kustomization,
     with_status,
 )
-from tests.schemas import validate_crd_object
+from tests.conftest import REPO_ROOT
 
 BRANCH = "environments/dev"
 PROGRESS = ("Unknown", "Progressing", "Reconciliation in progress")
@@ -245,6 +246,18 @@ def test_flux_unexpected_shape_is_a_typed_error(source: dict, sync: dict, where:
         flux_rollout_state(environment="dev", branch=BRANCH, commit=COMMIT,
                            git_repository=source, kustomization=sync)
     assert caught.value.fix
+
+
+def test_the_shape_error_points_at_documents_a_user_has() -> None:
+    with pytest.raises(ClusterShapeError) as caught:
+        flux_rollout_state(environment="dev", branch=BRANCH, commit=COMMIT,
+                           git_repository=git_repository(commit=COMMIT),
+                           kustomization={**applied(COMMIT), "status": "Ready"})
+    fix = caught.value.fix or ""
+    assert 'README\'s "Flux or Argo CD" section' in fix
+    assert "\n### Flux or Argo CD\n" in (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    assert "promoter/schemas/SOURCES.md" in fix
+    assert data_file("SOURCES.md").is_file()
 
 
 @pytest.mark.parametrize(("app", "where"), [

@@ -30,8 +30,9 @@ from promoter.companion.argo import ARGO_HEALTH_STATUSES, TFJOB_HEALTH_KEY
 from promoter.config import DirectorySource, EnvironmentSpec, load_dry_config, load_settings
 from promoter.config.loader import LoadedSettings
 from promoter.errors import BadInputError
+from promoter.schemas import validate_crd_object
 from tests.conftest import REPO_ROOT
-from tests.schemas import validate_core_object, validate_crd_object
+from tests.schemas import validate_core_object
 
 GOLDEN = Path(__file__).parent / "golden"
 UPDATE_GOLDEN = os.environ.get("PROMOTER_UPDATE_GOLDEN") == "1"

@@ -5,7 +5,7 @@ read from it, and merges write a real merge commit and move the base branch (fas
 compare-and-swap), so "the head moved" and "the base moved" are real.
 
 Honesty: every response object starts from GitHub's documented example for the operation
-(`components/examples` in `shared/schemas/github/github-subset.json`), rebased on the URL the
+(`components/examples` in `promoter/schemas/github/github-subset.json`), rebased on the URL the
 client uses (PyGithub asserts every `url` has its base URL's scheme, host and port), with the
 fake's state written over it. Every response it sends is recorded (`responses`) and the
 `fake_github` fixture validates them all against the description at teardown.

@@ -1,4 +1,5 @@
-"""Validate HTTP responses against GitHub's OpenAPI description (`shared/schemas/github`).
+"""Validate HTTP responses against GitHub's OpenAPI description (the subset packaged in
+`promoter/schemas/github/github-subset.json`).
 
 The fake GitHub server in `fake_server.py` records every response it sends; the tests pass
 each one to `ResponseValidator.check`, which finds the operation by method and path, requires
@@ -20,9 +21,9 @@ from jsonschema import Draft7Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT7
 
-from tests.conftest import SHARED
+from promoter.schemas import data_file
 
-DESCRIPTION = SHARED / "schemas" / "github" / "github-subset.json"
+DESCRIPTION = data_file("github", "github-subset.json")
 _URI = "urn:github-openapi"
 
 UNDOCUMENTED_ERRORS: dict[tuple[str, str], frozenset[str]] = {

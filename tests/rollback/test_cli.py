@@ -13,11 +13,11 @@ from click.testing import CliRunner
 from promoter.cli.rollback import health, rollback
 from promoter.cluster import DeliveryTarget
 from promoter.config.loader import LoadedSettings, load_settings
+from promoter.schemas import validate_crd_object
 from tests.cluster.fake_api import FakeKubernetesApi
 from tests.cluster.objects import applied, git_repository
 from tests.fixtures.git import run_git
 from tests.promotion.world import World
-from tests.schemas import validate_crd_object
 
 
 class Obj:

@@ -24,10 +24,10 @@ from promoter.forge.base import (
 )
 from promoter.policy import GateResult
 from promoter.promotion.results import EnvironmentStatus, PromotionState, ReconcileOutcome
+from promoter.schemas import data_file
 from promoter.server.signature import sign
-from tests.conftest import SHARED
 
-WEBHOOKS = SHARED / "schemas" / "github" / "webhooks"
+WEBHOOKS = data_file("github", "webhooks")
 SECRET = b"test-webhook-secret-0f3c"
 TOKEN = "test-api-token-9b1e77"
 ENVIRONMENTS = ("dev", "staging", "prod")
@@ -36,7 +36,8 @@ _log = logging.getLogger("tests.server.fake_service")
 
 
 def example(event: str, name: str) -> dict[str, Any]:
-    """One of GitHub's documented example payloads (octokit/webhooks)."""
+    """One of GitHub's documented example payloads (octokit/webhooks, packaged in
+    promoter/schemas/github/webhooks)."""
     data: dict[str, Any] = json.loads((WEBHOOKS / event / f"{name}.payload.json").read_text())
     return data
 
