@@ -19,8 +19,10 @@ Endpoints (OpenAPI at `/docs` and `/openapi.json`):
 Webhook answers: 202 `scheduled` (with the jobs) or `ignored` (with the reason: unknown event,
 another repository, not a promotion); 200 `pong` and 200 `duplicate` (a redelivery of an id
 already accepted: nothing is scheduled); 400 malformed JSON or payload shape; 401 missing or
-bad signature (checked over the raw body before anything is parsed; only `sha256=`); 503 while
-shutting down (the id is not remembered, so a redelivery works after the restart).
+bad signature (checked over the raw body before anything is parsed; only `sha256=`); 413 a
+body over 25 MiB, refused while it streams in, before the signature is checked (every other
+route: over 64 KiB; `promoter.server.limits`); 503 while shutting down (the id is not
+remembered, so a redelivery works after the restart).
 
 Auth of the REST API: reads are open (put the service behind your network policy or ingress
 auth if the model names are sensitive). Approve/reject need `Authorization: Bearer <token>`,

@@ -24,6 +24,7 @@ from promoter.errors import PromoterError
 from promoter.server.deliveries import DeliveryMemory
 from promoter.server.errors import ApiError, error_body, install_error_handlers
 from promoter.server.jobs import ReconcileJobs
+from promoter.server.limits import BodyLimitMiddleware
 from promoter.server.metrics import CONTENT_TYPE, ServerMetrics
 from promoter.server.ports import PromotionPort
 from promoter.server.routing import MalformedPayloadError, repository_name, route
@@ -35,6 +36,9 @@ log = logging.getLogger(__name__)
 
 MAX_WEBHOOK_BYTES = 25 * 1024 * 1024
 """GitHub caps webhook payloads at 25 MB."""
+MAX_REQUEST_BYTES = 64 * 1024
+"""Every other body (the REST API's are a few bytes of JSON)."""
+WEBHOOK_PATH = "/webhooks/github"
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,11 +105,15 @@ TokenUserDep = Annotated[str, Depends(authenticate)]
 def create_app(service: PromotionPort, *, webhook_secret: bytes, scheduler: Scheduler,
                jobs: ReconcileJobs, metrics: ServerMetrics, api_tokens: ApiTokens | None = None,
                repository: str | None = None, dry_branch: str = "main",
-               deliveries: DeliveryMemory | None = None) -> FastAPI:
+               deliveries: DeliveryMemory | None = None,
+               max_webhook_bytes: int = MAX_WEBHOOK_BYTES,
+               max_request_bytes: int = MAX_REQUEST_BYTES) -> FastAPI:
     """The FastAPI app. Starts `scheduler` on startup and shuts it down on exit.
 
     `repository` (`owner/name`) limits the webhooks acted on; None accepts any repository.
-    `api_tokens` says who may approve/reject, and as whom; None turns them off.
+    `api_tokens` says who may approve/reject, and as whom; None turns them off. Bodies over
+    `max_webhook_bytes` (webhooks) or `max_request_bytes` (everything else) get 413 while
+    they stream in, before the signature or the token is looked at.
     """
     if not webhook_secret:
         raise ValueError("the webhook secret must not be empty")
@@ -127,6 +135,19 @@ def create_app(service: PromotionPort, *, webhook_secret: bytes, scheduler: Sche
         deliveries=deliveries or DeliveryMemory(), webhook_secret=webhook_secret,
         api_tokens=api_tokens, repository=repository, dry_branch=dry_branch)
     install_error_handlers(app)
+
+    def body_limit(path: str) -> int:
+        return max_webhook_bytes if path == WEBHOOK_PATH else max_request_bytes
+
+    def too_large(path: str, limit: int) -> Response:
+        if path == WEBHOOK_PATH:
+            metrics.webhook("unverified", "too_large")
+            return _answer(413, "rejected", f"payload over {limit} bytes")
+        return JSONResponse(error_body(f"request body over {limit} bytes",
+                                       "approve/reject need no body; nothing here takes more "
+                                       "than a few bytes of JSON"), status_code=413)
+
+    app.add_middleware(BodyLimitMiddleware, limit_for=body_limit, refusal=too_large)
     app.include_router(_health_router())
     app.include_router(_webhook_router())
     app.include_router(_api_router(), prefix="/api/v1")
@@ -138,7 +159,9 @@ def build_app(service: PromotionPort, *, webhook_secret: bytes,
               repository: str | None = None, dry_branch: str = "main", workers: int = 4,
               resync_interval_s: float | None = 300.0,
               metrics: ServerMetrics | None = None,
-              discover: Callable[[], object] | None = None) -> FastAPI:
+              discover: Callable[[], object] | None = None,
+              max_webhook_bytes: int = MAX_WEBHOOK_BYTES,
+              max_request_bytes: int = MAX_REQUEST_BYTES) -> FastAPI:
     """`create_app` with reconcile jobs, a scheduler and `metrics` (default: a fresh registry;
     pass the one the service's adapters already report to, see `wiring.instrument_adapters`).
     `discover` (e.g. `AutoProposer.run`) runs before every resync."""
@@ -151,7 +174,8 @@ def build_app(service: PromotionPort, *, webhook_secret: bytes,
     metrics.watch_scheduler(lambda: scheduler.queue_depth, lambda: scheduler.running)
     return create_app(service, webhook_secret=webhook_secret, scheduler=scheduler, jobs=jobs,
                       metrics=metrics, api_tokens=api_tokens, repository=repository,
-                      dry_branch=dry_branch)
+                      dry_branch=dry_branch, max_webhook_bytes=max_webhook_bytes,
+                      max_request_bytes=max_request_bytes)
 
 
 # --- health and metrics -----------------------------------------------------------------------
@@ -193,10 +217,12 @@ def _health_router() -> APIRouter:
 def _webhook_router() -> APIRouter:
     router = APIRouter(tags=["webhooks"])
 
-    @router.post("/webhooks/github", status_code=202, responses={
+    @router.post(WEBHOOK_PATH, status_code=202, responses={
         200: {"description": "ping, or a redelivery already processed"},
         400: {"description": "malformed payload or headers"},
         401: {"description": "missing or bad X-Hub-Signature-256"},
+        413: {"description": "body over the cap, 25 MiB by default (refused while it streams "
+                             "in, before the signature is checked)"},
         503: {"description": "shutting down: not recorded, redeliver later"},
     })
     async def github_webhook(
@@ -206,11 +232,7 @@ def _webhook_router() -> APIRouter:
     ) -> JSONResponse:
         """Verify, de-duplicate and route one GitHub delivery; the reconcile runs later."""
         metrics = parts.metrics
-        length = request.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > MAX_WEBHOOK_BYTES:
-            metrics.webhook("unverified", "too_large")
-            return _answer(413, "rejected", "payload too large")
-        body = await request.body()
+        body = await request.body()  # bounded: BodyLimitMiddleware read it, under the cap
         # The signature is checked on the raw bytes before anything else is trusted: event
         # name and delivery id are headers an attacker can set too.
         if not verify(parts.webhook_secret, body, request.headers.get(SIGNATURE_HEADER)):
