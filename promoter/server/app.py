@@ -251,6 +251,13 @@ def _webhook_router() -> APIRouter:
             metrics.webhook(event, "malformed")
             log.warning("webhook body is not JSON: %s", exc, extra=fields)
             return _answer(400, "rejected", "the body is not JSON")
+        except RecursionError:
+            # Signed, so from whoever holds the secret, but still not GitHub's: its payloads
+            # nest a few levels. The parser's recursion limit is the depth limit; hitting it
+            # is this request's error, not the server's (it was a 500).
+            metrics.webhook(event, "malformed")
+            log.warning("webhook body nests too deeply to parse", extra=fields)
+            return _answer(400, "rejected", "the body's JSON nests too deeply")
         if not parts.scheduler.alive:
             # Not remembered as delivered: GitHub's redelivery after the restart must work.
             metrics.webhook(event, "unavailable")
