@@ -44,6 +44,14 @@ class ConfigError(BadInputError):
         super().__init__(f"{where}: {message}", fix=fix)
 
 
+class ApiTokensFileError(ConfigError):
+    """The REST API's tokens file is missing, unreadable or has a bad line.
+
+    `promoter serve` refuses to start (exit 2) rather than run with fewer tokens than the
+    operator wrote down: a half-read file would lock out some release managers silently.
+    """
+
+
 class ModelStoreError(BadInputError):
     """A model or version is missing from the store, or is not a SavedModel."""
 

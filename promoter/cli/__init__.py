@@ -18,6 +18,7 @@ from typing import Any
 import click
 
 from promoter import __version__
+from promoter.cli.api_tokens import token
 from promoter.cli.companion import argo, flux
 from promoter.cli.discover import discover
 from promoter.cli.errors import handle_errors
@@ -71,7 +72,7 @@ def main(ctx: click.Context, config: str | None, verbose: int) -> None:
     ctx.obj = Context(config)
 
 
-for command in (evaluate, flux, argo, rollback, health, serve, discover):
+for command in (evaluate, flux, argo, rollback, health, serve, token, discover):
     main.add_command(command)
 
 

@@ -685,9 +685,14 @@ class ServiceSpec(Spec):
     """TCP port; 0 picks a free one."""
     webhook_secret_env: EnvVarName = "PROMOTER_WEBHOOK_SECRET"
     """Environment variable holding the GitHub webhook secret (required by `serve`)."""
+    api_tokens_file: str | None = None
+    """File of hashed REST API tokens, each giving one user (relative to promoter.yaml; e.g.
+    a mounted Kubernetes Secret); see `promoter.server.tokens` for its format.
+    `$PROMOTER_API_TOKENS_FILE` wins over it. Neither: approve/reject answer 403."""
     api_token_env: EnvVarName = "PROMOTER_API_TOKEN"
-    """Environment variable holding the bearer token of the mutating REST endpoints
-    (approve/reject). Unset: those endpoints answer 403."""
+    """Where the one shared API token of earlier versions was. That token approved as any
+    user the caller named, so `promoter serve` now refuses to start while this variable is
+    set; the fix points at `apiTokensFile`."""
     repository: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
     """`owner/name` whose webhooks are accepted. Default: derived from a GitHub
     `repository.url`, else any repository (a local repository has no GitHub name)."""

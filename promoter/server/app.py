@@ -7,7 +7,6 @@ usual set. Routes answer from the request thread; reconciles run on the schedule
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
 from collections.abc import AsyncIterator, Callable
@@ -25,16 +24,21 @@ from promoter.errors import PromoterError
 from promoter.server.deliveries import DeliveryMemory
 from promoter.server.errors import ApiError, error_body, install_error_handlers
 from promoter.server.jobs import ReconcileJobs
+from promoter.server.limits import BodyLimitMiddleware
 from promoter.server.metrics import CONTENT_TYPE, ServerMetrics
 from promoter.server.ports import PromotionPort
 from promoter.server.routing import MalformedPayloadError, repository_name, route
 from promoter.server.scheduler import Scheduler
 from promoter.server.signature import SIGNATURE_HEADER, verify
+from promoter.server.tokens import TOKENS_FILE_ENV, USER_PATTERN, ApiTokens
 
 log = logging.getLogger(__name__)
 
 MAX_WEBHOOK_BYTES = 25 * 1024 * 1024
 """GitHub caps webhook payloads at 25 MB."""
+MAX_REQUEST_BYTES = 64 * 1024
+"""Every other body (the REST API's are a few bytes of JSON)."""
+WEBHOOK_PATH = "/webhooks/github"
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +51,7 @@ class ServerParts:
     metrics: ServerMetrics
     deliveries: DeliveryMemory
     webhook_secret: bytes
-    api_token: str | None
+    api_tokens: ApiTokens | None
     repository: str | None
     dry_branch: str
 
@@ -69,34 +73,47 @@ async def get_service(request: Request) -> PromotionPort:
 PartsDep = Annotated[ServerParts, Depends(get_parts)]
 ServiceDep = Annotated[PromotionPort, Depends(get_service)]
 
-_bearer = HTTPBearer(auto_error=False, description="Token from $PROMOTER_API_TOKEN")
+_bearer = HTTPBearer(auto_error=False, description=(
+    "A token from the tokens file ($PROMOTER_API_TOKENS_FILE or service.apiTokensFile); "
+    "the review is recorded as the user that file gives the token to."))
 
 
-async def require_token(parts: PartsDep, credentials: Annotated[
-        HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> None:
-    """Mutating endpoints need `Authorization: Bearer <token>`; with no token set, they are off."""
-    if parts.api_token is None:
+async def authenticate(parts: PartsDep, credentials: Annotated[
+        HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> str:
+    """The user of the request's bearer token: mutating endpoints act as that user.
+
+    Without a tokens file they are off (403), so a server never accepts approvals that no
+    one can be held to.
+    """
+    if parts.api_tokens is None:
         raise ApiError(403, "approvals over HTTP are disabled on this server",
-                       fix="set the API token environment variable (service.apiTokenEnv, "
-                           "default PROMOTER_API_TOKEN) and restart, or use `promoter approve`")
-    given = credentials.credentials if credentials else ""
-    if not hmac.compare_digest(given.encode(), parts.api_token.encode()):
-        raise ApiError(401, "missing or wrong bearer token",
-                       fix="send Authorization: Bearer <token>",
+                       fix=f"set ${TOKENS_FILE_ENV} (or service.apiTokensFile) to a file of "
+                           "hashed tokens (`promoter token new USER`) and restart, or use "
+                           "`promoter approve`")
+    user = parts.api_tokens.user_for(credentials.credentials) if credentials else None
+    if user is None:
+        raise ApiError(401, "missing or unknown bearer token",
+                       fix="send Authorization: Bearer <your token>; the operator issues "
+                           "tokens with `promoter token new USER`",
                        headers={"WWW-Authenticate": "Bearer"})
+    return user
 
 
-TokenDep = Annotated[None, Depends(require_token)]
+TokenUserDep = Annotated[str, Depends(authenticate)]
 
 
 def create_app(service: PromotionPort, *, webhook_secret: bytes, scheduler: Scheduler,
-               jobs: ReconcileJobs, metrics: ServerMetrics, api_token: str | None = None,
+               jobs: ReconcileJobs, metrics: ServerMetrics, api_tokens: ApiTokens | None = None,
                repository: str | None = None, dry_branch: str = "main",
-               deliveries: DeliveryMemory | None = None) -> FastAPI:
+               deliveries: DeliveryMemory | None = None,
+               max_webhook_bytes: int = MAX_WEBHOOK_BYTES,
+               max_request_bytes: int = MAX_REQUEST_BYTES) -> FastAPI:
     """The FastAPI app. Starts `scheduler` on startup and shuts it down on exit.
 
     `repository` (`owner/name`) limits the webhooks acted on; None accepts any repository.
-    `api_token` guards approve/reject; None turns them off.
+    `api_tokens` says who may approve/reject, and as whom; None turns them off. Bodies over
+    `max_webhook_bytes` (webhooks) or `max_request_bytes` (everything else) get 413 while
+    they stream in, before the signature or the token is looked at.
     """
     if not webhook_secret:
         raise ValueError("the webhook secret must not be empty")
@@ -116,19 +133,35 @@ def create_app(service: PromotionPort, *, webhook_secret: bytes, scheduler: Sche
     app.state.parts = ServerParts(
         service=service, scheduler=scheduler, jobs=jobs, metrics=metrics,
         deliveries=deliveries or DeliveryMemory(), webhook_secret=webhook_secret,
-        api_token=api_token or None, repository=repository, dry_branch=dry_branch)
+        api_tokens=api_tokens, repository=repository, dry_branch=dry_branch)
     install_error_handlers(app)
+
+    def body_limit(path: str) -> int:
+        return max_webhook_bytes if path == WEBHOOK_PATH else max_request_bytes
+
+    def too_large(path: str, limit: int) -> Response:
+        if path == WEBHOOK_PATH:
+            metrics.webhook("unverified", "too_large")
+            return _answer(413, "rejected", f"payload over {limit} bytes")
+        return JSONResponse(error_body(f"request body over {limit} bytes",
+                                       "approve/reject need no body; nothing here takes more "
+                                       "than a few bytes of JSON"), status_code=413)
+
+    app.add_middleware(BodyLimitMiddleware, limit_for=body_limit, refusal=too_large)
     app.include_router(_health_router())
     app.include_router(_webhook_router())
     app.include_router(_api_router(), prefix="/api/v1")
     return app
 
 
-def build_app(service: PromotionPort, *, webhook_secret: bytes, api_token: str | None = None,
+def build_app(service: PromotionPort, *, webhook_secret: bytes,
+              api_tokens: ApiTokens | None = None,
               repository: str | None = None, dry_branch: str = "main", workers: int = 4,
               resync_interval_s: float | None = 300.0,
               metrics: ServerMetrics | None = None,
-              discover: Callable[[], object] | None = None) -> FastAPI:
+              discover: Callable[[], object] | None = None,
+              max_webhook_bytes: int = MAX_WEBHOOK_BYTES,
+              max_request_bytes: int = MAX_REQUEST_BYTES) -> FastAPI:
     """`create_app` with reconcile jobs, a scheduler and `metrics` (default: a fresh registry;
     pass the one the service's adapters already report to, see `wiring.instrument_adapters`).
     `discover` (e.g. `AutoProposer.run`) runs before every resync."""
@@ -140,8 +173,9 @@ def build_app(service: PromotionPort, *, webhook_secret: bytes, api_token: str |
     jobs.bind(scheduler.submit)
     metrics.watch_scheduler(lambda: scheduler.queue_depth, lambda: scheduler.running)
     return create_app(service, webhook_secret=webhook_secret, scheduler=scheduler, jobs=jobs,
-                      metrics=metrics, api_token=api_token, repository=repository,
-                      dry_branch=dry_branch)
+                      metrics=metrics, api_tokens=api_tokens, repository=repository,
+                      dry_branch=dry_branch, max_webhook_bytes=max_webhook_bytes,
+                      max_request_bytes=max_request_bytes)
 
 
 # --- health and metrics -----------------------------------------------------------------------
@@ -183,10 +217,12 @@ def _health_router() -> APIRouter:
 def _webhook_router() -> APIRouter:
     router = APIRouter(tags=["webhooks"])
 
-    @router.post("/webhooks/github", status_code=202, responses={
+    @router.post(WEBHOOK_PATH, status_code=202, responses={
         200: {"description": "ping, or a redelivery already processed"},
         400: {"description": "malformed payload or headers"},
         401: {"description": "missing or bad X-Hub-Signature-256"},
+        413: {"description": "body over the cap, 25 MiB by default (refused while it streams "
+                             "in, before the signature is checked)"},
         503: {"description": "shutting down: not recorded, redeliver later"},
     })
     async def github_webhook(
@@ -196,11 +232,7 @@ def _webhook_router() -> APIRouter:
     ) -> JSONResponse:
         """Verify, de-duplicate and route one GitHub delivery; the reconcile runs later."""
         metrics = parts.metrics
-        length = request.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > MAX_WEBHOOK_BYTES:
-            metrics.webhook("unverified", "too_large")
-            return _answer(413, "rejected", "payload too large")
-        body = await request.body()
+        body = await request.body()  # bounded: BodyLimitMiddleware read it, under the cap
         # The signature is checked on the raw bytes before anything else is trusted: event
         # name and delivery id are headers an attacker can set too.
         if not verify(parts.webhook_secret, body, request.headers.get(SIGNATURE_HEADER)):
@@ -219,6 +251,13 @@ def _webhook_router() -> APIRouter:
             metrics.webhook(event, "malformed")
             log.warning("webhook body is not JSON: %s", exc, extra=fields)
             return _answer(400, "rejected", "the body is not JSON")
+        except RecursionError:
+            # Signed, so from whoever holds the secret, but still not GitHub's: its payloads
+            # nest a few levels. The parser's recursion limit is the depth limit; hitting it
+            # is this request's error, not the server's (it was a 500).
+            metrics.webhook(event, "malformed")
+            log.warning("webhook body nests too deeply to parse", extra=fields)
+            return _answer(400, "rejected", "the body's JSON nests too deeply")
         if not parts.scheduler.alive:
             # Not remembered as delivered: GitHub's redelivery after the restart must work.
             metrics.webhook(event, "unavailable")
@@ -269,8 +308,14 @@ def _answer(status: int, outcome: str, reason: str, **more: Any) -> JSONResponse
 
 
 class ReviewRequest(BaseModel):
-    user: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.@-]*$",
-                      description="The release manager on whose behalf the review is given.")
+    """Optional body of approve/reject. The reviewer is the token's user, never this field."""
+
+    user: str | None = Field(
+        default=None, min_length=1, max_length=100, pattern=USER_PATTERN.pattern,
+        description="Optional: the user the caller expects to act as. The review is always "
+                    "recorded as the bearer token's user; a different name here is refused "
+                    "(403), so a client that names a user learns when it holds someone "
+                    "else's token.")
 
 
 def _promotions(service: PromotionPort) -> list[dict[str, Any]]:
@@ -313,10 +358,14 @@ def _api_router() -> APIRouter:
                            fix="GET /api/v1/promotions lists the open ones")
         return {**found, "evaluationReport": service.evaluation_report(number)}
 
-    def review(number: int, body: ReviewRequest, parts: ServerParts, *,
+    def review(number: int, body: ReviewRequest | None, user: str, parts: ServerParts, *,
                reject: bool) -> dict[str, Any]:
-        result = parts.service.approve(number, user=body.user, reject=reject)
-        log.info("%s %s PR #%s over the API", body.user,
+        if body is not None and body.user is not None and body.user != user:
+            raise ApiError(403, f"this token belongs to {user}; it cannot act as {body.user}",
+                           fix=f"leave out \"user\" (the review is recorded as {user}), or "
+                               f"send {body.user}'s own token")
+        result = parts.service.approve(number, user=user, reject=reject)
+        log.info("%s %s PR #%s over the API", user,
                  "requested changes on" if reject else "approved", number,
                  extra={"pr": number})
         pull = next((p for p in _promotions(parts.service) if p["number"] == number), None)
@@ -325,26 +374,24 @@ def _api_router() -> APIRouter:
         return {"number": number, "user": result.user, "state": str(result.state),
                 "commit": result.commit_sha, "submittedAt": result.submitted_at.isoformat()}
 
-    @router.post("/promotions/{number}/approve", responses={
-        401: {"description": "missing or wrong bearer token"},
-        403: {"description": "no API token configured: approvals over HTTP are off"},
+    refusals: dict[int | str, dict[str, Any]] = {
+        401: {"description": "missing or unknown bearer token"},
+        403: {"description": "no tokens file configured (approvals over HTTP are off), or "
+                             "the body names a user other than the token's"},
         404: {"description": "no such pull request"},
-        422: {"description": "the user may not approve (policy), or a bad body"},
-    })
-    def approve(number: int, body: ReviewRequest, parts: PartsDep,
-                _auth: TokenDep) -> dict[str, Any]:
-        """Approve a promotion on the local forge as `user` (a release manager)."""
-        return review(number, body, parts, reject=False)
+        422: {"description": "the token's user may not review (policy), or a bad body"},
+    }
 
-    @router.post("/promotions/{number}/reject", responses={
-        401: {"description": "missing or wrong bearer token"},
-        403: {"description": "no API token configured"},
-        404: {"description": "no such pull request"},
-        422: {"description": "the user may not review (policy), or a bad body"},
-    })
-    def reject(number: int, body: ReviewRequest, parts: PartsDep,
-               _auth: TokenDep) -> dict[str, Any]:
-        """Request changes on a promotion on the local forge as `user`."""
-        return review(number, body, parts, reject=True)
+    @router.post("/promotions/{number}/approve", responses=refusals)
+    def approve(number: int, parts: PartsDep, user: TokenUserDep,
+                body: ReviewRequest | None = None) -> dict[str, Any]:
+        """Approve a promotion on the local forge as the bearer token's user."""
+        return review(number, body, user, parts, reject=False)
+
+    @router.post("/promotions/{number}/reject", responses=refusals)
+    def reject(number: int, parts: PartsDep, user: TokenUserDep,
+               body: ReviewRequest | None = None) -> dict[str, Any]:
+        """Request changes on a promotion on the local forge as the bearer token's user."""
+        return review(number, body, user, parts, reject=True)
 
     return router

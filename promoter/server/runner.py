@@ -12,13 +12,14 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from fastapi import FastAPI
+from starlette.types import ASGIApp
 
 
 @contextmanager
-def serve_in_thread(app: FastAPI, *, host: str = "127.0.0.1",
+def serve_in_thread(app: ASGIApp, *, host: str = "127.0.0.1",
                     startup_timeout_s: float = 10.0) -> Iterator[str]:
-    """Serve `app` on an ephemeral port of `host`; yields the base URL, stops on exit."""
+    """Serve `app` (a FastAPI app, or any ASGI app, e.g. one wrapping it to watch what it
+    reads) on an ephemeral port of `host`; yields the base URL, stops on exit."""
     import uvicorn
 
     # proto=IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY on accepted connections only when

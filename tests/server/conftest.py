@@ -13,7 +13,7 @@ with warnings.catch_warnings():
     from fastapi.testclient import TestClient
 
 from promoter.server import build_app
-from tests.server.support import SECRET, TOKEN, FakeService
+from tests.server.support import SECRET, TOKENS, FakeService
 
 
 @pytest.fixture
@@ -23,7 +23,7 @@ def fake_service() -> FakeService:
 
 @pytest.fixture
 def app(fake_service: FakeService) -> FastAPI:
-    return build_app(fake_service, webhook_secret=SECRET, api_token=TOKEN,
+    return build_app(fake_service, webhook_secret=SECRET, api_tokens=TOKENS,
                      repository="Codertocat/Hello-World", resync_interval_s=None)
 
 

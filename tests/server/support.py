@@ -26,10 +26,17 @@ from promoter.policy import GateResult
 from promoter.promotion.results import EnvironmentStatus, PromotionState, ReconcileOutcome
 from promoter.schemas import data_file
 from promoter.server.signature import sign
+from promoter.server.tokens import ApiTokens
 
 WEBHOOKS = data_file("github", "webhooks")
 SECRET = b"test-webhook-secret-0f3c"
-TOKEN = "test-api-token-9b1e77"
+RITA_TOKEN = "rita-test-token-5c2f0a8e91d34b7f8a6e2d1c0b9f"
+SAM_TOKEN = "sam-test-token-77d1e0c4a9b24f3e8c5d6a7b8e9f"
+MIA_TOKEN = "mia-test-token-0a1b2c3d4e5f60718293a4b5c6d7"
+BOB_TOKEN = "bob-test-token-f0e1d2c3b4a5968778695a4b3c2d"
+TOKENS = ApiTokens.of({RITA_TOKEN: "rita", SAM_TOKEN: "sam", MIA_TOKEN: "mia",
+                       BOB_TOKEN: "bob"})
+"""rita and sam approve prod (policies/prod.yaml); mia proposes; bob is no approver."""
 ENVIRONMENTS = ("dev", "staging", "prod")
 
 _log = logging.getLogger("tests.server.fake_service")
@@ -59,6 +66,10 @@ def signed_headers(body: bytes, event: str, *, delivery: str | None = None,
         "X-GitHub-Delivery": delivery or str(uuid.uuid4()),
         "Content-Type": "application/json",
     }
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
 
 
 def body_of(payload: Any) -> bytes:

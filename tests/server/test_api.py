@@ -12,9 +12,16 @@ from promoter.promotion import PromotionState
 from promoter.server import build_app
 from tests.promotion.fakes import ScriptedEvaluator
 from tests.promotion.world import World
-from tests.server.support import SECRET, TOKEN, FakeService
-
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
+from tests.server.support import (
+    BOB_TOKEN,
+    MIA_TOKEN,
+    RITA_TOKEN,
+    SAM_TOKEN,
+    SECRET,
+    TOKENS,
+    FakeService,
+    bearer,
+)
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +57,7 @@ def prod_pull(world: World) -> int:
 
 @pytest.fixture
 def api(world: World) -> Iterator[TestClient]:
-    app = build_app(world.service, webhook_secret=SECRET, api_token=TOKEN,
+    app = build_app(world.service, webhook_secret=SECRET, api_tokens=TOKENS,
                     resync_interval_s=None)
     with TestClient(app) as client:
         assert app.state.parts.scheduler.wait_idle(30)
@@ -96,61 +103,83 @@ def test_promotions_list_and_detail(api: TestClient, prod_pull: int) -> None:
     assert api.get("/api/v1/promotions/not-a-number").status_code == 422
 
 
-def test_mutating_endpoints_need_the_bearer_token(api: TestClient, prod_pull: int) -> None:
+def test_mutating_endpoints_need_a_known_bearer_token(api: TestClient, prod_pull: int) -> None:
     url = f"/api/v1/promotions/{prod_pull}/approve"
-    assert api.post(url, json={"user": "rita"}).status_code == 401
-    wrong = api.post(url, json={"user": "rita"}, headers={"Authorization": "Bearer nope"})
-    assert wrong.status_code == 401
-    assert wrong.headers["www-authenticate"] == "Bearer"
-    assert api.post(url, json={"user": "rita"},
-                    headers={"Authorization": f"Basic {TOKEN}"}).status_code == 401
+    assert api.post(url).status_code == 401
+    unknown = api.post(url, headers=bearer("nope"))
+    assert unknown.status_code == 401
+    assert unknown.headers["www-authenticate"] == "Bearer"
+    assert unknown.json()["error"] == "missing or unknown bearer token"
+    assert api.post(url, headers={"Authorization": f"Basic {RITA_TOKEN}"}).status_code == 401
+    # The hash's hex is not a token either: the file's contents grant nothing.
+    digest = TOKENS.entries[0].digest.hex()
+    assert api.post(url, headers=bearer(digest)).status_code == 401
+    assert api.post(url, headers=bearer(f"sha256:{digest}")).status_code == 401
 
 
-def test_without_a_configured_token_approvals_are_off(world: World, prod_pull: int) -> None:
-    app = build_app(world.service, webhook_secret=SECRET, api_token=None,
+def test_without_a_tokens_file_approvals_are_off(world: World, prod_pull: int) -> None:
+    app = build_app(world.service, webhook_secret=SECRET, api_tokens=None,
                     resync_interval_s=None)
     with TestClient(app) as client:
         response = client.post(f"/api/v1/promotions/{prod_pull}/approve",
-                               json={"user": "rita"}, headers=AUTH)
+                               headers=bearer(RITA_TOKEN))
         assert app.state.parts.scheduler.wait_idle(30)
     assert response.status_code == 403
-    assert "PROMOTER_API_TOKEN" in response.json()["fix"]
+    assert "PROMOTER_API_TOKENS_FILE" in response.json()["fix"]
+
+
+def test_a_token_cannot_act_as_another_user(api: TestClient, world: World,
+                                           prod_pull: int) -> None:
+    url = f"/api/v1/promotions/{prod_pull}/approve"
+    refused = api.post(url, json={"user": "sam"}, headers=bearer(RITA_TOKEN))
+    assert refused.status_code == 403
+    assert refused.json() == {
+        "error": "this token belongs to rita; it cannot act as sam",
+        "fix": "leave out \"user\" (the review is recorded as rita), or send sam's own token"}
+    assert api.post(f"/api/v1/promotions/{prod_pull}/reject", json={"user": "rita"},
+                    headers=bearer(SAM_TOKEN)).status_code == 403
+    wait(api)
+    assert world.forge.list_reviews(prod_pull) == []  # nothing was recorded
 
 
 def test_refused_approvals_answer_with_the_promoter_error(api: TestClient,
                                                           prod_pull: int) -> None:
     url = f"/api/v1/promotions/{prod_pull}/approve"
-    own = api.post(url, json={"user": "mia"}, headers=AUTH)
+    own = api.post(url, headers=bearer(MIA_TOKEN))
     assert own.status_code == 422
     assert own.json() == {"error": f"mia proposed PR #{prod_pull} and cannot approve it",
                           "fix": "ask another release manager: rita, sam"}
-    stranger = api.post(url, json={"user": "bob"}, headers=AUTH)
+    stranger = api.post(url, json={"user": "bob"}, headers=bearer(BOB_TOKEN))
     assert stranger.status_code == 422
     assert "policies/prod.yaml" in stranger.json()["fix"]
-    assert api.post("/api/v1/promotions/9999/approve", json={"user": "rita"},
-                    headers=AUTH).status_code == 404
-    assert api.post(url, json={}, headers=AUTH).status_code == 422
-    assert api.post(url, json={"user": "bad user; rm"}, headers=AUTH).status_code == 422
-    assert api.post(url, content=b"{", headers={**AUTH, "Content-Type": "application/json"}
+    rita = bearer(RITA_TOKEN)
+    assert api.post("/api/v1/promotions/9999/approve", headers=rita).status_code == 404
+    assert api.post(url, json={"user": ""}, headers=rita).status_code == 422
+    assert api.post(url, json={"user": "bad user; rm"}, headers=rita).status_code == 422
+    assert api.post(url, content=b"{", headers={**rita, "Content-Type": "application/json"}
                     ).status_code == 422
 
 
 def test_rejection_blocks_then_approval_merges(api: TestClient, world: World,
                                                prod_pull: int) -> None:
-    rejected = api.post(f"/api/v1/promotions/{prod_pull}/reject", json={"user": "sam"},
-                        headers=AUTH)
+    # No body at all: the reviewer is the token's user.
+    rejected = api.post(f"/api/v1/promotions/{prod_pull}/reject", headers=bearer(SAM_TOKEN))
     assert rejected.status_code == 200
-    assert rejected.json()["state"] == "CHANGES_REQUESTED"
+    assert (rejected.json()["user"], rejected.json()["state"]) == ("sam", "CHANGES_REQUESTED")
     wait(api)
     gates = {g["context"]: g["state"] for g in
              api.get(f"/api/v1/promotions/{prod_pull}").json()["gates"]}
     assert gates["promoter/approvals"] == "failure"
 
+    # A body naming the token's own user is accepted (older clients send one).
     approved = api.post(f"/api/v1/promotions/{prod_pull}/approve", json={"user": "sam"},
-                        headers=AUTH)
+                        headers=bearer(SAM_TOKEN))
     assert approved.status_code == 200
     assert approved.json()["user"] == "sam"
     wait(api)  # the approval scheduled a reconcile, which merges
+    # Recorded on the forge under the token's user.
+    assert [(r.user, str(r.state)) for r in world.forge.list_reviews(prod_pull)] == [
+        ("sam", "CHANGES_REQUESTED"), ("sam", "APPROVED")]
     prod = api.get("/api/v1/environments/prod").json()
     assert prod["deployed"]["version"] == 1
     assert prod["openPromotion"] is None
@@ -184,3 +213,8 @@ def test_openapi_docs(api: TestClient) -> None:
     assert {"/webhooks/github", "/api/v1/environments", "/api/v1/promotions/{number}",
             "/api/v1/promotions/{number}/approve", "/healthz", "/readyz",
             "/metrics"} <= set(paths)
+    approve = paths["/api/v1/promotions/{number}/approve"]["post"]
+    assert approve["requestBody"].get("required", False) is False  # the body is optional
+    assert {"401", "403", "404", "422"} <= set(approve["responses"])
+    assert "token" in approve["responses"]["403"]["description"]
+    assert approve["security"] == [{"HTTPBearer": []}]

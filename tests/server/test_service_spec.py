@@ -13,6 +13,7 @@ BASE = {"models": [{"name": "churn"}], "environments": ["dev"]}
 def test_defaults_when_absent() -> None:
     service = Settings.model_validate(BASE).service
     assert service == ServiceSpec()
+    assert service.api_tokens_file is None  # approvals over HTTP are off until one is named
     assert (service.host, service.port, service.webhook_secret_env, service.api_token_env) == (
         "127.0.0.1", 8080, "PROMOTER_WEBHOOK_SECRET", "PROMOTER_API_TOKEN")
 
@@ -20,10 +21,11 @@ def test_defaults_when_absent() -> None:
 def test_camel_case_fields() -> None:
     service = Settings.model_validate({**BASE, "service": {
         "port": 9000, "webhookSecretEnv": "HOOK", "repository": "acme/ml-gitops",
-        "resyncIntervalSeconds": 60, "workers": 2}}).service
+        "resyncIntervalSeconds": 60, "workers": 2, "apiTokensFile": "secrets/api-tokens"}}
+    ).service
     assert (service.port, service.webhook_secret_env, service.repository,
-            service.resync_interval_seconds, service.workers) == (
-        9000, "HOOK", "acme/ml-gitops", 60.0, 2)
+            service.resync_interval_seconds, service.workers, service.api_tokens_file) == (
+        9000, "HOOK", "acme/ml-gitops", 60.0, 2, "secrets/api-tokens")
 
 
 @pytest.mark.parametrize("bad", [

@@ -200,3 +200,24 @@ def test_deliveries_while_not_running_are_refused_and_not_remembered(
         assert client.post(URL, content=body, headers=headers).status_code == 202
         settle(app)
     assert fake_service.calls_of("reconcile_pull") == [7]
+
+
+@pytest.mark.parametrize("depth", [1_000, 30_000])
+def test_a_signed_body_nested_too_deeply_is_400_and_the_server_goes_on(
+        client: TestClient, app: FastAPI, fake_service: FakeService, depth: int) -> None:
+    # Signed, so it passes the signature check and reaches the parser (it was a 500).
+    for body in (b"[" * depth + b"]" * depth, b'{"a":' * depth + b"1" + b"}" * depth):
+        response = post(client, "pull_request", body)
+        assert response.status_code == 400, response.text
+        assert response.json() == {"status": "rejected",
+                                   "reason": "the body's JSON nests too deeply"}
+    # The REST API's bodies too (within its 64 KiB cap), with or without a token.
+    nested = b'{"user":' * min(depth, 7_000) + b'"rita"' + b"}" * min(depth, 7_000)
+    api = client.post("/api/v1/promotions/7/approve", content=nested,
+                      headers={"Content-Type": "application/json"})
+    assert api.status_code == 400, api.text
+    following = post(client, "pull_request",
+                     as_promotion(example("pull_request", "synchronize"), number=8))
+    assert following.status_code == 202
+    settle(app)
+    assert fake_service.calls_of("reconcile_pull") == [8]
