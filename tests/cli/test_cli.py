@@ -55,6 +55,16 @@ def test_validate_reports_file_field_and_exit_2(world: World) -> None:
             "got 'high'") in result.output
 
 
+def test_validate_refuses_a_bad_cron_expression(world: World) -> None:
+    path = world.root / "policies/prod.yaml"
+    path.write_text(path.read_text() + "schedule:\n  windows:\n    - cron: '0 9 * * 5L'\n"
+                    "      duration: 7h\n")
+    result = run(world, "validate")
+    assert result.exit_code == 2
+    assert ("error: policies/prod.yaml: schedule.windows[0].cron: the day of week field '5L' "
+            "is not valid; expected 0-7 or sun-sat") in result.output
+
+
 def test_config_from_environment_variable(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PROMOTER_CONFIG", str(world.root / "promoter.yaml"))
     assert CliRunner().invoke(main, ["validate"]).exit_code == 0
