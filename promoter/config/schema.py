@@ -305,6 +305,11 @@ class EnvironmentSpec(Spec):
     @field_validator("branch")
     @classmethod
     def _branch(cls, branch: str) -> str:
+        if branch == "@":
+            raise ValueError(
+                "'@' is git's name for HEAD, the checked-out branch (in the GitOps "
+                "repository: the dry branch); use a branch of the environment's own such as "
+                "'environments/<env>'")
         if branch.endswith("-next") or not _valid_branch(branch):
             raise ValueError(
                 f"{branch!r} is not usable: use a git branch name like "

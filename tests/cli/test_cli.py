@@ -65,6 +65,16 @@ def test_validate_refuses_a_bad_cron_expression(world: World) -> None:
             "is not valid; expected 0-7 or sun-sat") in result.output
 
 
+def test_validate_refuses_the_dry_branch_as_an_environment_branch(world: World) -> None:
+    path = world.root / "environments/prod.yaml"
+    path.write_text(path.read_text().replace("branch: environments/prod", "branch: main"))
+    result = run(world, "validate")
+    assert result.exit_code == 2
+    assert ("error: environments/prod.yaml: branch: the branch 'main' is the dry branch "
+            "(repository.dryBranch in promoter.yaml)") in result.output
+    assert "fix: give prod a branch of its own, e.g. environments/prod" in result.output
+
+
 def test_config_from_environment_variable(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PROMOTER_CONFIG", str(world.root / "promoter.yaml"))
     assert CliRunner().invoke(main, ["validate"]).exit_code == 0

@@ -110,6 +110,63 @@ def test_shared_branch_is_refused(example: Path) -> None:
     assert "already used by environment 'dev'" in str(error_of(example))
 
 
+def set_branch(root: Path, env: str, branch: str) -> None:
+    path = root / f"environments/{env}.yaml"
+    path.write_text(path.read_text().replace(f"branch: environments/{env}\n",
+                                             f"branch: '{branch}'\n"))
+
+
+def set_dry_branch(root: Path, branch: str) -> None:
+    path = root / "promoter.yaml"
+    path.write_text(path.read_text().replace("dryBranch: main", f"dryBranch: '{branch}'"))
+
+
+def test_dry_branch_is_refused_as_an_environment_branch(example: Path) -> None:
+    # Merging a promotion there would replace promoter.yaml and the policies with manifests.
+    set_branch(example, "staging", "main")
+    err = error_of(example)
+    assert str(err).startswith(
+        "environments/staging.yaml: branch: the branch 'main' is the dry branch "
+        "(repository.dryBranch in promoter.yaml)")
+    assert err.fix == "give staging a branch of its own, e.g. environments/staging"
+
+
+def test_the_configured_dry_branch_is_the_one_refused(example: Path) -> None:
+    set_dry_branch(example, "config")
+    set_branch(example, "dev", "main")
+    _, dry = load(example)
+    assert dry.environments["dev"].branch == "main"
+    set_branch(example, "prod", "config")
+    assert "environments/prod.yaml: branch: the branch 'config' is the dry branch" in str(
+        error_of(example))
+
+
+def test_dry_branch_is_refused_as_a_proposal_branch(example: Path) -> None:
+    set_dry_branch(example, "environments/dev-next")
+    err = error_of(example)
+    assert str(err).startswith(
+        "environments/dev.yaml: branch: the proposal branch 'environments/dev-next' is the dry "
+        "branch")
+    assert err.fix == "give dev a branch of its own, e.g. deploy/dev"
+
+
+@pytest.mark.parametrize(("dry_branch", "branch"), [
+    ("main", "main/dev"), ("environments/dev/config", "environments/dev")])
+def test_branch_nested_with_the_dry_branch_is_refused(example: Path, dry_branch: str,
+                                                      branch: str) -> None:
+    set_dry_branch(example, dry_branch)
+    set_branch(example, "dev", branch)
+    assert (f"environments/dev.yaml: branch: branch {branch!r} and the dry branch "
+            f"{dry_branch!r} (repository.dryBranch in promoter.yaml) cannot both exist in git"
+            ) in str(error_of(example))
+
+
+def test_at_sign_is_refused_as_an_environment_branch(example: Path) -> None:
+    set_branch(example, "prod", "@")
+    assert str(error_of(example)).startswith(
+        "environments/prod.yaml: branch: '@' is git's name for HEAD")
+
+
 def test_branch_ending_in_next_is_refused(example: Path) -> None:
     path = example / "environments/dev.yaml"
     path.write_text(path.read_text().replace("environments/dev", "environments/dev-next"))
