@@ -30,6 +30,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from promoter.config.branch_names import branch_problem
 from promoter.cron import CronExpression
 
 NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
@@ -62,6 +63,12 @@ class RepositorySpec(Spec):
     """The GitOps repository: a local path (relative to promoter.yaml) or a URL."""
     dry_branch: str = "main"
     """Branch holding the dry source; policies are always read from it, never from a PR."""
+
+    @field_validator("dry_branch")
+    @classmethod
+    def _branch(cls, branch: str) -> str:
+        _require_usable_branch(branch)
+        return branch
 
 
 _ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
@@ -310,11 +317,11 @@ class EnvironmentSpec(Spec):
                 "'@' is git's name for HEAD, the checked-out branch (in the GitOps "
                 "repository: the dry branch); use a branch of the environment's own such as "
                 "'environments/<env>'")
-        if branch.endswith("-next") or not _valid_branch(branch):
+        _require_usable_branch(branch)
+        if branch.endswith("-next"):
             raise ValueError(
-                f"{branch!r} is not usable: use a git branch name like "
-                "'environments/<env>' that does not end in '-next'"
-            )
+                f"{branch!r} ends in '-next', the suffix of promoter's proposal branches "
+                "(<branch>-next); use a name like 'environments/<env>'")
         return branch
 
     @property
@@ -609,11 +616,13 @@ def _require_unique(values: list[str], what: str) -> None:
         seen.add(value)
 
 
-_BRANCH_BAD = re.compile(r"(^[/.-])|(\.\.)|([\s~^:?*\[\\])|(/$)|(\.lock$)|(@\{)|(//)")
-
-
-def _valid_branch(name: str) -> bool:
-    return bool(name) and _BRANCH_BAD.search(name) is None
+def _require_usable_branch(branch: str) -> None:
+    """Raise ValueError unless git accepts `branch` (promoter.config.branch_names)."""
+    problem = branch_problem(branch)
+    if problem is not None:
+        raise ValueError(
+            f"{branch!r} is not usable as a git branch: {problem} (rules: "
+            "git-check-ref-format(1)); use a name like 'environments/<env>'")
 
 
 # --- environments/<env>.yaml: delivery (Flux or Argo CD) --------------------------------------

@@ -75,6 +75,16 @@ def test_validate_refuses_the_dry_branch_as_an_environment_branch(world: World) 
     assert "fix: give prod a branch of its own, e.g. environments/prod" in result.output
 
 
+def test_validate_refuses_a_branch_git_would_refuse(world: World) -> None:
+    path = world.root / "environments/dev.yaml"
+    path.write_text(path.read_text().replace("branch: environments/dev",
+                                             "branch: environments/.dev"))
+    result = run(world, "validate")
+    assert result.exit_code == 2
+    assert ("error: environments/dev.yaml: branch: 'environments/.dev' is not usable as a git "
+            "branch: the path component '.dev' starts with '.'") in result.output
+
+
 def test_config_from_environment_variable(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PROMOTER_CONFIG", str(world.root / "promoter.yaml"))
     assert CliRunner().invoke(main, ["validate"]).exit_code == 0

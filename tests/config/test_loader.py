@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -112,8 +113,9 @@ def test_shared_branch_is_refused(example: Path) -> None:
 
 def set_branch(root: Path, env: str, branch: str) -> None:
     path = root / f"environments/{env}.yaml"
+    # A JSON string is a YAML double-quoted scalar: control characters survive the trip.
     path.write_text(path.read_text().replace(f"branch: environments/{env}\n",
-                                             f"branch: '{branch}'\n"))
+                                             f"branch: {json.dumps(branch)}\n"))
 
 
 def set_dry_branch(root: Path, branch: str) -> None:
@@ -165,6 +167,45 @@ def test_at_sign_is_refused_as_an_environment_branch(example: Path) -> None:
     set_branch(example, "prod", "@")
     assert str(error_of(example)).startswith(
         "environments/prod.yaml: branch: '@' is git's name for HEAD")
+
+
+@pytest.mark.parametrize(("branch", "problem"), [
+    ("environments/.hidden", "the path component '.hidden' starts with '.'"),
+    ("dev.", "it ends with '.'"),
+    ("a.lock/b", "the path component 'a.lock' ends with '.lock'"),
+    ("environments/dev.lock", "the path component 'dev.lock' ends with '.lock'"),
+    ("a..b", "it contains '..'"),
+    ("a b", "it contains ' '"),
+    ("~", "it contains '~'"),
+    ("^", "it contains '^'"),
+    (":", "it contains ':'"),
+    ("?", "it contains '?'"),
+    ("*", "it contains '*'"),
+    ("[", "it contains '['"),
+    ("\\", "it contains '\\\\'"),
+    ("environments/dev/", "it has an empty path component"),
+    ("environments//dev", "it has an empty path component"),
+    ("dev@{1}", "it contains '@{'"),
+    ("dev\x01", "it contains the control character '\\x01'"),
+    ("dev\x7f", "it contains the control character '\\x7f'"),
+    ("-dev", "it starts with '-'"),
+    ("HEAD", "'HEAD' is git's name for the checked-out commit"),
+    ("dev\u202e", "it contains U+202E, which does not print as itself"),
+])
+def test_branch_git_would_refuse_is_refused(example: Path, branch: str, problem: str) -> None:
+    set_branch(example, "dev", branch)
+    err = error_of(example)
+    assert str(err).startswith(
+        f"environments/dev.yaml: branch: {branch!r} is not usable as a git branch: {problem}")
+    assert "git-check-ref-format(1)" in str(err)
+
+
+def test_dry_branch_git_would_refuse_is_refused(example: Path) -> None:
+    set_dry_branch(example, "main..x")
+    with pytest.raises(ConfigError) as info:
+        load_settings(example / "promoter.yaml")
+    assert ("promoter.yaml: repository.dryBranch: 'main..x' is not usable as a git branch: "
+            "it contains '..'") in str(info.value)
 
 
 def test_branch_ending_in_next_is_refused(example: Path) -> None:
