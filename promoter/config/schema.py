@@ -16,6 +16,7 @@ never silently disables a gate. Every model is frozen: configuration is a value.
 from __future__ import annotations
 
 import re
+import string
 from datetime import date, datetime, timedelta
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -290,6 +291,35 @@ class TrainingSpec(Spec):
 class EvaluationSpec(Spec):
     holdout: str
     """Holdout CSV, relative to promoter.yaml; `{model}` is replaced by the model name."""
+
+    @model_validator(mode="after")
+    def _holdout_placeholders(self) -> EvaluationSpec:
+        # The path is filled in with str.format(model=...) when promoter validates, proposes
+        # and evaluates: any other placeholder raised IndexError or KeyError there (aborting a
+        # whole reconcile), and `{model.__class__}` would read attributes. Only `{model}`.
+        problem = _holdout_template_problem(self.holdout)
+        if problem is not None:
+            raise FieldError(
+                "holdout", f"{self.holdout!r} {problem}",
+                fix="the only placeholder is {model} (the model's name), e.g. "
+                    "data/{model}-holdout.csv; write a literal brace as {{ or }}")
+        return self
+
+
+def _holdout_template_problem(template: str) -> str | None:
+    """What in `template` str.format(model=...) would not fill in as the model name, or None."""
+    try:
+        fields = [(name, spec, conversion)
+                  for _, name, spec, conversion in string.Formatter().parse(template)
+                  if name is not None]
+    except ValueError:  # Python's own wording differs between a lone `{` and a lone `}`
+        return "has a '{' or '}' without its pair"
+    for name, spec, conversion in fields:
+        if name != "model" or spec or conversion:
+            written = "{" + name + (f"!{conversion}" if conversion else "") + (
+                f":{spec}" if spec else "") + "}"
+            return f"has the placeholder {written!r}"
+    return None
 
 
 class EnvironmentSpec(Spec):

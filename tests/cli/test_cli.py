@@ -85,6 +85,26 @@ def test_validate_refuses_a_branch_git_would_refuse(world: World) -> None:
             "branch: the path component '.dev' starts with '.'") in result.output
 
 
+def test_validate_refuses_a_holdout_placeholder_other_than_model(world: World) -> None:
+    path = world.root / "environments/prod.yaml"
+    path.write_text(path.read_text().replace("data/{model}-holdout-prod.csv", "data/{0}.csv"))
+    result = run(world, "validate")
+    assert result.exit_code == 2, result.output
+    assert ("error: environments/prod.yaml: evaluation.holdout: 'data/{0}.csv' has the "
+            "placeholder '{0}'") in result.output
+    assert "fix: the only placeholder is {model}" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_reconcile_refuses_a_holdout_placeholder_instead_of_crashing(world: World) -> None:
+    world.commit_dry_change("environments/prod.yaml", "data/{model}-holdout-prod.csv",
+                            "data/{unknown}.csv")
+    result = run(world, "reconcile")
+    assert result.exit_code == 2, result.output
+    assert ("environments/prod.yaml: evaluation.holdout: 'data/{unknown}.csv' has the "
+            "placeholder '{unknown}'") in result.output
+
+
 def test_config_from_environment_variable(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PROMOTER_CONFIG", str(world.root / "promoter.yaml"))
     assert CliRunner().invoke(main, ["validate"]).exit_code == 0

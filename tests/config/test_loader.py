@@ -208,6 +208,43 @@ def test_dry_branch_git_would_refuse_is_refused(example: Path) -> None:
             "it contains '..'") in str(info.value)
 
 
+def set_holdout(root: Path, template: str) -> None:
+    path = root / "environments/prod.yaml"
+    path.write_text(path.read_text().replace("holdout: data/{model}-holdout-prod.csv",
+                                             f"holdout: {json.dumps(template)}"))
+
+
+@pytest.mark.parametrize(("template", "problem"), [
+    ("data/{0}.csv", "has the placeholder '{0}'"),
+    ("data/{}.csv", "has the placeholder '{}'"),
+    ("data/{model.__class__}.csv", "has the placeholder '{model.__class__}'"),
+    ("data/{model[0]}.csv", "has the placeholder '{model[0]}'"),
+    ("data/{unknown}.csv", "has the placeholder '{unknown}'"),
+    ("data/{model!r}.csv", "has the placeholder '{model!r}'"),
+    ("data/{model:>20}.csv", "has the placeholder '{model:>20}'"),
+    ("{", "has a '{' or '}' without its pair"),
+    ("data/{.csv", "has a '{' or '}' without its pair"),
+    ("data/}.csv", "has a '{' or '}' without its pair"),
+    ("data/{model", "has a '{' or '}' without its pair"),
+])
+def test_holdout_template_with_other_placeholders_is_refused(example: Path, template: str,
+                                                             problem: str) -> None:
+    set_holdout(example, template)
+    err = error_of(example)
+    assert str(err).startswith(f"environments/prod.yaml: evaluation.holdout: {template!r} "
+                               f"{problem}")
+    assert err.fix == ("the only placeholder is {model} (the model's name), e.g. "
+                       "data/{model}-holdout.csv; write a literal brace as {{ or }}")
+
+
+@pytest.mark.parametrize("template", ["data/prod.csv", "data/{model}/{model}.csv",
+                                      "data/{{literal}}/{model}.csv"])
+def test_holdout_template_with_only_model_is_accepted(example: Path, template: str) -> None:
+    set_holdout(example, template)
+    _, dry = load(example)
+    assert dry.environments["prod"].evaluation.holdout == template
+
+
 def test_branch_ending_in_next_is_refused(example: Path) -> None:
     path = example / "environments/dev.yaml"
     path.write_text(path.read_text().replace("environments/dev", "environments/dev-next"))
