@@ -11,16 +11,48 @@ the same here as in every other tool a platform team uses:
 - when both day of month and day of week are restricted (neither starts with `*`), a day
   matches if either matches, as in Vixie cron.
 
-Times are naive wall-clock times in the schedule's time zone; the caller converts.
+Matching is done by the `cronsim` library (maintained, typed, no dependencies, written to
+behave like Debian's cron). This module keeps what promoter adds around it:
+
+- Syntax is checked here first, in ASCII only. cronsim accepts more than crontab(5) (a sixth,
+  seconds field; `L`, `LW` and `#` in the day fields) and upper-cases the text before reading
+  names, so `sat` spelt with U+017F (long s) would read as `SAT`; all of that is refused, as
+  are superscript digits.
+- A range with one value and a step (`12-12/5`) means that one value in crontab(5); cronsim
+  reads it as `12/5` (12, 17, 22), so it is handed the value alone.
+- A day of month that never occurs in the months given (`0 0 30 feb *`) is refused, as
+  cronsim refuses it; such a window would never open.
+- Times are naive wall-clock times in the schedule's time zone, and the caller converts
+  (promoter.change_windows). cronsim's own daylight-saving rules, which apply to aware
+  datetimes, are deliberately not used: like Debian's cron it runs a fixed-time job skipped
+  by spring-forward at the end of the gap, and an `*`-hour job twice in the repeated hour of
+  fall-back. A change window must not open at a time nobody wrote, so promoter skips a start
+  the clock skipped and counts a repeated wall-clock start once, at its first occurrence.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from cronsim import CronSim, CronSimError
+
 _MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
 _DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+
+_VALUE = r"(?:[0-9]+|[a-z]{3})"
+_ITEM = rf"(?:\*|{_VALUE}(?:-{_VALUE})?)(?:/[0-9]+)?"
+_FIELD_SYNTAX = re.compile(rf"{_ITEM}(?:,{_ITEM})*", re.ASCII | re.IGNORECASE)
+"""One field of crontab(5). re.ASCII: with IGNORECASE alone, U+017F (long s) would match
+`s`."""
+
+_SINGLE_RANGE_STEP = re.compile(rf"({_VALUE})-({_VALUE})/0*[1-9][0-9]*",
+                                re.ASCII | re.IGNORECASE)
+"""`a-b/n` with n of 1 or more (a step of 0 is left for cronsim to refuse)."""
+
+_PROBE_START = datetime(2000, 1, 1)
+"""Any naive time: cronsim checks an expression when it is constructed."""
 
 
 class CronSyntaxError(ValueError):
@@ -34,6 +66,25 @@ class _Field:
     high: int
     names: tuple[str, ...] = ()
     name_base: int = 0
+    note: str = ""
+
+    def value(self, token: str) -> int | None:
+        """The number `token` stands for, or None if it is not a number or a name."""
+        lowered = token.lower()
+        if lowered in self.names:
+            return self.names.index(lowered) + self.name_base
+        try:
+            return int(lowered)
+        except ValueError:  # a name of another field, or a number over 4300 digits
+            return None
+
+    def error(self, text: str) -> CronSyntaxError:
+        named = f" or {self.names[0]}-{self.names[-1]}" if self.names else ""
+        return CronSyntaxError(
+            f"the {self.name} field {text!r} is not valid; expected {self.low}-{self.high}"
+            f"{named}{self.note}, * or a range a-b with the smaller bound first, each "
+            "optionally with a step of 1 or more such as */15, or a comma-separated list "
+            "of those")
 
 
 _FIELDS = (
@@ -41,126 +92,93 @@ _FIELDS = (
     _Field("hour", 0, 23),
     _Field("day of month", 1, 31),
     _Field("month", 1, 12, _MONTHS, 1),
-    _Field("day of week", 0, 7, _DAYS, 0),
+    _Field("day of week", 0, 7, _DAYS, 0, " (0 and 7 are Sunday)"),
 )
 
 
 @dataclass(frozen=True, slots=True)
 class CronExpression:
-    """A parsed expression: the set of allowed values per field."""
+    """A checked expression and the queries change windows need."""
 
     source: str
-    minutes: frozenset[int]
-    hours: frozenset[int]
-    days: frozenset[int]
-    months: frozenset[int]
-    weekdays: frozenset[int]
-    """0 = Sunday … 6 = Saturday (7 is folded into 0)."""
-    days_restricted: bool
-    weekdays_restricted: bool
+    """The expression as written, with its fields separated by single spaces."""
+    _library_form: str
+    """What cronsim is given: `source` with single-value ranges collapsed (module doc)."""
 
     @classmethod
     def parse(cls, text: str) -> CronExpression:
+        """Check `text`; raise CronSyntaxError naming the field and what it may hold."""
         parts = text.split()
         if len(parts) != 5:
             raise CronSyntaxError(
                 f"{text!r} has {len(parts)} fields; a cron expression has five: "
                 "minute hour day-of-month month day-of-week, e.g. '0 9 * * mon-fri'")
-        values = [_parse_field(part, spec) for part, spec in zip(parts, _FIELDS, strict=True)]
-        weekdays = frozenset(d % 7 for d in values[4])
-        return cls(
-            source=" ".join(parts), minutes=values[0], hours=values[1], days=values[2],
-            months=values[3], weekdays=weekdays,
-            days_restricted=not parts[2].startswith("*"),
-            weekdays_restricted=not parts[4].startswith("*"),
-        )
-
-    def matches_day(self, when: datetime) -> bool:
-        if when.month not in self.months:
-            return False
-        in_month = when.day in self.days
-        in_week = (when.isoweekday() % 7) in self.weekdays
-        if self.days_restricted and self.weekdays_restricted:
-            return in_month or in_week
-        return in_month and in_week
-
-    def matches(self, when: datetime) -> bool:
-        """True if the minute `when` (naive wall-clock time) is one this expression fires at."""
-        return (when.minute in self.minutes and when.hour in self.hours
-                and self.matches_day(when))
+        for part, spec in zip(parts, _FIELDS, strict=True):
+            if _FIELD_SYNTAX.fullmatch(part) is None:
+                raise spec.error(part)
+        library_form = " ".join(_collapse_single_ranges(part, spec)
+                                for part, spec in zip(parts, _FIELDS, strict=True))
+        if not _accepted(library_form):
+            raise _locate(parts)
+        return cls(source=" ".join(parts), _library_form=library_form)
 
     def next_after(self, when: datetime, *, limit: timedelta = timedelta(days=400)
                    ) -> datetime | None:
-        """The first matching minute strictly after `when` (naive), or None within `limit`.
-
-        Skips whole days and hours that cannot match, so even a yearly expression takes a
-        few hundred steps.
-        """
-        current = when.replace(second=0, microsecond=0) + timedelta(minutes=1)
-        end = when + limit
-        while current <= end:
-            if not self.matches_day(current):
-                current = (current + timedelta(days=1)).replace(hour=0, minute=0)
-            elif current.hour not in self.hours:
-                current = (current + timedelta(hours=1)).replace(minute=0)
-            elif current.minute not in self.minutes:
-                current += timedelta(minutes=1)
-            else:
-                return current
-        return None
+        """The first matching minute strictly after `when` (naive), or None within `limit`."""
+        _require_naive(when)
+        try:
+            found = next(CronSim(self._library_form, when))
+        except StopIteration:  # cronsim gives up after 50 years without a match
+            return None
+        return found if found <= when + limit else None
 
     def latest_at_or_before(self, when: datetime, *, within: timedelta) -> datetime | None:
         """The last matching minute in (`when` - `within`, `when`] (naive), or None."""
-        current = when.replace(second=0, microsecond=0)
-        start = when - within
-        while current > start:
-            if not self.matches_day(current):
-                current = current.replace(hour=0, minute=0) - timedelta(minutes=1)
-            elif current.hour not in self.hours:
-                current = current.replace(minute=0) - timedelta(minutes=1)
-            elif current.minute not in self.minutes:
-                current -= timedelta(minutes=1)
-            else:
-                return current
-        return None
+        _require_naive(when)
+        # Going backwards cronsim first steps back one second: start one second after the
+        # minute so that the minute itself is a candidate.
+        start = when.replace(second=0, microsecond=0) + timedelta(seconds=1)
+        try:
+            found = next(CronSim(self._library_form, start, reverse=True))
+        except StopIteration:
+            return None
+        return found if found > when - within else None
 
 
-def _parse_field(text: str, spec: _Field) -> frozenset[int]:
-    values: set[int] = set()
-    for item in text.split(","):
-        if not item:
-            raise CronSyntaxError(f"the {spec.name} field {text!r} has an empty list item")
-        base, _, step_text = item.partition("/")
-        step = 1
-        if step_text:
-            if not (step_text.isascii() and step_text.isdigit()) or int(step_text) == 0:
-                raise CronSyntaxError(
-                    f"the {spec.name} field {text!r} has step {step_text!r}; "
-                    "a step is a positive whole number, e.g. */15")
-            step = int(step_text)
-        if base == "*":
-            low, high = spec.low, spec.high
-        elif "-" in base:
-            first, _, last = base.partition("-")
-            low, high = _value(first, spec, text), _value(last, spec, text)
-            if low > high:
-                raise CronSyntaxError(
-                    f"the {spec.name} field {text!r} has range {base!r} that runs backwards; "
-                    "write the smaller bound first")
-        else:
-            low = _value(base, spec, text)
-            high = spec.high if step_text else low
-        values.update(range(low, high + 1, step))
-    return frozenset(values)
+def _collapse_single_ranges(part: str, spec: _Field) -> str:
+    """`part` with every `a-a/n` item replaced by `a`, its crontab(5) meaning (module doc)."""
+    items = []
+    for item in part.split(","):
+        match = _SINGLE_RANGE_STEP.fullmatch(item)
+        if match is not None:
+            low, high = spec.value(match[1]), spec.value(match[2])
+            if low is not None and low == high:
+                item = match[1]
+        items.append(item)
+    return ",".join(items)
 
 
-def _value(token: str, spec: _Field, field_text: str) -> int:
-    lowered = token.lower()
-    if lowered in spec.names:
-        return spec.names.index(lowered) + spec.name_base
-    if lowered.isascii() and lowered.isdigit() and spec.low <= int(lowered) <= spec.high:
-        return int(lowered)
-    named = f" or {spec.names[0]}-{spec.names[-1]}" if spec.names else ""
-    raise CronSyntaxError(
-        f"the {spec.name} field {field_text!r} has {token!r}; expected "
-        f"{spec.low}-{spec.high}{named}")
+def _accepted(expression: str) -> bool:
+    try:
+        CronSim(expression, _PROBE_START)
+    except (CronSimError, ValueError):  # ValueError: int() of a number over 4300 digits
+        return False
+    return True
+
+
+def _locate(parts: list[str]) -> CronSyntaxError:
+    """Name the field cronsim refused: each alone among `*`s, then day of month with month."""
+    for index, (part, spec) in enumerate(zip(parts, _FIELDS, strict=True)):
+        probe = ["*"] * 5
+        probe[index] = _collapse_single_ranges(part, spec)
+        if not _accepted(" ".join(probe)):
+            return spec.error(part)
+    return CronSyntaxError(
+        f"the day of month field {parts[2]!r} never occurs in the month field {parts[3]!r}, "
+        "so this would never match; use days those months have")
+
+
+def _require_naive(when: datetime) -> None:
+    if when.tzinfo is not None:
+        # cronsim would apply Debian's daylight-saving rules to an aware time (module doc).
+        raise TypeError(f"cron times are naive wall-clock times, got {when.isoformat()}")

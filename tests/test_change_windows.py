@@ -91,6 +91,18 @@ def test_start_skipped_by_spring_forward_does_not_open() -> None:
     assert gate(policy, "2027-03-27T01:40:00+00:00").state is StatusState.SUCCESS
 
 
+def test_start_the_clock_repeats_opens_once() -> None:
+    # 02:00-03:00 happens twice in Berlin on 2026-10-25: 00:00-01:00 UTC in summer time,
+    # 01:00-02:00 UTC in winter time. A wall-clock start counts once, at its first time.
+    policy = schedule(timezone="Europe/Berlin", windows=[{"cron": "0 * * * *",
+                                                          "duration": "30m"}])
+    assert gate(policy, "2026-10-25T00:10:00+00:00").state is StatusState.SUCCESS  # 02:10 CEST
+    repeated = gate(policy, "2026-10-25T01:10:00+00:00")                          # 02:10 CET
+    assert (repeated.state, repeated.description) == (
+        StatusState.PENDING, "outside change windows; next opens Sun 2026-10-25 03:00 CET")
+    assert gate(policy, "2026-10-25T02:10:00+00:00").state is StatusState.SUCCESS  # 03:10 CET
+
+
 def test_fixed_times_with_an_offset_are_absolute() -> None:
     policy = schedule(timezone="Asia/Tokyo", freezes=[
         {"start": "2026-12-01T00:00:00+00:00", "end": "2026-12-02T00:00:00+00:00"}])
@@ -126,8 +138,11 @@ def error_for(example: Path, schedule_yaml: str) -> str:
     ("schedule:\n  timezone: Mars/Olympus\n",
      "policies/prod.yaml: schedule.timezone: unknown time zone 'Mars/Olympus'"),
     ("schedule:\n  windows:\n    - cron: '0 25 * * *'\n      duration: 1h\n",
-     "policies/prod.yaml: schedule.windows[0].cron: the hour field '25' has '25'; "
-     "expected 0-23"),
+     "policies/prod.yaml: schedule.windows[0].cron: the hour field '25' is not valid; "
+     "expected 0-23,"),
+    ("schedule:\n  windows:\n    - cron: '0 9 30 feb *'\n      duration: 1h\n",
+     "policies/prod.yaml: schedule.windows[0].cron: the day of month field '30' never "
+     "occurs in the month field 'feb'"),
     ("schedule:\n  windows:\n    - cron: '0 9 * * mon'\n",
      "policies/prod.yaml: schedule.windows[0]: a recurring window needs both cron and "
      "duration"),

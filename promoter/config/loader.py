@@ -167,7 +167,7 @@ def load_dry_config(source: ConfigSource, settings: Settings) -> DryConfig:
                 field="promotesFrom", fix=f"use one of: {', '.join(order[:index]) or 'none'}",
             )
         environments[name] = env
-    _require_distinct_branches(environments)
+    _require_distinct_branches(environments, settings.repository.dry_branch)
 
     unused = [f for f in source.list_files("environments")
               if f.endswith((".yaml", ".yml")) and PurePosixPath(f).stem not in environments]
@@ -259,7 +259,36 @@ def _read_mapping(source: ConfigSource, file: str, *, fix: str) -> dict[str, Any
     return data
 
 
-def _require_distinct_branches(environments: dict[str, EnvironmentSpec]) -> None:
+def _require_distinct_branches(environments: dict[str, EnvironmentSpec],
+                               dry_branch: str) -> None:
+    """Every environment writes its own two branches and nothing else.
+
+    Promoter merges hydrated manifests into `branch` and rewrites `<branch>-next`: either one
+    being the dry branch would replace the dry source (promoter.yaml, policies) with
+    generated output, and a branch nested under another cannot exist beside it in git.
+    """
+    for env in environments.values():
+        example = f"environments/{env.name}"
+        if dry_branch in (example, f"{example}-next"):
+            example = f"deploy/{env.name}"
+        for kind, branch in (("branch", env.branch), ("proposal branch", env.proposal_branch)):
+            if branch == dry_branch:
+                raise ConfigError(
+                    f"environments/{env.name}.yaml",
+                    f"the {kind} {branch!r} is the dry branch (repository.dryBranch in "
+                    "promoter.yaml): hydrated manifests written there would replace the dry "
+                    "source", field="branch",
+                    fix=f"give {env.name} a branch of its own, e.g. {example}",
+                )
+        for inner, outer in ((env.branch, dry_branch), (dry_branch, env.branch)):
+            if inner.startswith(outer + "/"):
+                raise ConfigError(
+                    f"environments/{env.name}.yaml",
+                    f"branch {env.branch!r} and the dry branch {dry_branch!r} "
+                    "(repository.dryBranch in promoter.yaml) cannot both exist in git: one "
+                    "lives under the other", field="branch",
+                    fix=f"use a sibling name such as {example}",
+                )
     owner: dict[str, str] = {}
     for env in environments.values():
         for branch in (env.branch, env.proposal_branch):

@@ -16,6 +16,7 @@ never silently disables a gate. Every model is frozen: configuration is a value.
 from __future__ import annotations
 
 import re
+import string
 from datetime import date, datetime, timedelta
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -30,6 +31,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from promoter.config.branch_names import branch_problem
 from promoter.cron import CronExpression
 
 NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
@@ -62,6 +64,12 @@ class RepositorySpec(Spec):
     """The GitOps repository: a local path (relative to promoter.yaml) or a URL."""
     dry_branch: str = "main"
     """Branch holding the dry source; policies are always read from it, never from a PR."""
+
+    @field_validator("dry_branch")
+    @classmethod
+    def _branch(cls, branch: str) -> str:
+        _require_usable_branch(branch)
+        return branch
 
 
 _ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
@@ -284,6 +292,35 @@ class EvaluationSpec(Spec):
     holdout: str
     """Holdout CSV, relative to promoter.yaml; `{model}` is replaced by the model name."""
 
+    @model_validator(mode="after")
+    def _holdout_placeholders(self) -> EvaluationSpec:
+        # The path is filled in with str.format(model=...) when promoter validates, proposes
+        # and evaluates: any other placeholder raised IndexError or KeyError there (aborting a
+        # whole reconcile), and `{model.__class__}` would read attributes. Only `{model}`.
+        problem = _holdout_template_problem(self.holdout)
+        if problem is not None:
+            raise FieldError(
+                "holdout", f"{self.holdout!r} {problem}",
+                fix="the only placeholder is {model} (the model's name), e.g. "
+                    "data/{model}-holdout.csv; write a literal brace as {{ or }}")
+        return self
+
+
+def _holdout_template_problem(template: str) -> str | None:
+    """What in `template` str.format(model=...) would not fill in as the model name, or None."""
+    try:
+        fields = [(name, spec, conversion)
+                  for _, name, spec, conversion in string.Formatter().parse(template)
+                  if name is not None]
+    except ValueError:  # Python's own wording differs between a lone `{` and a lone `}`
+        return "has a '{' or '}' without its pair"
+    for name, spec, conversion in fields:
+        if name != "model" or spec or conversion:
+            written = "{" + name + (f"!{conversion}" if conversion else "") + (
+                f":{spec}" if spec else "") + "}"
+            return f"has the placeholder {written!r}"
+    return None
+
 
 class EnvironmentSpec(Spec):
     """`environments/<env>.yaml`. The file name is the environment's name."""
@@ -305,11 +342,16 @@ class EnvironmentSpec(Spec):
     @field_validator("branch")
     @classmethod
     def _branch(cls, branch: str) -> str:
-        if branch.endswith("-next") or not _valid_branch(branch):
+        if branch == "@":
             raise ValueError(
-                f"{branch!r} is not usable: use a git branch name like "
-                "'environments/<env>' that does not end in '-next'"
-            )
+                "'@' is git's name for HEAD, the checked-out branch (in the GitOps "
+                "repository: the dry branch); use a branch of the environment's own such as "
+                "'environments/<env>'")
+        _require_usable_branch(branch)
+        if branch.endswith("-next"):
+            raise ValueError(
+                f"{branch!r} ends in '-next', the suffix of promoter's proposal branches "
+                "(<branch>-next); use a name like 'environments/<env>'")
         return branch
 
     @property
@@ -604,11 +646,13 @@ def _require_unique(values: list[str], what: str) -> None:
         seen.add(value)
 
 
-_BRANCH_BAD = re.compile(r"(^[/.-])|(\.\.)|([\s~^:?*\[\\])|(/$)|(\.lock$)|(@\{)|(//)")
-
-
-def _valid_branch(name: str) -> bool:
-    return bool(name) and _BRANCH_BAD.search(name) is None
+def _require_usable_branch(branch: str) -> None:
+    """Raise ValueError unless git accepts `branch` (promoter.config.branch_names)."""
+    problem = branch_problem(branch)
+    if problem is not None:
+        raise ValueError(
+            f"{branch!r} is not usable as a git branch: {problem} (rules: "
+            "git-check-ref-format(1)); use a name like 'environments/<env>'")
 
 
 # --- environments/<env>.yaml: delivery (Flux or Argo CD) --------------------------------------

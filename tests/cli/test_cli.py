@@ -55,6 +55,56 @@ def test_validate_reports_file_field_and_exit_2(world: World) -> None:
             "got 'high'") in result.output
 
 
+def test_validate_refuses_a_bad_cron_expression(world: World) -> None:
+    path = world.root / "policies/prod.yaml"
+    path.write_text(path.read_text() + "schedule:\n  windows:\n    - cron: '0 9 * * 5L'\n"
+                    "      duration: 7h\n")
+    result = run(world, "validate")
+    assert result.exit_code == 2
+    assert ("error: policies/prod.yaml: schedule.windows[0].cron: the day of week field '5L' "
+            "is not valid; expected 0-7 or sun-sat") in result.output
+
+
+def test_validate_refuses_the_dry_branch_as_an_environment_branch(world: World) -> None:
+    path = world.root / "environments/prod.yaml"
+    path.write_text(path.read_text().replace("branch: environments/prod", "branch: main"))
+    result = run(world, "validate")
+    assert result.exit_code == 2
+    assert ("error: environments/prod.yaml: branch: the branch 'main' is the dry branch "
+            "(repository.dryBranch in promoter.yaml)") in result.output
+    assert "fix: give prod a branch of its own, e.g. environments/prod" in result.output
+
+
+def test_validate_refuses_a_branch_git_would_refuse(world: World) -> None:
+    path = world.root / "environments/dev.yaml"
+    path.write_text(path.read_text().replace("branch: environments/dev",
+                                             "branch: environments/.dev"))
+    result = run(world, "validate")
+    assert result.exit_code == 2
+    assert ("error: environments/dev.yaml: branch: 'environments/.dev' is not usable as a git "
+            "branch: the path component '.dev' starts with '.'") in result.output
+
+
+def test_validate_refuses_a_holdout_placeholder_other_than_model(world: World) -> None:
+    path = world.root / "environments/prod.yaml"
+    path.write_text(path.read_text().replace("data/{model}-holdout-prod.csv", "data/{0}.csv"))
+    result = run(world, "validate")
+    assert result.exit_code == 2, result.output
+    assert ("error: environments/prod.yaml: evaluation.holdout: 'data/{0}.csv' has the "
+            "placeholder '{0}'") in result.output
+    assert "fix: the only placeholder is {model}" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_reconcile_refuses_a_holdout_placeholder_instead_of_crashing(world: World) -> None:
+    world.commit_dry_change("environments/prod.yaml", "data/{model}-holdout-prod.csv",
+                            "data/{unknown}.csv")
+    result = run(world, "reconcile")
+    assert result.exit_code == 2, result.output
+    assert ("environments/prod.yaml: evaluation.holdout: 'data/{unknown}.csv' has the "
+            "placeholder '{unknown}'") in result.output
+
+
 def test_config_from_environment_variable(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PROMOTER_CONFIG", str(world.root / "promoter.yaml"))
     assert CliRunner().invoke(main, ["validate"]).exit_code == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -108,6 +109,140 @@ def test_shared_branch_is_refused(example: Path) -> None:
     path = example / "environments/staging.yaml"
     path.write_text(path.read_text().replace("environments/staging", "environments/dev"))
     assert "already used by environment 'dev'" in str(error_of(example))
+
+
+def set_branch(root: Path, env: str, branch: str) -> None:
+    path = root / f"environments/{env}.yaml"
+    # A JSON string is a YAML double-quoted scalar: control characters survive the trip.
+    path.write_text(path.read_text().replace(f"branch: environments/{env}\n",
+                                             f"branch: {json.dumps(branch)}\n"))
+
+
+def set_dry_branch(root: Path, branch: str) -> None:
+    path = root / "promoter.yaml"
+    path.write_text(path.read_text().replace("dryBranch: main", f"dryBranch: '{branch}'"))
+
+
+def test_dry_branch_is_refused_as_an_environment_branch(example: Path) -> None:
+    # Merging a promotion there would replace promoter.yaml and the policies with manifests.
+    set_branch(example, "staging", "main")
+    err = error_of(example)
+    assert str(err).startswith(
+        "environments/staging.yaml: branch: the branch 'main' is the dry branch "
+        "(repository.dryBranch in promoter.yaml)")
+    assert err.fix == "give staging a branch of its own, e.g. environments/staging"
+
+
+def test_the_configured_dry_branch_is_the_one_refused(example: Path) -> None:
+    set_dry_branch(example, "config")
+    set_branch(example, "dev", "main")
+    _, dry = load(example)
+    assert dry.environments["dev"].branch == "main"
+    set_branch(example, "prod", "config")
+    assert "environments/prod.yaml: branch: the branch 'config' is the dry branch" in str(
+        error_of(example))
+
+
+def test_dry_branch_is_refused_as_a_proposal_branch(example: Path) -> None:
+    set_dry_branch(example, "environments/dev-next")
+    err = error_of(example)
+    assert str(err).startswith(
+        "environments/dev.yaml: branch: the proposal branch 'environments/dev-next' is the dry "
+        "branch")
+    assert err.fix == "give dev a branch of its own, e.g. deploy/dev"
+
+
+@pytest.mark.parametrize(("dry_branch", "branch"), [
+    ("main", "main/dev"), ("environments/dev/config", "environments/dev")])
+def test_branch_nested_with_the_dry_branch_is_refused(example: Path, dry_branch: str,
+                                                      branch: str) -> None:
+    set_dry_branch(example, dry_branch)
+    set_branch(example, "dev", branch)
+    assert (f"environments/dev.yaml: branch: branch {branch!r} and the dry branch "
+            f"{dry_branch!r} (repository.dryBranch in promoter.yaml) cannot both exist in git"
+            ) in str(error_of(example))
+
+
+def test_at_sign_is_refused_as_an_environment_branch(example: Path) -> None:
+    set_branch(example, "prod", "@")
+    assert str(error_of(example)).startswith(
+        "environments/prod.yaml: branch: '@' is git's name for HEAD")
+
+
+@pytest.mark.parametrize(("branch", "problem"), [
+    ("environments/.hidden", "the path component '.hidden' starts with '.'"),
+    ("dev.", "it ends with '.'"),
+    ("a.lock/b", "the path component 'a.lock' ends with '.lock'"),
+    ("environments/dev.lock", "the path component 'dev.lock' ends with '.lock'"),
+    ("a..b", "it contains '..'"),
+    ("a b", "it contains ' '"),
+    ("~", "it contains '~'"),
+    ("^", "it contains '^'"),
+    (":", "it contains ':'"),
+    ("?", "it contains '?'"),
+    ("*", "it contains '*'"),
+    ("[", "it contains '['"),
+    ("\\", "it contains '\\\\'"),
+    ("environments/dev/", "it has an empty path component"),
+    ("environments//dev", "it has an empty path component"),
+    ("dev@{1}", "it contains '@{'"),
+    ("dev\x01", "it contains the control character '\\x01'"),
+    ("dev\x7f", "it contains the control character '\\x7f'"),
+    ("-dev", "it starts with '-'"),
+    ("HEAD", "'HEAD' is git's name for the checked-out commit"),
+    ("dev\u202e", "it contains U+202E, which does not print as itself"),
+])
+def test_branch_git_would_refuse_is_refused(example: Path, branch: str, problem: str) -> None:
+    set_branch(example, "dev", branch)
+    err = error_of(example)
+    assert str(err).startswith(
+        f"environments/dev.yaml: branch: {branch!r} is not usable as a git branch: {problem}")
+    assert "git-check-ref-format(1)" in str(err)
+
+
+def test_dry_branch_git_would_refuse_is_refused(example: Path) -> None:
+    set_dry_branch(example, "main..x")
+    with pytest.raises(ConfigError) as info:
+        load_settings(example / "promoter.yaml")
+    assert ("promoter.yaml: repository.dryBranch: 'main..x' is not usable as a git branch: "
+            "it contains '..'") in str(info.value)
+
+
+def set_holdout(root: Path, template: str) -> None:
+    path = root / "environments/prod.yaml"
+    path.write_text(path.read_text().replace("holdout: data/{model}-holdout-prod.csv",
+                                             f"holdout: {json.dumps(template)}"))
+
+
+@pytest.mark.parametrize(("template", "problem"), [
+    ("data/{0}.csv", "has the placeholder '{0}'"),
+    ("data/{}.csv", "has the placeholder '{}'"),
+    ("data/{model.__class__}.csv", "has the placeholder '{model.__class__}'"),
+    ("data/{model[0]}.csv", "has the placeholder '{model[0]}'"),
+    ("data/{unknown}.csv", "has the placeholder '{unknown}'"),
+    ("data/{model!r}.csv", "has the placeholder '{model!r}'"),
+    ("data/{model:>20}.csv", "has the placeholder '{model:>20}'"),
+    ("{", "has a '{' or '}' without its pair"),
+    ("data/{.csv", "has a '{' or '}' without its pair"),
+    ("data/}.csv", "has a '{' or '}' without its pair"),
+    ("data/{model", "has a '{' or '}' without its pair"),
+])
+def test_holdout_template_with_other_placeholders_is_refused(example: Path, template: str,
+                                                             problem: str) -> None:
+    set_holdout(example, template)
+    err = error_of(example)
+    assert str(err).startswith(f"environments/prod.yaml: evaluation.holdout: {template!r} "
+                               f"{problem}")
+    assert err.fix == ("the only placeholder is {model} (the model's name), e.g. "
+                       "data/{model}-holdout.csv; write a literal brace as {{ or }}")
+
+
+@pytest.mark.parametrize("template", ["data/prod.csv", "data/{model}/{model}.csv",
+                                      "data/{{literal}}/{model}.csv"])
+def test_holdout_template_with_only_model_is_accepted(example: Path, template: str) -> None:
+    set_holdout(example, template)
+    _, dry = load(example)
+    assert dry.environments["prod"].evaluation.holdout == template
 
 
 def test_branch_ending_in_next_is_refused(example: Path) -> None:
