@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import json
 import logging
 import multiprocessing
@@ -104,10 +105,18 @@ log = logging.getLogger("benchmarks.scale")
 
 
 @dataclass(frozen=True)
+class ReadHoldout:
+    digest: str
+    """`sha256:<hex>` of the holdout as read, as the real worker reports it."""
+
+
+@dataclass(frozen=True)
 class PassingReport:
     """The part of `EvaluationReport` the promotion service reads."""
 
     candidate: ModelVersion
+    baseline: ModelVersion | None
+    holdout: ReadHoldout
     passed: bool = True
     needs_approval: bool = False
 
@@ -130,7 +139,8 @@ class PassingEvaluator:
                  holdout: Path, model: ModelSpec, policy: EvaluationPolicy,
                  environment: str) -> PassingReport:
         time.sleep(self._delay_s)
-        return PassingReport(candidate)
+        digest = f"sha256:{hashlib.sha256(holdout.read_bytes()).hexdigest()}"
+        return PassingReport(candidate, baseline, ReadHoldout(digest))
 
 
 class CountingEvaluator:
@@ -464,7 +474,8 @@ def measure(args: argparse.Namespace, models: list[str], config: Path) -> dict[s
     service = PromotionService(settings=loaded, repo=adapters.repo, forge=adapters.forge,
                                store=adapters.store, evaluator=evaluator,
                                cluster=adapters.cluster,
-                               rollbacks=build_rollback_service(adapters))
+                               rollbacks=build_rollback_service(adapters),
+                               verdicts=adapters.verdicts)
     pipeline = Pipeline(service, models, proposers=args.proposers)
     app = build_app(pipeline, webhook_secret=b"scale-benchmark", workers=args.workers,
                     resync_interval_s=args.resync_interval, metrics=metrics)
