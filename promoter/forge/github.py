@@ -27,11 +27,10 @@ import json
 import logging
 import re
 import urllib.parse
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from promoter.errors import (
@@ -54,9 +53,6 @@ from promoter.forge.capabilities import ExternalChecks
 if TYPE_CHECKING:
     import github
     import github.PullRequest
-
-    from promoter.config.schema import GitHubSpec
-    from promoter.forge.github_auth import RetryPolicy
 
 log = logging.getLogger(__name__)
 
@@ -570,18 +566,3 @@ def _aware(value: datetime) -> datetime:
 def _fit(text: str) -> str:
     return text if len(text) <= 140 else text[:139] + "…"
 
-
-def connect(spec: GitHubSpec, *, environ: Mapping[str, str], resolve: Callable[[str], Path],
-            config_file: str, identity: str = "promoter",
-            retry: RetryPolicy | None = None) -> GitHubForge:
-    """A `GitHubForge` for the `forge.github` section of promoter.yaml.
-
-    Reads the secret named there (environment variable or file) now; ConfigError naming the
-    field if it is missing. Makes no request until the forge is used.
-    """
-    from promoter.forge.github_auth import build_auth, build_client
-
-    auth = build_auth(spec.auth, environ=environ, resolve=resolve, config_file=config_file)
-    client = build_client(spec, auth, retry=retry)
-    return GitHubForge(client, spec.repository, merge_method=spec.merge_method,
-                       identity=identity, approver_team=spec.approver_team)
