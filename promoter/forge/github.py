@@ -47,6 +47,7 @@ from promoter.forge.base import (
     Review,
     ReviewState,
     StatusState,
+    login_key,
 )
 from promoter.forge.capabilities import ExternalChecks
 
@@ -305,22 +306,31 @@ class GitHubForge:
                            ) -> frozenset[str]:
         """Those of `users` who are *active* members of `team` (`org/slug`, default: the
         approver team); one `GET /orgs/{org}/teams/{slug}/memberships/{user}` per user.
-        A pending invitation or a 404 is not membership."""
+        A pending invitation or a 404 is not membership.
+
+        Logins are case-insensitive on GitHub: spellings of one login (`Rita`, ` rita`) are
+        asked about once, and each spelling given is returned if that login is a member.
+        """
         team = team or self._approver_team
         if team is None:
             return frozenset()
         org, _, slug = team.partition("/")
-        found = set()
-        for user in sorted(set(users)):
+        spellings: dict[str, set[str]] = {}
+        for user in users:
+            if user.strip():
+                spellings.setdefault(login_key(user), set()).add(user)
+        found: set[str] = set()
+        for key in sorted(spellings):
+            login = min(spellings[key]).strip()
             try:
                 membership = (self._client.get_organization(org).get_team_by_slug(slug)
-                              .get_team_membership(user))
+                              .get_team_membership(login))
                 if membership.state == "active":
-                    found.add(user)
+                    found |= spellings[key]
             except _github_exception() as exc:
                 if getattr(exc, "status", None) == 404:
                     continue
-                raise self._error(exc, f"checking {user}'s membership of {team}") from exc
+                raise self._error(exc, f"checking {login}'s membership of {team}") from exc
             except _transport_exceptions() as exc:
                 raise ForgeError(f"checking team membership: GitHub unreachable: "
                                  f"{type(exc).__name__}") from exc

@@ -689,7 +689,9 @@ class FakeGitHub:
         @app.get("/orgs/{org}/teams/{slug}/memberships/{user}")
         def membership(org: str, slug: str, user: str) -> Response:
             with self.lock:
-                state = self.teams.get((org, slug), {}).get(user)
+                # Logins are case-insensitive on GitHub, in URLs too.
+                members = {u.casefold(): s for u, s in self.teams.get((org, slug), {}).items()}
+                state = members.get(user.casefold())
                 if state is None:
                     return Response(status_code=404)
                 data = self._example("team-membership-response-if-user-is-a-team-maintainer")
