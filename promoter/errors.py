@@ -80,6 +80,14 @@ class ForgeError(PromoterError):
     """The forge (local or GitHub) refused or failed a request."""
 
 
+class ForgeIdentityError(ForgeError):
+    """The forge records promoter's writes under another login than the configured identity.
+
+    Promoter trusts only statuses its own identity created; with the wrong identity it would
+    never see its own again. Set `forge.github.identity` to the login of its credentials.
+    """
+
+
 class PullRequestNotFoundError(ForgeError, BadInputError):
     """No pull request with that number exists."""
 

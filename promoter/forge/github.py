@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from promoter.errors import (
     ForgeError,
+    ForgeIdentityError,
     NotMergeableError,
     PullRequestNotFoundError,
     StaleHeadError,
@@ -237,22 +238,56 @@ class GitHubForge:
     # -- statuses, reviews, comments ---------------------------------------------------------
 
     def set_status(self, sha: str, status: CommitStatus) -> None:
-        """Create a commit status on `sha` (GitHub keeps the latest per context)."""
+        """Create a commit status on `sha` (GitHub keeps the latest per context).
+
+        Raises ForgeIdentityError if GitHub records the status as created by another login
+        than `identity`: `list_statuses` would never see promoter's own statuses again, so
+        every gate would wait forever. The status was written; the configuration is wrong.
+        """
         payload: dict[str, Any] = {"state": StatusState(status.state).value,
                                    "description": status.description[:140],
                                    "context": status.context}
         if status.target_url is not None:
             payload["target_url"] = status.target_url
         with self._calls(f"setting status {status.context} on {sha[:12]}"):
-            self._client.requester.requestJsonAndCheck(
+            _, data = self._client.requester.requestJsonAndCheck(
                 "POST", f"{self._repo.url}/statuses/{urllib.parse.quote(sha, safe='')}",
                 input=payload)
+        creator = ((data or {}).get("creator") or {}).get("login")
+        if not isinstance(creator, str) or not self._is_identity(creator):
+            raise ForgeIdentityError(
+                f"GitHub records promoter's statuses as created by {creator or 'nobody'}, "
+                f"but promoter trusts only statuses by {self._identity.strip()}",
+                fix=f"set forge.github.identity to {creator} (the login of promoter's "
+                    "credentials) in promoter.yaml" if creator else
+                    "check promoter's GitHub credentials")
 
     def list_statuses(self, sha: str) -> list[CommitStatus]:
-        """The latest status per context on `sha`, sorted by context ([] for no commit)."""
+        """The latest status per context on `sha`, sorted by context ([] for no commit).
+
+        Promoter's own contexts (`promoter/...`) count only when promoter's `identity`
+        created them (logins compared case-insensitively): anyone with write access can post
+        a status named `promoter/evaluation`, and the service reads these statuses back as
+        verdicts (e.g. a cached evaluation). Such a foreign status is skipped, so promoter's
+        own latest status of that context, if any, is returned. Other tools' contexts are
+        returned whoever set them, as before. Reads `GET .../commits/{sha}/statuses` (every
+        status, newest first, with its creator; the combined status has no creator).
+        """
+        from github.CommitStatus import CommitStatus as RawStatus
+        from github.PaginatedList import PaginatedList
+
+        url = f"{self._repo.url}/commits/{urllib.parse.quote(sha, safe='')}/statuses"
+        latest: dict[str, CommitStatus] = {}
         try:
-            combined = self._repo.get_commit(sha).get_combined_status()
-            raw = list(combined.statuses)
+            for s in PaginatedList(RawStatus, self._client.requester, url, {"per_page": 100}):
+                if s.context in latest:
+                    continue  # newest first: a context's first status is its latest
+                if s.context.startswith(PROMOTER_CONTEXT_PREFIX) and not self._is_identity(
+                        s.creator.login if s.creator is not None else ""):
+                    continue
+                latest[s.context] = CommitStatus(context=s.context, state=StatusState(s.state),
+                                                 description=s.description or "",
+                                                 target_url=s.target_url)
         except _github_exception() as exc:
             if getattr(exc, "status", None) in (404, 422):
                 return []
@@ -260,9 +295,6 @@ class GitHubForge:
         except _transport_exceptions() as exc:
             raise ForgeError(f"reading statuses of {sha[:12]}: GitHub unreachable: "
                              f"{type(exc).__name__}") from exc
-        latest = {s.context: CommitStatus(context=s.context, state=StatusState(s.state),
-                                          description=s.description or "",
-                                          target_url=s.target_url) for s in reversed(raw)}
         return [latest[c] for c in sorted(latest)]
 
     def list_reviews(self, number: int) -> list[Review]:
@@ -414,6 +446,10 @@ class GitHubForge:
             return int(created.id)
 
     # -- helpers -----------------------------------------------------------------------------
+
+    def _is_identity(self, login: str) -> bool:
+        """Whether `login` is promoter's own (GitHub logins are case-insensitive)."""
+        return bool(login.strip()) and login_key(login) == login_key(self._identity)
 
     def _create(self, *, head: str, base: str, title: str, body: str,
                 author: str) -> github.PullRequest.PullRequest:

@@ -15,6 +15,9 @@ with that status (a 502, a secondary rate limit 403 with or without Retry-After)
 are recorded as injected and checked as `basic-error` bodies.
 
 Counting: `requests` lists every `(METHOD, path)` received, for API-call budgets.
+
+Who: each token acts as a login (`tokens`; `add_user` makes one for a person or another tool),
+and what it writes records it, as GitHub does: a status's `creator`, a comment's `user`.
 """
 
 from __future__ import annotations
@@ -140,10 +143,20 @@ class FakeGitHub:
                 "id": next(self._ids), "sha": sha, "name": name, "status": status,
                 "conclusion": conclusion if status == "completed" else None})
 
-    def add_external_status(self, sha: str, *, context: str, state: str) -> None:
+    def add_external_status(self, sha: str, *, context: str, state: str,
+                            creator: str = "ci-bot") -> None:
+        """A status `creator` (default: another tool's bot) set on `sha`."""
         with self.lock:
             self._add_status(sha, {"state": state, "context": context,
-                                   "description": f"{context}: {state}"}, creator="ci-bot")
+                                   "description": f"{context}: {state}"}, creator=creator)
+
+    def add_user(self, login: str) -> str:
+        """A token that acts as `login` (a person with write access, another tool's bot):
+        what it writes is recorded as created by `login`."""
+        with self.lock:
+            token = f"ghp_user_{login}_{next(self._ids)}"
+            self.tokens[token] = login
+            return token
 
     def set_team(self, org: str, slug: str, members: dict[str, str]) -> None:
         """Team `org/slug` with `{user: "active" | "pending"}`."""
@@ -555,6 +568,24 @@ class FakeGitHub:
                     return error(422, f"No commit found for SHA: {sha}")
                 status = self._add_status(full, body, creator=self._login(request))
                 return JSONResponse(self._status_json(status, simple=False), 201)
+
+        @app.get(repo + "/commits/{ref}/statuses")
+        def list_statuses(owner: str, repo: str, ref: str, request: Request) -> Response:
+            """Every status on the commit, newest first, with its `creator`; paginated with
+            a `Link` header as GitHub does (`per_page` at most 100)."""
+            q = request.query_params
+            per_page = min(max(int(q.get("per_page", 30)), 1), 100)
+            page = max(int(q.get("page", 1)), 1)
+            with self.lock:
+                sha = self._full_sha(ref) if ours(owner, repo) else None
+                every = self.statuses.get(sha or "", [])
+                chunk = every[(page - 1) * per_page:page * per_page]
+                out = [self._status_json(s, simple=False) for s in chunk]
+            headers = {}
+            if page * per_page < len(every):
+                url = f"{self._repo_url}/commits/{ref}/statuses"
+                headers["Link"] = (f'<{url}?per_page={per_page}&page={page + 1}>; rel="next"')
+            return JSONResponse(out, headers=headers)
 
         @app.get(repo + "/commits/{ref}/status")
         def combined_status(owner: str, repo: str, ref: str) -> Response:

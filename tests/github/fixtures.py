@@ -40,9 +40,11 @@ def github_spec(fake: FakeGitHub, **auth: object) -> GitHubSpec:
 
 
 def token_forge(fake: FakeGitHub, *, token: str = TOKEN, retry: RetryPolicy = FAST_RETRY,
-                **kwargs: object) -> GitHubForge:
+                identity: str | None = None, **kwargs: object) -> GitHubForge:
+    """A `GitHubForge` over `fake` acting with `token` (default: promoter's own, whose login
+    is `fake.bot`); `identity` is the login it trusts as its own (default: `fake.bot`)."""
     from github import Auth
 
     client = build_client(github_spec(fake), Auth.Token(token), retry=retry)
-    return GitHubForge(client, f"{fake.owner}/{fake.name}", identity=fake.bot,
+    return GitHubForge(client, f"{fake.owner}/{fake.name}", identity=identity or fake.bot,
                        **kwargs)  # type: ignore[arg-type]
