@@ -425,7 +425,9 @@ class GitHubForge:
         SUCCESS/FAILURE/ERROR complete the run (`success` / `failure`); PENDING leaves it
         `in_progress`. GitHub accepts check runs from GitHub Apps only; with a token it
         answers 403, which becomes a ForgeError (use commit statuses, which every token can
-        write). Summary and text are cut to GitHub's 65,535 characters.
+        write). Summary and text are cut to GitHub's 65,535 characters. Only a run promoter's
+        App created (`<slug>[bot]` is `identity`) is edited; another App's run of the same
+        name is left alone.
         """
         output: dict[str, str] = {"title": title[:1000], "summary": summary[:65535]}
         if text is not None:
@@ -439,7 +441,10 @@ class GitHubForge:
             fields["completed_at"] = datetime.now(UTC)
         with self._calls(f"publishing check run {name} on {sha[:12]}"):
             for run in self._repo.get_commit(sha).get_check_runs(check_name=name):
-                if run.name == name:
+                # Another App may publish a run of the same name: never take it for ours
+                # (GitHub would refuse the edit, and the report would be lost).
+                if run.name == name and run.app is not None and self._is_identity(
+                        f"{run.app.slug}[bot]"):
                     run.edit(**fields)
                     return int(run.id)
             created = self._repo.create_check_run(name=name, head_sha=sha, **fields)

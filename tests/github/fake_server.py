@@ -17,7 +17,8 @@ are recorded as injected and checked as `basic-error` bodies.
 Counting: `requests` lists every `(METHOD, path)` received, for API-call budgets.
 
 Who: each token acts as a login (`tokens`; `add_user` makes one for a person or another tool),
-and what it writes records it, as GitHub does: a status's `creator`, a comment's `user`.
+and what it writes records it, as GitHub does: a status's `creator`, a comment's `user`, a
+check run's `app` (an installation token acts as `<app slug>[bot]`).
 """
 
 from __future__ import annotations
@@ -137,11 +138,12 @@ class FakeGitHub:
                 "commit_id": commit or pull["head_sha"], "submitted_at": _iso(_now())})
 
     def add_check_run(self, sha: str, *, name: str, status: str = "completed",
-                      conclusion: str | None = "success") -> None:
+                      conclusion: str | None = "success", app: str = "ci-app") -> None:
+        """A check run the GitHub App `app` (its slug; default: another tool's) created."""
         with self.lock:
             self.check_runs.setdefault(sha, []).insert(0, {
                 "id": next(self._ids), "sha": sha, "name": name, "status": status,
-                "conclusion": conclusion if status == "completed" else None})
+                "conclusion": conclusion if status == "completed" else None, "app": app})
 
     def add_external_status(self, sha: str, *, context: str, state: str,
                             creator: str = "ci-bot") -> None:
@@ -617,6 +619,9 @@ class FakeGitHub:
                         details_url=None, started_at=_iso(_now()),
                         completed_at=_iso(_now()) if run["conclusion"] else None,
                         pull_requests=[])
+            slug = run["app"]
+            data["app"].update(id=abs(hash(slug)) % 10_000_000, slug=slug, name=slug,
+                               node_id=f"A_{slug}")
             data["output"].update(title=run.get("title"), summary=run.get("summary"),
                                   text=run.get("text"), annotations_count=0,
                                   annotations_url=f"{self._repo_url}/check-runs/"
@@ -643,8 +648,10 @@ class FakeGitHub:
                     return not_found()
                 if not self._login(request).endswith("[bot]"):
                     return error(403, "You must authenticate via a GitHub App.")
+                # An installation token acts as `<app slug>[bot]`; the run is that app's.
                 run: dict[str, Any] = {"id": next(self._ids), "name": body["name"],
-                                       "sha": sha, "status": "queued", "conclusion": None}
+                                       "sha": sha, "status": "queued", "conclusion": None,
+                                       "app": self._login(request).removesuffix("[bot]")}
                 apply_run(run, body)
                 self.check_runs.setdefault(sha, []).insert(0, run)
                 return JSONResponse(run_json(run), 201)

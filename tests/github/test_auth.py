@@ -145,7 +145,7 @@ def test_app_publishes_the_report_as_one_check_run(
     auth = _auth({"type": "app", "appId": 1, "installationId": 2, "privateKeyEnv": "KEY"},
                  {"KEY": private}, tmp_path)
     forge = GitHubForge(build_client(github_spec(fake_github), auth, retry=FAST_RETRY),
-                        "acme/gitops")
+                        "acme/gitops", identity="promoter-bot[bot]")
     assert isinstance(forge, CheckRunPublisher)
     head = propose(gitops_repo)
     first = forge.publish_check_run(head, name="promoter/evaluation",
@@ -162,6 +162,28 @@ def test_app_publishes_the_report_as_one_check_run(
     fake_github.required_checks["environments/prod"] = ["promoter/evaluation", "ci/lint"]
     fake_github.add_check_run(head, name="ci/lint", conclusion="success")
     assert forge.external_checks_state(pr).state is StatusState.SUCCESS
+
+
+def test_a_check_run_of_another_app_is_never_taken_for_promoters(
+        fake_github: FakeGitHub, gitops_repo: LocalGitRepository, tmp_path: Path) -> None:
+    private, public = _app_key()
+    fake_github.enable_app(app_id=1, installation_id=2, public_key_pem=public)
+    auth = _auth({"type": "app", "appId": 1, "installationId": 2, "privateKeyEnv": "KEY"},
+                 {"KEY": private}, tmp_path)
+    forge = GitHubForge(build_client(github_spec(fake_github), auth, retry=FAST_RETRY),
+                        "acme/gitops", identity="Promoter-Bot[bot]")
+    head = propose(gitops_repo)
+    fake_github.add_check_run(head, name="promoter/evaluation", conclusion="success",
+                              app="mallory-app")
+    run_id = forge.publish_check_run(head, name="promoter/evaluation",
+                                     state=StatusState.FAILURE, title="auc 0.61",
+                                     summary="failed")
+    foreign, own = sorted(fake_github.check_runs[head], key=lambda r: r["id"])
+    assert (foreign["app"], foreign["conclusion"]) == ("mallory-app", "success")  # untouched
+    assert (own["id"], own["app"], own["conclusion"]) == (run_id, "promoter-bot", "failure")
+    assert forge.publish_check_run(head, name="promoter/evaluation",
+                                   state=StatusState.FAILURE, title="auc 0.61",
+                                   summary="failed") == run_id  # its own, edited in place
 
 
 def test_a_token_cannot_publish_check_runs(fake_github: FakeGitHub,
