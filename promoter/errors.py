@@ -88,6 +88,15 @@ class ForgeIdentityError(ForgeError):
     """
 
 
+class UntrustedPullRequestError(ForgeError):
+    """A pull request's promoter marker is missing or its signature does not verify.
+
+    The marker records who proposed the promotion and which head promoter wrote; anyone with
+    write access can edit a description, so an unverifiable marker is never believed and the
+    promotion halts. Close the pull request and propose again.
+    """
+
+
 class PullRequestNotFoundError(ForgeError, BadInputError):
     """No pull request with that number exists."""
 

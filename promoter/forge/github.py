@@ -7,14 +7,25 @@ client). Every `GithubException` is translated at this boundary into promoter's 
 request headers, so a token cannot leak through an error.
 
 What GitHub does not keep, promoter keeps in hidden HTML comments:
-- the PR body ends with `<!-- promoter:pull {"author": ..., "head": ...} -->`: who proposed
-  the promotion (the PR's GitHub author is promoter's own identity) and the head sha promoter
-  last opened or updated the PR with. GitHub's PR head follows the branch, but the port's
-  `head_sha` is what promoter saw, so a push behind promoter's back is noticed (StaleHeadError)
-  instead of merged unseen;
+- the PR body ends with `<!-- promoter:pull {"author": ..., "head": ..., "sig": ...} -->`:
+  who proposed the promotion (the PR's GitHub author is promoter's own identity) and the head
+  sha promoter last opened or updated the PR with. GitHub's PR head follows the branch, but the
+  port's `head_sha` is what promoter saw, so a push behind promoter's back is noticed
+  (StaleHeadError) instead of merged unseen;
 - each of promoter's comments ends with `<!-- promoter:key=KEY -->`, so it is found and edited
   in place instead of added again.
 Both markers are stripped from the bodies the port returns.
+
+Anyone with write access can edit a PR's description, so the pull marker is signed:
+`sig` is HMAC-SHA256, under a key only promoter holds (`forge.github.markerKeyEnv`/`File`, or
+derived from the App's private key), of the repository, the PR's head and base branches, the
+author and the head sha. A PR whose marker is missing or does not verify is untrusted: reading
+it (`get_pull_request`, `find_open_pull_request`) raises UntrustedPullRequestError, writing
+it (`open_or_update_pull_request`, `merge`) refuses without writing, and `list_open_pull_requests`
+lists it with an empty `author` and `head_sha`, so nothing can take it for a usable proposal.
+A valid marker copied to another PR of the same branches says only what promoter signed (this
+author proposed that commit there), as reopening the PR it came from would. Nothing else in a
+PR's title or description is trusted.
 
 Calls. Creates look before they create (a retried POST cannot duplicate a pull request or a
 comment), writes are skipped when nothing changed, and objects are lazy (`Github(lazy=True)`),
@@ -23,6 +34,8 @@ so a read of one field does not fetch a whole object first.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import logging
 import re
@@ -39,6 +52,7 @@ from promoter.errors import (
     NotMergeableError,
     PullRequestNotFoundError,
     StaleHeadError,
+    UntrustedPullRequestError,
 )
 from promoter.forge.base import (
     Comment,
@@ -62,7 +76,10 @@ CLOSE_COMMENT_KEY = "close-reason"
 """Same key as `promoter.forge.local.CLOSE_COMMENT_KEY`."""
 PROMOTER_CONTEXT_PREFIX = "promoter/"
 """Statuses promoter sets itself; not 'external' checks."""
-_PULL_MARKER = re.compile(r"\n*<!-- promoter:pull (\{.*?\}) -->\s*\Z", re.DOTALL)
+_PULL_MARKER = re.compile(r"\n*<!-- promoter:pull (\{[^\n]*?\}) -->(?:\s*\Z)?")
+"""The pull marker, wherever it is (a person may add text below it); the last one counts."""
+_MARKER_LABEL = b"promoter:pull-marker:v1\n"
+"""Prefix of every signed message: a MAC for this purpose is never valid for another."""
 _KEY_MARKER = re.compile(r"\n*<!-- promoter:key=([A-Za-z0-9_.:/-]+) -->\s*\Z")
 _KEY_PATTERN = re.compile(r"^[A-Za-z0-9_.:/-]+$")
 _REVIEW_STATES = {s.value: s for s in ReviewState}
@@ -71,23 +88,32 @@ _PASSING_CONCLUSIONS = {"success", "neutral", "skipped"}
 
 @dataclass(frozen=True, slots=True)
 class _PullMeta:
-    author: str | None
-    head: str | None
+    """A pull marker whose signature verified."""
+
+    author: str
+    """Who proposed the promotion."""
+    head: str
+    """The head sha promoter last opened or updated the PR with."""
 
 
 class GitHubForge:
     """The `Forge` port over the GitHub repository `repository` (`owner/name`).
 
     `client` is a PyGithub `Github` built with `lazy=True` (see `github_auth.build_client`).
-    `identity` is the login promoter acts as (its reviews never count); `merge_method` is
-    GitHub's (`merge`, `squash`, `rebase`); `approver_team` (`org/slug`) is the default team
-    of `team_members_among`.
+    `marker_key` signs and verifies the pull markers (see the module docstring; from
+    `github_auth.marker_key`). `identity` is the login promoter acts as (its reviews never
+    count; only its statuses are promoter's); `merge_method` is GitHub's (`merge`, `squash`,
+    `rebase`); `approver_team` (`org/slug`) is the default team of `team_members_among`.
     """
 
-    def __init__(self, client: github.Github, repository: str, *, merge_method: str = "merge",
-                 identity: str = "promoter", approver_team: str | None = None) -> None:
+    def __init__(self, client: github.Github, repository: str, *, marker_key: bytes,
+                 merge_method: str = "merge", identity: str = "promoter",
+                 approver_team: str | None = None) -> None:
         if merge_method not in ("merge", "squash", "rebase"):
             raise ValueError(f"unknown merge method {merge_method!r}")
+        if len(marker_key) < 16:
+            raise ValueError("the marker key must be at least 16 bytes")
+        self._marker_key = marker_key
         self._client = client
         self._full_name = repository
         self._owner = repository.split("/", 1)[0]
@@ -113,7 +139,10 @@ class GitHubForge:
 
         Looks before it creates; a create that GitHub refuses because the PR already exists
         (e.g. a retry) finds and updates that PR. Title, body and the head marker are written
-        only if they changed; missing labels are added (labels are never removed).
+        only if they changed; missing labels are added (labels are never removed). An existing
+        PR keeps the author its marker names. Raises UntrustedPullRequestError, writing
+        nothing, if that marker does not verify: signing it again would vouch for whatever an
+        edit put there.
         """
         if isinstance(labels, str):
             raise TypeError("labels must be a sequence of label names, not one string")
@@ -124,8 +153,11 @@ class GitHubForge:
         if existing is None:
             existing = self._create(head=head, base=base, title=title, body=body, author=author)
         with self._calls(f"updating pull request #{existing.number}", number=existing.number):
-            meta = _pull_meta(existing.body)
-            full_body = _with_pull_marker(body, author=meta.author or author,
+            meta = self._verified(existing)
+            if meta is None:
+                raise self._untrusted(existing)
+            full_body = self._with_marker(body, head_branch=existing.head.ref,
+                                          base_branch=existing.base.ref, author=meta.author,
                                           head=existing.head.sha)
             if existing.title != title or (existing.body or "") != full_body:
                 existing.edit(title=title, body=full_body)
@@ -140,18 +172,26 @@ class GitHubForge:
         return self._to_pull(existing)
 
     def get_pull_request(self, number: int) -> PullRequest:
-        """The PR `number`; raises PullRequestNotFoundError if there is none."""
+        """The PR `number`; raises PullRequestNotFoundError if there is none, and
+        UntrustedPullRequestError if its marker does not verify."""
         return self._to_pull(self._load(number))
 
     def find_open_pull_request(self, *, head: str, base: str) -> PullRequest | None:
+        """The open PR from `head` into `base`, or None; UntrustedPullRequestError if its
+        marker does not verify."""
         raw = self._find_open_raw(head, base)
         return self._to_pull(raw) if raw is not None else None
 
     def list_open_pull_requests(self, *, label: str | None = None) -> list[PullRequest]:
-        """Open PRs, oldest first; only those carrying `label` when it is given."""
+        """Open PRs, oldest first; only those carrying `label` when it is given.
+
+        One untrusted PR must not hide the others: it is listed with an empty `author` and
+        `head_sha` (no branch is ever at ""), and reading it by number raises
+        UntrustedPullRequestError, which says why it is not acted on.
+        """
         with self._calls("listing open pull requests"):
             raws = list(self._repo.get_pulls(state="open", sort="created", direction="asc"))
-            pulls = [self._to_pull(r) for r in raws]
+            pulls = [self._to_pull(r, listed=True) for r in raws]
         pulls.sort(key=lambda p: (p.created_at, p.number))
         return [p for p in pulls if label is None or label in p.labels]
 
@@ -175,13 +215,16 @@ class GitHubForge:
         merged at `expected_head` returns its merge sha, so a retry is harmless), its head on
         GitHub and the head promoter recorded are `expected_head` (else StaleHeadError), and
         the base branch is an ancestor of the head (else NotMergeableError: GitHub would merge
-        a base the gates never saw). Then `PUT .../merge` with `sha=expected_head`, so GitHub
+        a base the gates never saw). UntrustedPullRequestError if the marker recording that
+        head does not verify. Then `PUT .../merge` with `sha=expected_head`, so GitHub
         itself refuses (409) if the head moves in between; 405 means not mergeable.
         """
         raw = self._load(number)
         with self._calls(f"merging pull request #{number}", number=number):
-            meta = _pull_meta(raw.body)
-            recorded = meta.head or raw.head.sha
+            meta = self._verified(raw)
+            if meta is None:
+                raise self._untrusted(raw)
+            recorded = meta.head
             if raw.merged:
                 if recorded == expected_head and raw.merge_commit_sha:
                     return str(raw.merge_commit_sha)
@@ -452,6 +495,58 @@ class GitHubForge:
 
     # -- helpers -----------------------------------------------------------------------------
 
+    def _signature(self, *, head_branch: str, base_branch: str, author: str,
+                   head: str) -> str:
+        """HMAC-SHA256 (hex) of what a pull marker vouches for, bound to this repository
+        (names compared as GitHub does, case-insensitively) and the PR's branches."""
+        message = json.dumps({"repository": self._full_name.casefold(),
+                              "head_branch": head_branch, "base_branch": base_branch,
+                              "author": author, "head": head},
+                             sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+        return hmac.new(self._marker_key, _MARKER_LABEL + message.encode(),
+                        hashlib.sha256).hexdigest()
+
+    def _with_marker(self, body: str, *, head_branch: str, base_branch: str, author: str,
+                     head: str) -> str:
+        sig = self._signature(head_branch=head_branch, base_branch=base_branch,
+                              author=author, head=head)
+        meta = json.dumps({"author": author, "head": head, "sig": sig}, sort_keys=True)
+        return f"{_without_pull_marker(body)}\n\n<!-- promoter:pull {meta} -->"
+
+    def _verified(self, raw: github.PullRequest.PullRequest) -> _PullMeta | None:
+        """The PR's pull marker if its signature verifies for this PR's branches, else None
+        (no marker, not JSON, a field missing, or signed for something else)."""
+        markers = list(_PULL_MARKER.finditer(raw.body or ""))
+        if not markers:
+            return None
+        try:
+            data = json.loads(markers[-1].group(1))
+        except ValueError:
+            return None
+        if not isinstance(data, dict):
+            return None
+        author, head, sig = data.get("author"), data.get("head"), data.get("sig")
+        if not (isinstance(author, str) and isinstance(head, str) and isinstance(sig, str)
+                and author and head):
+            return None
+        expected = self._signature(head_branch=raw.head.ref, base_branch=raw.base.ref,
+                                   author=author, head=head)
+        if not hmac.compare_digest(expected.encode(), sig.encode("utf-8", "replace")):
+            return None
+        return _PullMeta(author=author, head=head)
+
+    def _untrusted(self, raw: github.PullRequest.PullRequest) -> UntrustedPullRequestError:
+        number = raw.number
+        why = ("does not verify" if _PULL_MARKER.search(raw.body or "")
+               else "is missing")
+        log.warning("pull request #%d: its promoter marker %s; not acted on", number, why)
+        return UntrustedPullRequestError(
+            f"pull request #{number}: promoter's signed marker in its description {why}, so "
+            "who proposed it and which head promoter wrote cannot be trusted; promoter does "
+            "not act on it",
+            fix=f"close #{number} and propose the promotion again (if forge.github's marker "
+                "key or the App key changed, every open promotion needs this)")
+
     def _is_identity(self, login: str) -> bool:
         """Whether `login` is promoter's own (GitHub logins are case-insensitive)."""
         return bool(login.strip()) and login_key(login) == login_key(self._identity)
@@ -470,9 +565,10 @@ class GitHubForge:
                     ) from exc
                 raise
             try:
-                raw = self._repo.create_pull(base=base, head=head, title=title,
-                                             body=_with_pull_marker(body, author=author,
-                                                                    head=head_sha))
+                raw = self._repo.create_pull(
+                    base=base, head=head, title=title,
+                    body=self._with_marker(body, head_branch=head, base_branch=base,
+                                           author=author, head=head_sha))
             except _github_exception() as exc:
                 if getattr(exc, "status", None) != 422:
                     raise
@@ -498,8 +594,9 @@ class GitHubForge:
         """The merge sha if PR `number` is merged with `expected_head` as its head."""
         raw = self._load(number)
         with self._calls(f"reading pull request #{number}", number=number):
-            recorded = _pull_meta(raw.body).head or raw.head.sha
-            if raw.merged and recorded == expected_head and raw.merge_commit_sha:
+            meta = self._verified(raw)
+            if (meta is not None and raw.merged and meta.head == expected_head
+                    and raw.merge_commit_sha):
                 return str(raw.merge_commit_sha)
         return None
 
@@ -512,8 +609,14 @@ class GitHubForge:
     def _issue(self, number: int) -> Any:
         return self._repo.get_issue(number)
 
-    def _to_pull(self, raw: github.PullRequest.PullRequest) -> PullRequest:
-        meta = _pull_meta(raw.body)
+    def _to_pull(self, raw: github.PullRequest.PullRequest, *,
+                 listed: bool = False) -> PullRequest:
+        """The port's view of `raw`; raises UntrustedPullRequestError if its marker does not
+        verify, unless `listed` (then author and head are empty: see
+        `list_open_pull_requests`)."""
+        meta = self._verified(raw)
+        if meta is None and not listed:
+            raise self._untrusted(raw)
         # `merged_at`, not `merged`: listed PRs lack `merged`, and reading it would fetch
         # every listed PR again (lazy completion).
         if raw.merged_at is not None:
@@ -524,9 +627,9 @@ class GitHubForge:
             state = PullRequestState.OPEN
         return PullRequest(
             number=raw.number, head_branch=raw.head.ref, base_branch=raw.base.ref,
-            head_sha=meta.head or raw.head.sha, title=raw.title,
+            head_sha=meta.head if meta else "", title=raw.title,
             body=_without_pull_marker(raw.body or ""),
-            author=meta.author or (raw.user.login if raw.user else ""),
+            author=meta.author if meta else "",
             state=state, labels=tuple(sorted({label.name for label in raw.labels})),
             created_at=_aware(raw.created_at), updated_at=_aware(raw.updated_at),
             merge_sha=raw.merge_commit_sha if state is PullRequestState.MERGED else None,
@@ -578,22 +681,6 @@ def _message(exc: Exception) -> str:
             text += " (" + "; ".join(str(d) for d in details if d) + ")"
         return text or "no message"
     return str(data)[:200] if data else "no message"
-
-
-def _with_pull_marker(body: str, *, author: str, head: str) -> str:
-    meta = json.dumps({"author": author, "head": head}, sort_keys=True)
-    return f"{body}\n\n<!-- promoter:pull {meta} -->"
-
-
-def _pull_meta(body: str | None) -> _PullMeta:
-    match = _PULL_MARKER.search(body or "")
-    if match is None:
-        return _PullMeta(None, None)
-    try:
-        data = json.loads(match.group(1))
-    except ValueError:
-        return _PullMeta(None, None)
-    return _PullMeta(author=data.get("author"), head=data.get("head"))
 
 
 def _without_pull_marker(body: str) -> str:
