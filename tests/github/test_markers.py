@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ import pytest
 from promoter.config.loader import load_settings
 from promoter.errors import UntrustedPullRequestError
 from promoter.forge.base import PullRequestState
+from promoter.forge.github import GitHubForge
 from promoter.gitops.local import LocalGitRepository
 from promoter.model_store import LocalModelStore
 from promoter.promotion import PromotionService, PromotionState
@@ -32,7 +34,7 @@ Untrusted = UntrustedPullRequestError
 MARKER = re.compile(r"<!-- promoter:pull (\{.*?\}) -->")
 
 
-def _edit_body(fake: FakeGitHub, number: int, edit) -> None:  # type: ignore[no-untyped-def]
+def _edit_body(fake: FakeGitHub, number: int, edit: Callable[[str], str]) -> None:
     """`mallory`, who has write access, rewrites the description of PR `number`."""
     mallory = token_forge(fake, token=fake.add_user("mallory"), identity="mallory")
     raw = mallory._repo.get_pull(number)
@@ -45,7 +47,7 @@ def _marker(body: str) -> str:
     return match.group(1)
 
 
-def _refused(forge, number: int) -> None:  # type: ignore[no-untyped-def]
+def _refused(forge: GitHubForge, number: int) -> None:
     with pytest.raises(Untrusted, match=f"#{number}") as caught:
         forge.get_pull_request(number)
     assert caught.value.fix is not None
