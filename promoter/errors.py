@@ -88,6 +88,23 @@ class ForgeError(PromoterError):
     """The forge (local or GitHub) refused or failed a request."""
 
 
+class ForgeIdentityError(ForgeError):
+    """The forge records promoter's writes under another login than the configured identity.
+
+    Promoter trusts only statuses its own identity created; with the wrong identity it would
+    never see its own again. Set `forge.github.identity` to the login of its credentials.
+    """
+
+
+class UntrustedPullRequestError(ForgeError):
+    """A pull request's promoter marker is missing or its signature does not verify.
+
+    The marker records who proposed the promotion and which head promoter wrote; anyone with
+    write access can edit a description, so an unverifiable marker is never believed and the
+    promotion halts. Close the pull request and propose again.
+    """
+
+
 class PullRequestNotFoundError(ForgeError, BadInputError):
     """No pull request with that number exists."""
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from promoter.config.schema import ApprovalPolicy, SoakPolicy
-from promoter.forge.base import Review, ReviewState, StatusState
+from promoter.forge.base import Review, ReviewState, StatusState, login_key
 from promoter.render.metadata import DeployedModel
 
 EVALUATION_CONTEXT = "promoter/evaluation"
@@ -81,25 +81,34 @@ def decide_approvals(
     new proposal commit needs fresh approvals. Each user's latest review on the head decides
     their vote, so an approval can be withdrawn by requesting changes. A "changes requested"
     vote from an approver blocks whatever the count.
+
+    Users are compared by `login_key` (trimmed, case-insensitive), as GitHub compares logins:
+    `Rita` approving a promotion `rita` proposed is the author approving, and one person
+    reviewing under two spellings is one vote.
     """
     if policy.required == 0:
         return GateResult(APPROVALS_CONTEXT, StatusState.SUCCESS, "no approval required")
-    eligible = set(policy.approvers) - {author, *ignored_users}
+    excluded = {login_key(author), *(login_key(u) for u in ignored_users)}
+    eligible = {login_key(a) for a in policy.approvers} - excluded
     latest: dict[str, Review] = {}
     for review in sorted(reviews, key=lambda r: r.submitted_at):
-        if review.user in eligible and review.commit_sha == head_sha and review.state in (
+        user = login_key(review.user)
+        if user in eligible and review.commit_sha == head_sha and review.state in (
             ReviewState.APPROVED, ReviewState.CHANGES_REQUESTED, ReviewState.DISMISSED,
         ):
-            latest[review.user] = review
-    objecting = sorted(u for u, r in latest.items() if r.state is ReviewState.CHANGES_REQUESTED)
+            latest[user] = review
+    objecting = sorted(r.user.strip() for r in latest.values()
+                       if r.state is ReviewState.CHANGES_REQUESTED)
     if objecting:
         return GateResult(APPROVALS_CONTEXT, StatusState.FAILURE,
                           fit_description(f"changes requested by {', '.join(objecting)}"))
-    approved = sorted(u for u, r in latest.items() if r.state is ReviewState.APPROVED)
+    approved = sorted(r.user.strip() for r in latest.values() if r.state is ReviewState.APPROVED)
     if len(approved) >= policy.required:
         return GateResult(APPROVALS_CONTEXT, StatusState.SUCCESS,
                           fit_description(f"approved by {', '.join(approved)}"))
-    names = ", ".join(sorted(eligible)) or "nobody (the author cannot approve)"
+    may_approve = {login_key(a): a.strip() for a in policy.approvers
+                   if login_key(a) not in excluded}
+    names = ", ".join(sorted(may_approve.values())) or "nobody (the author cannot approve)"
     return GateResult(
         APPROVALS_CONTEXT, StatusState.PENDING,
         fit_description(f"{len(approved)} of {policy.required} approvals; may approve: {names}"),

@@ -138,13 +138,15 @@ def _github_forge(loaded: LoadedSettings, *,
                   environ: Mapping[str, str]) -> tuple[github_auth_types.Auth, Forge]:
     # Lazily: PyGithub is slow to import and only the GitHub forge needs it.
     from promoter.forge.github import GitHubForge
-    from promoter.forge.github_auth import build_auth, build_client
+    from promoter.forge.github_auth import build_auth, build_client, marker_key
 
     spec = loaded.settings.forge.github
     assert spec is not None  # the schema requires it for type github
     auth = build_auth(spec.auth, environ=environ, resolve=loaded.resolve,
                       config_file=str(loaded.path))
-    forge = GitHubForge(build_client(spec, auth), spec.repository,
+    key = marker_key(spec, environ=environ, resolve=loaded.resolve,
+                     config_file=str(loaded.path))
+    forge = GitHubForge(build_client(spec, auth), spec.repository, marker_key=key,
                         merge_method=spec.merge_method, identity=_identity(loaded),
                         approver_team=spec.approver_team)
     return auth, forge

@@ -92,6 +92,36 @@ def test_two_required_needs_two_distinct_users() -> None:
     assert both.state is StatusState.SUCCESS
 
 
+@pytest.mark.parametrize("proposer", ["Rita", " rita", "RITA "])
+def test_the_author_cannot_approve_under_another_spelling(proposer: str) -> None:
+    # Logins are case-insensitive on GitHub: `Rita` and `rita` are one account.
+    assert gate(review("rita", ReviewState.APPROVED), author=proposer).state is (
+        StatusState.PENDING)
+
+
+def test_promoter_identity_never_counts_under_another_spelling() -> None:
+    # Team members are added to the approvers as their reviews spell them.
+    policy = ApprovalPolicy(required=1, approvers=("Promoter", "rita"))
+    assert gate(review("Promoter", ReviewState.APPROVED), policy=policy).state is (
+        StatusState.PENDING)
+
+
+def test_an_approver_counts_whatever_the_case_of_the_login() -> None:
+    policy = ApprovalPolicy(required=1, approvers=(" Rita",))
+    result = gate(review("rita", ReviewState.APPROVED), policy=policy)
+    assert (result.state, result.description) == (StatusState.SUCCESS, "approved by rita")
+
+
+def test_one_person_under_two_spellings_is_one_vote() -> None:
+    policy = ApprovalPolicy(required=2, approvers=("rita", "sam"))
+    twice = gate(review("rita", ReviewState.APPROVED),
+                 review("Rita", ReviewState.APPROVED, minutes=1), policy=policy)
+    assert twice.state is StatusState.PENDING
+    withdrawn = gate(review("rita", ReviewState.APPROVED),
+                     review("RITA", ReviewState.CHANGES_REQUESTED, minutes=1))
+    assert withdrawn.state is StatusState.FAILURE
+
+
 def deployed(version: int, digest: str = "sha256:" + "1" * 64) -> DeployedModel:
     return DeployedModel(environment="staging", model="churn", version=version, digest=digest,
                          model_uri="/m", promoted_from="dev", manifests_digest="sha256:x")

@@ -131,7 +131,29 @@ class GitHubSpec(Spec):
     """`org/team-slug` whose active members may approve promotions."""
     identity: str | None = None
     """The login promoter acts as (e.g. `promoter-app[bot]`): its reviews never count as
-    approvals. Default: `promoter`."""
+    approvals, and only commit statuses it created count as promoter's. Default:
+    `promoter`."""
+    marker_key_env: str | None = Field(default=None, pattern=_ENV_NAME)
+    """Environment variable holding the key (at least 32 characters, e.g. `openssl rand -hex
+    32`) promoter signs the marker in its pull-request descriptions with: who proposed the
+    promotion and which head promoter wrote. Required with token auth; with App auth the
+    default is a key derived from the App's private key."""
+    marker_key_file: str | None = None
+    """File holding that key (relative to promoter.yaml), instead of `markerKeyEnv`."""
+
+    @model_validator(mode="after")
+    def _marker_key(self) -> GitHubSpec:
+        if self.marker_key_env is not None and self.marker_key_file is not None:
+            raise FieldError("markerKeyFile", "give one of markerKeyEnv or markerKeyFile",
+                             fix="remove one of them")
+        if (self.auth.type == "token" and self.marker_key_env is None
+                and self.marker_key_file is None):
+            raise FieldError(
+                "markerKeyEnv", "token auth needs markerKeyEnv or markerKeyFile: the secret "
+                "promoter signs its pull-request markers with",
+                fix="store a random key (openssl rand -hex 32) in a secret and name its "
+                    "environment variable here, e.g. markerKeyEnv: PROMOTER_MARKER_KEY")
+        return self
 
     @field_validator("base_url")
     @classmethod

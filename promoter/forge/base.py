@@ -87,6 +87,16 @@ class Comment:
     updated_at: datetime
 
 
+def login_key(user: str) -> str:
+    """`user` as forges compare logins: blanks around it ignored, case-insensitive.
+
+    GitHub logins are case-insensitive (`Rita` and `rita` are one account), and a name typed
+    into a policy or `--as` may carry stray spaces: every comparison of two users goes
+    through this, so no spelling makes one person two.
+    """
+    return user.strip().casefold()
+
+
 class Forge(Protocol):
     """Port to the forge hosting the promotion pull requests.
 

@@ -7,14 +7,25 @@ client). Every `GithubException` is translated at this boundary into promoter's 
 request headers, so a token cannot leak through an error.
 
 What GitHub does not keep, promoter keeps in hidden HTML comments:
-- the PR body ends with `<!-- promoter:pull {"author": ..., "head": ...} -->`: who proposed
-  the promotion (the PR's GitHub author is promoter's own identity) and the head sha promoter
-  last opened or updated the PR with. GitHub's PR head follows the branch, but the port's
-  `head_sha` is what promoter saw, so a push behind promoter's back is noticed (StaleHeadError)
-  instead of merged unseen;
+- the PR body ends with `<!-- promoter:pull {"author": ..., "head": ..., "sig": ...} -->`:
+  who proposed the promotion (the PR's GitHub author is promoter's own identity) and the head
+  sha promoter last opened or updated the PR with. GitHub's PR head follows the branch, but the
+  port's `head_sha` is what promoter saw, so a push behind promoter's back is noticed
+  (StaleHeadError) instead of merged unseen;
 - each of promoter's comments ends with `<!-- promoter:key=KEY -->`, so it is found and edited
   in place instead of added again.
 Both markers are stripped from the bodies the port returns.
+
+Anyone with write access can edit a PR's description, so the pull marker is signed:
+`sig` is HMAC-SHA256, under a key only promoter holds (`forge.github.markerKeyEnv`/`File`, or
+derived from the App's private key), of the repository, the PR's head and base branches, the
+author and the head sha. A PR whose marker is missing or does not verify is untrusted: reading
+it (`get_pull_request`, `find_open_pull_request`) raises UntrustedPullRequestError, writing
+it (`open_or_update_pull_request`, `merge`) refuses without writing, and `list_open_pull_requests`
+lists it with an empty `author` and `head_sha`, so nothing can take it for a usable proposal.
+A valid marker copied to another PR of the same branches says only what promoter signed (this
+author proposed that commit there), as reopening the PR it came from would. Nothing else in a
+PR's title or description is trusted.
 
 Calls. Creates look before they create (a retried POST cannot duplicate a pull request or a
 comment), writes are skipped when nothing changed, and objects are lazy (`Github(lazy=True)`),
@@ -23,22 +34,25 @@ so a read of one field does not fetch a whole object first.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import logging
 import re
 import urllib.parse
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from promoter.errors import (
     ForgeError,
+    ForgeIdentityError,
     NotMergeableError,
     PullRequestNotFoundError,
     StaleHeadError,
+    UntrustedPullRequestError,
 )
 from promoter.forge.base import (
     Comment,
@@ -48,6 +62,7 @@ from promoter.forge.base import (
     Review,
     ReviewState,
     StatusState,
+    login_key,
 )
 from promoter.forge.capabilities import ExternalChecks
 
@@ -55,16 +70,16 @@ if TYPE_CHECKING:
     import github
     import github.PullRequest
 
-    from promoter.config.schema import GitHubSpec
-    from promoter.forge.github_auth import RetryPolicy
-
 log = logging.getLogger(__name__)
 
 CLOSE_COMMENT_KEY = "close-reason"
 """Same key as `promoter.forge.local.CLOSE_COMMENT_KEY`."""
 PROMOTER_CONTEXT_PREFIX = "promoter/"
 """Statuses promoter sets itself; not 'external' checks."""
-_PULL_MARKER = re.compile(r"\n*<!-- promoter:pull (\{.*?\}) -->\s*\Z", re.DOTALL)
+_PULL_MARKER = re.compile(r"\n*<!-- promoter:pull (\{[^\n]*?\}) -->(?:\s*\Z)?")
+"""The pull marker, wherever it is (a person may add text below it); the last one counts."""
+_MARKER_LABEL = b"promoter:pull-marker:v1\n"
+"""Prefix of every signed message: a MAC for this purpose is never valid for another."""
 _KEY_MARKER = re.compile(r"\n*<!-- promoter:key=([A-Za-z0-9_.:/-]+) -->\s*\Z")
 _KEY_PATTERN = re.compile(r"^[A-Za-z0-9_.:/-]+$")
 _REVIEW_STATES = {s.value: s for s in ReviewState}
@@ -73,23 +88,32 @@ _PASSING_CONCLUSIONS = {"success", "neutral", "skipped"}
 
 @dataclass(frozen=True, slots=True)
 class _PullMeta:
-    author: str | None
-    head: str | None
+    """A pull marker whose signature verified."""
+
+    author: str
+    """Who proposed the promotion."""
+    head: str
+    """The head sha promoter last opened or updated the PR with."""
 
 
 class GitHubForge:
     """The `Forge` port over the GitHub repository `repository` (`owner/name`).
 
     `client` is a PyGithub `Github` built with `lazy=True` (see `github_auth.build_client`).
-    `identity` is the login promoter acts as (its reviews never count); `merge_method` is
-    GitHub's (`merge`, `squash`, `rebase`); `approver_team` (`org/slug`) is the default team
-    of `team_members_among`.
+    `marker_key` signs and verifies the pull markers (see the module docstring; from
+    `github_auth.marker_key`). `identity` is the login promoter acts as (its reviews never
+    count; only its statuses are promoter's); `merge_method` is GitHub's (`merge`, `squash`,
+    `rebase`); `approver_team` (`org/slug`) is the default team of `team_members_among`.
     """
 
-    def __init__(self, client: github.Github, repository: str, *, merge_method: str = "merge",
-                 identity: str = "promoter", approver_team: str | None = None) -> None:
+    def __init__(self, client: github.Github, repository: str, *, marker_key: bytes,
+                 merge_method: str = "merge", identity: str = "promoter",
+                 approver_team: str | None = None) -> None:
         if merge_method not in ("merge", "squash", "rebase"):
             raise ValueError(f"unknown merge method {merge_method!r}")
+        if len(marker_key) < 16:
+            raise ValueError("the marker key must be at least 16 bytes")
+        self._marker_key = marker_key
         self._client = client
         self._full_name = repository
         self._owner = repository.split("/", 1)[0]
@@ -115,7 +139,10 @@ class GitHubForge:
 
         Looks before it creates; a create that GitHub refuses because the PR already exists
         (e.g. a retry) finds and updates that PR. Title, body and the head marker are written
-        only if they changed; missing labels are added (labels are never removed).
+        only if they changed; missing labels are added (labels are never removed). An existing
+        PR keeps the author its marker names. Raises UntrustedPullRequestError, writing
+        nothing, if that marker does not verify: signing it again would vouch for whatever an
+        edit put there.
         """
         if isinstance(labels, str):
             raise TypeError("labels must be a sequence of label names, not one string")
@@ -126,8 +153,11 @@ class GitHubForge:
         if existing is None:
             existing = self._create(head=head, base=base, title=title, body=body, author=author)
         with self._calls(f"updating pull request #{existing.number}", number=existing.number):
-            meta = _pull_meta(existing.body)
-            full_body = _with_pull_marker(body, author=meta.author or author,
+            meta = self._verified(existing)
+            if meta is None:
+                raise self._untrusted(existing)
+            full_body = self._with_marker(body, head_branch=existing.head.ref,
+                                          base_branch=existing.base.ref, author=meta.author,
                                           head=existing.head.sha)
             if existing.title != title or (existing.body or "") != full_body:
                 existing.edit(title=title, body=full_body)
@@ -142,18 +172,26 @@ class GitHubForge:
         return self._to_pull(existing)
 
     def get_pull_request(self, number: int) -> PullRequest:
-        """The PR `number`; raises PullRequestNotFoundError if there is none."""
+        """The PR `number`; raises PullRequestNotFoundError if there is none, and
+        UntrustedPullRequestError if its marker does not verify."""
         return self._to_pull(self._load(number))
 
     def find_open_pull_request(self, *, head: str, base: str) -> PullRequest | None:
+        """The open PR from `head` into `base`, or None; UntrustedPullRequestError if its
+        marker does not verify."""
         raw = self._find_open_raw(head, base)
         return self._to_pull(raw) if raw is not None else None
 
     def list_open_pull_requests(self, *, label: str | None = None) -> list[PullRequest]:
-        """Open PRs, oldest first; only those carrying `label` when it is given."""
+        """Open PRs, oldest first; only those carrying `label` when it is given.
+
+        One untrusted PR must not hide the others: it is listed with an empty `author` and
+        `head_sha` (no branch is ever at ""), and reading it by number raises
+        UntrustedPullRequestError, which says why it is not acted on.
+        """
         with self._calls("listing open pull requests"):
             raws = list(self._repo.get_pulls(state="open", sort="created", direction="asc"))
-            pulls = [self._to_pull(r) for r in raws]
+            pulls = [self._to_pull(r, listed=True) for r in raws]
         pulls.sort(key=lambda p: (p.created_at, p.number))
         return [p for p in pulls if label is None or label in p.labels]
 
@@ -177,13 +215,16 @@ class GitHubForge:
         merged at `expected_head` returns its merge sha, so a retry is harmless), its head on
         GitHub and the head promoter recorded are `expected_head` (else StaleHeadError), and
         the base branch is an ancestor of the head (else NotMergeableError: GitHub would merge
-        a base the gates never saw). Then `PUT .../merge` with `sha=expected_head`, so GitHub
+        a base the gates never saw). UntrustedPullRequestError if the marker recording that
+        head does not verify. Then `PUT .../merge` with `sha=expected_head`, so GitHub
         itself refuses (409) if the head moves in between; 405 means not mergeable.
         """
         raw = self._load(number)
         with self._calls(f"merging pull request #{number}", number=number):
-            meta = _pull_meta(raw.body)
-            recorded = meta.head or raw.head.sha
+            meta = self._verified(raw)
+            if meta is None:
+                raise self._untrusted(raw)
+            recorded = meta.head
             if raw.merged:
                 if recorded == expected_head and raw.merge_commit_sha:
                     return str(raw.merge_commit_sha)
@@ -240,22 +281,56 @@ class GitHubForge:
     # -- statuses, reviews, comments ---------------------------------------------------------
 
     def set_status(self, sha: str, status: CommitStatus) -> None:
-        """Create a commit status on `sha` (GitHub keeps the latest per context)."""
+        """Create a commit status on `sha` (GitHub keeps the latest per context).
+
+        Raises ForgeIdentityError if GitHub records the status as created by another login
+        than `identity`: `list_statuses` would never see promoter's own statuses again, so
+        every gate would wait forever. The status was written; the configuration is wrong.
+        """
         payload: dict[str, Any] = {"state": StatusState(status.state).value,
                                    "description": status.description[:140],
                                    "context": status.context}
         if status.target_url is not None:
             payload["target_url"] = status.target_url
         with self._calls(f"setting status {status.context} on {sha[:12]}"):
-            self._client.requester.requestJsonAndCheck(
+            _, data = self._client.requester.requestJsonAndCheck(
                 "POST", f"{self._repo.url}/statuses/{urllib.parse.quote(sha, safe='')}",
                 input=payload)
+        creator = ((data or {}).get("creator") or {}).get("login")
+        if not isinstance(creator, str) or not self._is_identity(creator):
+            raise ForgeIdentityError(
+                f"GitHub records promoter's statuses as created by {creator or 'nobody'}, "
+                f"but promoter trusts only statuses by {self._identity.strip()}",
+                fix=f"set forge.github.identity to {creator} (the login of promoter's "
+                    "credentials) in promoter.yaml" if creator else
+                    "check promoter's GitHub credentials")
 
     def list_statuses(self, sha: str) -> list[CommitStatus]:
-        """The latest status per context on `sha`, sorted by context ([] for no commit)."""
+        """The latest status per context on `sha`, sorted by context ([] for no commit).
+
+        Promoter's own contexts (`promoter/...`) count only when promoter's `identity`
+        created them (logins compared case-insensitively): anyone with write access can post
+        a status named `promoter/evaluation`, and the service reads these statuses back as
+        verdicts (e.g. a cached evaluation). Such a foreign status is skipped, so promoter's
+        own latest status of that context, if any, is returned. Other tools' contexts are
+        returned whoever set them, as before. Reads `GET .../commits/{sha}/statuses` (every
+        status, newest first, with its creator; the combined status has no creator).
+        """
+        from github.CommitStatus import CommitStatus as RawStatus
+        from github.PaginatedList import PaginatedList
+
+        url = f"{self._repo.url}/commits/{urllib.parse.quote(sha, safe='')}/statuses"
+        latest: dict[str, CommitStatus] = {}
         try:
-            combined = self._repo.get_commit(sha).get_combined_status()
-            raw = list(combined.statuses)
+            for s in PaginatedList(RawStatus, self._client.requester, url, {"per_page": 100}):
+                if s.context in latest:
+                    continue  # newest first: a context's first status is its latest
+                if s.context.startswith(PROMOTER_CONTEXT_PREFIX) and not self._is_identity(
+                        s.creator.login if s.creator is not None else ""):
+                    continue
+                latest[s.context] = CommitStatus(context=s.context, state=StatusState(s.state),
+                                                 description=s.description or "",
+                                                 target_url=s.target_url)
         except _github_exception() as exc:
             if getattr(exc, "status", None) in (404, 422):
                 return []
@@ -263,9 +338,6 @@ class GitHubForge:
         except _transport_exceptions() as exc:
             raise ForgeError(f"reading statuses of {sha[:12]}: GitHub unreachable: "
                              f"{type(exc).__name__}") from exc
-        latest = {s.context: CommitStatus(context=s.context, state=StatusState(s.state),
-                                          description=s.description or "",
-                                          target_url=s.target_url) for s in reversed(raw)}
         return [latest[c] for c in sorted(latest)]
 
     def list_reviews(self, number: int) -> list[Review]:
@@ -309,22 +381,31 @@ class GitHubForge:
                            ) -> frozenset[str]:
         """Those of `users` who are *active* members of `team` (`org/slug`, default: the
         approver team); one `GET /orgs/{org}/teams/{slug}/memberships/{user}` per user.
-        A pending invitation or a 404 is not membership."""
+        A pending invitation or a 404 is not membership.
+
+        Logins are case-insensitive on GitHub: spellings of one login (`Rita`, ` rita`) are
+        asked about once, and each spelling given is returned if that login is a member.
+        """
         team = team or self._approver_team
         if team is None:
             return frozenset()
         org, _, slug = team.partition("/")
-        found = set()
-        for user in sorted(set(users)):
+        spellings: dict[str, set[str]] = {}
+        for user in users:
+            if user.strip():
+                spellings.setdefault(login_key(user), set()).add(user)
+        found: set[str] = set()
+        for key in sorted(spellings):
+            login = min(spellings[key]).strip()
             try:
                 membership = (self._client.get_organization(org).get_team_by_slug(slug)
-                              .get_team_membership(user))
+                              .get_team_membership(login))
                 if membership.state == "active":
-                    found.add(user)
+                    found |= spellings[key]
             except _github_exception() as exc:
                 if getattr(exc, "status", None) == 404:
                     continue
-                raise self._error(exc, f"checking {user}'s membership of {team}") from exc
+                raise self._error(exc, f"checking {login}'s membership of {team}") from exc
             except _transport_exceptions() as exc:
                 raise ForgeError(f"checking team membership: GitHub unreachable: "
                                  f"{type(exc).__name__}") from exc
@@ -387,7 +468,9 @@ class GitHubForge:
         SUCCESS/FAILURE/ERROR complete the run (`success` / `failure`); PENDING leaves it
         `in_progress`. GitHub accepts check runs from GitHub Apps only; with a token it
         answers 403, which becomes a ForgeError (use commit statuses, which every token can
-        write). Summary and text are cut to GitHub's 65,535 characters.
+        write). Summary and text are cut to GitHub's 65,535 characters. Only a run promoter's
+        App created (`<slug>[bot]` is `identity`) is edited; another App's run of the same
+        name is left alone.
         """
         output: dict[str, str] = {"title": title[:1000], "summary": summary[:65535]}
         if text is not None:
@@ -401,13 +484,72 @@ class GitHubForge:
             fields["completed_at"] = datetime.now(UTC)
         with self._calls(f"publishing check run {name} on {sha[:12]}"):
             for run in self._repo.get_commit(sha).get_check_runs(check_name=name):
-                if run.name == name:
+                # Another App may publish a run of the same name: never take it for ours
+                # (GitHub would refuse the edit, and the report would be lost).
+                if run.name == name and run.app is not None and self._is_identity(
+                        f"{run.app.slug}[bot]"):
                     run.edit(**fields)
                     return int(run.id)
             created = self._repo.create_check_run(name=name, head_sha=sha, **fields)
             return int(created.id)
 
     # -- helpers -----------------------------------------------------------------------------
+
+    def _signature(self, *, head_branch: str, base_branch: str, author: str,
+                   head: str) -> str:
+        """HMAC-SHA256 (hex) of what a pull marker vouches for, bound to this repository
+        (names compared as GitHub does, case-insensitively) and the PR's branches."""
+        message = json.dumps({"repository": self._full_name.casefold(),
+                              "head_branch": head_branch, "base_branch": base_branch,
+                              "author": author, "head": head},
+                             sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+        return hmac.new(self._marker_key, _MARKER_LABEL + message.encode(),
+                        hashlib.sha256).hexdigest()
+
+    def _with_marker(self, body: str, *, head_branch: str, base_branch: str, author: str,
+                     head: str) -> str:
+        sig = self._signature(head_branch=head_branch, base_branch=base_branch,
+                              author=author, head=head)
+        meta = json.dumps({"author": author, "head": head, "sig": sig}, sort_keys=True)
+        return f"{_without_pull_marker(body)}\n\n<!-- promoter:pull {meta} -->"
+
+    def _verified(self, raw: github.PullRequest.PullRequest) -> _PullMeta | None:
+        """The PR's pull marker if its signature verifies for this PR's branches, else None
+        (no marker, not JSON, a field missing, or signed for something else)."""
+        markers = list(_PULL_MARKER.finditer(raw.body or ""))
+        if not markers:
+            return None
+        try:
+            data = json.loads(markers[-1].group(1))
+        except ValueError:
+            return None
+        if not isinstance(data, dict):
+            return None
+        author, head, sig = data.get("author"), data.get("head"), data.get("sig")
+        if not (isinstance(author, str) and isinstance(head, str) and isinstance(sig, str)
+                and author and head):
+            return None
+        expected = self._signature(head_branch=raw.head.ref, base_branch=raw.base.ref,
+                                   author=author, head=head)
+        if not hmac.compare_digest(expected.encode(), sig.encode("utf-8", "replace")):
+            return None
+        return _PullMeta(author=author, head=head)
+
+    def _untrusted(self, raw: github.PullRequest.PullRequest) -> UntrustedPullRequestError:
+        number = raw.number
+        why = ("does not verify" if _PULL_MARKER.search(raw.body or "")
+               else "is missing")
+        log.warning("pull request #%d: its promoter marker %s; not acted on", number, why)
+        return UntrustedPullRequestError(
+            f"pull request #{number}: promoter's signed marker in its description {why}, so "
+            "who proposed it and which head promoter wrote cannot be trusted; promoter does "
+            "not act on it",
+            fix=f"close #{number} and propose the promotion again (if forge.github's marker "
+                "key or the App key changed, every open promotion needs this)")
+
+    def _is_identity(self, login: str) -> bool:
+        """Whether `login` is promoter's own (GitHub logins are case-insensitive)."""
+        return bool(login.strip()) and login_key(login) == login_key(self._identity)
 
     def _create(self, *, head: str, base: str, title: str, body: str,
                 author: str) -> github.PullRequest.PullRequest:
@@ -423,9 +565,10 @@ class GitHubForge:
                     ) from exc
                 raise
             try:
-                raw = self._repo.create_pull(base=base, head=head, title=title,
-                                             body=_with_pull_marker(body, author=author,
-                                                                    head=head_sha))
+                raw = self._repo.create_pull(
+                    base=base, head=head, title=title,
+                    body=self._with_marker(body, head_branch=head, base_branch=base,
+                                           author=author, head=head_sha))
             except _github_exception() as exc:
                 if getattr(exc, "status", None) != 422:
                     raise
@@ -451,8 +594,9 @@ class GitHubForge:
         """The merge sha if PR `number` is merged with `expected_head` as its head."""
         raw = self._load(number)
         with self._calls(f"reading pull request #{number}", number=number):
-            recorded = _pull_meta(raw.body).head or raw.head.sha
-            if raw.merged and recorded == expected_head and raw.merge_commit_sha:
+            meta = self._verified(raw)
+            if (meta is not None and raw.merged and meta.head == expected_head
+                    and raw.merge_commit_sha):
                 return str(raw.merge_commit_sha)
         return None
 
@@ -465,8 +609,14 @@ class GitHubForge:
     def _issue(self, number: int) -> Any:
         return self._repo.get_issue(number)
 
-    def _to_pull(self, raw: github.PullRequest.PullRequest) -> PullRequest:
-        meta = _pull_meta(raw.body)
+    def _to_pull(self, raw: github.PullRequest.PullRequest, *,
+                 listed: bool = False) -> PullRequest:
+        """The port's view of `raw`; raises UntrustedPullRequestError if its marker does not
+        verify, unless `listed` (then author and head are empty: see
+        `list_open_pull_requests`)."""
+        meta = self._verified(raw)
+        if meta is None and not listed:
+            raise self._untrusted(raw)
         # `merged_at`, not `merged`: listed PRs lack `merged`, and reading it would fetch
         # every listed PR again (lazy completion).
         if raw.merged_at is not None:
@@ -477,9 +627,9 @@ class GitHubForge:
             state = PullRequestState.OPEN
         return PullRequest(
             number=raw.number, head_branch=raw.head.ref, base_branch=raw.base.ref,
-            head_sha=meta.head or raw.head.sha, title=raw.title,
+            head_sha=meta.head if meta else "", title=raw.title,
             body=_without_pull_marker(raw.body or ""),
-            author=meta.author or (raw.user.login if raw.user else ""),
+            author=meta.author if meta else "",
             state=state, labels=tuple(sorted({label.name for label in raw.labels})),
             created_at=_aware(raw.created_at), updated_at=_aware(raw.updated_at),
             merge_sha=raw.merge_commit_sha if state is PullRequestState.MERGED else None,
@@ -533,22 +683,6 @@ def _message(exc: Exception) -> str:
     return str(data)[:200] if data else "no message"
 
 
-def _with_pull_marker(body: str, *, author: str, head: str) -> str:
-    meta = json.dumps({"author": author, "head": head}, sort_keys=True)
-    return f"{body}\n\n<!-- promoter:pull {meta} -->"
-
-
-def _pull_meta(body: str | None) -> _PullMeta:
-    match = _PULL_MARKER.search(body or "")
-    if match is None:
-        return _PullMeta(None, None)
-    try:
-        data = json.loads(match.group(1))
-    except ValueError:
-        return _PullMeta(None, None)
-    return _PullMeta(author=data.get("author"), head=data.get("head"))
-
-
 def _without_pull_marker(body: str) -> str:
     return _PULL_MARKER.sub("", body)
 
@@ -570,18 +704,3 @@ def _aware(value: datetime) -> datetime:
 def _fit(text: str) -> str:
     return text if len(text) <= 140 else text[:139] + "…"
 
-
-def connect(spec: GitHubSpec, *, environ: Mapping[str, str], resolve: Callable[[str], Path],
-            config_file: str, identity: str = "promoter",
-            retry: RetryPolicy | None = None) -> GitHubForge:
-    """A `GitHubForge` for the `forge.github` section of promoter.yaml.
-
-    Reads the secret named there (environment variable or file) now; ConfigError naming the
-    field if it is missing. Makes no request until the forge is used.
-    """
-    from promoter.forge.github_auth import build_auth, build_client
-
-    auth = build_auth(spec.auth, environ=environ, resolve=resolve, config_file=config_file)
-    client = build_client(spec, auth, retry=retry)
-    return GitHubForge(client, spec.repository, merge_method=spec.merge_method,
-                       identity=identity, approver_team=spec.approver_team)

@@ -7,6 +7,8 @@ error message (errors name the variable or file, never the value).
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -104,6 +106,44 @@ def build_auth(spec: GitHubAuthSpec, *, environ: Mapping[str, str],
     assert spec.installation_id is not None
     app = Auth.AppAuth(spec.app_id, key.reveal())
     return Auth.AppInstallationAuth(app, spec.installation_id)
+
+
+MARKER_KEY_MIN_CHARS = 32
+"""An explicit marker key shorter than this is refused: it could be guessed."""
+_MARKER_KEY_DERIVATION = b"promoter/pull-request-marker-key/v1"
+
+
+def marker_key(spec: GitHubSpec, *, environ: Mapping[str, str],
+               resolve: Callable[[str], Path], config_file: str) -> bytes:
+    """The key `GitHubForge` signs its pull-request markers with (HMAC-SHA256).
+
+    `markerKeyEnv` / `markerKeyFile` when given. Otherwise (App auth; the schema requires a
+    key with a token) HMAC-SHA256 of a fixed label under the App's private key: only promoter
+    holds that key (GitHub keeps only the public half) and it does not change when
+    installation tokens are refreshed, and the derived key reveals nothing of it. A token is
+    never used: tokens expire or are rotated, and every open marker would stop verifying.
+    Rotating the App key (or the marker key) does that too: open promotions then halt until
+    proposed again.
+    """
+    field = "forge.github.markerKey"
+    if spec.marker_key_env is not None or spec.marker_key_file is not None:
+        key = read_secret(env=spec.marker_key_env, file=spec.marker_key_file,
+                          environ=environ, resolve=resolve, config_file=config_file,
+                          field=field)
+        if len(key.reveal()) < MARKER_KEY_MIN_CHARS:
+            raise ConfigError(config_file, f"the marker key is shorter than "
+                              f"{MARKER_KEY_MIN_CHARS} characters",
+                              field=field + ("Env" if spec.marker_key_env else "File"),
+                              fix="use a random key: openssl rand -hex 32")
+        return key.reveal().encode()
+    auth = spec.auth
+    if auth.type != "app":
+        raise ConfigError(config_file, "token auth needs a marker key",
+                          field=field + "Env", fix="set markerKeyEnv or markerKeyFile")
+    private = read_secret(env=auth.private_key_env, file=auth.private_key_file,
+                          environ=environ, resolve=resolve, config_file=config_file,
+                          field="forge.github.auth.privateKey")
+    return hmac.new(private.reveal().encode(), _MARKER_KEY_DERIVATION, hashlib.sha256).digest()
 
 
 def build_client(spec: GitHubSpec, auth: github.Auth.Auth, *,

@@ -98,7 +98,8 @@ def test_the_wrapper_has_exactly_the_wrapped_forges_capabilities(
 def test_the_real_forges_keep_their_capabilities(tmp_path: Path,
                                                  gitops_repo: LocalGitRepository) -> None:
     local = LocalForge(tmp_path / "forge.sqlite", gitops_repo)
-    gh = GitHubForge(github.Github(lazy=True), "acme/ml-gitops")  # lazy: no request is made
+    gh = GitHubForge(github.Github(lazy=True), "acme/ml-gitops",  # lazy: no request is made
+                     marker_key=b"k" * 32)
     assert capabilities_of(instrument_forge(local, on_call=lambda *_: None)) == [
         True, False, False, False]
     assert capabilities_of(instrument_forge(gh, on_call=lambda *_: None)) == [

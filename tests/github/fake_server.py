@@ -15,6 +15,10 @@ with that status (a 502, a secondary rate limit 403 with or without Retry-After)
 are recorded as injected and checked as `basic-error` bodies.
 
 Counting: `requests` lists every `(METHOD, path)` received, for API-call budgets.
+
+Who: each token acts as a login (`tokens`; `add_user` makes one for a person or another tool),
+and what it writes records it, as GitHub does: a status's `creator`, a comment's `user`, a
+check run's `app` (an installation token acts as `<app slug>[bot]`).
 """
 
 from __future__ import annotations
@@ -134,16 +138,27 @@ class FakeGitHub:
                 "commit_id": commit or pull["head_sha"], "submitted_at": _iso(_now())})
 
     def add_check_run(self, sha: str, *, name: str, status: str = "completed",
-                      conclusion: str | None = "success") -> None:
+                      conclusion: str | None = "success", app: str = "ci-app") -> None:
+        """A check run the GitHub App `app` (its slug; default: another tool's) created."""
         with self.lock:
             self.check_runs.setdefault(sha, []).insert(0, {
                 "id": next(self._ids), "sha": sha, "name": name, "status": status,
-                "conclusion": conclusion if status == "completed" else None})
+                "conclusion": conclusion if status == "completed" else None, "app": app})
 
-    def add_external_status(self, sha: str, *, context: str, state: str) -> None:
+    def add_external_status(self, sha: str, *, context: str, state: str,
+                            creator: str = "ci-bot") -> None:
+        """A status `creator` (default: another tool's bot) set on `sha`."""
         with self.lock:
             self._add_status(sha, {"state": state, "context": context,
-                                   "description": f"{context}: {state}"}, creator="ci-bot")
+                                   "description": f"{context}: {state}"}, creator=creator)
+
+    def add_user(self, login: str) -> str:
+        """A token that acts as `login` (a person with write access, another tool's bot):
+        what it writes is recorded as created by `login`."""
+        with self.lock:
+            token = f"ghp_user_{login}_{next(self._ids)}"
+            self.tokens[token] = login
+            return token
 
     def set_team(self, org: str, slug: str, members: dict[str, str]) -> None:
         """Team `org/slug` with `{user: "active" | "pending"}`."""
@@ -556,6 +571,24 @@ class FakeGitHub:
                 status = self._add_status(full, body, creator=self._login(request))
                 return JSONResponse(self._status_json(status, simple=False), 201)
 
+        @app.get(repo + "/commits/{ref}/statuses")
+        def list_statuses(owner: str, repo: str, ref: str, request: Request) -> Response:
+            """Every status on the commit, newest first, with its `creator`; paginated with
+            a `Link` header as GitHub does (`per_page` at most 100)."""
+            q = request.query_params
+            per_page = min(max(int(q.get("per_page", 30)), 1), 100)
+            page = max(int(q.get("page", 1)), 1)
+            with self.lock:
+                sha = self._full_sha(ref) if ours(owner, repo) else None
+                every = self.statuses.get(sha or "", [])
+                chunk = every[(page - 1) * per_page:page * per_page]
+                out = [self._status_json(s, simple=False) for s in chunk]
+            headers = {}
+            if page * per_page < len(every):
+                url = f"{self._repo_url}/commits/{ref}/statuses"
+                headers["Link"] = (f'<{url}?per_page={per_page}&page={page + 1}>; rel="next"')
+            return JSONResponse(out, headers=headers)
+
         @app.get(repo + "/commits/{ref}/status")
         def combined_status(owner: str, repo: str, ref: str) -> Response:
             with self.lock:
@@ -586,6 +619,9 @@ class FakeGitHub:
                         details_url=None, started_at=_iso(_now()),
                         completed_at=_iso(_now()) if run["conclusion"] else None,
                         pull_requests=[])
+            slug = run["app"]
+            data["app"].update(id=abs(hash(slug)) % 10_000_000, slug=slug, name=slug,
+                               node_id=f"A_{slug}")
             data["output"].update(title=run.get("title"), summary=run.get("summary"),
                                   text=run.get("text"), annotations_count=0,
                                   annotations_url=f"{self._repo_url}/check-runs/"
@@ -612,8 +648,10 @@ class FakeGitHub:
                     return not_found()
                 if not self._login(request).endswith("[bot]"):
                     return error(403, "You must authenticate via a GitHub App.")
+                # An installation token acts as `<app slug>[bot]`; the run is that app's.
                 run: dict[str, Any] = {"id": next(self._ids), "name": body["name"],
-                                       "sha": sha, "status": "queued", "conclusion": None}
+                                       "sha": sha, "status": "queued", "conclusion": None,
+                                       "app": self._login(request).removesuffix("[bot]")}
                 apply_run(run, body)
                 self.check_runs.setdefault(sha, []).insert(0, run)
                 return JSONResponse(run_json(run), 201)
@@ -689,7 +727,9 @@ class FakeGitHub:
         @app.get("/orgs/{org}/teams/{slug}/memberships/{user}")
         def membership(org: str, slug: str, user: str) -> Response:
             with self.lock:
-                state = self.teams.get((org, slug), {}).get(user)
+                # Logins are case-insensitive on GitHub, in URLs too.
+                members = {u.casefold(): s for u, s in self.teams.get((org, slug), {}).items()}
+                state = members.get(user.casefold())
                 if state is None:
                     return Response(status_code=404)
                 data = self._example("team-membership-response-if-user-is-a-team-maintainer")

@@ -6,6 +6,9 @@ each one to `ResponseValidator.check`, which finds the operation by method and p
 the status code to be one the description documents for it, and validates the JSON body
 against the documented schema (OpenAPI 3.0: `nullable` is translated to JSON Schema, `$ref`s
 resolve inside the document).
+
+`github-subset-extra.json` (beside this file) adds the operations the client calls that the
+shared subset lacks, copied verbatim from the same description; they are merged in here.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import functools
 import json
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from jsonschema import Draft7Validator
@@ -24,6 +28,10 @@ from referencing.jsonschema import DRAFT7
 from promoter.schemas import data_file
 
 DESCRIPTION = data_file("github", "github-subset.json")
+EXTRA = Path(__file__).with_name("github-subset-extra.json")
+"""Operations (with the components only they use) missing from the packaged subset, e.g.
+`GET /repos/{owner}/{repo}/commits/{ref}/statuses`, the one listing that says who created
+each status."""
 _URI = "urn:github-openapi"
 
 UNDOCUMENTED_ERRORS: dict[tuple[str, str], frozenset[str]] = {
@@ -63,8 +71,22 @@ def _openapi_to_jsonschema(node: Any) -> Any:
 
 
 @functools.cache
+def _raw_document() -> dict[str, Any]:
+    """The shared subset with `EXTRA`'s paths and components added (the subset's own win, so
+    the extra file stays harmless once the subset has them too)."""
+    raw: dict[str, Any] = json.loads(DESCRIPTION.read_text())
+    extra = json.loads(EXTRA.read_text())
+    for template, item in extra["paths"].items():
+        raw["paths"].setdefault(template, item)
+    for kind, entries in extra["components"].items():
+        for name, value in entries.items():
+            raw["components"].setdefault(kind, {}).setdefault(name, value)
+    return raw
+
+
+@functools.cache
 def _document() -> dict[str, Any]:
-    raw = json.loads(DESCRIPTION.read_text())
+    raw = _raw_document()
     converted: dict[str, Any] = dict(raw)
     converted["components"] = dict(raw["components"])
     converted["components"]["schemas"] = _openapi_to_jsonschema(raw["components"]["schemas"])
@@ -165,4 +187,4 @@ def example(name: str, base_url: str) -> Any:
 
 @functools.cache
 def _raw_examples() -> dict[str, Any]:
-    return dict(json.loads(DESCRIPTION.read_text())["components"]["examples"])
+    return dict(_raw_document()["components"]["examples"])

@@ -18,7 +18,14 @@ from promoter.forge.github import GitHubForge
 from promoter.forge.github_auth import build_auth, build_client
 from promoter.gitops.local import LocalGitRepository
 from tests.github.fake_server import FakeGitHub
-from tests.github.fixtures import FAST_RETRY, TOKEN, github_spec, running_fake, token_forge
+from tests.github.fixtures import (
+    FAST_RETRY,
+    MARKER_KEY,
+    TOKEN,
+    github_spec,
+    running_fake,
+    token_forge,
+)
 from tests.github.scenario import open_pr, propose
 
 SECRET = "ghp_this_is_not_the_right_token_42"
@@ -46,7 +53,8 @@ def test_token_from_env_and_from_file(fake_github: FakeGitHub, tmp_path: Path) -
                           ({"type": "token", "tokenFile": "token"}, {})):
         client = build_client(github_spec(fake_github), _auth(spec, environ, tmp_path),
                               retry=FAST_RETRY)
-        assert GitHubForge(client, "acme/gitops").list_open_pull_requests() == []
+        forge = GitHubForge(client, "acme/gitops", marker_key=MARKER_KEY)
+        assert forge.list_open_pull_requests() == []
 
 
 def test_missing_secret_names_the_variable_not_a_value(tmp_path: Path) -> None:
@@ -65,7 +73,7 @@ def test_a_bad_token_never_shows_in_errors_logs_or_reprs(
     caplog.set_level(logging.DEBUG)
     auth = _auth({"type": "token", "tokenEnv": "GH_TOKEN"}, {"GH_TOKEN": SECRET}, tmp_path)
     forge = GitHubForge(build_client(github_spec(fake_github), auth, retry=FAST_RETRY),
-                        "acme/gitops")
+                        "acme/gitops", marker_key=MARKER_KEY)
     with pytest.raises(ForgeError) as caught:
         forge.list_open_pull_requests()
     error = caught.value
@@ -89,7 +97,7 @@ def test_github_app_installation_token_is_requested_and_refreshed(
     auth = _auth({"type": "app", "appId": 4242, "installationId": 77,
                   "privateKeyFile": "app.pem"}, {}, tmp_path)
     forge = GitHubForge(build_client(github_spec(fake_github), auth, retry=FAST_RETRY),
-                        "acme/gitops")
+                        "acme/gitops", marker_key=MARKER_KEY)
     assert forge.list_open_pull_requests() == []
     assert fake_github.app is not None
     assert len(fake_github.app.issued) == 1
@@ -109,7 +117,7 @@ def test_long_lived_installation_token_is_reused(fake_github: FakeGitHub,
     auth = _auth({"type": "app", "appId": 1, "installationId": 2, "privateKeyEnv": "KEY"},
                  {"KEY": private}, tmp_path)
     forge = GitHubForge(build_client(github_spec(fake_github), auth, retry=FAST_RETRY),
-                        "acme/gitops")
+                        "acme/gitops", marker_key=MARKER_KEY)
     forge.list_open_pull_requests()
     forge.list_open_pull_requests()
     assert fake_github.app is not None
@@ -123,7 +131,7 @@ def test_wrong_app_key_is_refused(fake_github: FakeGitHub, tmp_path: Path) -> No
     auth = _auth({"type": "app", "appId": 1, "installationId": 2, "privateKeyEnv": "KEY"},
                  {"KEY": other_private}, tmp_path)
     forge = GitHubForge(build_client(github_spec(fake_github), auth, retry=FAST_RETRY),
-                        "acme/gitops")
+                        "acme/gitops", marker_key=MARKER_KEY)
     with pytest.raises(ForgeError, match="401"):
         forge.list_open_pull_requests()
 
@@ -145,7 +153,8 @@ def test_app_publishes_the_report_as_one_check_run(
     auth = _auth({"type": "app", "appId": 1, "installationId": 2, "privateKeyEnv": "KEY"},
                  {"KEY": private}, tmp_path)
     forge = GitHubForge(build_client(github_spec(fake_github), auth, retry=FAST_RETRY),
-                        "acme/gitops")
+                        "acme/gitops", marker_key=MARKER_KEY,
+                        identity="promoter-bot[bot]")
     assert isinstance(forge, CheckRunPublisher)
     head = propose(gitops_repo)
     first = forge.publish_check_run(head, name="promoter/evaluation",
@@ -162,6 +171,29 @@ def test_app_publishes_the_report_as_one_check_run(
     fake_github.required_checks["environments/prod"] = ["promoter/evaluation", "ci/lint"]
     fake_github.add_check_run(head, name="ci/lint", conclusion="success")
     assert forge.external_checks_state(pr).state is StatusState.SUCCESS
+
+
+def test_a_check_run_of_another_app_is_never_taken_for_promoters(
+        fake_github: FakeGitHub, gitops_repo: LocalGitRepository, tmp_path: Path) -> None:
+    private, public = _app_key()
+    fake_github.enable_app(app_id=1, installation_id=2, public_key_pem=public)
+    auth = _auth({"type": "app", "appId": 1, "installationId": 2, "privateKeyEnv": "KEY"},
+                 {"KEY": private}, tmp_path)
+    forge = GitHubForge(build_client(github_spec(fake_github), auth, retry=FAST_RETRY),
+                        "acme/gitops", marker_key=MARKER_KEY,
+                        identity="Promoter-Bot[bot]")
+    head = propose(gitops_repo)
+    fake_github.add_check_run(head, name="promoter/evaluation", conclusion="success",
+                              app="mallory-app")
+    run_id = forge.publish_check_run(head, name="promoter/evaluation",
+                                     state=StatusState.FAILURE, title="auc 0.61",
+                                     summary="failed")
+    foreign, own = sorted(fake_github.check_runs[head], key=lambda r: r["id"])
+    assert (foreign["app"], foreign["conclusion"]) == ("mallory-app", "success")  # untouched
+    assert (own["id"], own["app"], own["conclusion"]) == (run_id, "promoter-bot", "failure")
+    assert forge.publish_check_run(head, name="promoter/evaluation",
+                                   state=StatusState.FAILURE, title="auc 0.61",
+                                   summary="failed") == run_id  # its own, edited in place
 
 
 def test_a_token_cannot_publish_check_runs(fake_github: FakeGitHub,

@@ -46,6 +46,14 @@ def test_team_membership_counts_only_active_members(fake_github: FakeGitHub) -> 
     assert not any(path.startswith("/teams/") for _, path in fake_github.requests)
 
 
+def test_team_membership_ignores_the_case_of_logins(fake_github: FakeGitHub) -> None:
+    fake_github.set_team("acme", "release-managers", {"Rita": "active", "sam": "pending"})
+    forge = token_forge(fake_github, approver_team="acme/release-managers")
+    assert forge.team_members_among(["rita", "RITA ", "Sam", " "]) == {"rita", "RITA "}
+    asked = [p for _, p in fake_github.requests if "/memberships/" in p]
+    assert len(asked) == 2  # one per login, not per spelling
+
+
 def test_approval_rules(fake_github: FakeGitHub, gitops_repo: LocalGitRepository) -> None:
     fake_github.set_team("acme", "release-managers",
                          {"rita": "active", "sam": "active", "mia": "active"})
@@ -77,3 +85,26 @@ def test_approval_rules(fake_github: FakeGitHub, gitops_repo: LocalGitRepository
     assert gate is not None
     assert gate.state is StatusState.FAILURE
     assert "sam" in gate.description
+
+
+def test_the_proposer_cannot_approve_in_another_case(fake_github: FakeGitHub,
+                                                      gitops_repo: LocalGitRepository) -> None:
+    """GitHub logins are case-insensitive: `rita` approving a PR `Rita` proposed is the
+    proposer approving her own promotion, and promoter's identity never approves either."""
+    fake_github.set_team("acme", "release-managers",
+                         {"rita": "active", "Promoter-Bot": "active", "sam": "active"})
+    forge = token_forge(fake_github)
+    propose(gitops_repo)
+    pr = open_pr(forge, author="Rita")
+    assert pr.author == "Rita"
+
+    fake_github.add_review(pr.number, user="rita", state="APPROVED")
+    fake_github.add_review(pr.number, user="Promoter-Bot", state="APPROVED")
+    gate = _gate(forge, pr)
+    assert gate is not None
+    assert gate.state is StatusState.PENDING, gate.description
+
+    fake_github.add_review(pr.number, user="sam", state="APPROVED")
+    gate = _gate(forge, pr)
+    assert gate is not None
+    assert (gate.state, gate.description) == (StatusState.SUCCESS, "approved by sam")
