@@ -124,7 +124,7 @@ def test_the_marker_key_is_read_from_the_secret_and_never_shown(tmp_path: Path) 
     data["forge"]["github"]["markerKeyFile"] = "marker.key"
     config.write_text(yaml.safe_dump(data))
     (tmp_path / "marker.key").write_text(MARKER_KEY + "\n")
-    forge = build_service(load_settings(config), environ={"GH_TOKEN": "ghp_x"})._forge
+    forge = build_service(load_settings(config), environ={"GH_TOKEN": "ghp_x"}).forge
     assert isinstance(forge, GitHubForge)
     assert forge._marker_key == MARKER_KEY.encode()
     assert MARKER_KEY not in repr(forge)
@@ -139,9 +139,9 @@ def test_app_auth_derives_the_marker_key_from_the_private_key(tmp_path: Path) ->
               if k != "markerKeyEnv"}
     config = _write(tmp_path, {**GITHUB, "github": {**github, "auth": app}})
     git(tmp_path, "init", "-q", "-b", "main")
-    first = build_service(load_settings(config), environ={"APP_KEY": private})._forge
-    again = build_service(load_settings(config), environ={"APP_KEY": private})._forge
-    other = build_service(load_settings(config), environ={"APP_KEY": _app_key()[0]})._forge
+    first = build_service(load_settings(config), environ={"APP_KEY": private}).forge
+    again = build_service(load_settings(config), environ={"APP_KEY": private}).forge
+    other = build_service(load_settings(config), environ={"APP_KEY": _app_key()[0]}).forge
     assert isinstance(first, GitHubForge)
     assert isinstance(again, GitHubForge)
     assert isinstance(other, GitHubForge)
