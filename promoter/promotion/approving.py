@@ -8,7 +8,8 @@ reviews, checked early so a person hears "no" at once instead of a gate that nev
 from __future__ import annotations
 
 from promoter.errors import ApprovalError, ForgeError
-from promoter.forge.base import Review, ReviewRecorder, ReviewState
+from promoter.forge.base import Review, ReviewRecorder, ReviewState, login_key
+from promoter.promotion.authorship import authors_of
 from promoter.promotion.context import PromotionContext
 
 
@@ -22,8 +23,9 @@ class Approver:
         """Record `user`'s approval (or change request, with `reject`) of PR `number`.
 
         Raises ApprovalError, recording nothing, when `user` is not an approver of the
-        environment's policy or is the promotion's author; ForgeError on a forge that takes
-        reviews on its own site.
+        environment's policy or authored any revision of the promotion (names compare as
+        logins: trimmed, case-insensitive); ForgeError on a forge that takes reviews on its
+        own site.
         """
         forge = self._ctx.forge
         if not isinstance(forge, ReviewRecorder):
@@ -34,12 +36,13 @@ class Approver:
         if target is None:
             raise ApprovalError(f"PR #{number} is not a promotion pull request")
         env, approvals = target.environment, target.policy.approvals
-        if user == pull.author:
+        authors = authors_of(self._ctx.repo, pull)
+        if login_key(user) in {login_key(a) for a in authors}:
             raise ApprovalError(
-                f"{user} proposed PR #{number} and cannot approve it",
+                f"{user} proposed a revision of PR #{number} and cannot approve it",
                 fix="ask another release manager: " + ", ".join(approvals.approvers or ["-"]),
             )
-        if user not in approvals.approvers:
+        if login_key(user) not in {login_key(a) for a in approvals.approvers}:
             named = ", ".join(approvals.approvers) or "nobody"
             raise ApprovalError(
                 f"{user} may not approve promotions to {env.name}",

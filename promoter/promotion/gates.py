@@ -26,6 +26,7 @@ from promoter.policy import (
     decide_upstream,
     fit_description,
 )
+from promoter.promotion.authorship import authors_of
 from promoter.promotion.context import PromotionContext, Target
 from promoter.promotion.evaluation_gate import EvaluationGate
 from promoter.promotion.rollouts import RolloutWatcher
@@ -94,8 +95,11 @@ class GateRunner:
             team = forge.team_members_among({r.user for r in reviews})
             policy = policy.model_copy(
                 update={"approvers": tuple(sorted(set(policy.approvers) | team))})
+        # Every author of any revision is excluded, not only who opened the PR.
+        authors = authors_of(self._ctx.repo, pull)
         return decide_approvals(policy, reviews=reviews, author=pull.author,
-                                head_sha=pull.head_sha, ignored_users=[self._ctx.identity])
+                                head_sha=pull.head_sha,
+                                ignored_users=[self._ctx.identity, *authors])
 
     def _upstream_rollout_gate(self, upstream_env: EnvironmentSpec
                                ) -> tuple[GateResult, RolloutState | str | None]:

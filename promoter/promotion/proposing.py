@@ -15,8 +15,16 @@ from collections.abc import Mapping
 
 from promoter.config.schema import EnvironmentSpec
 from promoter.errors import GitError, PromotionError
+from promoter.forge.base import login_key
 from promoter.model_store import ModelVersion
 from promoter.policy import decide_upstream
+from promoter.promotion.authorship import (
+    authors_in,
+    authors_of,
+    merge_authors,
+    require_author_name,
+    trailers,
+)
 from promoter.promotion.context import PromotionContext, Target
 from promoter.promotion.conventions import (
     BOT,
@@ -55,6 +63,7 @@ class Proposer:
         leave every branch and the forge as they were.
         """
         ctx = self._ctx
+        author = require_author_name(author)
         target = ctx.target(environment)
         hydrated = hydrate(target.dry, ctx.settings.settings, ctx.store,
                            environment=environment, model=model, version=version,
@@ -91,9 +100,13 @@ class Proposer:
                 fix="merge or close the rollback first; a promotion would overwrite it",
             )
         next_head = ctx.repo.branch_head(env.proposal_branch)
+        # Everyone who authored a revision stays an author (none of them may approve).
+        authors = merge_authors(authors_of(ctx.repo, existing) if existing else (), [author])
+        adoptable = next_head is not None and self._is_own_commit(
+            next_head, env_head, files, target, candidate, authors)
         if (existing is not None and next_head is not None and next_head != existing.head_sha
-                and not self.holds_exactly(next_head, env_head, files)):
-            # Not a commit a killed `propose` left (that one is byte for byte `files`).
+                and not adoptable):
+            # Not a commit a killed `propose` left (that one is exactly what promoter writes).
             ctx.forge.upsert_comment(existing.number, key="foreign-push", body=(
                 f"⚠️ `{env.proposal_branch}` is at `{next_head}`, but promoter last wrote "
                 f"`{existing.head_sha}`. Promoter will not overwrite a push it did not make: "
@@ -106,15 +119,14 @@ class Proposer:
                     f"PR #{existing.number} and delete the branch to start over",
             )
 
-        # A commit already on `<env>-next` is reused only if it is byte for byte what this
-        # call would write: its metadata alone proves nothing (anyone can copy it).
-        reusable = next_head is not None and self.holds_exactly(next_head, env_head, files)
-        commit = next_head if reusable else None
+        # A commit already on `<env>-next` is reused only if it is exactly what this call
+        # would write: its metadata alone proves nothing (anyone can copy it).
+        commit = next_head if adoptable else None
         replaced = None
         if commit is None:
             commit = ctx.repo.create_commit(
                 files=files, parents=[env_head], author=BOT,
-                message=self._commit_message(target, candidate, env_head),
+                message=self._commit_message(target, candidate, env_head, authors),
             )
             # Lease on what promoter last saw: a concurrent proposal makes this fail, and
             # nothing is overwritten.
@@ -244,13 +256,32 @@ class Proposer:
         paths = sorted(set(current) | set(rendered.files))
         return [p for p in paths if current.get(p) != rendered.files.get(p)]
 
+    def _is_own_commit(self, commit: str, env_head: str, files: Mapping[str, bytes],
+                       target: Target, candidate: ModelVersion,
+                       authors: tuple[str, ...]) -> bool:
+        """True if `commit` is exactly the proposal commit promoter writes: its tree is
+        `files` (`holds_exactly`) and its message is promoter's, naming at least `authors`.
+        A commit a killed `propose` left passes; a copy whose message drops an author (to
+        launder who proposed it) does not."""
+        if not self.holds_exactly(commit, env_head, files):
+            return False
+        info = self._ctx.repo.commit_info(commit)
+        listed = authors_in(info.body)
+        if not {login_key(a) for a in authors} <= {login_key(a) for a in listed}:
+            return False
+        subject, _, body = self._commit_message(target, candidate, env_head,
+                                                listed).partition("\n\n")
+        return (info.subject, info.body) == (subject, body.rstrip("\n"))
+
     @staticmethod
-    def _commit_message(target: Target, candidate: ModelVersion, env_head: str) -> str:
+    def _commit_message(target: Target, candidate: ModelVersion, env_head: str,
+                        authors: tuple[str, ...]) -> str:
         return (
             f"Hydrate {candidate.name} v{candidate.version} for {target.environment.name}\n\n"
             f"Model digest: {candidate.digest}\n"
             f"Dry source: {target.dry_sha}\n"
-            f"Environment branch: {target.environment.branch}@{env_head}\n"
+            f"Environment branch: {target.environment.branch}@{env_head}\n\n"
+            f"{trailers(authors)}"
         )
 
     def _pull_body(self, target: Target, candidate: ModelVersion, changed: list[str],

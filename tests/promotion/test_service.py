@@ -144,7 +144,7 @@ def test_prod_waits_for_an_eligible_approval(world: World) -> None:
     approvals = next(g for g in outcome.gates if g.context == "promoter/approvals")
     assert approvals.state is StatusState.PENDING
 
-    with pytest.raises(ApprovalError, match="mia proposed PR"):
+    with pytest.raises(ApprovalError, match="mia proposed a revision of PR"):
         world.service.approve(number, user="mia")
     with pytest.raises(ApprovalError, match="eve may not approve promotions to prod"):
         world.service.approve(number, user="eve")

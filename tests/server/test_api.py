@@ -147,8 +147,9 @@ def test_refused_approvals_answer_with_the_promoter_error(api: TestClient,
     url = f"/api/v1/promotions/{prod_pull}/approve"
     own = api.post(url, headers=bearer(MIA_TOKEN))
     assert own.status_code == 422
-    assert own.json() == {"error": f"mia proposed PR #{prod_pull} and cannot approve it",
-                          "fix": "ask another release manager: rita, sam"}
+    assert own.json() == {
+        "error": f"mia proposed a revision of PR #{prod_pull} and cannot approve it",
+        "fix": "ask another release manager: rita, sam"}
     stranger = api.post(url, json={"user": "bob"}, headers=bearer(BOB_TOKEN))
     assert stranger.status_code == 422
     assert "policies/prod.yaml" in stranger.json()["fix"]
