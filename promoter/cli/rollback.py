@@ -40,8 +40,8 @@ def _parts(obj: Any) -> tuple[Any, Any, Any]:
 @click.option("--reason", default="Rolled back on request.", show_default=True,
               help="Why; goes into the commit message and the PR.")
 @click.option("--merge", is_flag=True,
-              help="Merge the rollback PR now (guarded on its head); otherwise it waits for "
-                   "review like any pull request.")
+              help="Merge the rollback PR now if the policy's rollback approvals are there "
+                   "(exit 1 if not); otherwise `reconcile` merges it once they are.")
 @click.option("--dry-run", is_flag=True, help="Only say which commit would be restored.")
 @click.option("--as", "--user", "user", envvar=USER_ENV_VAR, default=None,
               help=f"Who asks for the rollback [default: ${USER_ENV_VAR} or your login]")
@@ -51,19 +51,28 @@ def rollback(obj: Any, environment: str, to_version: int | None, reason: str, me
              dry_run: bool, user: str | None) -> None:
     """Open a PR restoring ENV's branch to an earlier hydrated commit (a revert, never a
     force-push)."""
-    service, dry, _ = _parts(obj)
+    from promoter.promotion import PromotionState
+    from promoter.wiring import build_adapters, build_service
+
+    rollbacks, dry, _ = _parts(obj)
     env = dry.environment(environment)
     if dry_run:
-        click.echo(f"would roll back {service.plan(env, to_version=to_version).describe()}")
+        click.echo(f"would roll back {rollbacks.plan(env, to_version=to_version).describe()}")
         return
-    result = service.propose(env, to_version=to_version, reason=reason,
-                             author=user or os.environ.get(USER_ENV_VAR) or getpass.getuser())
+    service = build_service(obj.settings(), adapters=build_adapters(obj.settings()))
+    result = service.request_rollback(
+        environment, to_version=to_version, reason=reason,
+        author=user or os.environ.get(USER_ENV_VAR) or getpass.getuser())
     click.echo(f"{result.outcome} rollback PR #{result.pull_request.number}: "
                f"{result.plan.describe()}")
     click.echo(f"  commit {result.commit} on {env.proposal_branch}")
     if merge:
-        merged = service.merge(env, result)
-        click.echo(f"  merged into {env.branch} as {merged.merge_sha}")
+        outcome = service.reconcile_pull(result.pull_request.number)
+        if outcome.state is not PromotionState.MERGED:
+            why = "; ".join(g.description for g in outcome.gates) or outcome.note
+            click.echo(f"  not merged: {why}", err=True)
+            sys.exit(1)
+        click.echo(f"  merged into {env.branch} as {outcome.merge_sha}")
 
 
 @click.command("health")

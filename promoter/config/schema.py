@@ -631,6 +631,22 @@ class SchedulePolicy(Spec):
         return value
 
 
+class RollbackPolicy(Spec):
+    """Who may roll an environment back by hand, and what a manual rollback needs to merge.
+
+    A rollback restores a tree the environment ran before (it was gated then), so it skips
+    the evaluation, soak and change-window gates, but not a person's say: a rollback moves
+    production too. Automatic rollbacks after a failed rollout follow the environment's
+    `delivery.autoMergeRollback` instead; with it off, they wait for these approvals.
+    """
+
+    requesters: tuple[str, ...] = ()
+    """Who may ask for a rollback; empty: the policy's approvers (anyone where it names none)."""
+    approvals: int | None = Field(default=None, ge=0, le=10)
+    """Approvals (from the policy's approvers, not the requester) a rollback needs before it
+    merges; unset: as many as a promotion (`approvals.required`)."""
+
+
 class PolicySpec(Spec):
     """`policies/<name>.yaml`."""
 
@@ -643,6 +659,30 @@ class PolicySpec(Spec):
     """Change windows and freezes for merges into the environment."""
     auto_merge: bool = True
     """Merge as soon as every gate passes. Off: promoter only reports; a person merges."""
+    rollback: RollbackPolicy = RollbackPolicy()
+
+    @model_validator(mode="after")
+    def _rollback_approvals_possible(self) -> PolicySpec:
+        needed = self.rollback_approvals
+        if needed > len(set(self.approvals.approvers)):
+            raise FieldError(
+                "rollback.approvals",
+                f"a rollback needs {needed} approvals but only "
+                f"{len(set(self.approvals.approvers))} approvers are named",
+                fix="name more approvers under approvals.approvers or lower rollback.approvals")
+        return self
+
+    @property
+    def rollback_approvals(self) -> int:
+        """Approvals a manual rollback needs (see `RollbackPolicy.approvals`)."""
+        explicit = self.rollback.approvals
+        return self.approvals.required if explicit is None else explicit
+
+    def may_request_rollback(self, user: str) -> bool:
+        """True if `user` may ask for a rollback (compared trimmed, case-insensitively)."""
+        allowed = self.rollback.requesters or self.approvals.approvers
+        wanted = user.strip().casefold()
+        return not allowed or any(a.strip().casefold() == wanted for a in allowed)
 
 
 class FieldError(ValueError):

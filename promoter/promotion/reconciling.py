@@ -26,6 +26,7 @@ from promoter.promotion.conventions import PROMOTER_LABEL, ROLLBACK_LABEL
 from promoter.promotion.gates import GateRunner
 from promoter.promotion.proposing import REPLACED_COMMENT_KEY, Proposer
 from promoter.promotion.results import PromotionState, ReconcileOutcome
+from promoter.promotion.rollback_gate import RollbackGate
 from promoter.promotion.rollouts import RolloutWatcher
 from promoter.render.metadata import DeployedModel, MetadataError
 
@@ -40,11 +41,12 @@ class Reconciler:
     """Drives open promotions to a verdict and merges the ones that pass."""
 
     def __init__(self, context: PromotionContext, proposer: Proposer, gates: GateRunner,
-                 rollouts: RolloutWatcher) -> None:
+                 rollouts: RolloutWatcher, rollbacks: RollbackGate) -> None:
         self._ctx = context
         self._proposer = proposer
         self._gates = gates
         self._rollouts = rollouts
+        self._rollbacks = rollbacks
 
     def reconcile(self) -> list[ReconcileOutcome]:
         """Run the gates of every open promotion and merge those that pass.
@@ -66,8 +68,6 @@ class Reconciler:
             if env is None or pull.head_branch != env.proposal_branch:
                 log.warning("PR #%s targets %s, which no environment uses; skipped",
                             pull.number, pull.base_branch)
-                continue
-            if ROLLBACK_LABEL in pull.labels:
                 continue
             try:
                 outcomes.append(self.reconcile_pull(pull.number))
@@ -102,9 +102,6 @@ class Reconciler:
         """One pass: the outcome, or the number of the PR to reconcile next."""
         ctx = self._ctx
         pull = ctx.forge.get_pull_request(number)
-        if ROLLBACK_LABEL in pull.labels:
-            raise PromotionError(f"PR #{number} is a rollback; promoter reconciles it only "
-                                 "through `promoter rollback`")
         target = ctx.target_for_branch(pull.base_branch)
         if target is None:
             raise PromotionError(f"PR #{number} does not target an environment branch")
@@ -113,6 +110,8 @@ class Reconciler:
             # A webhook's job may run after a resync already merged (or a person closed) the
             # PR: there is nothing left to do, and that is not an error.
             return self._finished(pull, env)
+        if ROLLBACK_LABEL in pull.labels:
+            return self._rollbacks.reconcile(target, pull)
         proposed = ctx.metadata_at(pull.head_sha, where=pull.head_branch)
         if proposed is None:
             return self._halt(pull, env, "the proposal has no hydrator.metadata")

@@ -30,6 +30,7 @@ from promoter.config.schema import EnvironmentSpec
 from promoter.errors import GitError, PromotionError
 from promoter.forge.base import Forge, PullRequest
 from promoter.gitops.port import GitOpsRepository, Signature
+from promoter.promotion.authorship import trailers
 from promoter.promotion.conventions import BOT, PROMOTER_LABEL, ROLLBACK_LABEL
 from promoter.render.metadata import METADATA_FILE, HydratorMetadata, MetadataError
 
@@ -163,13 +164,17 @@ class RollbackService:
         """Open (or refresh) the rollback PR `<env>-next` -> `<env>` restoring the planned
         commit's tree, labeled `promoter`, `rollback`, `env:<env>`, `model:<model>`.
 
-        An open promotion PR for the environment is taken over (same branch pair): a rollback
-        supersedes whatever was being promoted on top of the bad commit. Raises
-        PromotionError if someone else pushed to `<env>-next` since promoter last wrote it.
-        Idempotent: a second call with nothing changed writes nothing.
+        An open promotion PR for the environment is never reused or renamed: it is closed as
+        superseded, with a comment saying why, and the rollback gets a PR of its own (a
+        promotion's title, author, approvals and report must not carry over to a rollback).
+        Raises PromotionError if someone else pushed to `<env>-next` since promoter last wrote
+        it. Idempotent: a second call with nothing changed writes nothing.
         """
         plan = self.plan(env, to_version=to_version)
         existing = self._forge.find_open_pull_request(head=env.proposal_branch, base=env.branch)
+        if existing is not None and ROLLBACK_LABEL not in existing.labels:
+            self._supersede(existing, plan)
+            existing = None
         next_head = self._repo.branch_head(env.proposal_branch)
         # A crash between moving `<env>-next` and updating the PR leaves the branch ahead of
         # the PR at exactly the rollback commit this call would write (same parent, same
@@ -183,25 +188,58 @@ class RollbackService:
                     f"PR #{existing.number} and delete the branch to start over")
         if next_head is not None and self._is_rollback_commit(next_head, plan):
             commit = next_head
-            already = existing is not None and ROLLBACK_LABEL in existing.labels
-            outcome = RollbackOutcome.UNCHANGED if already else RollbackOutcome.OPENED
+            outcome = (RollbackOutcome.UNCHANGED if existing is not None
+                       else RollbackOutcome.OPENED)
         else:
-            commit = self._write_commit(plan, reason)
+            commit = self._write_commit(plan, reason, author=author)
             # Lease on what promoter last saw; a concurrent writer makes this fail.
             self._repo.update_branch(env.proposal_branch, commit, expected=next_head,
                                      fast_forward_only=False)
-            rollback_pr = existing is not None and ROLLBACK_LABEL in existing.labels
-            outcome = RollbackOutcome.UPDATED if rollback_pr else RollbackOutcome.OPENED
+            outcome = (RollbackOutcome.UPDATED if existing is not None
+                       else RollbackOutcome.OPENED)
         target = plan.target_metadata.deployed
         pull = self._forge.open_or_update_pull_request(
             head=env.proposal_branch, base=env.branch,
             title=f"Roll back {env.name} to {target.model} v{target.version}",
-            body=self._body(plan, reason, commit, superseded=existing),
+            body=self._body(plan, reason, commit),
             author=existing.author if existing else author,
             labels=[PROMOTER_LABEL, ROLLBACK_LABEL, f"env:{env.name}", f"model:{target.model}"],
         )
         log.info("rollback %s as PR #%s (%s)", plan.describe(), pull.number, outcome)
         return RollbackResult(plan=plan, outcome=outcome, commit=commit, pull_request=pull)
+
+    def verify(self, env: EnvironmentSpec, pull: PullRequest) -> RollbackPlan:
+        """The plan an open rollback PR carries out, read from its head commit's trailers,
+        if that head is still a rollback promoter would merge: directly on the environment
+        head it rolls back, with exactly the tree of an earlier commit of that branch.
+
+        Raises PromotionError naming what no longer holds (the environment moved, the tree
+        is not the restored one): then `promoter rollback` must be asked again.
+        """
+        head = pull.head_sha
+        info = self._repo.commit_info(head)
+        found = {m["key"]: m["sha"] for m in _TRAILER.finditer(info.body)}
+        current, target = found.get(ROLLBACK_OF), found.get(RESTORES)
+        env_head = self._repo.branch_head(env.branch)
+        if current is None or target is None:
+            raise PromotionError(f"PR #{pull.number}'s head {head[:12]} is not a rollback "
+                                 "commit promoter wrote (no Rollback-of/Restores trailers)",
+                                 fix=f"close it and run `promoter rollback --env {env.name}`")
+        if env_head is None or info.parents != (env_head,) or current != env_head:
+            raise PromotionError(
+                f"{env.branch} moved since rollback PR #{pull.number} was written",
+                fix=f"run `promoter rollback --env {env.name}` again to roll back what runs now")
+        if (self._repo.tree_id(head) != self._repo.tree_id(target)
+                or not self._repo.is_ancestor(target, env_head)):
+            raise PromotionError(
+                f"PR #{pull.number}'s head does not restore an earlier commit of {env.branch}",
+                fix=f"close it and run `promoter rollback --env {env.name}`")
+        current_meta, target_meta = (self._metadata(current, env.branch),
+                                     self._metadata(target, env.branch))
+        if current_meta is None or target_meta is None:
+            raise PromotionError(f"PR #{pull.number} restores a commit without "
+                                 f"{METADATA_FILE}", fix="close it")
+        return self._plan(env, current, current_meta, target, target_meta)
 
     def merge(self, env: EnvironmentSpec, result: RollbackResult) -> RollbackResult:
         """Merge the rollback PR of `result`, only at the head promoter wrote.
@@ -245,6 +283,7 @@ class RollbackService:
                               f"{state.phase.replace('_', ' ')}: {state.reason}", author=author)
         if env.delivery.auto_merge_rollback:
             result = self.merge(env, result)
+        # Otherwise it waits for the policy's rollback approvals; reconcile merges it then.
         return result
 
     # --- internals ----------------------------------------------------------------------------
@@ -292,7 +331,17 @@ class RollbackService:
         return (info.parents == (plan.current,)
                 and self._repo.tree_id(sha) == self._repo.tree_id(plan.target))
 
-    def _write_commit(self, plan: RollbackPlan, reason: str) -> str:
+    def _supersede(self, promotion: PullRequest, plan: RollbackPlan) -> None:
+        """Close the open promotion `promotion` because a rollback replaces its branch."""
+        then = plan.target_metadata.deployed
+        self._forge.close(promotion.number, comment=(
+            f"Closed: {plan.environment} is being rolled back to {then.model} "
+            f"v{then.version}, which replaces `{promotion.head_branch}`. This promotion was "
+            "not merged; propose it again once the environment is healthy."))
+        log.info("closed promotion PR #%s: superseded by a rollback of %s", promotion.number,
+                 plan.environment)
+
+    def _write_commit(self, plan: RollbackPlan, reason: str, *, author: str) -> str:
         files = {path: self._read(plan.target, path)
                  for path in self._repo.list_files(plan.target)}
         now, then = plan.current_metadata.deployed, plan.target_metadata.deployed
@@ -303,6 +352,7 @@ class RollbackService:
             f"Restored: {then.model} v{then.version} ({then.digest})\n\n"
             f"{ROLLBACK_OF}: {plan.current}\n"
             f"{RESTORES}: {plan.target}\n"
+            f"{trailers([author])}"
         )
         commit = self._repo.create_commit(files=files, parents=[plan.current], message=message,
                                           author=self._author)
@@ -317,14 +367,8 @@ class RollbackService:
             raise GitError(f"{path} is listed at {commit[:12]} but cannot be read")
         return data
 
-    def _body(self, plan: RollbackPlan, reason: str, commit: str,
-              superseded: PullRequest | None) -> str:
+    def _body(self, plan: RollbackPlan, reason: str, commit: str) -> str:
         now, then = plan.current_metadata.deployed, plan.target_metadata.deployed
-        note = ""
-        if superseded is not None and ROLLBACK_LABEL not in superseded.labels:
-            note = (f"\nThis pull request was the promotion \"{superseded.title}\"; the "
-                    "rollback supersedes it. Propose that version again once the "
-                    "environment is healthy.\n")
         return (
             f"Rolls **{plan.environment}** back to **{then.model} v{then.version}**.\n\n"
             f"{reason.strip()}\n\n"
@@ -334,5 +378,4 @@ class RollbackService:
             f"| Restored | {then.model} v{then.version} (`{then.digest[:19]}`) from "
             f"`{plan.target}` |\n"
             f"| Rollback commit | `{commit}` (same tree as `{plan.target[:12]}`) |\n"
-            f"{note}"
         )

@@ -37,7 +37,8 @@ from promoter.promotion.results import (
     ReconcileOutcome,
     RolloutCheck,
 )
-from promoter.promotion.rollback import RollbackService
+from promoter.promotion.rollback import RollbackResult, RollbackService
+from promoter.promotion.rollback_gate import RollbackGate
 from promoter.promotion.rollouts import RolloutWatcher
 from promoter.promotion.verdicts import MemoryVerdictStore, VerdictStore
 from promoter.render.metadata import DeployedModel, MetadataError
@@ -65,9 +66,10 @@ class PromotionService:
                                           verdicts if verdicts is not None
                                           else MemoryVerdictStore())
         self._rollouts = RolloutWatcher(self._ctx, rollbacks)
+        self._rollback_gate = RollbackGate(self._ctx, rollbacks)
         self._reconciler = Reconciler(
             self._ctx, self._proposer, GateRunner(self._ctx, self._evaluation, self._rollouts),
-            self._rollouts)
+            self._rollouts, self._rollback_gate)
         self._approver = Approver(self._ctx)
 
     @property
@@ -149,6 +151,13 @@ class PromotionService:
     def approve(self, number: int, *, user: str, reject: bool = False) -> Review:
         """Record a release manager's approval (or change request) on the local forge."""
         return self._approver.approve(number, user=user, reject=reject)
+
+    def request_rollback(self, environment: str, *, to_version: int | None, reason: str,
+                         author: str) -> RollbackResult:
+        """Open (or refresh) a rollback PR of `environment` for `author`, if the policy lets
+        them ask; it merges through `reconcile` once its approvals pass (RollbackGate)."""
+        return self._rollback_gate.request(environment, to_version=to_version, reason=reason,
+                                           author=author)
 
     # --- rollouts -----------------------------------------------------------------------------
 

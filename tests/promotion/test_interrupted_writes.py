@@ -104,7 +104,7 @@ class CommitCluster(ScriptedCluster):
 
 
 def test_an_interrupted_rollback_is_finished_by_the_next_reconcile(world: World) -> None:
-    """A failed rollout takes over the open promotion PR for its rollback; killed after
+    """A failed rollout closes the open promotion PR and opens its rollback; killed after
     `<env>-next` moved, the next reconcile must finish the rollback, not call it a foreign
     push (which would also stop every other promotion's reconcile)."""
     cluster = CommitCluster()
@@ -129,7 +129,10 @@ def test_an_interrupted_rollback_is_finished_by_the_next_reconcile(world: World)
     service.reconcile()
     assert world.metadata("environments/dev")["promoter"]["version"] == 1
     assert world.forge.list_open_pull_requests() == []
-    rollback = world.forge.get_pull_request(3)  # the promotion of v3, taken over
+    promotion = world.forge.get_pull_request(3)  # the promotion of v3: closed, superseded
+    assert promotion.state is PullRequestState.CLOSED
+    assert "rollback" not in promotion.labels
+    rollback = world.forge.get_pull_request(4)  # the rollback's own PR
     assert rollback.state is PullRequestState.MERGED
     assert "rollback" in rollback.labels
-    assert [c.key for c in world.forge.list_comments(3)] == []
+    assert [c.key for c in world.forge.list_comments(4)] == []

@@ -353,7 +353,7 @@ def test_one_broken_promotion_does_not_stop_the_others(world: World) -> None:
     assert "hydrator.metadata is not valid" in (outcomes[prod.pull_request.number].note or "")
 
 
-def test_rollback_prs_are_left_to_the_rollback_path(world: World) -> None:
+def test_rollback_prs_merge_through_reconcile_without_evaluation(world: World) -> None:
     from promoter.promotion.rollback import RollbackService
 
     world.promote("dev", 1)
@@ -362,17 +362,15 @@ def test_rollback_prs_are_left_to_the_rollback_path(world: World) -> None:
     rollback = RollbackService(repo=LocalGitRepository(world.root), forge=world.forge).propose(
         dry.environment("dev"), reason="rollout failed", author="promoter")
     assert rollback.pull_request is not None
-    before = refs(world.root)
-    # reconcile neither evaluates nor re-hydrates it...
-    calls = len(world.evaluator.calls)
-    assert world.service.reconcile() == []
-    assert len(world.evaluator.calls) == calls
-    with pytest.raises(PromotionError, match="is a rollback"):
-        world.service.reconcile_pull(rollback.pull_request.number)
-    # ...and a promotion cannot overwrite it on the shared -next branch.
+    # A promotion cannot overwrite it on the shared -next branch...
     with pytest.raises(PromotionError, match="a rollback of dev is open"):
         world.service.propose(environment="dev", model="churn", version=3, author="mia")
-    assert refs(world.root) == before
+    # ...and reconcile merges it (dev's policy needs no approval), without scoring anything.
+    calls = len(world.evaluator.calls)
+    [outcome] = world.service.reconcile()
+    assert outcome.state is PromotionState.MERGED, outcome
+    assert len(world.evaluator.calls) == calls
+    assert world.metadata("environments/dev")["promoter"]["version"] == 1
 
 
 class ForgeWithRequiredChecks(LocalForge):
@@ -393,7 +391,6 @@ class ForgeWithRequiredChecks(LocalForge):
                           summary: str, text: str | None = None) -> int:
         self.check_runs.append((sha, name, state, summary))
         return len(self.check_runs)
-
 
 def test_required_external_checks_hold_the_merge(world: World) -> None:
     forge = ForgeWithRequiredChecks(world.forge.db_path, LocalGitRepository(world.root))

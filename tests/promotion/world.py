@@ -17,6 +17,7 @@ from promoter.forge.local import LocalForge
 from promoter.gitops.local import LocalGitRepository
 from promoter.model_store import LocalModelStore
 from promoter.promotion import PromotionService, PromotionState
+from promoter.promotion.rollback import RollbackService
 from promoter.promotion.verdicts import DirectoryVerdictStore
 from tests.promotion.fakes import ScriptedEvaluator
 
@@ -61,6 +62,7 @@ class World:
         repo = LocalGitRepository(self.root)
         self.forge = LocalForge(self.root / ".git" / "promoter" / "forge.sqlite", repo)
         return PromotionService(settings=loaded, repo=repo, forge=self.forge,
+                                rollbacks=RollbackService(repo=repo, forge=self.forge),
                                 store=LocalModelStore(self.root / "models"),
                                 evaluator=self.evaluator,
                                 verdicts=DirectoryVerdictStore(

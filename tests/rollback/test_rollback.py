@@ -148,8 +148,10 @@ def test_rollback_is_idempotent(at: Callable[..., tuple[World, RollbackService]]
     assert len(world.forge.list_open_pull_requests(label="rollback")) == 1
 
 
-def test_rollback_takes_over_an_open_promotion(
+def test_rollback_never_takes_over_an_open_promotion(
         at: Callable[..., tuple[World, RollbackService]], heads: dict[int, str]) -> None:
+    """mia's open promotion is closed as superseded, with a comment; the rollback gets a PR
+    of its own, under the requester's name, with no promotion report."""
     world, rollback = at(1, 2)
     repo = LocalGitRepository(world.root)
     proposal = world.service.propose(environment="dev", model="churn", version=3,
@@ -157,11 +159,15 @@ def test_rollback_takes_over_an_open_promotion(
     assert proposal.pull_request is not None
     result = rollback.propose(dev(world), reason="v2 is failing", author="oncall")
     assert result.outcome is RollbackOutcome.OPENED
-    assert result.pull_request.number == proposal.pull_request.number
-    assert "rollback" in result.pull_request.labels
-    assert "supersedes" in result.pull_request.body
+    assert result.pull_request.number != proposal.pull_request.number
+    assert result.pull_request.author == "oncall"
+    assert result.pull_request.title.startswith("Roll back dev")
+    assert world.forge.list_comments(result.pull_request.number) == []
+    closed = world.forge.get_pull_request(proposal.pull_request.number)
+    assert closed.state is PullRequestState.CLOSED
+    assert closed.title == "Promote churn v3 to dev"
+    assert "rollback" not in closed.labels
     assert repo.tree_id(result.commit) == repo.tree_id(heads[1])
-    assert result.pull_request.author == "mia"
 
 
 def test_rollback_is_rebuilt_when_the_environment_moved(
