@@ -133,7 +133,16 @@ class RemoteGitRepository:
                 raise GitError(f"refusing to move {branch} from {expected[:12]} to "
                                f"{new[:12]}: not a fast-forward",
                                fix=f"{branch} only moves forward; build on its current head")
-            # Plain push, never forced: git refuses anything but a fast-forward.
+            # The lease, checked first: a plain push would also "succeed" onto a branch that
+            # already exists (expected None) at the same commit, or that moved to `new`.
+            if self._remote_head(ref) != expected:
+                self._refresh_after_rejection()
+                raise ConcurrentUpdateError(
+                    f"{branch} on {self._url} is not at {(expected or 'nothing')[:12]}; "
+                    "nothing was overwritten",
+                    fix="run the command again: it starts from the branch as it is now")
+            # Plain push, never forced: git refuses anything but a fast-forward, so a move
+            # between the check and the push is refused too.
             args = ["push", "--porcelain", self._url, f"{new}:{ref}"]
         else:
             # force-with-lease, never force: a person may have pushed to the -next branch.
@@ -143,6 +152,7 @@ class RemoteGitRepository:
         if status != 0:
             text = f"{out}\n{err}"
             if any(marker in text for marker in _REJECTED):
+                self._refresh_after_rejection()
                 raise ConcurrentUpdateError(
                     f"{branch} moved on {self._url} while promoter was updating it; nothing "
                     "was overwritten", fix="run the command again: it starts from the "
@@ -152,6 +162,20 @@ class RemoteGitRepository:
         current = self._local.branch_head(branch)
         self._local.update_branch(branch, new, expected=current, fast_forward_only=False)
         log.info("pushed %s to %s at %s", branch, self._url, new[:12])
+
+    def _remote_head(self, ref: str) -> str | None:
+        """The commit `ref` points at on the remote now (one `git ls-remote`)."""
+        _, out, _ = self._run(["ls-remote", "--refs", self._url, ref])
+        line = out.split("\n", 1)[0].strip()
+        return line.split()[0] if line else None
+
+    def _refresh_after_rejection(self) -> None:
+        """Fetch after a refused update, so reads show the branch as it is on the remote;
+        a failed fetch only leaves the mirror as stale as it was."""
+        try:
+            self.refresh()
+        except GitError as exc:
+            log.warning("could not refresh the mirror of %s: %s", self._url, exc.message)
 
     # -- git ---------------------------------------------------------------------------------
 
