@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from promoter.cli import main
-from tests.promotion.fakes import ScriptedEvaluator
+from tests.fakes.scripted import ScriptedEvaluator
 from tests.promotion.world import World, git, refs
 
 

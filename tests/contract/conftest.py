@@ -16,11 +16,9 @@ from promoter.forge.instrumented import instrument_forge
 from promoter.forge.local import LocalForge
 from promoter.gitops.local import LocalGitRepository
 from tests.contract.harness import ForgeHarness, GitHarness, GitHubHarness
-from tests.fakes.forge import FakeForge
 from tests.github.fixtures import running_fake, token_forge
 
-FORGES = ["local_forge_harness", "fake_forge_harness", "github_forge_harness",
-          "instrumented_forge_harness"]
+FORGES = ["local_forge_harness", "github_forge_harness", "instrumented_forge_harness"]
 
 
 @pytest.fixture
@@ -42,12 +40,6 @@ def instrumented_forge_harness(tmp_path: Path, git_repo: Path,
 
 
 @pytest.fixture
-def fake_forge_harness(git_repo: Path, gitops_repo: LocalGitRepository) -> ForgeHarness:
-    forge = FakeForge(gitops_repo)
-    return GitHarness(forge=forge, recorder=forge, repo=gitops_repo, path=git_repo)
-
-
-@pytest.fixture
 def github_forge_harness(git_repo: Path, gitops_repo: LocalGitRepository
                          ) -> Iterator[ForgeHarness]:
     """`GitHubForge` (real PyGithub) against the fake GitHub API over `git_repo`; every
@@ -63,7 +55,7 @@ def forge_harness(request: pytest.FixtureRequest) -> ForgeHarness:
     return harness
 
 
-RECORDER_FORGES = ["local_forge_harness", "fake_forge_harness", "instrumented_forge_harness"]
+RECORDER_FORGES = ["local_forge_harness", "instrumented_forge_harness"]
 """Forges that take reviews through the port (`ReviewRecorder`); on GitHub people review on
 the site, so the GitHub adapter deliberately does not implement it."""
 

@@ -4,9 +4,9 @@ The suite (`test_forge_contract.py`) talks to the forge only through the `Forge`
 up a scenario it also has to push commits, move branches behind the forge's back and read
 branches independently of the forge; each forge implementation gets a `ForgeHarness` that knows
 how to do that for it. `GitHarness` serves every forge whose branches live in a local git
-repository (`LocalForge`, `FakeForge`); `GitHubHarness` pushes to the fake GitHub server's
-repository (the same local repository, served over the GitHub API by tests/github) and submits
-reviews on the fake, as people do on github.com.
+repository (`LocalForge`, bare or wrapped for metrics); `GitHubHarness` pushes to the fake
+GitHub server's repository (the same local repository, served over the GitHub API by
+tests/github) and submits reviews on the fake, as people do on github.com.
 """
 
 from __future__ import annotations

@@ -1,8 +1,10 @@
-"""A scripted evaluator: the promotion service's tests decide each verdict.
+"""Scripted stand-ins for the evaluator and cluster-reader ports: tests decide each answer.
 
-It implements the `Evaluator` port with the part of `EvaluationReport` the service reads
-(`passed`, `summary_line`, `to_markdown`), records every call so tests can assert that a
-verdict was reused instead of scored again, and can raise the evaluator's bad-input errors.
+`ScriptedEvaluator` implements the `Evaluator` port with the part of `EvaluationReport` the
+service reads (`passed`, `summary_line`, `to_markdown`, and the digests of what was read),
+records every call so tests can assert that a verdict was reused instead of scored again, and
+can raise the evaluator's bad-input errors. `ScriptedCluster` answers rollout readings per
+environment. Both pass the same contract tests as the real adapters (tests/contract).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from pathlib import Path
 from promoter.cluster.errors import ClusterUnreachableError
 from promoter.cluster.port import RolloutPhase, RolloutState
 from promoter.config.schema import EnvironmentSpec, EvaluationPolicy, ModelSpec
-from promoter.errors import BadInputError
+from promoter.errors import BadInputError, HoldoutError
 from promoter.model_store import ModelVersion
 
 
@@ -56,8 +58,11 @@ class ScriptedEvaluator:
         self.calls.append((candidate.version, baseline.version if baseline else None, holdout))
         if self.error is not None:
             raise self.error
-        # The real worker reports what it read; so does this one.
-        holdout_digest = f"sha256:{hashlib.sha256(holdout.read_bytes()).hexdigest()}"
+        # The real worker reports what it read; so does this one, and fails as it does.
+        try:
+            holdout_digest = f"sha256:{hashlib.sha256(holdout.read_bytes()).hexdigest()}"
+        except OSError as exc:
+            raise HoldoutError(f"holdout {holdout} not found", fix="check the path") from exc
         return ScriptedReport(passed=candidate.version not in self.failing_versions,
                               candidate=candidate, baseline=baseline,
                               holdout=ScriptedHoldout(holdout_digest),

@@ -33,7 +33,6 @@ from promoter.forge.github import GitHubForge
 from promoter.forge.instrumented import InstrumentedForge, OnCall, instrument_forge
 from promoter.forge.local import LocalForge
 from promoter.gitops.local import LocalGitRepository
-from tests.fakes.forge import FakeForge
 
 CAPABILITIES = (ReviewRecorder, ExternalChecksReader, TeamDirectory, CheckRunPublisher)
 Calls = list[tuple[str, str]]
@@ -76,10 +75,11 @@ MIXINS = (_Reviews, _ExternalChecks, _Teams, _CheckRuns)
 """One per entry of CAPABILITIES, in the same order."""
 
 
-def forge_with(mixins: tuple[type, ...], repo: LocalGitRepository) -> Forge:
-    """A port-only forge (InstrumentedForge over FakeForge hides submit_review) plus `mixins`."""
+def forge_with(mixins: tuple[type, ...], repo: LocalGitRepository, state: Path) -> Forge:
+    """A port-only forge (InstrumentedForge over LocalForge hides submit_review) plus
+    `mixins`; LocalForge keeps its database at `state`."""
     cls = type("ScriptedForge", (*mixins, InstrumentedForge), {})
-    forge: Forge = cls(FakeForge(repo), on_call=lambda *_: None)
+    forge: Forge = cls(LocalForge(state, repo), on_call=lambda *_: None)
     return forge
 
 
@@ -88,8 +88,8 @@ def forge_with(mixins: tuple[type, ...], repo: LocalGitRepository) -> Forge:
                          ids=lambda combo: "+".join(c.__name__.strip("_") for c in combo)
                          or "port-only")
 def test_the_wrapper_has_exactly_the_wrapped_forges_capabilities(
-        mixins: tuple[type, ...], gitops_repo: LocalGitRepository) -> None:
-    forge = forge_with(mixins, gitops_repo)
+        mixins: tuple[type, ...], gitops_repo: LocalGitRepository, tmp_path: Path) -> None:
+    forge = forge_with(mixins, gitops_repo, tmp_path / "forge.sqlite")
     assert capabilities_of(forge) == [m in mixins for m in MIXINS]
     wrapped = instrument_forge(forge, on_call=lambda *_: None)
     assert capabilities_of(wrapped) == capabilities_of(forge)
@@ -106,9 +106,11 @@ def test_the_real_forges_keep_their_capabilities(tmp_path: Path,
         False, True, True, True]
 
 
-def test_capability_calls_are_forwarded_and_reported(gitops_repo: LocalGitRepository) -> None:
+def test_capability_calls_are_forwarded_and_reported(gitops_repo: LocalGitRepository,
+                                                     tmp_path: Path) -> None:
     calls: Calls = []
-    forge = instrument_forge(forge_with(MIXINS[1:], gitops_repo), on_call=recorder(calls))
+    forge = instrument_forge(forge_with(MIXINS[1:], gitops_repo, tmp_path / "forge.sqlite"),
+                             on_call=recorder(calls))
     assert isinstance(forge, TeamDirectory)
     assert isinstance(forge, CheckRunPublisher)
     assert isinstance(forge, ExternalChecksReader)
@@ -122,9 +124,9 @@ def test_capability_calls_are_forwarded_and_reported(gitops_repo: LocalGitReposi
 
 
 def test_errors_are_reported_by_class_and_raised_unchanged(
-        gitops_repo: LocalGitRepository) -> None:
+        gitops_repo: LocalGitRepository, tmp_path: Path) -> None:
     calls: Calls = []
-    inner = FakeForge(gitops_repo)
+    inner = LocalForge(tmp_path / "forge.sqlite", gitops_repo)
     forge: Forge = instrument_forge(inner, on_call=recorder(calls))
     with pytest.raises(PullRequestNotFoundError):
         forge.get_pull_request(404)
@@ -132,11 +134,12 @@ def test_errors_are_reported_by_class_and_raised_unchanged(
     with pytest.raises(PullRequestNotFoundError):
         forge.submit_review(404, user="rita", state=ReviewState.APPROVED)
 
-    class Broken(FakeForge):
+    class Broken(LocalForge):
         def list_statuses(self, sha: str) -> list:  # type: ignore[type-arg]
             raise RuntimeError("a bug, not a forge error")
 
-    broken = instrument_forge(Broken(gitops_repo), on_call=recorder(calls))
+    broken = instrument_forge(Broken(tmp_path / "broken.sqlite", gitops_repo),
+                              on_call=recorder(calls))
     with pytest.raises(RuntimeError, match="a bug"):
         broken.list_statuses("a" * 40)
     assert calls == [("get_pull_request", "PullRequestNotFoundError"),

@@ -13,10 +13,10 @@ from promoter.forge.base import PullRequestState
 from promoter.gitops.local import LocalGitRepository
 from promoter.model_store import LocalModelStore
 from promoter.promotion import PromotionService, PromotionState
+from tests.fakes.scripted import ScriptedEvaluator
 from tests.github.fake_server import FakeGitHub
 from tests.github.fixtures import running_fake, token_forge
 from tests.github.scenario import open_pr, propose
-from tests.promotion.fakes import ScriptedEvaluator
 from tests.promotion.world import World
 
 PULLS = r"^/repos/acme/gitops/pulls$"

@@ -23,11 +23,11 @@ from promoter.forge.github import GitHubForge
 from promoter.gitops.local import LocalGitRepository
 from promoter.model_store import LocalModelStore
 from promoter.promotion import PromotionService, PromotionState
+from tests.fakes.scripted import ScriptedEvaluator
 from tests.fixtures.git import push_commit
 from tests.github.fake_server import FakeGitHub
 from tests.github.fixtures import MARKER_KEY, running_fake, token_forge
 from tests.github.scenario import BASE, HEAD, open_pr, propose
-from tests.promotion.fakes import ScriptedEvaluator
 from tests.promotion.world import World, git
 
 Untrusted = UntrustedPullRequestError

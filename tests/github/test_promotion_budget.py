@@ -9,8 +9,8 @@ from promoter.config.loader import load_settings
 from promoter.gitops.local import LocalGitRepository
 from promoter.model_store import LocalModelStore
 from promoter.promotion import PromotionService, PromotionState
+from tests.fakes.scripted import ScriptedEvaluator
 from tests.github.fixtures import running_fake, token_forge
-from tests.promotion.fakes import ScriptedEvaluator
 from tests.promotion.world import World, git
 
 CALL_BUDGET = 25

@@ -18,10 +18,10 @@ from promoter.forge.base import CommitStatus, StatusState
 from promoter.gitops.local import LocalGitRepository
 from promoter.model_store import LocalModelStore
 from promoter.promotion import PromotionService, PromotionState
+from tests.fakes.scripted import ScriptedEvaluator
 from tests.github.fake_server import FakeGitHub
 from tests.github.fixtures import running_fake, token_forge
 from tests.github.scenario import propose
-from tests.promotion.fakes import ScriptedEvaluator
 from tests.promotion.world import World, git
 
 EVALUATION = "promoter/evaluation"

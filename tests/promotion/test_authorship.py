@@ -11,7 +11,7 @@ from promoter.errors import ApprovalError, BadInputError
 from promoter.forge.base import ReviewState, StatusState
 from promoter.gitops.local import LocalGitRepository
 from promoter.promotion import PromotionState, ProposalOutcome
-from tests.promotion.fakes import ScriptedEvaluator
+from tests.fakes.scripted import ScriptedEvaluator
 from tests.promotion.world import World, git
 
 

@@ -20,7 +20,7 @@ from promoter.promotion.autopropose import AutoProposer
 from promoter.promotion.rollback import RollbackService
 from promoter.server.jobs import ReconcileJobs
 from promoter.server.metrics import ServerMetrics
-from tests.promotion.fakes import ScriptedCluster, ScriptedEvaluator
+from tests.fakes.scripted import ScriptedCluster, ScriptedEvaluator
 from tests.promotion.world import World, fake_saved_model, git, refs
 
 

@@ -55,7 +55,7 @@ from promoter.promotion import PromotionService
 from promoter.promotion.phase import PromotionPhase
 from promoter.promotion.rollback import RollbackService
 from promoter.promotion.verdicts import DirectoryVerdictStore
-from tests.promotion.fakes import ScriptedCluster, ScriptedEvaluator
+from tests.fakes.scripted import ScriptedCluster, ScriptedEvaluator
 from tests.promotion.world import World, git
 
 ENVIRONMENTS = ("dev", "staging", "prod")

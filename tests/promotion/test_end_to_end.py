@@ -15,7 +15,7 @@ from promoter.config.loader import load_settings
 from promoter.forge.base import StatusState
 from promoter.promotion import PromotionService, PromotionState
 from promoter.wiring import build_service
-from tests.promotion.fakes import ScriptedEvaluator
+from tests.fakes.scripted import ScriptedEvaluator
 from tests.promotion.world import World, git, refs
 
 pytestmark = pytest.mark.slow

@@ -16,7 +16,7 @@ from promoter.model_store import LocalModelStore
 from promoter.promotion import PromotionService
 from promoter.promotion.phase import PromotionFacts, PromotionPhase, derive_phase
 from promoter.promotion.rollback import RollbackService
-from tests.promotion.fakes import ScriptedCluster, ScriptedEvaluator
+from tests.fakes.scripted import ScriptedCluster, ScriptedEvaluator
 from tests.promotion.world import World
 
 OPEN, MERGED, CLOSED = PullRequestState.OPEN, PullRequestState.MERGED, PullRequestState.CLOSED

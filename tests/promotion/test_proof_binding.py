@@ -16,7 +16,7 @@ from promoter.forge.base import CommitStatus, PullRequestState, StatusState
 from promoter.gitops.local import LocalGitRepository
 from promoter.model_store import LocalModelStore
 from promoter.promotion import PromotionState, ProposalOutcome
-from tests.promotion.fakes import ScriptedEvaluator
+from tests.fakes.scripted import ScriptedEvaluator
 from tests.promotion.world import World, git
 
 BACKDOOR = b"image: evil.example/backdoor:latest"

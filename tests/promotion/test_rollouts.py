@@ -15,7 +15,7 @@ from promoter.gitops.local import LocalGitRepository
 from promoter.model_store import LocalModelStore
 from promoter.promotion import PromotionService, PromotionState
 from promoter.promotion.rollback import RollbackService
-from tests.promotion.fakes import ScriptedCluster, ScriptedEvaluator
+from tests.fakes.scripted import ScriptedCluster, ScriptedEvaluator
 from tests.promotion.world import World, git
 
 

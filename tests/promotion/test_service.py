@@ -26,7 +26,7 @@ from promoter.gitops.local import LocalGitRepository
 from promoter.gitops.port import Signature
 from promoter.model_store import LocalModelStore
 from promoter.promotion import PromotionService, PromotionState, ProposalOutcome
-from tests.promotion.fakes import ScriptedEvaluator
+from tests.fakes.scripted import ScriptedEvaluator
 from tests.promotion.world import World, git, refs
 
 

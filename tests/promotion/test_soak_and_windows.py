@@ -17,7 +17,7 @@ from promoter.gitops.local import LocalGitRepository
 from promoter.model_store import LocalModelStore
 from promoter.promotion import PromotionService, PromotionState
 from promoter.promotion.results import ReconcileOutcome
-from tests.promotion.fakes import ScriptedCluster, ScriptedEvaluator
+from tests.fakes.scripted import ScriptedCluster, ScriptedEvaluator
 from tests.promotion.world import World
 
 MONDAY_10 = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)

@@ -19,7 +19,7 @@ from promoter.model_store import LocalModelStore
 from promoter.promotion import PromotionService, PromotionState
 from promoter.promotion.rollback import RollbackService
 from promoter.promotion.verdicts import DirectoryVerdictStore
-from tests.promotion.fakes import ScriptedEvaluator
+from tests.fakes.scripted import ScriptedEvaluator
 
 
 def git(repo: Path, *args: str) -> str:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.promotion.fakes import ScriptedEvaluator
+from tests.fakes.scripted import ScriptedEvaluator
 from tests.promotion.world import World
 
 VERSIONS = (1, 2, 3)

@@ -13,7 +13,7 @@ from promoter.config.loader import LoadedSettings, load_settings
 from promoter.errors import ApprovalError
 from promoter.forge.base import PullRequestState, ReviewState
 from promoter.promotion import PromotionState
-from tests.promotion.fakes import ScriptedEvaluator
+from tests.fakes.scripted import ScriptedEvaluator
 from tests.promotion.world import World, refs
 
 
@@ -134,7 +134,7 @@ def test_an_automatic_rollback_without_auto_merge_merges_after_an_approval(
     from promoter.model_store import LocalModelStore
     from promoter.promotion import PromotionService
     from promoter.promotion.rollback import RollbackService
-    from tests.promotion.fakes import ScriptedCluster
+    from tests.fakes.scripted import ScriptedCluster
 
     world.commit_dry_change("environments/prod.yaml", "namespace:",
                             "delivery:\n  autoMergeRollback: false\nnamespace:")

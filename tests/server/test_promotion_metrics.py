@@ -23,7 +23,7 @@ from promoter.promotion import PromotionService
 from promoter.server import build_app
 from promoter.server.metrics import ServerMetrics
 from promoter.wiring import Adapters, build_rollback_service, instrument_adapters
-from tests.promotion.fakes import ScriptedCluster, ScriptedEvaluator
+from tests.fakes.scripted import ScriptedCluster, ScriptedEvaluator
 from tests.promotion.world import World
 from tests.server.support import SECRET, as_promotion, body_of, example, signed_headers
 from tests.server.test_metrics import samples

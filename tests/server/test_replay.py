@@ -26,7 +26,7 @@ from promoter.gitops.local import LocalGitRepository
 from promoter.model_store import LocalModelStore
 from promoter.promotion import PromotionService
 from promoter.server import build_app
-from tests.promotion.fakes import ScriptedEvaluator
+from tests.fakes.scripted import ScriptedEvaluator
 from tests.promotion.world import World, refs
 from tests.server.support import SECRET, as_promotion, body_of, example, signed_headers
 

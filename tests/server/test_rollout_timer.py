@@ -12,7 +12,7 @@ from promoter.cluster.port import RolloutPhase, RolloutState
 from promoter.config.schema import EnvironmentSpec
 from promoter.errors import GitError
 from promoter.server.rollouts import TimedClusterReader
-from tests.promotion.fakes import ScriptedCluster
+from tests.fakes.scripted import ScriptedCluster
 from tests.server.support import environment_spec
 
 START = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)

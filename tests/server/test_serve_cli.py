@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from promoter.cli import Context
 from promoter.cli.serve import github_repository, serve
 from promoter.server.tokens import hash_token
-from tests.promotion.fakes import ScriptedEvaluator
+from tests.fakes.scripted import ScriptedEvaluator
 from tests.promotion.world import World
 from tests.server.support import RITA_TOKEN, SAM_TOKEN
 

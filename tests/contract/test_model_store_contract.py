@@ -1,0 +1,92 @@
+"""The `ModelStore` contract, written against the port only: every store implementation
+(local directories now; object stores when they arrive) gets a harness here and passes the
+same tests. The digest is the store-independent definition (`saved_model_digest`), so a
+version copied between stores keeps its digest.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from promoter.errors import ModelStoreError
+from promoter.model_store import LocalModelStore, ModelStore, saved_model_digest
+
+
+@dataclass
+class StoreHarness:
+    store: ModelStore
+    put: Callable[[str, int, dict[str, bytes]], None]
+    """Write a version's files (relative path -> bytes) into the store."""
+
+
+def _local(root: Path) -> StoreHarness:
+    def put(model: str, version: int, files: dict[str, bytes]) -> None:
+        for rel, data in files.items():
+            path = root / model / str(version) / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+    root.mkdir(parents=True, exist_ok=True)
+    return StoreHarness(store=LocalModelStore(root), put=put)
+
+
+@pytest.fixture(params=["local"])
+def harness(request: pytest.FixtureRequest, tmp_path: Path) -> StoreHarness:
+    return {"local": _local}[request.param](tmp_path / "store")
+
+
+SAVED = {"saved_model.pb": b"graph", "variables/variables.index": b"index",
+         "variables/variables.data-00000-of-00001": b"\x00" * 64}
+
+
+def test_versions_are_listed_in_order(harness: StoreHarness) -> None:
+    for version in (10, 2, 1):
+        harness.put("churn", version, SAVED)
+    assert harness.store.list_versions("churn") == [1, 2, 10]
+    assert harness.store.list_versions("absent") == []
+
+
+def test_a_version_has_the_store_independent_digest(harness: StoreHarness,
+                                                    tmp_path: Path) -> None:
+    harness.put("churn", 1, SAVED)
+    version = harness.store.get("churn", 1)
+    assert (version.name, version.version) == ("churn", 1)
+    assert version.digest.startswith("sha256:")
+    copy = tmp_path / "elsewhere"
+    shutil.copytree(harness.store.local_path(version), copy)
+    assert saved_model_digest(copy) == version.digest  # the same bytes, the same digest
+    assert harness.store.get("churn", 1).digest == version.digest  # stable on re-reading
+
+
+def test_changed_bytes_change_the_digest(harness: StoreHarness) -> None:
+    harness.put("churn", 1, SAVED)
+    before = harness.store.get("churn", 1).digest
+    harness.put("churn", 1, {"variables/variables.index": b"INDEX"})
+    assert harness.store.get("churn", 1).digest != before
+
+
+def test_the_local_path_holds_exactly_the_version(harness: StoreHarness) -> None:
+    harness.put("churn", 1, SAVED)
+    path = harness.store.local_path(harness.store.get("churn", 1))
+    found = {p.relative_to(path).as_posix(): p.read_bytes()
+             for p in path.rglob("*") if p.is_file()}
+    assert found == SAVED
+
+
+def test_an_unknown_version_is_a_store_error_naming_the_known_ones(
+        harness: StoreHarness) -> None:
+    harness.put("churn", 1, SAVED)
+    with pytest.raises(ModelStoreError, match="version 7") as caught:
+        harness.store.get("churn", 7)
+    assert "1" in (caught.value.fix or "")
+    assert caught.value.exit_code == 2
+
+
+def test_a_directory_that_is_no_saved_model_is_refused(harness: StoreHarness) -> None:
+    harness.put("churn", 1, {"variables/variables.index": b"index"})
+    with pytest.raises(ModelStoreError):
+        harness.store.get("churn", 1)
