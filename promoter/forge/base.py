@@ -140,11 +140,15 @@ class Forge(Protocol):
 
     def list_comments(self, number: int) -> list[Comment]: ...
 
-    def merge(self, number: int, *, expected_head: str, message: str) -> str:
-        """Merge the PR only if its head is still `expected_head`; return the merge commit.
+    def merge(self, number: int, *, expected_head: str, expected_base: str,
+              message: str) -> str:
+        """Merge the PR only if its head is still `expected_head` and it still targets
+        `expected_base`; return the merge commit.
 
         Raises StaleHeadError when the head moved (nothing is merged: re-evaluate), and
-        NotMergeableError when the PR is not open or its base moved under it. Never
+        NotMergeableError when the PR is not open, targets another branch than
+        `expected_base` (on GitHub anyone with write access can change a PR's base: the dry
+        branch must never receive hydrated output), or its base moved under it. Never
         force-pushes the base branch.
         """
         ...

@@ -208,7 +208,8 @@ class GitHubForge:
             raw.edit(state="closed")
         log.info("closed pull request #%d", number)
 
-    def merge(self, number: int, *, expected_head: str, message: str) -> str:
+    def merge(self, number: int, *, expected_head: str, expected_base: str,
+              message: str) -> str:
         """Merge PR `number` only if its head is still `expected_head`; return the merge sha.
 
         Checks first, without writing: the PR is open (else NotMergeableError; a PR already
@@ -235,6 +236,11 @@ class GitHubForge:
                 raise NotMergeableError(f"pull request #{number} is {raw.state}",
                                         fix="propose the promotion again")
             live, base = raw.head.sha, raw.base.ref
+            if base != expected_base:
+                raise NotMergeableError(
+                    f"pull request #{number} now targets {base}, not {expected_base}; nothing "
+                    "was merged (someone changed its base)",
+                    fix="close it; promoter proposes into the environment branch again")
             if live != expected_head:
                 raise StaleHeadError(
                     f"{raw.head.ref} is at {live[:12]}, not {expected_head[:12]} that was "

@@ -126,9 +126,11 @@ class InstrumentedForge(_Instrumented):
     def list_comments(self, number: int) -> list[Comment]:
         return self._call("list_comments", lambda: self._forge.list_comments(number))
 
-    def merge(self, number: int, *, expected_head: str, message: str) -> str:
+    def merge(self, number: int, *, expected_head: str, expected_base: str,
+              message: str) -> str:
         return self._call("merge", lambda: self._forge.merge(
-            number, expected_head=expected_head, message=message))
+            number, expected_head=expected_head, expected_base=expected_base,
+            message=message))
 
     def close(self, number: int, *, comment: str | None = None) -> None:
         self._call("close", lambda: self._forge.close(number, comment=comment))

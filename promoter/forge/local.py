@@ -226,7 +226,8 @@ class LocalForge:
                          (PullRequestState.CLOSED.value, now, number))
             log.info("closed pull request #%d", number)
 
-    def merge(self, number: int, *, expected_head: str, message: str) -> str:
+    def merge(self, number: int, *, expected_head: str, expected_base: str,
+              message: str) -> str:
         """Merge PR `number` if its head is still `expected_head` (a full sha); return the merge.
 
         One critical section (the database write lock is held throughout):
@@ -249,6 +250,10 @@ class LocalForge:
             if pull.state is not PullRequestState.OPEN:
                 raise NotMergeableError(f"pull request #{number} is {pull.state}",
                                         fix="propose the promotion again")
+            if pull.base_branch != expected_base:
+                raise NotMergeableError(
+                    f"pull request #{number} targets {pull.base_branch}, not {expected_base}; "
+                    "nothing was merged", fix="close it and propose again")
             self._check_head(pull, expected_head)
             base_sha = self._repo.branch_head(pull.base_branch)
             if base_sha is None:

@@ -182,7 +182,7 @@ class Reconciler:
             return replace(waiting, state=state)
         try:
             merge_sha = ctx.forge.merge(
-                number, expected_head=pull.head_sha,
+                number, expected_head=pull.head_sha, expected_base=env.branch,
                 message=f"Promote {promo.model} v{promo.version} to {env.name} "
                         f"(#{number})\n\nDigest: {promo.digest}\n",
             )

@@ -252,7 +252,7 @@ class RollbackService:
             raise PromotionError(f"PR #{pull.number} is not a rollback of {env.name}")
         target = result.plan.target_metadata.deployed
         merge_sha = self._forge.merge(
-            pull.number, expected_head=result.commit,
+            pull.number, expected_head=result.commit, expected_base=env.branch,
             message=(f"Roll back {env.name} to {target.model} v{target.version} "
                      f"(#{pull.number})\n\n{ROLLBACK_OF}: {result.plan.current}\n"
                      f"{RESTORES}: {result.plan.target}\n"))

@@ -122,7 +122,8 @@ def test_get_unknown_pull_request(forge_harness: ForgeHarness) -> None:
     for call in (lambda: forge.get_pull_request(4242), lambda: forge.list_reviews(4242),
                  lambda: forge.list_comments(4242),
                  lambda: forge.upsert_comment(4242, key="k", body="b"),
-                 lambda: forge.merge(4242, expected_head="0" * 40, message="m")):
+                 lambda: forge.merge(4242, expected_base=BASE,
+                                     expected_head="0" * 40, message="m")):
         with pytest.raises(PullRequestNotFoundError, match="4242"):
             call()
 
@@ -214,7 +215,8 @@ def test_merge_moves_the_base_with_a_merge_commit(forge_harness: ForgeHarness) -
     old_base = h.head(BASE)
     pr = open_pr(h)
 
-    merge_sha = h.forge.merge(pr.number, expected_head=head_sha, message="Promote v2")
+    merge_sha = h.forge.merge(pr.number, expected_base=BASE,
+                              expected_head=head_sha, message="Promote v2")
 
     assert h.head(BASE) == merge_sha
     assert h.parents(merge_sha) == [old_base, head_sha]
@@ -225,7 +227,8 @@ def test_merge_moves_the_base_with_a_merge_commit(forge_harness: ForgeHarness) -
     assert h.forge.list_open_pull_requests() == []
     assert h.forge.find_open_pull_request(head=HEAD, base=BASE) is None
     # Merging again with the same head is a retry, not an error.
-    assert h.forge.merge(pr.number, expected_head=head_sha, message="Promote v2") == merge_sha
+    assert h.forge.merge(pr.number, expected_base=BASE,
+                         expected_head=head_sha, message="Promote v2") == merge_sha
     assert h.head(BASE) == merge_sha
 
 
@@ -236,13 +239,13 @@ def test_merge_with_a_stale_expected_head_changes_nothing(forge_harness: ForgeHa
     pr = open_pr(h)
 
     with pytest.raises(StaleHeadError):
-        h.forge.merge(pr.number, expected_head="0" * 40, message="m")
+        h.forge.merge(pr.number, expected_base=BASE, expected_head="0" * 40, message="m")
 
     pushed = h.push(HEAD, {MANIFEST: b"version: 3\n"})  # someone pushes after the evaluation
     with pytest.raises(StaleHeadError):
-        h.forge.merge(pr.number, expected_head=evaluated, message="m")
+        h.forge.merge(pr.number, expected_base=BASE, expected_head=evaluated, message="m")
     with pytest.raises(StaleHeadError):  # the PR itself was not updated to the new head
-        h.forge.merge(pr.number, expected_head=pushed, message="m")
+        h.forge.merge(pr.number, expected_base=BASE, expected_head=pushed, message="m")
 
     assert h.head(BASE) == base_before
     assert h.forge.get_pull_request(pr.number).state is PullRequestState.OPEN
@@ -255,7 +258,7 @@ def test_merge_after_the_base_moved_changes_nothing(forge_harness: ForgeHarness)
     hotfix = h.push(BASE, {"hotfix.yaml": b"x\n"})
 
     with pytest.raises(NotMergeableError, match="moved"):
-        h.forge.merge(pr.number, expected_head=head_sha, message="m")
+        h.forge.merge(pr.number, expected_base=BASE, expected_head=head_sha, message="m")
 
     assert h.head(BASE) == hotfix
     assert h.head(HEAD) == head_sha
@@ -276,7 +279,7 @@ def test_closed_pull_request_is_not_merged(forge_harness: ForgeHarness) -> None:
     assert "Superseded by v3" in [c.body for c in h.forge.list_comments(pr.number)]
     assert h.forge.list_open_pull_requests() == []
     with pytest.raises(NotMergeableError):
-        h.forge.merge(pr.number, expected_head=head_sha, message="m")
+        h.forge.merge(pr.number, expected_base=BASE, expected_head=head_sha, message="m")
     assert h.head(BASE) == base_before
 
     reopened = open_pr(h)  # a new proposal for the same branches is a new PR
@@ -289,11 +292,11 @@ def test_merged_pull_request_cannot_be_closed_and_pair_can_be_proposed_again(
     h = forge_harness
     head_sha = propose(h)
     pr = open_pr(h)
-    h.forge.merge(pr.number, expected_head=head_sha, message="m")
+    h.forge.merge(pr.number, expected_base=BASE, expected_head=head_sha, message="m")
     with pytest.raises(ForgeError):
         h.forge.close(pr.number)
     with pytest.raises(NotMergeableError):
-        h.forge.merge(pr.number, expected_head="0" * 40, message="m")
+        h.forge.merge(pr.number, expected_base=BASE, expected_head="0" * 40, message="m")
 
     with pytest.raises(ForgeError):  # the head has nothing new for the base any more
         open_pr(h)
@@ -301,7 +304,7 @@ def test_merged_pull_request_cannot_be_closed_and_pair_can_be_proposed_again(
     second = open_pr(h)
     assert second.number != pr.number
     assert second.head_sha == next_head
-    h.forge.merge(second.number, expected_head=next_head, message="m")
+    h.forge.merge(second.number, expected_base=BASE, expected_head=next_head, message="m")
     assert h.forge.get_pull_request(second.number).state is PullRequestState.MERGED
 
 
@@ -315,4 +318,20 @@ def test_head_merged_by_hand_is_reported_merged(forge_harness: ForgeHarness) -> 
     assert merged.state is PullRequestState.MERGED
     assert merged.merge_sha == by_hand
     assert h.forge.list_open_pull_requests() == []
-    assert h.forge.merge(pr.number, expected_head=head_sha, message="m") == by_hand
+    assert h.forge.merge(pr.number, expected_base=BASE,
+                         expected_head=head_sha, message="m") == by_hand
+
+
+def test_merge_refuses_a_pull_request_that_targets_another_branch(
+        forge_harness: ForgeHarness) -> None:
+    """The dry branch must never receive hydrated output: on GitHub anyone with write access
+    can change an open PR's base, so the merge names the base it expects."""
+    h = forge_harness
+    head_sha = propose(h)
+    pr = open_pr(h)
+    before = h.head(BASE)
+    with pytest.raises(NotMergeableError, match="main"):
+        h.forge.merge(pr.number, expected_head=head_sha, expected_base="main", message="m")
+    assert h.head(BASE) == before
+    assert h.head("main") != head_sha
+    assert h.forge.get_pull_request(pr.number).state is PullRequestState.OPEN

@@ -62,7 +62,7 @@ def test_state_survives_a_new_instance(db_path: Path, gitops_repo: LocalGitRepos
     assert again.list_statuses(head_sha) == forge.list_statuses(head_sha)
     assert [r.user for r in again.list_reviews(number)] == ["bob"]
     assert [c.body for c in again.list_comments(number)] == ["AUC 0.91"]
-    merge_sha = again.merge(number, expected_head=head_sha, message="Promote")
+    merge_sha = again.merge(number, expected_base=BASE, expected_head=head_sha, message="Promote")
     assert LocalForge(db_path, gitops_repo).get_pull_request(number).merge_sha == merge_sha
     assert db_path.parent.is_dir()
 
@@ -152,7 +152,8 @@ def test_crash_after_moving_the_base_is_recovered(
                 os._exit(137)
 
         forge = LocalForge(Path(sys.argv[1]), DiesAfterMovingBranches(Path(sys.argv[2])))
-        forge.merge(int(sys.argv[3]), expected_head=sys.argv[4], message="Promote")
+        forge.merge(int(sys.argv[3]), expected_base="environments/prod",
+                    expected_head=sys.argv[4], message="Promote")
     """
     process = run_python(script, str(db_path), str(git_repo), str(number), head_sha)
     _, err = process.communicate(timeout=120)
@@ -168,7 +169,8 @@ def test_crash_after_moving_the_base_is_recovered(
     pull = recovered.get_pull_request(number)
     assert pull.state is PullRequestState.MERGED
     assert pull.merge_sha == merge_sha
-    assert recovered.merge(number, expected_head=head_sha, message="Promote") == merge_sha
+    assert recovered.merge(number, expected_base=BASE,
+                           expected_head=head_sha, message="Promote") == merge_sha
     assert run_git(git_repo, "rev-parse", BASE) == merge_sha
 
 
@@ -183,7 +185,8 @@ def test_merge_recorded_in_git_only_is_finished_by_the_next_merge(
                                           message="Promote", author=IDENTITY)
     gitops_repo.update_branch(BASE, merge_sha, expected=old_base, fast_forward_only=True)
 
-    assert forge.merge(number, expected_head=head_sha, message="Promote") == merge_sha
+    assert forge.merge(number, expected_base=BASE,
+                       expected_head=head_sha, message="Promote") == merge_sha
     assert forge.get_pull_request(number).state is PullRequestState.MERGED
     assert gitops_repo.branch_head(BASE) == merge_sha
 
@@ -191,7 +194,8 @@ def test_merge_recorded_in_git_only_is_finished_by_the_next_merge(
 def test_merge_commit_is_authored_by_the_forge_identity(
         db_path: Path, git_repo: Path, gitops_repo: LocalGitRepository, head_sha: str) -> None:
     forge = LocalForge(db_path, gitops_repo, identity="promoter-bot")
-    merge_sha = forge.merge(open_pr(forge), expected_head=head_sha, message="Promote v2\n\nok")
+    merge_sha = forge.merge(open_pr(forge), expected_base=BASE,
+                            expected_head=head_sha, message="Promote v2\n\nok")
     assert run_git(git_repo, "log", "-1", "--format=%an|%cn|%s", merge_sha) == (
         "promoter-bot|promoter-bot|Promote v2")
 
@@ -210,7 +214,7 @@ def test_head_with_files_promoter_cannot_write_is_not_merged(
     forge = LocalForge(db_path, gitops_repo)
 
     with pytest.raises(NotMergeableError, match="executable"):
-        forge.merge(open_pr(forge), expected_head=head_sha, message="m")
+        forge.merge(open_pr(forge), expected_base=BASE, expected_head=head_sha, message="m")
     assert run_git(git_repo, "rev-parse", BASE) == base_before
 
 

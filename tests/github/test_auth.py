@@ -142,7 +142,8 @@ def test_enterprise_server_base_url(git_repo: Path, gitops_repo: LocalGitReposit
         forge = token_forge(fake)
         head = propose(gitops_repo)
         pr = open_pr(forge)
-        assert forge.merge(pr.number, expected_head=head, message="m")
+        assert forge.merge(pr.number, expected_base="environments/prod",
+                           expected_head=head, message="m")
         assert all(path.startswith("/repos/acme/gitops/") for _, path in fake.requests)
 
 

@@ -118,7 +118,8 @@ def test_merge_whose_answer_was_lost_is_not_reported_as_a_failure(
     # GitHub merges, then the 502 reaches us; PyGithub re-sends the PUT, which now answers
     # 405 (already merged): the adapter sees its own merge and returns it.
     fake_github.fail_next("PUT", r"/merge$", 502, after_doing_it=True)
-    merge_sha = forge.merge(pr.number, expected_head=head, message="m")
+    merge_sha = forge.merge(pr.number, expected_base="environments/prod",
+                            expected_head=head, message="m")
     assert gitops_repo.branch_head("environments/prod") == merge_sha
     assert fake_github.count("PUT") == 2
 

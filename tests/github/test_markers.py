@@ -76,7 +76,7 @@ def test_a_rewritten_head_does_not_hide_a_push(fake_github: FakeGitHub,
     _edit_body(fake_github, pr.number, lambda body: body.replace(head, pushed))
     _refused(forge, pr.number)
     with pytest.raises(Untrusted):
-        forge.merge(pr.number, expected_head=pushed, message="m")
+        forge.merge(pr.number, expected_base=BASE, expected_head=pushed, message="m")
     assert forge._repo.get_pull(pr.number).merged is False
 
 
@@ -149,7 +149,7 @@ def test_a_merged_pull_request_keeps_its_verified_head(
     forge = token_forge(fake_github)
     head = propose(gitops_repo)
     pr = open_pr(forge)
-    merge_sha = forge.merge(pr.number, expected_head=head, message="m")
+    merge_sha = forge.merge(pr.number, expected_base=BASE, expected_head=head, message="m")
     done = forge.get_pull_request(pr.number)
     assert (done.state, done.head_sha, done.merge_sha) == (PullRequestState.MERGED, head,
                                                            merge_sha)

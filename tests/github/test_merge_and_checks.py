@@ -30,7 +30,7 @@ def test_head_moving_just_before_the_merge_is_a_409_stale_head(
 
     monkeypatch.setattr(forge._repo, "compare", push_during_checks)
     with pytest.raises(StaleHeadError, match="moved before GitHub merged") as caught:
-        forge.merge(pr.number, expected_head=head, message="Promote v2")
+        forge.merge(pr.number, expected_base=BASE, expected_head=head, message="Promote v2")
     assert caught.value.__cause__ is not None  # the GithubException, chained
     assert ("PUT", f"/repos/acme/gitops/pulls/{pr.number}/merge") in fake_github.requests
     assert gitops_repo.branch_head(BASE) == base_before
@@ -43,7 +43,7 @@ def test_required_check_missing_is_a_405_not_mergeable(
     pr = open_pr(forge)
     fake_github.required_checks[BASE] = ["ci/policy-scan"]
     with pytest.raises(NotMergeableError, match=r"not mergeable|is expected"):
-        forge.merge(pr.number, expected_head=head, message="m")
+        forge.merge(pr.number, expected_base=BASE, expected_head=head, message="m")
     assert forge.get_pull_request(pr.number).state is PullRequestState.OPEN
 
 
@@ -53,7 +53,8 @@ def test_merge_uses_the_configured_method(fake_github: FakeGitHub,
     head = propose(gitops_repo)
     base_before = gitops_repo.branch_head(BASE)
     pr = open_pr(forge)
-    sha = forge.merge(pr.number, expected_head=head, message="Promote v2\n\nDigest: x")
+    sha = forge.merge(pr.number, expected_base=BASE,
+                      expected_head=head, message="Promote v2\n\nDigest: x")
     info = gitops_repo.commit_info(sha)
     assert info.parents == (base_before,)
     assert (info.subject, info.body) == ("Promote v2", "Digest: x")
@@ -86,5 +87,6 @@ def test_external_checks(fake_github: FakeGitHub, gitops_repo: LocalGitRepositor
     fake_github.add_check_run(head, name="security/trivy", conclusion="success")
     assert forge.external_checks_state(pr).state is StatusState.SUCCESS
     forge.set_status(head, CommitStatus("promoter/evaluation", StatusState.SUCCESS, "ok"))
-    assert forge.merge(pr.number, expected_head=head, message="m") == gitops_repo.branch_head(
+    assert forge.merge(pr.number, expected_base=BASE,
+                       expected_head=head, message="m") == gitops_repo.branch_head(
         BASE)
