@@ -77,10 +77,12 @@ sys.path.insert(0, str(REPO))
 from promoter.config.loader import DryConfig, load_settings  # noqa: E402
 from promoter.config.schema import EvaluationPolicy, ModelSpec  # noqa: E402
 from promoter.demo_data import write_holdout_csv  # noqa: E402
+from promoter.domain.model_versions import ModelVersion  # noqa: E402
+from promoter.domain.pull_requests import PullRequestState, Review  # noqa: E402
 from promoter.errors import PromoterError, PullRequestNotFoundError  # noqa: E402
-from promoter.forge.base import Forge, PullRequestState, Review  # noqa: E402
+from promoter.forge.base import Forge  # noqa: E402
 from promoter.forge.instrumented import WRITE_OPERATIONS  # noqa: E402
-from promoter.model_store import ModelStore, ModelVersion  # noqa: E402
+from promoter.model_store import ModelStore  # noqa: E402
 from promoter.promotion.evaluator import Evaluator, SubprocessEvaluator  # noqa: E402
 from promoter.promotion.results import (  # noqa: E402
     EnvironmentStatus,

@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 
 from promoter.config.schema import SchedulePolicy, ScheduleWindow, span_seconds
 from promoter.cron import CronExpression
-from promoter.forge.base import StatusState
+from promoter.domain.pull_requests import StatusState
 from promoter.policy import GateResult, fit_description
 
 CHANGE_WINDOW_CONTEXT = "promoter/change-window"

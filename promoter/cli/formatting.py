@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from promoter.forge.base import StatusState
+from promoter.domain.pull_requests import StatusState
 from promoter.policy import GateResult
 from promoter.promotion.results import (
     EnvironmentStatus,

@@ -46,15 +46,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from promoter.errors import (
-    ForgeError,
-    ForgeIdentityError,
-    NotMergeableError,
-    PullRequestNotFoundError,
-    StaleHeadError,
-    UntrustedPullRequestError,
-)
-from promoter.forge.base import (
+from promoter.domain.pull_requests import (
     Comment,
     CommitStatus,
     PullRequest,
@@ -63,6 +55,14 @@ from promoter.forge.base import (
     ReviewState,
     StatusState,
     login_key,
+)
+from promoter.errors import (
+    ForgeError,
+    ForgeIdentityError,
+    NotMergeableError,
+    PullRequestNotFoundError,
+    StaleHeadError,
+    UntrustedPullRequestError,
 )
 from promoter.forge.capabilities import ExternalChecks
 

@@ -54,7 +54,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from promoter.cluster.gate import ROLLOUT_CONTEXT
-from promoter.forge.base import CommitStatus, Forge, PullRequest, PullRequestState, StatusState
+from promoter.domain.pull_requests import CommitStatus, PullRequest, PullRequestState, StatusState
+from promoter.forge.base import Forge
 from promoter.gitops.port import GitOpsRepository
 from promoter.policy import APPROVALS_CONTEXT, EVALUATION_CONTEXT, UPSTREAM_CONTEXT
 from promoter.promotion.rollback import ROLLBACK_OF

@@ -14,8 +14,8 @@ import logging
 from collections.abc import Mapping
 
 from promoter.config.schema import EnvironmentSpec
+from promoter.domain.model_versions import ModelVersion
 from promoter.errors import GitError, PromotionError
-from promoter.model_store import ModelVersion
 from promoter.policy import decide_upstream
 from promoter.promotion.context import PromotionContext, Target
 from promoter.promotion.conventions import (

@@ -27,8 +27,9 @@ from dataclasses import dataclass
 
 from promoter.cluster.port import RolloutPhase, RolloutState
 from promoter.config.schema import EnvironmentSpec
+from promoter.domain.pull_requests import PullRequest
 from promoter.errors import GitError, PromotionError
-from promoter.forge.base import Forge, PullRequest
+from promoter.forge.base import Forge
 from promoter.gitops.port import GitOpsRepository, Signature
 from promoter.promotion.conventions import BOT, PROMOTER_LABEL, ROLLBACK_LABEL
 from promoter.render.metadata import METADATA_FILE, HydratorMetadata, MetadataError

@@ -18,6 +18,14 @@ import threading
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
+from promoter.domain.pull_requests import (
+    Comment,
+    CommitStatus,
+    PullRequest,
+    PullRequestState,
+    Review,
+    ReviewState,
+)
 from promoter.errors import (
     ConcurrentUpdateError,
     ForgeError,
@@ -25,14 +33,6 @@ from promoter.errors import (
     NotMergeableError,
     PullRequestNotFoundError,
     StaleHeadError,
-)
-from promoter.forge.base import (
-    Comment,
-    CommitStatus,
-    PullRequest,
-    PullRequestState,
-    Review,
-    ReviewState,
 )
 from promoter.gitops.port import GitOpsRepository, Signature
 
