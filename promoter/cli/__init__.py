@@ -23,7 +23,6 @@ from promoter.cli.companion import argo, flux
 from promoter.cli.discover import discover
 from promoter.cli.errors import handle_errors
 from promoter.cli.evaluate import evaluate
-from promoter.cli.formatting import format_proposal, format_reconcile, format_status
 from promoter.cli.rollback import health, rollback
 from promoter.cli.serve import serve
 from promoter.config.loader import (
@@ -33,6 +32,7 @@ from promoter.config.loader import (
     load_dry_config,
     load_settings,
 )
+from promoter.plain_text import format_proposal, format_reconcile, format_status
 
 USER_ENV_VAR = "PROMOTER_USER"
 

@@ -1,4 +1,9 @@
-"""Human-readable and JSON renderings of the service's answers, for the CLI."""
+"""The promotion service's answers as plain text for people: the CLI prints these lines and
+the demo narrates with them.
+
+Outside `promoter.cli` so that the demo, which the CLI runs, can use them without importing
+the CLI back (a cycle). The JSON answers are `promoter.server.answers`.
+"""
 
 from __future__ import annotations
 
