@@ -90,9 +90,13 @@ from promoter.promotion.results import (  # noqa: E402
     ReconcileOutcome,
 )
 from promoter.promotion.service import PromotionService  # noqa: E402
-from promoter.server import build_app  # noqa: E402
 from promoter.server.metrics import ServerMetrics  # noqa: E402
-from promoter.wiring import build_adapters, build_rollback_service, instrument_adapters  # noqa: E402
+from promoter.wiring import (  # noqa: E402
+    build_adapters,
+    build_app,
+    build_rollback_service,
+    instrument_adapters,
+)
 
 STAGES = ("dev", "staging", "prod")
 POLICY = {

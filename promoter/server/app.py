@@ -1,16 +1,17 @@
 """The HTTP app: GitHub webhooks, the REST API, health and metrics.
 
 `create_app` takes everything it uses as arguments (no globals, no I/O at import): the
-promotion service, the scheduler that runs reconciles, and the secrets. `build_app` wires the
-usual set. Routes answer from the request thread with the models of `promoter.server.answers`;
-reconciles run on the scheduler's workers.
+promotion service, the scheduler that runs reconciles, and the secrets. Choosing and building
+those is the composition root's job (`promoter.wiring.build_app` and `build_server`). Routes
+answer from the request thread with the models of `promoter.server.answers`; reconciles run
+on the scheduler's workers.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -163,30 +164,6 @@ def create_app(service: PromotionPort, *, webhook_secret: bytes, scheduler: Sche
     app.include_router(_webhook_router())
     app.include_router(_api_router(), prefix="/api/v1")
     return app
-
-
-def build_app(service: PromotionPort, *, webhook_secret: bytes,
-              api_tokens: ApiTokens | None = None,
-              repository: str | None = None, dry_branch: str = "main", workers: int = 4,
-              resync_interval_s: float | None = 300.0,
-              metrics: ServerMetrics | None = None,
-              discover: Callable[[], object] | None = None,
-              max_webhook_bytes: int = MAX_WEBHOOK_BYTES,
-              max_request_bytes: int = MAX_REQUEST_BYTES) -> FastAPI:
-    """`create_app` with reconcile jobs, a scheduler and `metrics` (default: a fresh registry;
-    pass the one the service's adapters already report to, see `wiring.instrument_adapters`).
-    `discover` (e.g. `AutoProposer.run`) runs before every resync."""
-    metrics = metrics or ServerMetrics()
-    jobs = ReconcileJobs(service, metrics, discover=discover)
-    scheduler = Scheduler(
-        workers=workers, resync=jobs.resync(), resync_interval_s=resync_interval_s,
-        on_coalesced=metrics.jobs_coalesced.inc, expected_errors=(PromoterError,))
-    jobs.bind(scheduler.submit)
-    metrics.watch_scheduler(lambda: scheduler.queue_depth, lambda: scheduler.running)
-    return create_app(service, webhook_secret=webhook_secret, scheduler=scheduler, jobs=jobs,
-                      metrics=metrics, api_tokens=api_tokens, repository=repository,
-                      dry_branch=dry_branch, max_webhook_bytes=max_webhook_bytes,
-                      max_request_bytes=max_request_bytes)
 
 
 # --- health and metrics -----------------------------------------------------------------------

@@ -19,7 +19,7 @@ from promoter.promotion.phase import PromotionPhase
 from promoter.promotion.results import EnvironmentStatus
 from promoter.render.metadata import DeployedModel
 from promoter.server.answers import EnvironmentsAnswer, PromotionAnswer, ReviewAnswer
-from promoter.server.app import build_app
+from promoter.wiring import build_app
 from tests.server.support import SECRET, FakeService
 
 AT = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
