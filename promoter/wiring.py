@@ -178,7 +178,7 @@ def build_app(service: PromotionPort, *, webhook_secret: bytes,
     The body caps default to `create_app`'s (25 MiB for webhooks, 64 KiB otherwise).
     Tests and benchmarks call this with a fake service; `build_server` with the real one."""
     # Lazily: FastAPI is slow to import and only `promoter serve` needs it.
-    from promoter.server.app import create_app
+    from promoter.server.app import MAX_REQUEST_BYTES, MAX_WEBHOOK_BYTES, create_app
     from promoter.server.jobs import ReconcileJobs
     from promoter.server.metrics import ServerMetrics
     from promoter.server.scheduler import Scheduler
@@ -190,12 +190,11 @@ def build_app(service: PromotionPort, *, webhook_secret: bytes,
         on_coalesced=metrics.jobs_coalesced.inc, expected_errors=(PromoterError,))
     jobs.bind(scheduler.submit)
     metrics.watch_scheduler(lambda: scheduler.queue_depth, lambda: scheduler.running)
-    caps = {name: value for name, value in (("max_webhook_bytes", max_webhook_bytes),
-                                            ("max_request_bytes", max_request_bytes))
-            if value is not None}
-    return create_app(service, webhook_secret=webhook_secret, scheduler=scheduler, jobs=jobs,
-                      metrics=metrics, api_tokens=api_tokens, repository=repository,
-                      dry_branch=dry_branch, **caps)
+    return create_app(
+        service, webhook_secret=webhook_secret, scheduler=scheduler, jobs=jobs,
+        metrics=metrics, api_tokens=api_tokens, repository=repository, dry_branch=dry_branch,
+        max_webhook_bytes=MAX_WEBHOOK_BYTES if max_webhook_bytes is None else max_webhook_bytes,
+        max_request_bytes=MAX_REQUEST_BYTES if max_request_bytes is None else max_request_bytes)
 
 
 @dataclass(frozen=True, slots=True)

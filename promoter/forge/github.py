@@ -631,7 +631,8 @@ class GitHubForge:
             body=_without_pull_marker(raw.body or ""),
             author=meta.author if meta else "",
             state=state, labels=tuple(sorted({label.name for label in raw.labels})),
-            created_at=_aware(raw.created_at), updated_at=_aware(raw.updated_at),
+            created_at=_aware(raw.created_at),
+            updated_at=_aware(raw.updated_at or raw.created_at),  # None: never edited
             merge_sha=raw.merge_commit_sha if state is PullRequestState.MERGED else None,
         )
 
