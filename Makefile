@@ -19,16 +19,22 @@ $(STAMP): pyproject.toml | $(BIN)/python
 demo: $(STAMP)
 	$(BIN)/promoter demo $(if $(WORKDIR),--workdir $(WORKDIR))
 
+# lint-imports checks the layers and the pure core's imports, mypy the types (strict on the
+# pure core); both are configured in pyproject.toml.
 test: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
+	$(BIN)/mypy promoter
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
+	$(BIN)/mypy promoter
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
 	$(BIN)/python benchmarks/scale.py
 
 clean:
-	rm -rf $(VENV) promoter-demo .pytest_cache .ruff_cache
+	rm -rf $(VENV) promoter-demo .pytest_cache .ruff_cache .grimp_cache .import_linter_cache .mypy_cache

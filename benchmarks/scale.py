@@ -77,10 +77,12 @@ sys.path.insert(0, str(REPO))
 from promoter.config.loader import DryConfig, load_settings  # noqa: E402
 from promoter.config.schema import EvaluationPolicy, ModelSpec  # noqa: E402
 from promoter.demo_data import write_holdout_csv  # noqa: E402
+from promoter.domain.model_versions import ModelVersion  # noqa: E402
+from promoter.domain.pull_requests import PullRequestState, Review  # noqa: E402
 from promoter.errors import PromoterError, PullRequestNotFoundError  # noqa: E402
-from promoter.forge.base import Forge, PullRequestState, Review  # noqa: E402
+from promoter.forge.base import Forge  # noqa: E402
 from promoter.forge.instrumented import WRITE_OPERATIONS  # noqa: E402
-from promoter.model_store import ModelStore, ModelVersion  # noqa: E402
+from promoter.model_store import ModelStore  # noqa: E402
 from promoter.promotion.evaluator import Evaluator, SubprocessEvaluator  # noqa: E402
 from promoter.promotion.results import (  # noqa: E402
     EnvironmentStatus,
@@ -88,9 +90,13 @@ from promoter.promotion.results import (  # noqa: E402
     ReconcileOutcome,
 )
 from promoter.promotion.service import PromotionService  # noqa: E402
-from promoter.server import build_app  # noqa: E402
 from promoter.server.metrics import ServerMetrics  # noqa: E402
-from promoter.wiring import build_adapters, build_rollback_service, instrument_adapters  # noqa: E402
+from promoter.wiring import (  # noqa: E402
+    build_adapters,
+    build_app,
+    build_rollback_service,
+    instrument_adapters,
+)
 
 STAGES = ("dev", "staging", "prod")
 POLICY = {

@@ -41,9 +41,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from promoter.config.loader import DryConfig
 from promoter.promotion.results import PromotionState, ReconcileOutcome
-from promoter.server import build_app
 from promoter.server.runner import serve_in_thread
 from promoter.server.signature import sign
+from promoter.wiring import build_app
 
 SECRET = b"benchmark-secret"
 ENVIRONMENTS = ("dev", "staging", "prod")

@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 
 from promoter.config.schema import SchedulePolicy, ScheduleWindow, span_seconds
 from promoter.cron import CronExpression
-from promoter.forge.base import StatusState
+from promoter.domain.pull_requests import StatusState
 from promoter.policy import GateResult, fit_description
 
 CHANGE_WINDOW_CONTEXT = "promoter/change-window"
@@ -51,10 +51,10 @@ def occurrence_at(window: ScheduleWindow, now: datetime, zone: ZoneInfo) -> Occu
     # skipped it; then the one before.
     naive = cron.latest_at_or_before(local_now, within=local_now - earliest)
     while naive is not None:
-        start = _aware(naive, zone)
-        if start is not None and start <= now:
-            end = start + length
-            return Occurrence(start, end, window.reason) if now < end else None
+        begins = _aware(naive, zone)
+        if begins is not None and begins <= now:
+            end = begins + length
+            return Occurrence(begins, end, window.reason) if now < end else None
         before = naive - timedelta(minutes=1)
         naive = cron.latest_at_or_before(before, within=before - earliest)
     return None
@@ -71,9 +71,9 @@ def next_start(window: ScheduleWindow, after: datetime, zone: ZoneInfo) -> datet
         found = cron.next_after(naive)
         if found is None:
             return None
-        start = _aware(found, zone)
-        if start is not None and start > after:
-            return start
+        begins = _aware(found, zone)
+        if begins is not None and begins > after:
+            return begins
         naive = found
     return None
 

@@ -14,9 +14,9 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from promoter.cli.formatting import format_proposal, format_reconcile, format_status
 from promoter.config.loader import load_settings
 from promoter.errors import BadInputError, PromoterError
+from promoter.plain_text import format_proposal, format_reconcile, format_status
 from promoter.promotion.results import PromotionState, ReconcileOutcome
 from promoter.promotion.service import PromotionService
 from promoter.wiring import build_service

@@ -66,7 +66,7 @@ def generate_churn(rows: int, *, seed: int) -> ChurnData:
     )
     probability = 1.0 / (1.0 + np.exp(-logit))
     labels = (rng.random(rows) < probability).astype(np.int64)
-    features = {
+    features: dict[str, np.ndarray] = {
         "tenure_months": tenure,
         "monthly_spend": spend,
         "support_calls": calls,

@@ -3,7 +3,8 @@
 A version is identified by its integer directory name and by a content digest: the digest is what
 promoter records in every environment branch, so "the same version" always means the same bytes.
 Only a local directory is implemented; `ModelStore` is the port a `gs://` or `s3://` store will
-implement (download to a local cache in `local_path`).
+implement (download to a local cache in `local_path`). The values it returns (`ModelVersion`,
+`StoredVersion`) are in `promoter.domain.model_versions`.
 """
 
 from __future__ import annotations
@@ -12,68 +13,19 @@ import hashlib
 import logging
 import os
 import shutil
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
+from promoter.domain.model_versions import (
+    SAVED_MODEL_FILES,
+    VARIABLES_DIR,
+    ModelVersion,
+    StoredVersion,
+)
 from promoter.errors import ModelStoreError
 
 log = logging.getLogger(__name__)
-
-SAVED_MODEL_FILES = ("saved_model.pb", "saved_model.pbtxt")
-VARIABLES_DIR = "variables"
-
-
-@dataclass(frozen=True, slots=True)
-class ModelVersion:
-    """One immutable version of a model in the store."""
-
-    name: str
-    """Model name, the store's first directory level."""
-    version: int
-    """TensorFlow Serving version number (the directory name)."""
-    digest: str
-    """`sha256:<hex>` over the SavedModel directory's relative paths and bytes."""
-    uri: str
-    """Where the version lives (a local path for now)."""
-
-
-@dataclass(frozen=True, slots=True)
-class StoredVersion:
-    """A version directory as the store lists it, before anyone trusts it.
-
-    Uploads are not atomic (a SavedModel is many files), so discovery proposes a version only
-    once it is `complete` and nothing in it changed for a while; these are the facts it
-    judges by.
-    """
-
-    model: str
-    version: int
-    has_saved_model: bool
-    """`saved_model.pb` (or `saved_model.pbtxt`) is a file in the directory."""
-    has_variables: bool
-    """`variables/` is a directory in it."""
-    last_changed: datetime | None
-    """Newest change of the directory or anything under it (UTC): the later of each entry's
-    mtime and ctime, since copies that keep timestamps (`cp -p`, `rsync -a`, `gsutil`) write
-    old mtimes while the upload is still running. None when it could not be read."""
-    problem: str | None = None
-    """Why the directory could not be read completely; such a version is never complete."""
-
-    @property
-    def complete(self) -> bool:
-        """Has a SavedModel graph and its variables, and could be read completely."""
-        return self.has_saved_model and self.has_variables and self.problem is None
-
-    def missing(self) -> str | None:
-        """What keeps it from being complete, in words; None when it is complete."""
-        if self.problem is not None:
-            return self.problem
-        absent = [name for name, present in (("saved_model.pb", self.has_saved_model),
-                                             (f"{VARIABLES_DIR}/", self.has_variables))
-                  if not present]
-        return f"no {' and no '.join(absent)}" if absent else None
 
 
 class ModelStore(Protocol):

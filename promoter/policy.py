@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from promoter.config.schema import ApprovalPolicy, SoakPolicy
-from promoter.forge.base import Review, ReviewState, StatusState, login_key
+from promoter.domain.pull_requests import Review, ReviewState, StatusState, login_key
 from promoter.render.metadata import DeployedModel
 
 EVALUATION_CONTEXT = "promoter/evaluation"

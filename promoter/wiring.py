@@ -1,19 +1,24 @@
-"""The composition root: the one place that picks adapters and builds the promotion service.
+"""The composition root: the one place that picks adapters and builds what runs on them.
 
-The CLI (and later the HTTP app) call `build_service` and nothing else that knows which git,
-forge or store implementation is in use.
+The CLI's commands call `build_service` (and `connect_cluster` for `promoter health`);
+`promoter serve` calls `build_server`, which builds the adapters, the metrics registry they
+report to, the service, discovery, the reconcile scheduler and the HTTP app. Nothing else
+knows which git, forge, store or cluster implementation is in use, and `promoter.server`
+never imports this module: the app takes everything it runs on as arguments.
 """
 
 from __future__ import annotations
 
+import logging
 import os
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from promoter.config.loader import LoadedSettings
-from promoter.errors import ConfigError
+from promoter.errors import BadInputError, ConfigError, PromoterError
 from promoter.forge.base import Forge
 from promoter.forge.local import LocalForge
 from promoter.gitops.local import LocalGitRepository
@@ -27,9 +32,13 @@ from promoter.promotion.verdicts import DirectoryVerdictStore, VerdictStore
 
 if TYPE_CHECKING:
     import github.Auth as github_auth_types
+    from fastapi import FastAPI
 
+    from promoter.cluster.kubernetes import KubernetesClusterReader
     from promoter.cluster.port import ClusterReader
     from promoter.server.metrics import ServerMetrics
+    from promoter.server.ports import PromotionPort
+    from promoter.server.tokens import ApiTokens
 
 PROMOTER_IDENTITY = "promoter"
 
@@ -47,13 +56,14 @@ class Adapters:
     """Where evaluation verdicts are recorded; None: this process's memory only."""
 
 
-def build_adapters(loaded: LoadedSettings, *,
-                   environ: Mapping[str, str] | None = None) -> Adapters:
+def build_adapters(loaded: LoadedSettings, *, environ: Mapping[str, str] | None = None,
+                   read_cluster: bool = True) -> Adapters:
     """Wire the adapters promoter.yaml names: a local git repository and LocalForge (the
     embedded default), or GitHub (a local clone, or an HTTPS URL mirrored locally and pushed
     to with the same credentials), a local store, and the cluster reader when there is a
-    `cluster:` section. `environ` (default: the process's) is where the secrets named by
-    `forge.github.auth` are looked up."""
+    `cluster:` section (unless `read_cluster` is False: a command that connects with its own
+    overrides, see `connect_cluster`). `environ` (default: the process's) is where the
+    secrets named by `forge.github.auth` are looked up."""
     environ = os.environ if environ is None else environ
     settings = loaded.settings
     repo_url = settings.repository.url
@@ -74,7 +84,8 @@ def build_adapters(loaded: LoadedSettings, *,
         repo = LocalGitRepository(repo_path)
         forge = LocalForge(forge_state_path(loaded, repo_path), repo,
                            identity=PROMOTER_IDENTITY)
-    return Adapters(repo=repo, forge=forge, store=store, cluster=build_cluster_reader(loaded),
+    cluster = build_cluster_reader(loaded) if read_cluster else None
+    return Adapters(repo=repo, forge=forge, store=store, cluster=cluster,
                     verdicts=DirectoryVerdictStore(
                         _state_dir(loaded, environ=environ, remote=remote) / "verdicts"))
 
@@ -108,16 +119,32 @@ def instrument_adapters(adapters: Adapters, metrics: ServerMetrics) -> Adapters:
 
 
 def build_cluster_reader(loaded: LoadedSettings) -> ClusterReader | None:
-    """The Kubernetes reader promoter.yaml's `cluster:` names, or None without one."""
-    spec = loaded.settings.cluster
-    if spec is None:
+    """The Kubernetes reader promoter.yaml's `cluster:` names, or None without one: the
+    service then reads no cluster (no rollout gate, no automatic rollback)."""
+    if loaded.settings.cluster is None:
         return None
+    return connect_cluster(loaded)
+
+
+def connect_cluster(loaded: LoadedSettings, *, kubeconfig: str | None = None,
+                    context: str | None = None) -> KubernetesClusterReader:
+    """A reader for a command that must read the cluster (`promoter health`).
+
+    promoter.yaml's `cluster:` section says where (its kubeconfig relative to promoter.yaml);
+    `kubeconfig` and `context`, a command's flags, override its fields one by one (a flag's
+    path is as typed, relative to the working directory). Without either: the client's
+    defaults, the pod's service account, else `$KUBECONFIG` or `~/.kube/config`. Raises
+    ClusterError when no configuration is found.
+    """
     # Lazily: the kubernetes client is slow to import and only this adapter needs it.
     from promoter.cluster.kubernetes import KubernetesClusterReader
 
-    return KubernetesClusterReader.from_environment(
-        kubeconfig=str(loaded.resolve(spec.kubeconfig)) if spec.kubeconfig else None,
-        context=spec.context)
+    spec = loaded.settings.cluster
+    if kubeconfig is None and spec is not None and spec.kubeconfig:
+        kubeconfig = str(loaded.resolve(spec.kubeconfig))
+    if context is None and spec is not None:
+        context = spec.context
+    return KubernetesClusterReader.from_environment(kubeconfig=kubeconfig, context=context)
 
 
 def build_rollback_service(adapters: Adapters) -> RollbackService:
@@ -132,6 +159,176 @@ def build_auto_proposer(loaded: LoadedSettings, *, adapters: Adapters,
     return AutoProposer(service=service, store=adapters.store, settings=loaded.settings,
                         repo=adapters.repo, rollbacks=build_rollback_service(adapters),
                         author=_identity(loaded))
+
+
+# --- promoter serve ---------------------------------------------------------------------------
+
+def build_app(service: PromotionPort, *, webhook_secret: bytes,
+              api_tokens: ApiTokens | None = None,
+              repository: str | None = None, dry_branch: str = "main", workers: int = 4,
+              resync_interval_s: float | None = 300.0,
+              metrics: ServerMetrics | None = None,
+              discover: Callable[[], object] | None = None,
+              max_webhook_bytes: int | None = None,
+              max_request_bytes: int | None = None) -> FastAPI:
+    """The HTTP app over `service`: reconcile jobs, a scheduler of `workers` threads
+    resyncing every `resync_interval_s` (None: only at start), and `metrics` (default: a
+    fresh registry; pass the one the service's adapters already report to, see
+    `instrument_adapters`). `discover` (e.g. `AutoProposer.run`) runs before every resync.
+    The body caps default to `create_app`'s (25 MiB for webhooks, 64 KiB otherwise).
+    Tests and benchmarks call this with a fake service; `build_server` with the real one."""
+    # Lazily: FastAPI is slow to import and only `promoter serve` needs it.
+    from promoter.server.app import MAX_REQUEST_BYTES, MAX_WEBHOOK_BYTES, create_app
+    from promoter.server.jobs import ReconcileJobs
+    from promoter.server.metrics import ServerMetrics
+    from promoter.server.scheduler import Scheduler
+
+    metrics = metrics or ServerMetrics()
+    jobs = ReconcileJobs(service, metrics, discover=discover)
+    scheduler = Scheduler(
+        workers=workers, resync=jobs.resync(), resync_interval_s=resync_interval_s,
+        on_coalesced=metrics.jobs_coalesced.inc, expected_errors=(PromoterError,))
+    jobs.bind(scheduler.submit)
+    metrics.watch_scheduler(lambda: scheduler.queue_depth, lambda: scheduler.running)
+    return create_app(
+        service, webhook_secret=webhook_secret, scheduler=scheduler, jobs=jobs,
+        metrics=metrics, api_tokens=api_tokens, repository=repository, dry_branch=dry_branch,
+        max_webhook_bytes=MAX_WEBHOOK_BYTES if max_webhook_bytes is None else max_webhook_bytes,
+        max_request_bytes=MAX_REQUEST_BYTES if max_request_bytes is None else max_request_bytes)
+
+
+@dataclass(frozen=True, slots=True)
+class ServeOptions:
+    """`promoter serve`'s command line. None: promoter.yaml's `service:` section decides."""
+
+    host: str | None = None
+    port: int | None = None
+    webhook_secret_env: str | None = None
+    repository: str | None = None
+    """`owner/name` whose webhooks are acted on."""
+    resync_interval_s: float | None = None
+    workers: int | None = None
+    log_format: str = "auto"
+    """auto (JSON lines unless stderr is a terminal), json or text."""
+    access_log: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Server:
+    """`promoter serve`, composed: the app and where uvicorn serves it."""
+
+    app: FastAPI
+    host: str
+    port: int
+    access_log: bool = False
+
+    def run(self) -> None:
+        """Serve until interrupted (uvicorn in this thread; 30 s to finish on shutdown)."""
+        import uvicorn  # lazily: `promoter --help` stays fast
+
+        uvicorn.run(self.app, host=self.host, port=self.port, log_config=None,
+                    access_log=self.access_log, timeout_graceful_shutdown=30)
+
+
+def build_server(loaded: LoadedSettings, options: ServeOptions, *,
+                 environ: Mapping[str, str] | None = None) -> Server:
+    """Everything `promoter serve` runs, from promoter.yaml and the command line.
+
+    The secrets come from `environ` (default: the process's), never from arguments. Logging is
+    configured (JSON lines, the webhook secret redacted) before any adapter is built, so
+    their lines are structured and redacted too. One metrics registry serves the app and the
+    adapters: /metrics shows forge calls and rollouts as well. Raises BadInputError for a
+    missing webhook secret or the old shared API token.
+    """
+    from promoter.server.logs import configure_logging
+    from promoter.server.metrics import ServerMetrics
+
+    environ = os.environ if environ is None else environ
+    spec = loaded.settings.service
+    secret = _webhook_secret(options.webhook_secret_env or spec.webhook_secret_env, environ)
+    tokens = _api_tokens(loaded, environ)
+
+    root = logging.getLogger()
+    configure_logging(level=min(root.level or logging.INFO, logging.INFO),
+                      json_lines=None if options.log_format == "auto"
+                      else options.log_format == "json",
+                      secrets=[secret])
+    _log_api_tokens(tokens)
+
+    metrics = ServerMetrics()
+    adapters = instrument_adapters(build_adapters(loaded, environ=environ), metrics)
+    service = build_service(loaded, adapters=adapters)
+    # New versions flow in without a person where promoter.yaml says so (autoPropose).
+    proposer = build_auto_proposer(loaded, adapters=adapters, service=service)
+    app = build_app(
+        service, metrics=metrics, discover=proposer.run if proposer.enabled else None,
+        webhook_secret=secret.encode(), api_tokens=tokens,
+        repository=options.repository or spec.repository
+        or github_repository(loaded.settings.repository.url),
+        dry_branch=loaded.settings.repository.dry_branch,
+        workers=options.workers or spec.workers,
+        resync_interval_s=options.resync_interval_s or spec.resync_interval_seconds)
+    return Server(app=app, host=options.host or spec.host,
+                  port=spec.port if options.port is None else options.port,
+                  access_log=options.access_log)
+
+
+_GITHUB_URL = re.compile(
+    r"^(?:https://github\.com/|git@github\.com:|ssh://git@github\.com/)"
+    r"(?P<name>[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+?)(?:\.git)?/?$")
+
+
+def github_repository(url: str) -> str | None:
+    """`owner/name` of a github.com repository URL, or None for anything else."""
+    match = _GITHUB_URL.match(url)
+    return match.group("name") if match else None
+
+
+def _webhook_secret(name: str, environ: Mapping[str, str]) -> str:
+    secret = environ.get(name, "")
+    if not secret:
+        raise BadInputError(
+            f"no webhook secret: ${name} is not set",
+            fix=f"export {name}=<the secret configured on the GitHub webhook>")
+    return secret
+
+
+def _api_tokens(loaded: LoadedSettings, environ: Mapping[str, str]) -> ApiTokens | None:
+    """The REST API's tokens: from `$PROMOTER_API_TOKENS_FILE`, else `service.apiTokensFile`,
+    else none (approvals over HTTP off). Refuses the old single shared token outright: it let
+    its holder approve as any name, and quietly ignoring it would leave an operator believing
+    approvals over HTTP still work."""
+    from promoter.server.tokens import TOKENS_FILE_ENV, load_api_tokens
+
+    spec = loaded.settings.service
+    if environ.get(spec.api_token_env):
+        raise BadInputError(
+            f"${spec.api_token_env} is set, but one shared API token is no longer accepted: "
+            "it approved as whichever user the request named",
+            fix=f"give each release manager a token of their own (`promoter token new USER "
+                f">> api-tokens`), point ${TOKENS_FILE_ENV} (or service.apiTokensFile) at that "
+                f"file, and unset {spec.api_token_env}")
+    from_env = environ.get(TOKENS_FILE_ENV)
+    if from_env:
+        return load_api_tokens(Path(from_env).expanduser(), named_by=f"${TOKENS_FILE_ENV}")
+    if spec.api_tokens_file:
+        return load_api_tokens(loaded.resolve(spec.api_tokens_file),
+                               named_by="service.apiTokensFile")
+    return None
+
+
+def _log_api_tokens(tokens: ApiTokens | None) -> None:
+    """Who may approve over HTTP, never where the tokens are: the file's path and contents
+    stay out of the logs."""
+    from promoter.server.tokens import TOKENS_FILE_ENV
+
+    log = logging.getLogger("promoter.serve")
+    if tokens is None:
+        log.warning("no API tokens file ($%s, service.apiTokensFile): approve/reject over "
+                    "HTTP are off", TOKENS_FILE_ENV)
+    else:
+        log.info("approve/reject over HTTP: %d token(s) for %s", len(tokens),
+                 ", ".join(tokens.users))
 
 
 def _github_forge(loaded: LoadedSettings, *,

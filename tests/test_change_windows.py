@@ -12,8 +12,8 @@ from promoter.change_windows import CHANGE_WINDOW_CONTEXT, decide_change_window
 from promoter.config import DirectorySource, load_dry_config, load_settings
 from promoter.config.schema import SchedulePolicy
 from promoter.demo import copy_example
+from promoter.domain.pull_requests import StatusState
 from promoter.errors import ConfigError
-from promoter.forge.base import StatusState
 
 OFFICE_HOURS = {"cron": "0 9 * * mon-thu", "duration": "7h"}
 YEAR_END = {"start": "2026-12-20T00:00", "end": "2027-01-04", "reason": "year-end freeze"}

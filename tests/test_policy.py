@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from promoter.config.schema import ApprovalPolicy, SoakPolicy, span_seconds
-from promoter.forge.base import Review, ReviewState, StatusState
+from promoter.domain.pull_requests import Review, ReviewState, StatusState
 from promoter.policy import SOAK_CONTEXT, decide, decide_approvals, decide_soak, decide_upstream
 from promoter.render.metadata import DeployedModel
 

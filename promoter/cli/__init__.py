@@ -23,12 +23,6 @@ from promoter.cli.companion import argo, flux
 from promoter.cli.discover import discover
 from promoter.cli.errors import handle_errors
 from promoter.cli.evaluate import evaluate
-from promoter.cli.formatting import (
-    format_proposal,
-    format_reconcile,
-    format_status,
-    status_as_json,
-)
 from promoter.cli.rollback import health, rollback
 from promoter.cli.serve import serve
 from promoter.config.loader import (
@@ -38,6 +32,7 @@ from promoter.config.loader import (
     load_dry_config,
     load_settings,
 )
+from promoter.plain_text import format_proposal, format_reconcile, format_status
 
 USER_ENV_VAR = "PROMOTER_USER"
 
@@ -187,8 +182,10 @@ def status(ctx: Context, as_json: bool) -> None:
     from promoter.wiring import build_service
 
     environments = build_service(ctx.settings()).status()
-    if as_json:
-        click.echo(json.dumps(status_as_json(environments), indent=2))
+    if as_json:  # the document GET /api/v1/environments answers
+        from promoter.server.answers import EnvironmentsAnswer
+
+        click.echo(json.dumps(EnvironmentsAnswer.of(environments).as_json(), indent=2))
     else:
         click.echo(format_status(environments))
 

@@ -23,12 +23,13 @@ from promoter.cli.errors import handle_errors
 USER_ENV_VAR = "PROMOTER_USER"
 
 
-def _parts(obj: Any) -> tuple[Any, Any, Any]:
-    """(rollback service, dry config, repository) for the settings in `obj`."""
+def _parts(obj: Any, *, read_cluster: bool = True) -> tuple[Any, Any, Any]:
+    """(rollback service, dry config, repository) for the settings in `obj`; `read_cluster`
+    False leaves out the service's cluster reader (`health` connects with its own flags)."""
     from promoter.wiring import build_adapters, build_rollback_service, build_service
 
     loaded = obj.settings()
-    adapters = build_adapters(loaded)
+    adapters = build_adapters(loaded, read_cluster=read_cluster)
     _, dry = build_service(loaded, adapters=adapters).dry_config()
     return build_rollback_service(adapters), dry, adapters.repo
 
@@ -86,29 +87,31 @@ def rollback(obj: Any, environment: str, to_version: int | None, reason: str, me
               show_default=True, help="Seconds between reads while waiting.")
 @click.option("--reconcile", is_flag=True,
               help="Ask Flux/Argo CD to sync now before reading (annotation).")
-@click.option("--kubeconfig", default=None, help="kubeconfig file [default: in-cluster, then "
-              "$KUBECONFIG or ~/.kube/config].")
-@click.option("--context", "kube_context", default=None, help="kubeconfig context.")
+@click.option("--kubeconfig", default=None, help="kubeconfig file [default: cluster.kubeconfig "
+              "of promoter.yaml, else in-cluster, then $KUBECONFIG or ~/.kube/config].")
+@click.option("--context", "kube_context", default=None,
+              help="kubeconfig context [default: cluster.context of promoter.yaml].")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.pass_obj
 @handle_errors
 def health(obj: Any, environment: str, commit: str | None, wait: bool,
            timeout_s: float | None, poll_s: float, reconcile: bool, kubeconfig: str | None,
            kube_context: str | None, as_json: bool) -> None:
-    """Say whether ENV's branch head (or COMMIT) is applied and healthy in the cluster."""
+    """Say whether ENV's branch head (or COMMIT) is applied and healthy in the cluster of
+    promoter.yaml's `cluster:` section (--kubeconfig and --context override it)."""
     from promoter.cluster import RolloutPhase, wait_for_rollout
-    from promoter.cluster.kubernetes import KubernetesClusterReader
     from promoter.errors import BadInputError
+    from promoter.wiring import connect_cluster
 
-    _, dry, repo = _parts(obj)
+    _, dry, repo = _parts(obj, read_cluster=False)
     env = dry.environment(environment)
     if commit is None:
         commit = repo.branch_head(env.branch)
         if commit is None:
             raise BadInputError(f"{env.branch} does not exist yet",
                                 fix=f"promote a version to {env.name} first")
-    with KubernetesClusterReader.from_environment(kubeconfig=kubeconfig,
-                                                  context=kube_context) as reader:
+    with connect_cluster(obj.settings(), kubeconfig=kubeconfig,
+                         context=kube_context) as reader:
         if reconcile:
             reader.request_reconcile(env, requested_at=datetime.now(UTC).isoformat())
         if wait:

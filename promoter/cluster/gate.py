@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 from promoter.cluster.port import RolloutPhase, RolloutState
-from promoter.forge.base import CommitStatus, StatusState
+from promoter.domain.pull_requests import CommitStatus, StatusState
 from promoter.policy import GateResult, fit_description
 
 UPSTREAM_ROLLOUT_CONTEXT = "promoter/upstream-rollout"

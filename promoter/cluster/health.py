@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
-from typing import Any
+from typing import Any, NoReturn
 
 from promoter.cluster.errors import ClusterShapeError
 from promoter.cluster.port import RolloutPhase, RolloutState
@@ -178,23 +178,23 @@ class _Object:
 
     def string(self, *path: str) -> str | None:
         value = self.field(*path)
-        if value is not None and not isinstance(value, str):
-            self._wrong(path, "a string", value)
-        return value
+        if value is None or isinstance(value, str):
+            return value
+        self._wrong(path, "a string", value)
 
     def integer(self, *path: str) -> int | None:
         value = self.field(*path)
-        if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
-            self._wrong(path, "an integer", value)
-        return value
+        if value is None or (isinstance(value, int) and not isinstance(value, bool)):
+            return value
+        self._wrong(path, "an integer", value)
 
     def list(self, *path: str) -> Sequence[Any]:
         value = self.field(*path)
         if value is None:
             return []
-        if not isinstance(value, list):
-            self._wrong(path, "a list", value)
-        return value
+        if isinstance(value, list):
+            return value
+        self._wrong(path, "a list", value)
 
     def time(self, *path: str) -> datetime | None:
         return self._parse_time(path, self.field(*path))
@@ -233,7 +233,7 @@ class _Object:
                                          "lastTransitionTime"), item.get("lastTransitionTime"))
         return None
 
-    def _wrong(self, path: Sequence[str], expected: str, value: Any) -> None:
+    def _wrong(self, path: Sequence[str], expected: str, value: Any) -> NoReturn:
         where = ".".join(path) or "(object)"
         raise ClusterShapeError(
             f"{self.kind} {self.name}: {where}: expected {expected}, got {value!r:.80}",

@@ -339,19 +339,3 @@ TFRECORD_SUFFIXES = (".tfrecord", ".tfrecords", ".tfrec")
 def is_tfrecord(path: Path) -> bool:
     """Whether `path` names a TFRecord holdout (by its suffix; `.gz` is not supported)."""
     return path.suffix.lower() in TFRECORD_SUFFIXES
-
-
-def open_holdout(path: Path, *, label_column: str, columns: Sequence[ColumnRequest],
-                 batch_size: int = DEFAULT_BATCH_SIZE, label_kind: str = "binary",
-                 weight_column: str | None = None, slice_columns: Sequence[str] = ()) -> Any:
-    """A reader of `path` in batches: CSV, or TFRecord of tf.train.Example (by suffix). Both
-    yield `HoldoutBatch`es and set `rows` and `digest` once read. The TFRecord reader imports
-    TensorFlow, so only the worker calls this for TFRecord files."""
-    kwargs: dict[str, Any] = {"label_column": label_column, "columns": columns,
-                              "batch_size": batch_size, "label_kind": label_kind,
-                              "weight_column": weight_column, "slice_columns": slice_columns}
-    if is_tfrecord(path):
-        from promoter.evaluation.tfrecord import TFRecordHoldoutReader
-
-        return TFRecordHoldoutReader(path, **kwargs)
-    return HoldoutReader(path, **kwargs)

@@ -1,31 +1,8 @@
 """The forge: where promotions are proposed, gated, approved and merged.
 
-`Forge` and `ReviewRecorder` are the ports (`promoter.forge.base`); `LocalForge` is the embedded
-adapter (`promoter.forge.local`). A GitHub adapter will sit beside it.
+`Forge` and `ReviewRecorder` are the ports (`promoter.forge.base`), with optional capabilities
+in `promoter.forge.capabilities`; `LocalForge` (`promoter.forge.local`) and `GitHubForge`
+(`promoter.forge.github`) are the adapters. The values they exchange are in
+`promoter.domain.pull_requests`. Importing this package imports no adapter (no SQLite, no
+PyGithub): code that needs only the port pays for no implementation.
 """
-
-from promoter.forge.base import (
-    Comment,
-    CommitStatus,
-    Forge,
-    PullRequest,
-    PullRequestState,
-    Review,
-    ReviewRecorder,
-    ReviewState,
-    StatusState,
-)
-from promoter.forge.local import LocalForge
-
-__all__ = [
-    "Comment",
-    "CommitStatus",
-    "Forge",
-    "LocalForge",
-    "PullRequest",
-    "PullRequestState",
-    "Review",
-    "ReviewRecorder",
-    "ReviewState",
-    "StatusState",
-]

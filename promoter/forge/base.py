@@ -1,100 +1,23 @@
 """The forge port: pull requests, commit statuses, reviews, comments and guarded merges.
 
 A forge is where promotions are proposed and approved: the embedded `LocalForge`, or GitHub
-(a later adapter). The promotion service only talks to this interface, and every adapter passes
-the same contract tests (`tests/contract/test_forge_contract.py`).
+(`GitHubForge`). The promotion service only talks to this interface, and every adapter passes
+the same contract tests (`tests/contract/test_forge_contract.py`). The values it returns are
+in `promoter.domain.pull_requests`, so code that only reads them needs no forge.
 """
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Protocol, runtime_checkable
 
-
-class PullRequestState(enum.StrEnum):
-    OPEN = "open"
-    MERGED = "merged"
-    CLOSED = "closed"
-
-
-class StatusState(enum.StrEnum):
-    """Commit status states, as GitHub names them."""
-
-    PENDING = "pending"
-    SUCCESS = "success"
-    FAILURE = "failure"
-    ERROR = "error"
-
-
-class ReviewState(enum.StrEnum):
-    APPROVED = "APPROVED"
-    CHANGES_REQUESTED = "CHANGES_REQUESTED"
-    COMMENTED = "COMMENTED"
-    DISMISSED = "DISMISSED"
-
-
-@dataclass(frozen=True, slots=True)
-class PullRequest:
-    number: int
-    """Forge-wide unique number, as on GitHub."""
-    head_branch: str
-    """Proposal branch, e.g. `environments/prod-next`."""
-    base_branch: str
-    """Environment branch, e.g. `environments/prod`."""
-    head_sha: str
-    """Commit the head branch pointed at when the PR was last opened or updated."""
-    title: str
-    body: str
-    author: str
-    """Who proposed the promotion; never counts as an approver."""
-    state: PullRequestState
-    labels: tuple[str, ...]
-    created_at: datetime
-    updated_at: datetime
-    merge_sha: str | None = None
-    """The merge commit on the base branch, once merged."""
-
-
-@dataclass(frozen=True, slots=True)
-class CommitStatus:
-    context: str
-    """Gate name, e.g. `promoter/evaluation`; the latest status per context wins."""
-    state: StatusState
-    description: str
-    """One line shown next to the status (GitHub cuts it at 140 characters)."""
-    target_url: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Review:
-    user: str
-    state: ReviewState
-    commit_sha: str
-    """Head commit the review was given on; an approval of an older head does not count."""
-    submitted_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class Comment:
-    id: int
-    key: str
-    """Promoter's marker for the comment (e.g. `evaluation-report`), so it is edited, not
-    duplicated."""
-    body: str
-    updated_at: datetime
-
-
-def login_key(user: str) -> str:
-    """`user` as forges compare logins: blanks around it ignored, case-insensitive.
-
-    GitHub logins are case-insensitive (`Rita` and `rita` are one account), and a name typed
-    into a policy or `--as` may carry stray spaces: every comparison of two users goes
-    through this, so no spelling makes one person two.
-    """
-    return user.strip().casefold()
+from promoter.domain.pull_requests import (
+    Comment,
+    CommitStatus,
+    PullRequest,
+    Review,
+    ReviewState,
+)
 
 
 class Forge(Protocol):

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from promoter.forge.base import PullRequest, StatusState
+from promoter.domain.pull_requests import PullRequest, StatusState
 
 
 @dataclass(frozen=True, slots=True)

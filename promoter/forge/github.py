@@ -46,15 +46,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from promoter.errors import (
-    ForgeError,
-    ForgeIdentityError,
-    NotMergeableError,
-    PullRequestNotFoundError,
-    StaleHeadError,
-    UntrustedPullRequestError,
-)
-from promoter.forge.base import (
+from promoter.domain.pull_requests import (
     Comment,
     CommitStatus,
     PullRequest,
@@ -63,6 +55,14 @@ from promoter.forge.base import (
     ReviewState,
     StatusState,
     login_key,
+)
+from promoter.errors import (
+    ForgeError,
+    ForgeIdentityError,
+    NotMergeableError,
+    PullRequestNotFoundError,
+    StaleHeadError,
+    UntrustedPullRequestError,
 )
 from promoter.forge.capabilities import ExternalChecks
 
@@ -637,7 +637,8 @@ class GitHubForge:
             body=_without_pull_marker(raw.body or ""),
             author=meta.author if meta else "",
             state=state, labels=tuple(sorted({label.name for label in raw.labels})),
-            created_at=_aware(raw.created_at), updated_at=_aware(raw.updated_at),
+            created_at=_aware(raw.created_at),
+            updated_at=_aware(raw.updated_at or raw.created_at),  # None: never edited
             merge_sha=raw.merge_commit_sha if state is PullRequestState.MERGED else None,
         )
 

@@ -175,7 +175,7 @@ def make_retry(policy: RetryPolicy) -> Any:
     """
     from github.GithubRetry import GithubRetry
 
-    class PromoterRetry(GithubRetry):  # type: ignore[misc]  # PyGithub's class is untyped here
+    class PromoterRetry(GithubRetry):
         def is_retry(self, method: str, status_code: int,
                      has_retry_after: bool = False) -> bool:
             if method.upper() == "POST" and status_code >= 500:

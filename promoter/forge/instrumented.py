@@ -22,17 +22,16 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
-from promoter.errors import PromoterError
-from promoter.forge.base import (
+from promoter.domain.pull_requests import (
     Comment,
     CommitStatus,
-    Forge,
     PullRequest,
     Review,
-    ReviewRecorder,
     ReviewState,
     StatusState,
 )
+from promoter.errors import PromoterError
+from promoter.forge.base import Forge, ReviewRecorder
 from promoter.forge.capabilities import (
     CheckRunPublisher,
     ExternalChecks,

@@ -34,15 +34,7 @@ from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 
-from promoter.errors import (
-    ConcurrentUpdateError,
-    ForgeError,
-    GitError,
-    NotMergeableError,
-    PullRequestNotFoundError,
-    StaleHeadError,
-)
-from promoter.forge.base import (
+from promoter.domain.pull_requests import (
     Comment,
     CommitStatus,
     PullRequest,
@@ -50,6 +42,14 @@ from promoter.forge.base import (
     Review,
     ReviewState,
     StatusState,
+)
+from promoter.errors import (
+    ConcurrentUpdateError,
+    ForgeError,
+    GitError,
+    NotMergeableError,
+    PullRequestNotFoundError,
+    StaleHeadError,
 )
 from promoter.gitops.port import GitOpsRepository, Signature
 

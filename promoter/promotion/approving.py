@@ -7,8 +7,9 @@ reviews, checked early so a person hears "no" at once instead of a gate that nev
 
 from __future__ import annotations
 
+from promoter.domain.pull_requests import Review, ReviewState, login_key
 from promoter.errors import ApprovalError, ForgeError
-from promoter.forge.base import Review, ReviewRecorder, ReviewState, login_key
+from promoter.forge.base import ReviewRecorder
 from promoter.promotion.authorship import authors_of
 from promoter.promotion.context import PromotionContext
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
+from promoter.domain.pull_requests import PullRequest, login_key
 from promoter.errors import BadInputError
-from promoter.forge.base import PullRequest, login_key
 from promoter.gitops.port import GitOpsRepository
 
 PROPOSED_BY = "Proposed-by"

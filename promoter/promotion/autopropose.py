@@ -19,9 +19,10 @@ from promoter.cluster.errors import ClusterError
 from promoter.cluster.port import RolloutPhase
 from promoter.config.loader import DryConfig
 from promoter.config.schema import EnvironmentSpec, Settings
+from promoter.domain.model_versions import StoredVersion
 from promoter.errors import PromoterError
 from promoter.gitops.port import GitOpsRepository
-from promoter.model_store import ModelStore, StoredVersion
+from promoter.model_store import ModelStore
 from promoter.promotion.discovery import (
     AutoProposal,
     DiscoveryPlan,

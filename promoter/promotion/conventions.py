@@ -11,6 +11,11 @@ PROMOTER_LABEL = "promoter"
 ROLLBACK_LABEL = "rollback"
 """Rollback PRs (promoter.promotion.rollback) restore an earlier render: the evaluation gate
 does not judge them and they are never re-hydrated."""
+ROLLBACK_OF = "Rollback-of"
+"""Trailer of a rollback commit and its merge: the environment branch head that was rolled
+back (its content is bad)."""
+RESTORES = "Restores"
+"""Trailer of a rollback commit and its merge: the earlier commit whose tree it restores."""
 BOT = Signature(name="promoter", email="promoter@noreply.invalid")
 """Author of the commits promoter writes (hydrated manifests, merges, rollbacks)."""
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from promoter.config.schema import ModelSpec
-from promoter.model_store import StoredVersion
+from promoter.domain.model_versions import StoredVersion
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,10 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from promoter.config.schema import EnvironmentSpec, ModelSpec
+from promoter.domain.model_versions import ModelVersion
+from promoter.domain.pull_requests import PullRequest, StatusState
 from promoter.errors import BadInputError, ForgeError
-from promoter.forge.base import PullRequest, StatusState
 from promoter.forge.capabilities import CheckRunPublisher
-from promoter.model_store import ModelVersion
 from promoter.policy import EVALUATION_CONTEXT, GateResult, fit_description
 from promoter.promotion.context import PromotionContext, Target
 from promoter.promotion.evaluator import Evaluator

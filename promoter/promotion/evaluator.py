@@ -11,12 +11,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from promoter.config.schema import EvaluationPolicy, ModelSpec
-from promoter.model_store import (
-    ModelStore,
-    ModelVersion,
-    copy_saved_model,
-    saved_model_digest,
-)
+from promoter.domain.model_versions import ModelVersion
+from promoter.model_store import ModelStore, copy_saved_model, saved_model_digest
 
 if TYPE_CHECKING:
     # The evaluation package pulls in numpy; commands that never score should not pay for it.

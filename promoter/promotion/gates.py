@@ -16,7 +16,7 @@ from promoter.cluster.errors import ClusterError
 from promoter.cluster.gate import UPSTREAM_ROLLOUT_CONTEXT, decide_upstream_rollout
 from promoter.cluster.port import RolloutPhase, RolloutState
 from promoter.config.schema import EnvironmentSpec, SoakPolicy
-from promoter.forge.base import PullRequest, StatusState
+from promoter.domain.pull_requests import PullRequest, StatusState
 from promoter.forge.capabilities import ExternalChecksReader, TeamDirectory
 from promoter.policy import (
     EXTERNAL_CHECKS_CONTEXT,

@@ -6,8 +6,9 @@ from dataclasses import dataclass
 
 from promoter.config.loader import DryConfig
 from promoter.config.schema import EnvironmentSpec, ModelSpec, Settings
+from promoter.domain.model_versions import ModelVersion
 from promoter.errors import ConfigError
-from promoter.model_store import ModelStore, ModelVersion
+from promoter.model_store import ModelStore
 from promoter.render import RenderedManifests, render_environment
 
 

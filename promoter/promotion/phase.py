@@ -54,10 +54,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from promoter.cluster.gate import ROLLOUT_CONTEXT
-from promoter.forge.base import CommitStatus, Forge, PullRequest, PullRequestState, StatusState
+from promoter.domain.pull_requests import CommitStatus, PullRequest, PullRequestState, StatusState
+from promoter.forge.base import Forge
 from promoter.gitops.port import GitOpsRepository
 from promoter.policy import APPROVALS_CONTEXT, EVALUATION_CONTEXT, UPSTREAM_CONTEXT
-from promoter.promotion.rollback import ROLLBACK_OF
+from promoter.promotion.conventions import ROLLBACK_OF
 
 SOAK_CONTEXT = "promoter/soak"
 """The soak gate (time run healthy upstream); named here by string, as the gate's module may

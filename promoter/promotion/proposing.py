@@ -14,9 +14,9 @@ import logging
 from collections.abc import Mapping
 
 from promoter.config.schema import EnvironmentSpec
+from promoter.domain.model_versions import ModelVersion
+from promoter.domain.pull_requests import login_key
 from promoter.errors import GitError, PromotionError
-from promoter.forge.base import login_key
-from promoter.model_store import ModelVersion
 from promoter.policy import decide_upstream
 from promoter.promotion.authorship import (
     authors_in,

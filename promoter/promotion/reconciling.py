@@ -12,6 +12,7 @@ import logging
 from dataclasses import replace
 
 from promoter.config.schema import EnvironmentSpec
+from promoter.domain.pull_requests import CommitStatus, PullRequest, PullRequestState, StatusState
 from promoter.errors import (
     BadInputError,
     NotMergeableError,
@@ -19,7 +20,6 @@ from promoter.errors import (
     PromotionError,
     StaleHeadError,
 )
-from promoter.forge.base import CommitStatus, PullRequest, PullRequestState, StatusState
 from promoter.policy import PROPOSAL_CONTEXT, GateResult, decide, fit_description
 from promoter.promotion.context import PromotionContext, Target
 from promoter.promotion.conventions import PROMOTER_LABEL, ROLLBACK_LABEL

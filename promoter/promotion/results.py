@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from promoter.cluster.port import RolloutState
-from promoter.forge.base import PullRequest
+from promoter.domain.pull_requests import PullRequest
 from promoter.policy import GateResult
 from promoter.promotion.phase import PromotionPhase
 from promoter.render.metadata import DeployedModel

@@ -27,19 +27,22 @@ from dataclasses import dataclass
 
 from promoter.cluster.port import RolloutPhase, RolloutState
 from promoter.config.schema import EnvironmentSpec
+from promoter.domain.pull_requests import PullRequest
 from promoter.errors import GitError, PromotionError
-from promoter.forge.base import Forge, PullRequest
+from promoter.forge.base import Forge
 from promoter.gitops.port import GitOpsRepository, Signature
 from promoter.promotion.authorship import trailers
-from promoter.promotion.conventions import BOT, PROMOTER_LABEL, ROLLBACK_LABEL
+from promoter.promotion.conventions import (
+    BOT,
+    PROMOTER_LABEL,
+    RESTORES,
+    ROLLBACK_LABEL,
+    ROLLBACK_OF,
+)
 from promoter.render.metadata import METADATA_FILE, HydratorMetadata, MetadataError
 
 log = logging.getLogger(__name__)
 
-ROLLBACK_OF = "Rollback-of"
-"""Trailer: the environment branch head that was rolled back (its content is bad)."""
-RESTORES = "Restores"
-"""Trailer: the earlier commit whose tree the rollback restores."""
 
 _TRAILER = re.compile(r"^(?P<key>Rollback-of|Restores): (?P<sha>[0-9a-f]{40})$", re.MULTILINE)
 _MAX_HISTORY = 10_000

@@ -14,8 +14,8 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 
+from promoter.domain.pull_requests import CommitStatus, PullRequest, StatusState, login_key
 from promoter.errors import ApprovalError, NotMergeableError, PromoterError, StaleHeadError
-from promoter.forge.base import CommitStatus, PullRequest, StatusState, login_key
 from promoter.policy import (
     APPROVALS_CONTEXT,
     PROPOSAL_CONTEXT,

@@ -19,7 +19,8 @@ from datetime import UTC, datetime
 from promoter.cluster.port import ClusterReader, RolloutState
 from promoter.config.loader import DryConfig, LoadedSettings
 from promoter.config.schema import EnvironmentSpec
-from promoter.forge.base import Forge, Review
+from promoter.domain.pull_requests import Review
+from promoter.forge.base import Forge
 from promoter.gitops.port import GitOpsRepository
 from promoter.model_store import ModelStore
 from promoter.policy import GateResult

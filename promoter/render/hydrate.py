@@ -25,8 +25,8 @@ from types import MappingProxyType
 from typing import Any
 
 from promoter.config.schema import EnvironmentSpec, ModelSpec
+from promoter.domain.model_versions import ModelVersion
 from promoter.errors import RenderError
-from promoter.model_store import ModelVersion
 from promoter.render.invariants import Release, check_invariants
 from promoter.render.objects import TEMPLATE_ROOT, RenderedObject, document_location
 from promoter.render.templating import Variables, render_template

@@ -18,8 +18,8 @@ import re
 from typing import Any
 
 from promoter.config.schema import EnvironmentSpec, ModelSpec, Resources
+from promoter.domain.model_versions import ModelVersion
 from promoter.errors import RenderError
-from promoter.model_store import ModelVersion
 
 _DIGEST = re.compile(r"^sha256:([0-9a-f]{64})$")
 

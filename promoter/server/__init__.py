@@ -47,9 +47,10 @@ lists `autoPropose` environments. Logs are JSON lines unless stderr is a termina
 webhook secret is redacted from every line; the server holds no plain API token to leak, and
 its logs name neither the tokens file nor its hashes (only a bad file's error at start names
 it).
+
+The app itself is `promoter.server.app.create_app`; what it runs on (the service, its
+adapters, the scheduler, metrics, secrets) is chosen in one place, `promoter.wiring`
+(`build_app` for a given service, `build_server` for `promoter serve`). Importing this package
+imports nothing, so `promoter.server.answers` (the API's JSON models, also printed by
+`promoter status --json`) comes without FastAPI.
 """
-
-from promoter.server.app import build_app, create_app
-from promoter.server.scheduler import ALL, Job, Scheduler
-
-__all__ = ["ALL", "Job", "Scheduler", "build_app", "create_app"]

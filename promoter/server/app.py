@@ -1,15 +1,17 @@
 """The HTTP app: GitHub webhooks, the REST API, health and metrics.
 
 `create_app` takes everything it uses as arguments (no globals, no I/O at import): the
-promotion service, the scheduler that runs reconciles, and the secrets. `build_app` wires the
-usual set. Routes answer from the request thread; reconciles run on the scheduler's workers.
+promotion service, the scheduler that runs reconciles, and the secrets. Choosing and building
+those is the composition root's job (`promoter.wiring.build_app` and `build_server`). Routes
+answer from the request thread with the models of `promoter.server.answers`; reconciles run
+on the scheduler's workers.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -19,8 +21,18 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
-from promoter.cli.formatting import status_as_json
 from promoter.errors import PromoterError
+from promoter.server.answers import (
+    EnvironmentAnswer,
+    EnvironmentsAnswer,
+    HealthAnswer,
+    PromotionAnswer,
+    PromotionDetailAnswer,
+    PromotionsAnswer,
+    ReadyAnswer,
+    ReviewAnswer,
+    WebhookAnswer,
+)
 from promoter.server.deliveries import DeliveryMemory
 from promoter.server.errors import ApiError, error_body, install_error_handlers
 from promoter.server.jobs import ReconcileJobs
@@ -154,30 +166,6 @@ def create_app(service: PromotionPort, *, webhook_secret: bytes, scheduler: Sche
     return app
 
 
-def build_app(service: PromotionPort, *, webhook_secret: bytes,
-              api_tokens: ApiTokens | None = None,
-              repository: str | None = None, dry_branch: str = "main", workers: int = 4,
-              resync_interval_s: float | None = 300.0,
-              metrics: ServerMetrics | None = None,
-              discover: Callable[[], object] | None = None,
-              max_webhook_bytes: int = MAX_WEBHOOK_BYTES,
-              max_request_bytes: int = MAX_REQUEST_BYTES) -> FastAPI:
-    """`create_app` with reconcile jobs, a scheduler and `metrics` (default: a fresh registry;
-    pass the one the service's adapters already report to, see `wiring.instrument_adapters`).
-    `discover` (e.g. `AutoProposer.run`) runs before every resync."""
-    metrics = metrics or ServerMetrics()
-    jobs = ReconcileJobs(service, metrics, discover=discover)
-    scheduler = Scheduler(
-        workers=workers, resync=jobs.resync(), resync_interval_s=resync_interval_s,
-        on_coalesced=metrics.jobs_coalesced.inc, expected_errors=(PromoterError,))
-    jobs.bind(scheduler.submit)
-    metrics.watch_scheduler(lambda: scheduler.queue_depth, lambda: scheduler.running)
-    return create_app(service, webhook_secret=webhook_secret, scheduler=scheduler, jobs=jobs,
-                      metrics=metrics, api_tokens=api_tokens, repository=repository,
-                      dry_branch=dry_branch, max_webhook_bytes=max_webhook_bytes,
-                      max_request_bytes=max_request_bytes)
-
-
 # --- health and metrics -----------------------------------------------------------------------
 
 
@@ -185,11 +173,12 @@ def _health_router() -> APIRouter:
     router = APIRouter(tags=["health"])
 
     @router.get("/healthz")
-    def healthz() -> dict[str, str]:
+    def healthz() -> HealthAnswer:
         """The process answers."""
-        return {"status": "ok"}
+        return HealthAnswer(status="ok")
 
-    @router.get("/readyz", responses={503: {"description": "not ready, with the reason"}})
+    @router.get("/readyz", response_model=ReadyAnswer,
+                responses={503: {"description": "not ready, with the reason"}})
     def readyz(parts: PartsDep) -> Any:
         """The configuration loads from the dry branch, the repository answers, workers run."""
         try:
@@ -201,7 +190,7 @@ def _health_router() -> APIRouter:
             return JSONResponse({"status": "unready",
                                  **error_body("the reconcile workers are not running", None)},
                                 status_code=503)
-        return {"status": "ready", "drySha": sha, "environments": list(dry.environments)}
+        return ReadyAnswer(status="ready", dry_sha=sha, environments=list(dry.environments))
 
     @router.get("/metrics", response_class=Response)
     def metrics(parts: PartsDep) -> Response:
@@ -216,14 +205,15 @@ def _health_router() -> APIRouter:
 
 def _webhook_router() -> APIRouter:
     router = APIRouter(tags=["webhooks"])
+    answer: dict[str, Any] = {"model": WebhookAnswer}
 
-    @router.post(WEBHOOK_PATH, status_code=202, responses={
-        200: {"description": "ping, or a redelivery already processed"},
-        400: {"description": "malformed payload or headers"},
-        401: {"description": "missing or bad X-Hub-Signature-256"},
-        413: {"description": "body over the cap, 25 MiB by default (refused while it streams "
-                             "in, before the signature is checked)"},
-        503: {"description": "shutting down: not recorded, redeliver later"},
+    @router.post(WEBHOOK_PATH, status_code=202, response_model=WebhookAnswer, responses={
+        200: {**answer, "description": "ping, or a redelivery already processed"},
+        400: {**answer, "description": "malformed payload or headers"},
+        401: {**answer, "description": "missing or bad X-Hub-Signature-256"},
+        413: {**answer, "description": "body over the cap, 25 MiB by default (refused while "
+                                       "it streams in, before the signature is checked)"},
+        503: {**answer, "description": "shutting down: not recorded, redeliver later"},
     })
     async def github_webhook(
         request: Request, parts: PartsDep,
@@ -300,8 +290,12 @@ def _webhook_router() -> APIRouter:
     return router
 
 
-def _answer(status: int, outcome: str, reason: str, **more: Any) -> JSONResponse:
-    return JSONResponse({"status": outcome, "reason": reason, **more}, status_code=status)
+def _answer(status: int, outcome: str, reason: str, *,
+            jobs: list[str] | None = None) -> JSONResponse:
+    """A webhook's answer: the status code says accepted or not, the body what it led to."""
+    body = WebhookAnswer(status=outcome, reason=reason, jobs=jobs)
+    return JSONResponse(body.model_dump(mode="json", by_alias=True, exclude_none=True),
+                        status_code=status)
 
 
 # --- REST API ---------------------------------------------------------------------------------
@@ -318,48 +312,44 @@ class ReviewRequest(BaseModel):
                     "else's token.")
 
 
-def _promotions(service: PromotionPort) -> list[dict[str, Any]]:
-    out = []
-    for env in status_as_json(service.status())["environments"]:
-        pull = env["openPromotion"]
-        if pull is not None:
-            out.append({**pull, "environment": env["name"], "branch": env["branch"],
-                        "deployed": env["deployed"]})
-    return out
+def _promotions(service: PromotionPort) -> list[PromotionAnswer]:
+    return PromotionAnswer.all_of(service.status())
 
 
 def _api_router() -> APIRouter:
     router = APIRouter(tags=["api"])
 
     @router.get("/environments")
-    def environments(service: ServiceDep) -> dict[str, Any]:
+    def environments(service: ServiceDep) -> EnvironmentsAnswer:
         """Every environment in promotion order: what is deployed, and the open promotion."""
-        return status_as_json(service.status())
+        return EnvironmentsAnswer.of(service.status())
 
-    @router.get("/environments/{name}")
-    def environment(name: str, service: ServiceDep) -> dict[str, Any]:
-        for env in status_as_json(service.status())["environments"]:
-            if env["name"] == name:
-                return dict(env)
+    @router.get("/environments/{name}", responses={404: {"description": "no such environment"}})
+    def environment(name: str, service: ServiceDep) -> EnvironmentAnswer:
+        for env in EnvironmentsAnswer.of(service.status()).environments:
+            if env.name == name:
+                return env
         raise ApiError(404, f"no environment named {name!r}",
                        fix="GET /api/v1/environments lists them")
 
     @router.get("/promotions")
-    def promotions(service: ServiceDep) -> dict[str, Any]:
+    def promotions(service: ServiceDep) -> PromotionsAnswer:
         """Open promotion pull requests with their gates."""
-        return {"promotions": _promotions(service)}
+        return PromotionsAnswer(promotions=_promotions(service))
 
-    @router.get("/promotions/{number}")
-    def promotion(number: int, service: ServiceDep) -> dict[str, Any]:
+    @router.get("/promotions/{number}",
+                responses={404: {"description": "not an open promotion"}})
+    def promotion(number: int, service: ServiceDep) -> PromotionDetailAnswer:
         """One open promotion: its gates and the evaluation report (Markdown)."""
-        found = next((p for p in _promotions(service) if p["number"] == number), None)
+        found = next((p for p in _promotions(service) if p.number == number), None)
         if found is None:
             raise ApiError(404, f"PR #{number} is not an open promotion",
                            fix="GET /api/v1/promotions lists the open ones")
-        return {**found, "evaluationReport": service.evaluation_report(number)}
+        return PromotionDetailAnswer(**dict(found),
+                                     evaluation_report=service.evaluation_report(number))
 
     def review(number: int, body: ReviewRequest | None, user: str, parts: ServerParts, *,
-               reject: bool) -> dict[str, Any]:
+               reject: bool) -> ReviewAnswer:
         if body is not None and body.user is not None and body.user != user:
             raise ApiError(403, f"this token belongs to {user}; it cannot act as {body.user}",
                            fix=f"leave out \"user\" (the review is recorded as {user}), or "
@@ -368,11 +358,10 @@ def _api_router() -> APIRouter:
         log.info("%s %s PR #%s over the API", user,
                  "requested changes on" if reject else "approved", number,
                  extra={"pr": number})
-        pull = next((p for p in _promotions(parts.service) if p["number"] == number), None)
+        pull = next((p for p in _promotions(parts.service) if p.number == number), None)
         if pull is not None:  # the approvals gate changed: reconcile now
-            parts.scheduler.submit(parts.jobs.pull(number, branch=pull["branch"]))
-        return {"number": number, "user": result.user, "state": str(result.state),
-                "commit": result.commit_sha, "submittedAt": result.submitted_at.isoformat()}
+            parts.scheduler.submit(parts.jobs.pull(number, branch=pull.branch))
+        return ReviewAnswer.of(number, result)
 
     refusals: dict[int | str, dict[str, Any]] = {
         401: {"description": "missing or unknown bearer token"},
@@ -384,13 +373,13 @@ def _api_router() -> APIRouter:
 
     @router.post("/promotions/{number}/approve", responses=refusals)
     def approve(number: int, parts: PartsDep, user: TokenUserDep,
-                body: ReviewRequest | None = None) -> dict[str, Any]:
+                body: ReviewRequest | None = None) -> ReviewAnswer:
         """Approve a promotion on the local forge as the bearer token's user."""
         return review(number, body, user, parts, reject=False)
 
     @router.post("/promotions/{number}/reject", responses=refusals)
     def reject(number: int, parts: PartsDep, user: TokenUserDep,
-               body: ReviewRequest | None = None) -> dict[str, Any]:
+               body: ReviewRequest | None = None) -> ReviewAnswer:
         """Request changes on a promotion on the local forge as the bearer token's user."""
         return review(number, body, user, parts, reject=True)
 

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from promoter.config.loader import DryConfig
-from promoter.forge.base import Review
+from promoter.domain.pull_requests import Review
 from promoter.promotion.results import EnvironmentStatus, ReconcileOutcome
 
 

@@ -111,78 +111,80 @@ class FakeKubernetesApi:
             return copy.deepcopy(script[0])
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
-        api = self
+        return type("Handler", (_Handler,), {"api": self})
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
 
-            def log_message(self, format: str, *args: Any) -> None:
-                pass  # quiet: pytest shows the assertions, not an access log
+class _Handler(BaseHTTPRequestHandler):
+    """One request to the fake; `api` is set on the subclass each server gets."""
 
-            def do_GET(self) -> None:
-                api.requests.append(("GET", self.path))
-                key = self._key()
-                if key is None:
-                    return
-                obj = api._get(key)
-                if obj is None:
-                    self._not_found(key)
-                elif isinstance(obj, bytes):
-                    self._send(HTTPStatus.OK, obj)
-                else:
-                    self._send(HTTPStatus.OK, json.dumps(obj).encode())
+    api: FakeKubernetesApi
+    protocol_version = "HTTP/1.1"
 
-            def do_PATCH(self) -> None:
-                api.requests.append(("PATCH", self.path))
-                length = int(self.headers.get("Content-Length", "0"))
-                body = json.loads(self.rfile.read(length) or b"null")
-                content_type = self.headers.get("Content-Type", "")
-                api.patches.append((self.path, content_type, body))
-                key = self._key()
-                if key is None:
-                    return
-                if content_type != "application/merge-patch+json":
-                    self._status(HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
-                                 f"only merge patches here, not {content_type}")
-                    return
-                obj = api._patch(key, body)
-                if obj is None:
-                    self._not_found(key)
-                else:
-                    self._send(HTTPStatus.OK, json.dumps(obj).encode())
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # quiet: pytest shows the assertions, not an access log
 
-            def _key(self) -> Key | None:
-                match = _PATH.match(self.path.split("?", 1)[0])
-                if match is None:
-                    self._status(HTTPStatus.NOT_FOUND, f"no route for {self.path}")
-                    return None
-                key = (match["group"], match["version"], match["namespace"], match["plural"],
-                       match["name"])
-                failure = api._failures.get(key)
-                if failure is not None:
-                    self._status(HTTPStatus(failure), "scripted failure")
-                    return None
-                return key
+    def do_GET(self) -> None:
+        self.api.requests.append(("GET", self.path))
+        key = self._key()
+        if key is None:
+            return
+        obj = self.api._get(key)
+        if obj is None:
+            self._not_found(key)
+        elif isinstance(obj, bytes):
+            self._send(HTTPStatus.OK, obj)
+        else:
+            self._send(HTTPStatus.OK, json.dumps(obj).encode())
 
-            def _not_found(self, key: Key) -> None:
-                group, _, _, plural, name = key
-                self._status(HTTPStatus.NOT_FOUND,
-                             f'{plural}.{group} "{name}" not found', reason="NotFound")
+    def do_PATCH(self) -> None:
+        self.api.requests.append(("PATCH", self.path))
+        length = int(self.headers.get("Content-Length", "0"))
+        body = json.loads(self.rfile.read(length) or b"null")
+        content_type = self.headers.get("Content-Type", "")
+        self.api.patches.append((self.path, content_type, body))
+        key = self._key()
+        if key is None:
+            return
+        if content_type != "application/merge-patch+json":
+            self._status(HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
+                         f"only merge patches here, not {content_type}")
+            return
+        obj = self.api._patch(key, body)
+        if obj is None:
+            self._not_found(key)
+        else:
+            self._send(HTTPStatus.OK, json.dumps(obj).encode())
 
-            def _status(self, code: HTTPStatus, message: str, reason: str = "") -> None:
-                status = {"kind": "Status", "apiVersion": "v1", "metadata": {},
-                          "status": "Failure", "message": message,
-                          "reason": reason or code.phrase, "code": int(code)}
-                self._send(code, json.dumps(status).encode())
+    def _key(self) -> Key | None:
+        match = _PATH.match(self.path.split("?", 1)[0])
+        if match is None:
+            self._status(HTTPStatus.NOT_FOUND, f"no route for {self.path}")
+            return None
+        key = (match["group"], match["version"], match["namespace"], match["plural"],
+               match["name"])
+        failure = self.api._failures.get(key)
+        if failure is not None:
+            self._status(HTTPStatus(failure), "scripted failure")
+            return None
+        return key
 
-            def _send(self, code: HTTPStatus, body: bytes) -> None:
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+    def _not_found(self, key: Key) -> None:
+        group, _, _, plural, name = key
+        self._status(HTTPStatus.NOT_FOUND,
+                     f'{plural}.{group} "{name}" not found', reason="NotFound")
 
-        return Handler
+    def _status(self, code: HTTPStatus, message: str, reason: str = "") -> None:
+        status = {"kind": "Status", "apiVersion": "v1", "metadata": {},
+                  "status": "Failure", "message": message,
+                  "reason": reason or code.phrase, "code": int(code)}
+        self._send(code, json.dumps(status).encode())
+
+    def _send(self, code: HTTPStatus, body: bytes) -> None:
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
 
 
 def _key(ref: ObjectRef) -> Key:

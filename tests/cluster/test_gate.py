@@ -11,7 +11,7 @@ from promoter.cluster.gate import (
     decide_upstream_rollout,
     rollout_status,
 )
-from promoter.forge.base import StatusState
+from promoter.domain.pull_requests import StatusState
 from tests.cluster.objects import COMMIT
 
 

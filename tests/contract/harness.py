@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from promoter.forge.base import Forge, ReviewRecorder, ReviewState
+from promoter.domain.pull_requests import ReviewState
+from promoter.forge.base import Forge, ReviewRecorder
 from promoter.gitops.port import GitOpsRepository
 from tests.fixtures.git import TEST_AUTHOR, push_commit, run_git
 

@@ -9,18 +9,18 @@ from __future__ import annotations
 
 import pytest
 
-from promoter.errors import (
-    ForgeError,
-    NotMergeableError,
-    PullRequestNotFoundError,
-    StaleHeadError,
-)
-from promoter.forge.base import (
+from promoter.domain.pull_requests import (
     CommitStatus,
     PullRequest,
     PullRequestState,
     ReviewState,
     StatusState,
+)
+from promoter.errors import (
+    ForgeError,
+    NotMergeableError,
+    PullRequestNotFoundError,
+    StaleHeadError,
 )
 from tests.contract.harness import ForgeHarness
 

@@ -17,8 +17,8 @@ from pathlib import Path
 from promoter.cluster.errors import ClusterUnreachableError
 from promoter.cluster.port import RolloutPhase, RolloutState
 from promoter.config.schema import EnvironmentSpec, EvaluationPolicy, ModelSpec
+from promoter.domain.model_versions import ModelVersion
 from promoter.errors import BadInputError, HoldoutError
-from promoter.model_store import ModelVersion
 
 
 @dataclass(frozen=True)

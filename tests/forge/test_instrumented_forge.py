@@ -14,15 +14,9 @@ from pathlib import Path
 import github
 import pytest
 
+from promoter.domain.pull_requests import PullRequest, PullRequestState, ReviewState, StatusState
 from promoter.errors import PullRequestNotFoundError
-from promoter.forge.base import (
-    Forge,
-    PullRequest,
-    PullRequestState,
-    ReviewRecorder,
-    ReviewState,
-    StatusState,
-)
+from promoter.forge.base import Forge, ReviewRecorder
 from promoter.forge.capabilities import (
     CheckRunPublisher,
     ExternalChecks,

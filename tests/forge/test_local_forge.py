@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from promoter.domain.pull_requests import CommitStatus, PullRequestState, ReviewState, StatusState
 from promoter.errors import ForgeError, NotMergeableError
-from promoter.forge.base import CommitStatus, PullRequestState, ReviewState, StatusState
 from promoter.forge.local import LocalForge
 from promoter.gitops.local import LocalGitRepository
 from promoter.gitops.port import Signature

@@ -48,6 +48,7 @@ from promoter.gitops.port import Signature
 from tests.github.openapi import DESCRIPTION, RecordedResponse, example
 
 DOCS = "https://docs.github.com/rest"
+_REPO = "/repos/{owner}/{repo}"
 GITHUB_SIGNATURE = Signature(name="GitHub", email="noreply@github.com")
 
 
@@ -63,6 +64,14 @@ def _iso(moment: datetime) -> str:
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"message": message, "documentation_url": DOCS}, status)
+
+
+def _not_found() -> JSONResponse:
+    return _error(404, "Not Found")
 
 
 @dataclass
@@ -341,27 +350,49 @@ class FakeGitHub:
 
     # -- HTTP --------------------------------------------------------------------------------
 
-    def _build_app(self) -> FastAPI:  # one route table, read top to bottom
+    def _build_app(self) -> FastAPI:
+        """The route table, in GitHub's order of resources (the order of registration
+        matters where paths overlap: `/branches/{branch:path}/protection/...` comes first)."""
         app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
-        repo = "/repos/{owner}/{repo}"
+        for routes in (self._auth_routes, self._pulls_routes, self._pull_routes,
+                       self._merge_route, self._review_and_comment_routes,
+                       self._status_routes, self._check_run_routes, self._branch_routes,
+                       self._team_routes):
+            routes(app)
+        return app
 
-        def error(status: int, message: str) -> JSONResponse:
-            return JSONResponse({"message": message, "documentation_url": DOCS}, status)
+    def _ours(self, owner: str, name: str) -> bool:
+        return (owner, name) == (self.owner, self.name)
 
-        def not_found() -> JSONResponse:
-            return error(404, "Not Found")
+    def _check_run_json(self, run: dict[str, Any]) -> dict[str, Any]:
+        data = self._example("check-run")
+        data.update(id=run["id"], name=run["name"], status=run["status"],
+                    conclusion=run["conclusion"], head_sha=run["sha"],
+                    node_id=f"CR_{run['id']}", external_id="",
+                    url=f"{self._repo_url}/check-runs/{run['id']}",
+                    html_url=f"{self.base_url}/{self.owner}/{self.name}/runs/{run['id']}",
+                    details_url=None, started_at=_iso(_now()),
+                    completed_at=_iso(_now()) if run["conclusion"] else None,
+                    pull_requests=[])
+        slug = run["app"]
+        data["app"].update(id=abs(hash(slug)) % 10_000_000, slug=slug, name=slug,
+                           node_id=f"A_{slug}")
+        data["output"].update(title=run.get("title"), summary=run.get("summary"),
+                              text=run.get("text"), annotations_count=0,
+                              annotations_url=f"{self._repo_url}/check-runs/"
+                                              f"{run['id']}/annotations")
+        return data
 
-        def ours(owner: str, name: str) -> bool:
-            return (owner, name) == (self.owner, self.name)
-
+    def _auth_routes(self, app: FastAPI) -> None:
+        """Installation access tokens (GitHub App authentication)."""
         @app.post("/app/installations/{installation_id}/access_tokens")
         def access_token(installation_id: int, request: Request) -> Response:
             with self.lock:
                 claims = self._app_claims(request)
                 if self.app is None or claims is None:
-                    return error(401, "A JSON web token could not be decoded")
+                    return _error(401, "A JSON web token could not be decoded")
                 if installation_id != self.app.installation_id:
-                    return not_found()
+                    return _not_found()
                 token = f"ghs_installation_{len(self.app.issued)}_{next(self._ids)}"
                 self.app.issued.append(token)
                 self.tokens[token] = f"{self.bot}[bot]"
@@ -370,10 +401,12 @@ class FakeGitHub:
                 data.pop("repositories", None)
                 return JSONResponse(data, 201)
 
-        @app.get(repo + "/pulls")
+    def _pulls_routes(self, app: FastAPI) -> None:
+        """Listing and opening pull requests, with GitHub's validation errors."""
+        @app.get(_REPO + "/pulls")
         def list_pulls(owner: str, repo: str, request: Request) -> Response:
-            if not ours(owner, repo):
-                return not_found()
+            if not self._ours(owner, repo):
+                return _not_found()
             q = request.query_params
             with self.lock:
                 pulls = [self._settled(n) for n in sorted(self.pulls)]
@@ -390,10 +423,10 @@ class FakeGitHub:
                 return JSONResponse([{k: v for k, v in self._pull_json(p).items() if k in keep}
                                      for p in out])
 
-        @app.post(repo + "/pulls")
+        @app.post(_REPO + "/pulls")
         async def create_pull(owner: str, repo: str, request: Request) -> Response:
-            if not ours(owner, repo):
-                return not_found()
+            if not self._ours(owner, repo):
+                return _not_found()
             body = await request.json()
             with self.lock:
                 head, base = body.get("head", ""), body.get("base", "")
@@ -428,19 +461,21 @@ class FakeGitHub:
                     "merged_at": None, "merge_commit_sha": None}
                 return JSONResponse(self._pull_json(self.pulls[number]), 201)
 
-        @app.get(repo + "/pulls/{number}")
+    def _pull_routes(self, app: FastAPI) -> None:
+        """Reading and editing one pull request."""
+        @app.get(_REPO + "/pulls/{number}")
         def get_pull(owner: str, repo: str, number: int) -> Response:
             with self.lock:
-                pull = self._settled(number) if ours(owner, repo) else None
-                return JSONResponse(self._pull_json(pull)) if pull else not_found()
+                pull = self._settled(number) if self._ours(owner, repo) else None
+                return JSONResponse(self._pull_json(pull)) if pull else _not_found()
 
-        @app.patch(repo + "/pulls/{number}")
+        @app.patch(_REPO + "/pulls/{number}")
         async def edit_pull(owner: str, repo: str, number: int, request: Request) -> Response:
             body = await request.json()
             with self.lock:
-                pull = self._settled(number) if ours(owner, repo) else None
+                pull = self._settled(number) if self._ours(owner, repo) else None
                 if pull is None:
-                    return not_found()
+                    return _not_found()
                 for key in ("title", "body"):
                     if key in body:
                         pull[key] = body[key]
@@ -449,28 +484,30 @@ class FakeGitHub:
                 pull["updated_at"] = _iso(_now())
                 return JSONResponse(self._pull_json(pull))
 
-        @app.put(repo + "/pulls/{number}/merge")
+    def _merge_route(self, app: FastAPI) -> None:
+        """Merging, guarded on the head sha, the base and the required checks."""
+        @app.put(_REPO + "/pulls/{number}/merge")
         async def merge(owner: str, repo: str, number: int, request: Request) -> Response:
             body = await request.json() if await request.body() else {}
             with self.lock:
-                pull = self._settled(number) if ours(owner, repo) else None
+                pull = self._settled(number) if self._ours(owner, repo) else None
                 if pull is None:
-                    return not_found()
+                    return _not_found()
                 if pull["state"] != "open":
-                    return error(405, "Pull Request is not mergeable")
+                    return _error(405, "Pull Request is not mergeable")
                 if body.get("sha") and body["sha"] != pull["head_sha"]:
-                    return error(409, "Head branch was modified. Review and try the merge "
+                    return _error(409, "Head branch was modified. Review and try the merge "
                                  "again.")
                 method = body.get("merge_method", "merge")
                 if method not in ("merge", "squash"):
-                    return error(405, f"{method} merges are not allowed on this repository")
+                    return _error(405, f"{method} merges are not allowed on this repository")
                 base_sha = self.git.branch_head(pull["base"])
                 if base_sha is None or not self.git.is_ancestor(base_sha, pull["head_sha"]):
-                    return error(405, "Base branch was modified. Review and try the merge "
+                    return _error(405, "Base branch was modified. Review and try the merge "
                                  "again.")
                 missing = self._unsatisfied_checks(pull)
                 if missing:
-                    return error(405, f"Required status check \"{missing[0]}\" is expected.")
+                    return _error(405, f"Required status check \"{missing[0]}\" is expected.")
                 head = pull["head_sha"]
                 files = {p: self.git.read_file(head, p) or b"" for p in self.git.list_files(head)}
                 title = body.get("commit_title") or f"Merge pull request #{number}"
@@ -483,7 +520,7 @@ class FakeGitHub:
                     self.git.update_branch(pull["base"], sha, expected=base_sha,
                                            fast_forward_only=True)
                 except ConcurrentUpdateError:
-                    return error(405, "Base branch was modified. Review and try the merge "
+                    return _error(405, "Base branch was modified. Review and try the merge "
                                  "again.")
                 now = _iso(_now())
                 pull.update(state="closed", merged_at=now, closed_at=now, updated_at=now,
@@ -491,12 +528,14 @@ class FakeGitHub:
                 return JSONResponse({"sha": sha, "merged": True,
                                      "message": "Pull Request successfully merged"})
 
-        @app.get(repo + "/pulls/{number}/reviews")
+    def _review_and_comment_routes(self, app: FastAPI) -> None:
+        """Reviews, issue comments and labels."""
+        @app.get(_REPO + "/pulls/{number}/reviews")
         def reviews(owner: str, repo: str, number: int) -> Response:
             with self.lock:
-                pull = self._settled(number) if ours(owner, repo) else None
+                pull = self._settled(number) if self._ours(owner, repo) else None
                 if pull is None:
-                    return not_found()
+                    return _not_found()
                 out = []
                 template = self._example("pull-request-review-items")[0]
                 for r in self.reviews.get(number, []):
@@ -512,66 +551,68 @@ class FakeGitHub:
                     out.append(data)
                 return JSONResponse(out)
 
-        @app.get(repo + "/issues/{number}/comments")
+        @app.get(_REPO + "/issues/{number}/comments")
         def list_comments(owner: str, repo: str, number: int) -> Response:
             with self.lock:
-                if not ours(owner, repo) or number not in self.pulls:
-                    return not_found()
+                if not self._ours(owner, repo) or number not in self.pulls:
+                    return _not_found()
                 out = [self._comment_json(c) for c in sorted(self.comments.values(),
                                                              key=lambda c: c["id"])
                        if c["issue"] == number]
                 return JSONResponse(out)
 
-        @app.post(repo + "/issues/{number}/comments")
+        @app.post(_REPO + "/issues/{number}/comments")
         async def create_comment(owner: str, repo: str, number: int,
                                  request: Request) -> Response:
             body = await request.json()
             with self.lock:
-                if not ours(owner, repo) or number not in self.pulls:
-                    return not_found()
+                if not self._ours(owner, repo) or number not in self.pulls:
+                    return _not_found()
                 now = _iso(_now())
                 comment = {"id": next(self._ids), "issue": number, "body": body["body"],
                            "user": self._login(request), "created_at": now, "updated_at": now}
                 self.comments[comment["id"]] = comment
                 return JSONResponse(self._comment_json(comment), 201)
 
-        @app.patch(repo + "/issues/comments/{comment_id}")
+        @app.patch(_REPO + "/issues/comments/{comment_id}")
         async def edit_comment(owner: str, repo: str, comment_id: int,
                                request: Request) -> Response:
             body = await request.json()
             with self.lock:
-                comment = self.comments.get(comment_id) if ours(owner, repo) else None
+                comment = self.comments.get(comment_id) if self._ours(owner, repo) else None
                 if comment is None:
                     return JSONResponse({"message": "Validation Failed",
                                          "documentation_url": DOCS}, 422)
                 comment.update(body=body["body"], updated_at=_iso(_now()))
                 return JSONResponse(self._comment_json(comment))
 
-        @app.post(repo + "/issues/{number}/labels")
+        @app.post(_REPO + "/issues/{number}/labels")
         async def add_labels(owner: str, repo: str, number: int, request: Request) -> Response:
             body = await request.json()
             names = body.get("labels", []) if isinstance(body, dict) else body
             with self.lock:
-                pull = self.pulls.get(number) if ours(owner, repo) else None
+                pull = self.pulls.get(number) if self._ours(owner, repo) else None
                 if pull is None:
-                    return not_found()
+                    return _not_found()
                 added = [n for n in names if n not in pull["labels"]]
                 if added:
                     pull["labels"].extend(added)
                     pull["updated_at"] = _iso(_now())
                 return JSONResponse([self._label(n) for n in pull["labels"]])
 
-        @app.post(repo + "/statuses/{sha}")
+    def _status_routes(self, app: FastAPI) -> None:
+        """Commit statuses: created, listed with their creator, combined."""
+        @app.post(_REPO + "/statuses/{sha}")
         async def create_status(owner: str, repo: str, sha: str, request: Request) -> Response:
             body = await request.json()
             with self.lock:
-                full = self._full_sha(sha) if ours(owner, repo) else None
+                full = self._full_sha(sha) if self._ours(owner, repo) else None
                 if full is None or full != sha:
-                    return error(422, f"No commit found for SHA: {sha}")
+                    return _error(422, f"No commit found for SHA: {sha}")
                 status = self._add_status(full, body, creator=self._login(request))
                 return JSONResponse(self._status_json(status, simple=False), 201)
 
-        @app.get(repo + "/commits/{ref}/statuses")
+        @app.get(_REPO + "/commits/{ref}/statuses")
         def list_statuses(owner: str, repo: str, ref: str, request: Request) -> Response:
             """Every status on the commit, newest first, with its `creator`; paginated with
             a `Link` header as GitHub does (`per_page` at most 100)."""
@@ -579,7 +620,7 @@ class FakeGitHub:
             per_page = min(max(int(q.get("per_page", 30)), 1), 100)
             page = max(int(q.get("page", 1)), 1)
             with self.lock:
-                sha = self._full_sha(ref) if ours(owner, repo) else None
+                sha = self._full_sha(ref) if self._ours(owner, repo) else None
                 every = self.statuses.get(sha or "", [])
                 chunk = every[(page - 1) * per_page:page * per_page]
                 out = [self._status_json(s, simple=False) for s in chunk]
@@ -589,12 +630,12 @@ class FakeGitHub:
                 headers["Link"] = (f'<{url}?per_page={per_page}&page={page + 1}>; rel="next"')
             return JSONResponse(out, headers=headers)
 
-        @app.get(repo + "/commits/{ref}/status")
+        @app.get(_REPO + "/commits/{ref}/status")
         def combined_status(owner: str, repo: str, ref: str) -> Response:
             with self.lock:
-                sha = self._full_sha(ref) if ours(owner, repo) else None
+                sha = self._full_sha(ref) if self._ours(owner, repo) else None
                 if sha is None:
-                    return not_found()
+                    return _not_found()
                 latest: dict[str, dict[str, Any]] = {}
                 for s in self.statuses.get(sha, []):
                     latest.setdefault(s["context"], s)
@@ -609,81 +650,55 @@ class FakeGitHub:
                             url=f"{self._repo_url}/commits/{sha}/status")
                 return JSONResponse(data)
 
-        def run_json(run: dict[str, Any]) -> dict[str, Any]:
-            data = self._example("check-run")
-            data.update(id=run["id"], name=run["name"], status=run["status"],
-                        conclusion=run["conclusion"], head_sha=run["sha"],
-                        node_id=f"CR_{run['id']}", external_id="",
-                        url=f"{self._repo_url}/check-runs/{run['id']}",
-                        html_url=f"{self.base_url}/{self.owner}/{self.name}/runs/{run['id']}",
-                        details_url=None, started_at=_iso(_now()),
-                        completed_at=_iso(_now()) if run["conclusion"] else None,
-                        pull_requests=[])
-            slug = run["app"]
-            data["app"].update(id=abs(hash(slug)) % 10_000_000, slug=slug, name=slug,
-                               node_id=f"A_{slug}")
-            data["output"].update(title=run.get("title"), summary=run.get("summary"),
-                                  text=run.get("text"), annotations_count=0,
-                                  annotations_url=f"{self._repo_url}/check-runs/"
-                                                  f"{run['id']}/annotations")
-            return data
-
-        def apply_run(run: dict[str, Any], body: dict[str, Any]) -> None:
-            for key in ("status", "conclusion"):
-                if key in body:
-                    run[key] = body[key]
-            if run["status"] != "completed":
-                run["conclusion"] = None
-            output = body.get("output") or {}
-            for key in ("title", "summary", "text"):
-                if key in output:
-                    run[key] = output[key]
-
-        @app.post(repo + "/check-runs")
+    def _check_run_routes(self, app: FastAPI) -> None:
+        """Check runs, owned by the app whose installation token made them."""
+        @app.post(_REPO + "/check-runs")
         async def create_check_run(owner: str, repo: str, request: Request) -> Response:
             body = await request.json()
             with self.lock:
-                sha = self._full_sha(body.get("head_sha", "")) if ours(owner, repo) else None
+                sha = self._full_sha(body.get("head_sha", "")) if self._ours(owner, repo) else None
                 if sha is None:
-                    return not_found()
+                    return _not_found()
                 if not self._login(request).endswith("[bot]"):
-                    return error(403, "You must authenticate via a GitHub App.")
+                    return _error(403, "You must authenticate via a GitHub App.")
                 # An installation token acts as `<app slug>[bot]`; the run is that app's.
                 run: dict[str, Any] = {"id": next(self._ids), "name": body["name"],
                                        "sha": sha, "status": "queued", "conclusion": None,
                                        "app": self._login(request).removesuffix("[bot]")}
-                apply_run(run, body)
+                _apply_check_run(run, body)
                 self.check_runs.setdefault(sha, []).insert(0, run)
-                return JSONResponse(run_json(run), 201)
+                return JSONResponse(self._check_run_json(run), 201)
 
-        @app.patch(repo + "/check-runs/{run_id}")
+        @app.patch(_REPO + "/check-runs/{run_id}")
         async def edit_check_run(owner: str, repo: str, run_id: int,
                                  request: Request) -> Response:
             body = await request.json()
             with self.lock:
                 run = next((r for runs in self.check_runs.values() for r in runs
                             if r["id"] == run_id), None)
-                if run is None or not ours(owner, repo):
-                    return not_found()
-                apply_run(run, body)
-                return JSONResponse(run_json(run))
+                if run is None or not self._ours(owner, repo):
+                    return _not_found()
+                _apply_check_run(run, body)
+                return JSONResponse(self._check_run_json(run))
 
-        @app.get(repo + "/commits/{ref}/check-runs")
+        @app.get(_REPO + "/commits/{ref}/check-runs")
         def check_runs(owner: str, repo: str, ref: str, request: Request) -> Response:
             with self.lock:
-                sha = self._full_sha(ref) if ours(owner, repo) else None
+                sha = self._full_sha(ref) if self._ours(owner, repo) else None
                 name = request.query_params.get("check_name")
-                out = [run_json(r) for r in self.check_runs.get(sha or "", [])
+                out = [self._check_run_json(r) for r in self.check_runs.get(sha or "", [])
                        if name is None or r["name"] == name]
                 page = self._example("check-run-paginated")
                 page.update(total_count=len(out), check_runs=out)
                 return JSONResponse(page)
 
-        @app.get(repo + "/branches/{branch:path}/protection/required_status_checks")
+    def _branch_routes(self, app: FastAPI) -> None:
+        """Branches, their required checks, and comparisons."""
+        @app.get(_REPO + "/branches/{branch:path}/protection/required_status_checks")
         def required_checks(owner: str, repo: str, branch: str) -> Response:
             with self.lock:
-                if not ours(owner, repo) or branch not in self.required_checks:
-                    return error(404, "Branch not protected")
+                if not self._ours(owner, repo) or branch not in self.required_checks:
+                    return _error(404, "Branch not protected")
                 data = self._example("status-check-policy")
                 url = f"{self._repo_url}/branches/{branch}/protection/required_status_checks"
                 contexts = self.required_checks[branch]
@@ -692,12 +707,12 @@ class FakeGitHub:
                             checks=[{"context": c, "app_id": None} for c in contexts])
                 return JSONResponse(data)
 
-        @app.get(repo + "/branches/{branch:path}")
+        @app.get(_REPO + "/branches/{branch:path}")
         def get_branch(owner: str, repo: str, branch: str) -> Response:
             with self.lock:
-                sha = self.git.branch_head(branch) if ours(owner, repo) else None
+                sha = self.git.branch_head(branch) if self._ours(owner, repo) else None
                 if sha is None:
-                    return error(404, "Branch not found")
+                    return _error(404, "Branch not found")
                 data = self._example("branch-get")
                 data["name"] = branch
                 data["commit"]["sha"] = sha
@@ -705,14 +720,14 @@ class FakeGitHub:
                 data["protected"] = branch in self.required_checks
                 return JSONResponse(data)
 
-        @app.get(repo + "/compare/{basehead:path}")
+        @app.get(_REPO + "/compare/{basehead:path}")
         def compare(owner: str, repo: str, basehead: str) -> Response:
             base, _, head = basehead.partition("...")
             with self.lock:
-                base_sha = self._full_sha(base) if ours(owner, repo) else None
-                head_sha = self._full_sha(head) if ours(owner, repo) else None
+                base_sha = self._full_sha(base) if self._ours(owner, repo) else None
+                head_sha = self._full_sha(head) if self._ours(owner, repo) else None
                 if base_sha is None or head_sha is None:
-                    return not_found()
+                    return _not_found()
                 ahead = self._count(base_sha, head_sha)
                 behind = self._count(head_sha, base_sha)
                 status = ("identical" if ahead == behind == 0 else "ahead" if behind == 0
@@ -724,6 +739,8 @@ class FakeGitHub:
                 data.pop("files", None)
                 return JSONResponse(data)
 
+    def _team_routes(self, app: FastAPI) -> None:
+        """Team memberships (the approver team)."""
         @app.get("/orgs/{org}/teams/{slug}/memberships/{user}")
         def membership(org: str, slug: str, user: str) -> Response:
             with self.lock:
@@ -736,8 +753,6 @@ class FakeGitHub:
                 data.update(state=state, role="member",
                             url=f"{self.base_url}/teams/1/memberships/{user}")
                 return JSONResponse(data)
-
-        return app
 
     def _count(self, since: str, until: str) -> int:
         """Commits reachable from `until` but not from `since`."""
@@ -778,6 +793,18 @@ class FakeGitHub:
             return True  # checked by the route (a JWT, not a token)
         scheme, _, credential = header.partition(" ")
         return scheme.lower() in ("token", "bearer") and credential in self.tokens
+
+
+def _apply_check_run(run: dict[str, Any], body: dict[str, Any]) -> None:
+    for key in ("status", "conclusion"):
+        if key in body:
+            run[key] = body[key]
+    if run["status"] != "completed":
+        run["conclusion"] = None
+    output = body.get("output") or {}
+    for key in ("title", "summary", "text"):
+        if key in output:
+            run[key] = output[key]
 
 
 class _Recorder:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from promoter.forge.base import PullRequest
+from promoter.domain.pull_requests import PullRequest
 from promoter.forge.github import GitHubForge
 from promoter.gitops.port import GitOpsRepository
 from tests.fixtures.git import push_commit

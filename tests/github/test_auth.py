@@ -11,8 +11,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from promoter.config.schema import GitHubAuthSpec
+from promoter.domain.pull_requests import StatusState
 from promoter.errors import ConfigError, ForgeError
-from promoter.forge.base import StatusState
 from promoter.forge.capabilities import CheckRunPublisher
 from promoter.forge.github import GitHubForge
 from promoter.forge.github_auth import build_auth, build_client

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from promoter.config.loader import load_settings
+from promoter.domain.pull_requests import PullRequestState
 from promoter.errors import ForgeError
-from promoter.forge.base import PullRequestState
 from promoter.gitops.local import LocalGitRepository
 from promoter.model_store import LocalModelStore
 from promoter.promotion import PromotionService, PromotionState

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from promoter.domain.pull_requests import CommitStatus, PullRequestState, StatusState
 from promoter.errors import NotMergeableError, StaleHeadError
-from promoter.forge.base import CommitStatus, PullRequestState, StatusState
 from promoter.forge.capabilities import ExternalChecksReader
 from promoter.gitops.local import LocalGitRepository
 from tests.fixtures.git import push_commit

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from promoter.config.schema import ApprovalPolicy
-from promoter.forge.base import ReviewState, StatusState
+from promoter.domain.pull_requests import ReviewState, StatusState
 from promoter.forge.capabilities import TeamDirectory
 from promoter.gitops.local import LocalGitRepository
 from promoter.policy import decide_approvals

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from promoter.domain.pull_requests import ReviewState, StatusState
 from promoter.errors import ApprovalError, BadInputError
-from promoter.forge.base import ReviewState, StatusState
 from promoter.gitops.local import LocalGitRepository
 from promoter.promotion import PromotionState, ProposalOutcome
 from tests.fakes.scripted import ScriptedEvaluator

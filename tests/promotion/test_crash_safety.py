@@ -46,7 +46,8 @@ from typing import Any, cast
 import pytest
 
 from promoter.config.loader import load_settings
-from promoter.forge.base import Comment, CommitStatus, Forge, PullRequest, Review
+from promoter.domain.pull_requests import Comment, CommitStatus, PullRequest, Review
+from promoter.forge.base import Forge
 from promoter.forge.local import LocalForge
 from promoter.gitops.local import LocalGitRepository
 from promoter.gitops.port import GitOpsRepository

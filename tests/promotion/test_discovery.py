@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from promoter.config.schema import ModelSpec
-from promoter.model_store import StoredVersion
+from promoter.domain.model_versions import StoredVersion
 from promoter.promotion.discovery import (
     AutoProposal,
     DiscoveryPlan,

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from promoter.config.loader import load_settings
-from promoter.forge.base import StatusState
+from promoter.domain.pull_requests import StatusState
 from promoter.promotion import PromotionService, PromotionState
 from promoter.wiring import build_service
 from tests.fakes.scripted import ScriptedEvaluator
@@ -84,7 +84,8 @@ def test_a_candidate_swapped_while_it_is_evaluated_is_not_merged(
         real_world: tuple[World, PromotionService], demo_store: dict[int, Path]) -> None:
     """The worse v3 is proposed; the moment the evaluator takes its directory, the good v2's
     bytes are put there (and v3's put back after): the verdict must be void, not a pass."""
-    from promoter.model_store import LocalModelStore, ModelVersion
+    from promoter.domain.model_versions import ModelVersion
+    from promoter.model_store import LocalModelStore
     from promoter.promotion.evaluator import SubprocessEvaluator
 
     world, _ = real_world

@@ -19,8 +19,8 @@ import pytest
 from promoter.cluster.port import RolloutPhase, RolloutState
 from promoter.config.loader import load_settings
 from promoter.config.schema import EnvironmentSpec
+from promoter.domain.pull_requests import PullRequestState
 from promoter.errors import PromotionError
-from promoter.forge.base import PullRequestState
 from promoter.gitops.local import LocalGitRepository
 from promoter.model_store import LocalModelStore
 from promoter.promotion import PromotionService, PromotionState, ProposalOutcome

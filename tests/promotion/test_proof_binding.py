@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from promoter.forge.base import CommitStatus, PullRequestState, StatusState
+from promoter.domain.pull_requests import CommitStatus, PullRequestState, StatusState
 from promoter.gitops.local import LocalGitRepository
 from promoter.model_store import LocalModelStore
 from promoter.promotion import PromotionState, ProposalOutcome

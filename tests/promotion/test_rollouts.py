@@ -10,7 +10,7 @@ import pytest
 
 from promoter.cluster.port import RolloutPhase
 from promoter.config.loader import load_settings
-from promoter.forge.base import StatusState
+from promoter.domain.pull_requests import StatusState
 from promoter.gitops.local import LocalGitRepository
 from promoter.model_store import LocalModelStore
 from promoter.promotion import PromotionService, PromotionState

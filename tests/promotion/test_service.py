@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from promoter.config.loader import load_settings
+from promoter.domain.pull_requests import PullRequest, ReviewState, StatusState
 from promoter.errors import (
     ApprovalError,
     ConfigError,
@@ -19,7 +20,6 @@ from promoter.errors import (
     ModelStoreError,
     PromotionError,
 )
-from promoter.forge.base import PullRequest, ReviewState, StatusState
 from promoter.forge.capabilities import ExternalChecks
 from promoter.forge.local import LocalForge
 from promoter.gitops.local import LocalGitRepository

@@ -22,7 +22,7 @@ from promoter.config import (
     load_dry_config,
     load_settings,
 )
-from promoter.model_store import ModelVersion
+from promoter.domain.model_versions import ModelVersion
 from promoter.render import RenderedManifests, render_environment
 from tests.conftest import REPO_ROOT
 

@@ -10,8 +10,8 @@ import pytest
 
 from promoter.config import DryConfig, ModelSpec, Settings
 from promoter.config.schema import Resources
+from promoter.domain.model_versions import ModelVersion
 from promoter.errors import RenderError
-from promoter.model_store import ModelVersion
 from promoter.render import KUSTOMIZATION_FILE, render_environment
 from tests.render.conftest import Render
 

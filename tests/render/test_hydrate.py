@@ -175,7 +175,7 @@ def test_rendering_is_deterministic(env: str, render: Render,
 _DIGEST_SCRIPT = """
 from pathlib import Path
 from promoter.config import DirectorySource, load_dry_config, load_settings
-from promoter.model_store import ModelVersion
+from promoter.domain.model_versions import ModelVersion
 from promoter.render import render_environment
 root = Path({root!r})
 loaded = load_settings(root / "promoter.yaml")

@@ -7,8 +7,8 @@ from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, te
 
 from promoter.config import DryConfig, EnvironmentSpec, ModelSpec, Settings
 from promoter.config.schema import ResourceAmounts, Resources
+from promoter.domain.model_versions import ModelVersion
 from promoter.errors import RenderError
-from promoter.model_store import ModelVersion
 from promoter.render import build_variables, render_model_server_config, resources_to_kubernetes
 from tests.render.conftest import DIGEST
 

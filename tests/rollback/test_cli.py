@@ -109,3 +109,48 @@ def test_health_command_missing_objects_is_an_error(world: World, api: FakeKuber
     assert result.exit_code == 1
     assert "error: reading gitrepositories" in result.output
     assert "promoter flux --out" in result.output
+
+
+def _with_cluster_section(world: World, section: str) -> None:
+    config = world.root / "promoter.yaml"
+    config.write_text(config.read_text() + f"\ncluster:\n{section}")
+
+
+def _healthy_dev(world: World, api: FakeKubernetesApi) -> None:
+    head = run_git(world.root, "rev-parse", "environments/dev")
+    target = DeliveryTarget.of(world.service.dry_config()[1].environment("dev"))
+    api.put(target.git_repository, git_repository(commit=head))
+    api.put(target.kustomization, applied(head))
+
+
+def test_health_command_reads_the_cluster_of_promoter_yaml(
+        world: World, api: FakeKubernetesApi, monkeypatch: pytest.MonkeyPatch) -> None:
+    _healthy_dev(world, api)
+    (world.root / "kube").mkdir()
+    _kubeconfig(world.root / "kube" / "config", api.url)
+    _with_cluster_section(world, "  kubeconfig: kube/config\n  context: fake\n")
+    # Neither the flags nor the client's defaults: only promoter.yaml says where.
+    monkeypatch.setenv("KUBECONFIG", str(world.root / "no-such-kubeconfig"))
+    monkeypatch.chdir(world.root.parent)  # the path is relative to promoter.yaml, not here
+    result = CliRunner().invoke(health, ["--env", "dev", "--json"], obj=Obj(world.root))
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["phase"] == "healthy"
+
+
+def test_health_command_flags_override_promoter_yaml(
+        world: World, api: FakeKubernetesApi, tmp_path: Path) -> None:
+    _healthy_dev(world, api)
+    _with_cluster_section(world, "  kubeconfig: missing/kubeconfig\n  context: fake\n")
+    refused = CliRunner().invoke(health, ["--env", "dev"], obj=Obj(world.root))
+    assert refused.exit_code == 1
+    assert "no cluster configuration" in refused.output
+    config = _kubeconfig(tmp_path / "kubeconfig", api.url)
+    result = CliRunner().invoke(health, ["--env", "dev", "--kubeconfig", str(config)],
+                                obj=Obj(world.root))
+    assert result.exit_code == 0, result.output
+    assert "healthy" in result.output
+    wrong_context = CliRunner().invoke(health, ["--env", "dev", "--kubeconfig", str(config),
+                                                "--context", "elsewhere"],
+                                       obj=Obj(world.root))
+    assert wrong_context.exit_code == 1
+    assert "elsewhere" in wrong_context.output

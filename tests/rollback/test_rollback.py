@@ -12,8 +12,8 @@ import pytest
 
 from promoter.cluster import RolloutPhase, RolloutState
 from promoter.config import EnvironmentSpec
+from promoter.domain.pull_requests import PullRequestState
 from promoter.errors import PromotionError
-from promoter.forge.base import PullRequestState
 from promoter.gitops.local import LocalGitRepository
 from promoter.promotion.rollback import (
     RESTORES,

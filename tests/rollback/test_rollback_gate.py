@@ -10,8 +10,8 @@ from click.testing import CliRunner
 
 from promoter.cli.rollback import rollback
 from promoter.config.loader import LoadedSettings, load_settings
+from promoter.domain.pull_requests import PullRequestState, ReviewState
 from promoter.errors import ApprovalError
-from promoter.forge.base import PullRequestState, ReviewState
 from promoter.promotion import PromotionState
 from tests.fakes.scripted import ScriptedEvaluator
 from tests.promotion.world import World, refs

@@ -12,7 +12,7 @@ with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message=r"Using `httpx` with `starlette\.testclient`")
     from fastapi.testclient import TestClient
 
-from promoter.server import build_app
+from promoter.wiring import build_app
 from tests.server.support import SECRET, TOKENS, FakeService
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from promoter.config.loader import DryConfig
 from promoter.config.schema import EnvironmentSpec, EvaluationSpec
-from promoter.forge.base import (
+from promoter.domain.pull_requests import (
     PullRequest,
     PullRequestState,
     Review,

@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 
 from promoter.errors import ConfigError
 from promoter.promotion import PromotionState
-from promoter.server import build_app
+from promoter.wiring import build_app
 from tests.fakes.scripted import ScriptedEvaluator
 from tests.promotion.world import World
 from tests.server.support import (

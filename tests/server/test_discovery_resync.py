@@ -14,9 +14,9 @@ with warnings.catch_warnings():
     from fastapi.testclient import TestClient
 
 from promoter.errors import ConfigError
-from promoter.server import build_app
 from promoter.server.jobs import ReconcileJobs
 from promoter.server.metrics import ServerMetrics
+from promoter.wiring import build_app
 from tests.server.support import SECRET, FakeService
 
 

@@ -18,9 +18,9 @@ import httpx
 import pytest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from promoter.server import build_app
 from promoter.server.app import MAX_REQUEST_BYTES, MAX_WEBHOOK_BYTES
 from promoter.server.runner import serve_in_thread
+from promoter.wiring import build_app
 from tests.server.support import (
     SECRET,
     FakeService,

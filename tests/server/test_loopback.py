@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import httpx
 
-from promoter.server import build_app
 from promoter.server.runner import serve_in_thread
+from promoter.wiring import build_app
 from tests.server.support import SECRET, FakeService, as_promotion, body_of, example, signed_headers
 
 

@@ -4,7 +4,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from promoter.server import build_app
+from promoter.wiring import build_app
 from tests.server.support import SECRET, FakeService, as_promotion, body_of, example, signed_headers
 
 

@@ -20,9 +20,8 @@ from promoter.config.loader import load_settings
 from promoter.gitops.local import LocalGitRepository
 from promoter.model_store import LocalModelStore
 from promoter.promotion import PromotionService
-from promoter.server import build_app
 from promoter.server.metrics import ServerMetrics
-from promoter.wiring import Adapters, build_rollback_service, instrument_adapters
+from promoter.wiring import Adapters, build_app, build_rollback_service, instrument_adapters
 from tests.fakes.scripted import ScriptedCluster, ScriptedEvaluator
 from tests.promotion.world import World
 from tests.server.support import SECRET, as_promotion, body_of, example, signed_headers

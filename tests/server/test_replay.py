@@ -25,7 +25,7 @@ from promoter.forge.instrumented import WRITE_OPERATIONS, instrument_forge
 from promoter.gitops.local import LocalGitRepository
 from promoter.model_store import LocalModelStore
 from promoter.promotion import PromotionService
-from promoter.server import build_app
+from promoter.wiring import build_app
 from tests.fakes.scripted import ScriptedEvaluator
 from tests.promotion.world import World, refs
 from tests.server.support import SECRET, as_promotion, body_of, example, signed_headers

@@ -13,8 +13,10 @@ import pytest
 from click.testing import CliRunner
 
 from promoter.cli import Context
-from promoter.cli.serve import github_repository, serve
+from promoter.cli.serve import serve
+from promoter.config.loader import load_settings
 from promoter.server.tokens import hash_token
+from promoter.wiring import ServeOptions, build_server, github_repository
 from tests.fakes.scripted import ScriptedEvaluator
 from tests.promotion.world import World
 from tests.server.support import RITA_TOKEN, SAM_TOKEN
@@ -153,3 +155,21 @@ def test_serve_refuses_a_bad_tokens_file_naming_file_and_line(
 ])
 def test_github_repository(url: str, name: str | None) -> None:
     assert github_repository(url) == name
+
+
+def test_build_server_composes_from_promoter_yaml_and_the_given_environment(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, restore_logging: None) -> None:
+    world = World(tmp_path / "gitops", ScriptedEvaluator())
+    monkeypatch.delenv("PROMOTER_WEBHOOK_SECRET", raising=False)
+    environ = {"PROMOTER_WEBHOOK_SECRET": "from-the-mapping",
+               "PROMOTER_API_TOKENS_FILE": str(tokens_file(tmp_path))}
+    server = build_server(load_settings(world.root / "promoter.yaml"),
+                          ServeOptions(port=0, workers=2, log_format="text"), environ=environ)
+    assert (server.host, server.port, server.access_log) == ("127.0.0.1", 0, False)
+    parts = server.app.state.parts
+    assert parts.webhook_secret == b"from-the-mapping"
+    assert parts.api_tokens.users == ("rita", "sam")
+    assert parts.repository is None  # a local repository: webhooks of any repository
+    # One registry: the service's forge reports to the app's /metrics.
+    parts.service.status()
+    assert "promoter_forge_calls_total" in parts.metrics.exposition().decode()

@@ -1,11 +1,15 @@
-"""Human-readable and JSON renderings of the service's answers, for the CLI."""
+"""The promotion service's answers as plain text for people: the CLI prints these lines and
+the demo narrates with them.
+
+Outside `promoter.cli` so that the demo, which the CLI runs, can use them without importing
+the CLI back (a cycle). The JSON answers are `promoter.server.answers`.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
-from promoter.forge.base import StatusState
+from promoter.domain.pull_requests import StatusState
 from promoter.policy import GateResult
 from promoter.promotion.results import (
     EnvironmentStatus,
@@ -80,31 +84,3 @@ def format_status(environments: Sequence[EnvironmentStatus]) -> str:
             lines.append(f"{'':<10} open: PR #{pull.number} {proposed}{phase}")
             lines.extend(f"{'':<12}{format_gate(g)}" for g in env.gates)
     return "\n".join(lines)
-
-
-def status_as_json(environments: Sequence[EnvironmentStatus]) -> dict[str, Any]:
-    out: dict[str, Any] = {"environments": []}
-    for env in environments:
-        pull = env.open_promotion
-        out["environments"].append({
-            "name": env.environment,
-            "branch": env.branch,
-            "head": env.head,
-            "deployed": None if env.deployed is None else {
-                "model": env.deployed.model,
-                "version": env.deployed.version,
-                "digest": env.deployed.digest,
-                "promotedFrom": env.deployed.promoted_from,
-            },
-            "openPromotion": None if pull is None else {
-                "number": pull.number,
-                "head": pull.head_sha,
-                "author": pull.author,
-                "phase": None if env.phase is None else str(env.phase),
-                "model": env.proposed.model if env.proposed else None,
-                "version": env.proposed.version if env.proposed else None,
-                "gates": [{"context": g.context, "state": str(g.state),
-                           "description": g.description} for g in env.gates],
-            },
-        })
-    return out

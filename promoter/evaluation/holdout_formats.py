@@ -1,0 +1,35 @@
+"""Open a holdout file with the reader its format needs: CSV, or TFRecord of tf.train.Example.
+
+Apart from `promoter.evaluation.holdout` because the TFRecord reader
+(`promoter.evaluation.tfrecord`) builds on that module's batches and column requests: the
+choice between the two readers sits above both, so neither imports the other back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from promoter.evaluation.holdout import (
+    DEFAULT_BATCH_SIZE,
+    ColumnRequest,
+    HoldoutReader,
+    is_tfrecord,
+)
+
+
+def open_holdout(path: Path, *, label_column: str, columns: Sequence[ColumnRequest],
+                 batch_size: int = DEFAULT_BATCH_SIZE, label_kind: str = "binary",
+                 weight_column: str | None = None, slice_columns: Sequence[str] = ()) -> Any:
+    """A reader of `path` in batches: CSV, or TFRecord of tf.train.Example (by suffix). Both
+    yield `HoldoutBatch`es and set `rows` and `digest` once read. The TFRecord reader imports
+    TensorFlow, so only the worker calls this for TFRecord files."""
+    kwargs: dict[str, Any] = {"label_column": label_column, "columns": columns,
+                              "batch_size": batch_size, "label_kind": label_kind,
+                              "weight_column": weight_column, "slice_columns": slice_columns}
+    if is_tfrecord(path):
+        from promoter.evaluation.tfrecord import TFRecordHoldoutReader
+
+        return TFRecordHoldoutReader(path, **kwargs)
+    return HoldoutReader(path, **kwargs)
