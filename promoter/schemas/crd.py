@@ -200,6 +200,56 @@ def _schema_for(api_version: str, kind: str,
     return schema
 
 
+def crd_schemas(documents: Iterable[Any]) -> dict[tuple[str, str], dict[str, Any]]:
+    """Convert every CustomResourceDefinition among `documents` (parsed YAML): (apiVersion,
+    kind) of each served version to its JSON Schema. Other documents are skipped.
+
+    For CRDs that are not promoter's own (a user's `render.crdDirectory`): raises
+    SchemaValidationError naming the first field a CRD lacks (`spec.versions[0].schema.
+    openAPIV3Schema: missing`), since a CRD without a schema cannot validate anything.
+    """
+    schemas: dict[tuple[str, str], dict[str, Any]] = {}
+    for crd in documents:
+        if not isinstance(crd, dict) or crd.get("kind") != "CustomResourceDefinition":
+            continue
+        group = _crd_field(crd, str, "spec", "group")
+        kind = _crd_field(crd, str, "spec", "names", "kind")
+        versions = _crd_field(crd, list, "spec", "versions")
+        for index in range(len(versions)):
+            version = _crd_field(crd, dict, "spec", "versions", index)
+            if not version.get("served", False):
+                continue
+            name = _crd_field(crd, str, "spec", "versions", index, "name")
+            openapi = _crd_field(crd, dict, "spec", "versions", index, "schema",
+                                 "openAPIV3Schema")
+            api_version = f"{group}/{name}"
+            schemas[(api_version, kind)] = openapi_to_json_schema(
+                openapi, api_version=api_version, kind=kind)
+    return schemas
+
+
+def schema_validator(schema: Mapping[str, Any]) -> Validator:
+    """The validator `crd_validator` uses, for a schema from `crd_schemas`."""
+    return _CrdValidator(schema)
+
+
+def _crd_field(crd: Mapping[str, Any], expected: type, *path: str | int) -> Any:
+    """The value at `path` of a CRD, or SchemaValidationError naming the path."""
+    current: Any = crd
+    for part in path:
+        if isinstance(part, int):
+            current = current[part] if isinstance(current, list) else None
+        else:
+            current = current.get(part) if isinstance(current, dict) else None
+    if not isinstance(current, expected):
+        raise SchemaValidationError(
+            f"{format_path(path)}: missing or not a {_TYPE_NAMES[expected]}")
+    return current
+
+
+_TYPE_NAMES: dict[type, str] = {dict: "mapping", str: "string", list: "list"}
+
+
 @functools.cache
 def _read_crds(crd_dir: Traversable | None) -> dict[tuple[str, str], dict[str, Any]]:
     """Read every `*.yaml` CRD in `crd_dir` once: (apiVersion, kind) to converted schema."""
@@ -210,19 +260,7 @@ def _read_crds(crd_dir: Traversable | None) -> dict[tuple[str, str], dict[str, A
         if not file.name.endswith(".yaml") or not file.is_file():
             continue
         with file.open("r", encoding="utf-8") as handle:
-            documents = list(yaml.load_all(handle, Loader=loader))
-        for crd in documents:
-            if not isinstance(crd, dict) or crd.get("kind") != "CustomResourceDefinition":
-                continue
-            group = crd["spec"]["group"]
-            kind = crd["spec"]["names"]["kind"]
-            for version in crd["spec"]["versions"]:
-                if not version.get("served", False):
-                    continue
-                api_version = f"{group}/{version['name']}"
-                openapi = version["schema"]["openAPIV3Schema"]
-                schemas[(api_version, kind)] = openapi_to_json_schema(
-                    openapi, api_version=api_version, kind=kind)
+            schemas.update(crd_schemas(yaml.load_all(handle, Loader=loader)))
     return schemas
 
 
