@@ -8,7 +8,7 @@ from promoter.config.loader import DryConfig
 from promoter.config.schema import EnvironmentSpec, ModelSpec, Settings
 from promoter.errors import ConfigError
 from promoter.model_store import ModelStore, ModelVersion
-from promoter.render import RenderedManifests, render_environment
+from promoter.render import ObjectSchemas, RenderedManifests, render_environment
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,18 +29,34 @@ def model_spec(settings: Settings, name: str, *, config_file: str) -> ModelSpec:
     return spec
 
 
+def object_schemas(dry: DryConfig, settings: Settings) -> ObjectSchemas:
+    """What `dry`'s rendered objects are validated against: `render.kubernetesVersion` from
+    the same promoter.yaml as the models' settings (`dry`'s own when it has one), and the CRD
+    files read with `dry`. ConfigError for a Kubernetes version without schemas."""
+    render = dry.model_settings(settings).render
+    return ObjectSchemas.of(render.kubernetes_version, dry.crds)
+
+
 def hydrate(dry: DryConfig, settings: Settings, store: ModelStore, *, environment: str,
             model: str, version: int, config_file: str) -> Hydrated:
-    """Render `model` `version` for `environment`, entirely in memory.
+    """Render `model` `version` for `environment`, entirely in memory, and validate every
+    rendered object (schemas and promotion's rules).
 
     The model's settings come from `dry`'s own promoter.yaml when it has one, else from
     `settings` (the running configuration).
 
-    Raises ConfigError, ModelStoreError or RenderError before anything is written anywhere.
+    Raises ConfigError, ModelStoreError or RenderError (InvalidManifestError for an object
+    the API server would refuse) before anything is written anywhere.
     """
     env = dry.environment(environment)
     spec = model_spec(dry.model_settings(settings), model, config_file=config_file)
     candidate = store.get(model, version)
-    manifests = render_environment(dry.templates, environment=env, model=spec,
-                                   version=candidate)
-    return Hydrated(environment=env, model=spec, version=candidate, manifests=manifests)
+    return hydrate_version(dry, settings, environment=env, model=spec, version=candidate)
+
+
+def hydrate_version(dry: DryConfig, settings: Settings, *, environment: EnvironmentSpec,
+                    model: ModelSpec, version: ModelVersion) -> Hydrated:
+    """Render and validate a given `version` of `model` for `environment`."""
+    manifests = render_environment(dry.templates, environment=environment, model=model,
+                                   version=version, schemas=object_schemas(dry, settings))
+    return Hydrated(environment=environment, model=model, version=version, manifests=manifests)
