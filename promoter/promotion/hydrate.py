@@ -1,4 +1,5 @@
-"""Hydration of one model version for one environment, shared by `render` and `propose`."""
+"""Hydration of one model version for one environment, shared by `render`, `propose` and
+`validate`."""
 
 from __future__ import annotations
 
@@ -9,6 +10,9 @@ from promoter.config.schema import EnvironmentSpec, ModelSpec, Settings
 from promoter.errors import ConfigError
 from promoter.model_store import ModelStore, ModelVersion
 from promoter.render import ObjectSchemas, RenderedManifests, render_environment
+
+PROBE_DIGEST = "sha256:" + "0" * 64
+"""The digest of a probe version: well-formed, and obviously no SavedModel's."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +60,19 @@ def hydrate(dry: DryConfig, settings: Settings, store: ModelStore, *, environmen
 
 def hydrate_version(dry: DryConfig, settings: Settings, *, environment: EnvironmentSpec,
                     model: ModelSpec, version: ModelVersion) -> Hydrated:
-    """Render and validate a given `version` of `model` for `environment`."""
+    """Render and validate a given `version`, which need not come from the store (`promoter
+    validate` renders a probe version, see `probe_version`)."""
     manifests = render_environment(dry.templates, environment=environment, model=model,
                                    version=version, schemas=object_schemas(dry, settings))
     return Hydrated(environment=environment, model=model, version=version, manifests=manifests)
+
+
+def probe_version(model: str, version: int) -> ModelVersion:
+    """A version of `model` to render when none is asked for (`promoter validate`), with
+    `PROBE_DIGEST` instead of the SavedModel's digest.
+
+    Whether the objects are valid does not depend on the digest's value (it only fills
+    annotations), and digesting a multi-gigabyte SavedModel, or failing on an upload still in
+    progress, has no place in checking templates.
+    """
+    return ModelVersion(name=model, version=version, digest=PROBE_DIGEST, uri="(probe)")
