@@ -68,6 +68,26 @@ class RenderError(BadInputError):
     """A manifest template cannot be rendered (unknown variable, bad YAML)."""
 
 
+class InvalidManifestError(RenderError):
+    """A rendered Kubernetes object would be refused by the API server, or breaks a rule
+    promotion relies on (its schema, an unknown kind, an empty image, a quoted port).
+
+    Raised before anything is written, and located for the person who must edit the
+    template: `template` (`manifests/serving/service.yaml`, plus the document number when the
+    file holds several), the object (`kind`, `name`) and the `field` path inside it. The
+    message reads `<template>: <kind> <name>: <field>: <problem>`; `fix` says what to change.
+    """
+
+    def __init__(self, *, template: str, kind: str, name: str, field: str, problem: str,
+                 fix: str | None = None) -> None:
+        self.template = template
+        self.kind = kind
+        self.name = name
+        self.field = field
+        self.problem = problem
+        super().__init__(f"{template}: {kind} {name}: {field}: {problem}", fix=fix)
+
+
 class PromotionError(BadInputError):
     """A promotion request is not allowed (e.g. version not deployed upstream)."""
 

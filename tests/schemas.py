@@ -1,9 +1,9 @@
 """Validate generated Kubernetes objects in tests, offline.
 
 - Core kinds (Deployment, Service, ConfigMap, HPA, PDB, Job, ...): `validate_core_object`, with
-  the upstream JSON schemas shipped by the PyPI package `kubernetes-validate` (a test
-  dependency), in strict mode (unknown fields are errors), against every version in
-  `KUBERNETES_VERSIONS`.
+  the upstream JSON schemas shipped by the PyPI package `kubernetes-validate` (which
+  `promoter.render.validation` uses at render time too), in strict mode (unknown fields are
+  errors), against every version in `KUBERNETES_VERSIONS`.
 - Custom resources (TFJob, Flux GitRepository/Kustomization/Provider/Alert/Receiver, Argo CD
   Application/ApplicationSet): `promoter.schemas.validate_crd_object`, against the CRDs packaged
   in `promoter/schemas/crds/` (the conversion rules are in `promoter.schemas.crd`).

@@ -4,6 +4,7 @@ accept valid objects and reject the mistakes it exists to catch, from the packag
 from __future__ import annotations
 
 import copy
+import re
 import subprocess
 import sys
 import zipfile
@@ -16,8 +17,10 @@ from promoter.schemas import (
     SchemaValidationError,
     crd_kinds,
     crd_schema,
+    crd_schemas,
     crd_validator,
     openapi_to_json_schema,
+    schema_validator,
     validate_crd_object,
 )
 from tests.conftest import REPO_ROOT
@@ -200,3 +203,36 @@ def test_the_module_is_pure() -> None:
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True,
                          text=True, check=True).stdout.strip()
     assert out == "[]"
+
+
+def _widget_crd(version: dict[str, Any]) -> dict[str, Any]:
+    return {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+            "metadata": {"name": "widgets.example.test"},
+            "spec": {"group": "example.test", "names": {"kind": "Widget"},
+                     "versions": [version]}}
+
+
+def test_crd_documents_convert_like_the_packaged_crds() -> None:
+    schemas = crd_schemas([
+        {"apiVersion": "v1", "kind": "ConfigMap"},  # not a CRD: skipped
+        _widget_crd({"name": "v1", "served": True, "schema": {"openAPIV3Schema": {
+            "type": "object", "properties": {"spec": {"type": "object", "properties": {
+                "size": {"type": "integer"}}}}}}}),
+    ])
+    assert list(schemas) == [("example.test/v1", "Widget")]
+    validator = schema_validator(schemas[("example.test/v1", "Widget")])
+    widget = {"apiVersion": "example.test/v1", "kind": "Widget", "metadata": {"name": "w"},
+              "spec": {"size": 1}}
+    assert list(validator.iter_errors(widget)) == []
+    assert [e.message for e in validator.iter_errors(changed(widget, "spec", "sise", value=1))]
+
+
+@pytest.mark.parametrize(("version", "problem"), [
+    ({"name": "v1", "served": True}, "spec.versions[0].schema.openAPIV3Schema: missing or not "
+                                     "a mapping"),
+    ({"served": True, "schema": {"openAPIV3Schema": {}}}, "spec.versions[0].name: missing"),
+])
+def test_a_crd_without_what_validation_needs_is_named(version: dict[str, Any],
+                                                      problem: str) -> None:
+    with pytest.raises(SchemaValidationError, match=re.escape(problem)):
+        crd_schemas([_widget_crd(version)])

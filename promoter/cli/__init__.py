@@ -75,7 +75,15 @@ for command in (evaluate, flux, argo, rollback, health, serve, token, discover):
 @pass_context
 @handle_errors
 def validate(ctx: Context) -> None:
-    """Check promoter.yaml, environments/, policies/ and manifests/ in the working tree."""
+    """Check promoter.yaml, environments/, policies/ and manifests/ in the working tree.
+
+    Renders every model for every environment (the store's newest version number, or 1 when
+    it has none, with a probe digest) and validates every object as `render` and `propose`
+    do.
+    """
+    from promoter.promotion.hydrate import hydrate_version, probe_version
+    from promoter.wiring import build_store
+
     loaded = ctx.settings()
     dry = load_dry_config(DirectorySource(loaded.base_dir), loaded.settings)
     click.echo(f"{loaded.path}: ok ({len(loaded.settings.models)} model(s))")
@@ -90,6 +98,16 @@ def validate(ctx: Context) -> None:
                            err=True)
     for name in dry.policies:
         click.echo(f"policies/{name}.yaml: ok")
+    store = build_store(loaded)
+    for env in dry.environments.values():
+        for model in dry.model_settings(loaded.settings).models:
+            versions = store.list_versions(model.name)
+            probe = probe_version(model.name, versions[-1] if versions else 1)
+            rendered = hydrate_version(dry, loaded.settings, environment=env, model=model,
+                                       version=probe).manifests
+            which = f"v{probe.version}" if versions else "probe v1: the store has none"
+            click.echo(f"manifests/: ok for {env.name} ({model.name} {which}; "
+                       f"{len(rendered.files)} files)")
     click.echo(f"manifests/: ok ({len(dry.templates)} template(s))")
 
 

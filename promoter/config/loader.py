@@ -9,7 +9,8 @@ gate is never read from the pull request.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Protocol, TypeVar
 
@@ -86,6 +87,11 @@ class DryConfig:
     settings (task, signature, output, labelColumn...) are read from here, at the same exact
     commit as the policies, so what a verdict was judged with is pinned too. None: the
     revision has no promoter.yaml and the running one's apply."""
+    crds: Mapping[str, str] = field(default_factory=dict)
+    """The user's CustomResourceDefinitions: every `*.yaml`/`*.yml` file under
+    `render.crdDirectory`, by path from the root (e.g. `crds/widget.yaml`) to text. Read at the
+    same revision as the templates, so objects are validated against the CRDs they were
+    rendered with; {} when no directory is configured."""
 
     def model_settings(self, fallback: Settings) -> Settings:
         """The settings whose `models` apply to this revision (see `settings`)."""
@@ -191,6 +197,7 @@ def load_dry_config(source: ConfigSource, settings: Settings) -> DryConfig:
                               field="name")
         policies[env.policy] = policy
 
+    revision = _settings_at(source)
     templates = {}
     for file in source.list_files("manifests"):
         text = source.read_text(file)
@@ -200,7 +207,30 @@ def load_dry_config(source: ConfigSource, settings: Settings) -> DryConfig:
         raise ConfigError("manifests/", "no manifest templates found",
                           fix="add manifests/serving/*.yaml and manifests/training/*.yaml")
     return DryConfig(environments=environments, policies=policies, templates=templates,
-                     source=source.describe(), settings=_settings_at(source))
+                     source=source.describe(), settings=revision,
+                     crds=_read_crd_files(source, revision or settings))
+
+
+def _read_crd_files(source: ConfigSource, settings: Settings) -> dict[str, str]:
+    """The files under `render.crdDirectory` (of the revision's promoter.yaml, as the models'
+    settings are); a configured directory without a YAML file is a mistake, not "no CRDs"."""
+    directory = settings.render.crd_directory
+    if directory is None:
+        return {}
+    crds = {}
+    for file in source.list_files(directory):
+        if file.endswith((".yaml", ".yml")):
+            text = source.read_text(file)
+            if text is not None:
+                crds[file] = text
+    if not crds:
+        raise ConfigError(
+            DEFAULT_CONFIG_FILE, f"{directory}/ holds no YAML file in {source.describe()}",
+            field="render.crdDirectory",
+            fix=f"add the CustomResourceDefinitions your templates use to {directory}/, or "
+                "remove render.crdDirectory",
+        )
+    return crds
 
 
 def _settings_at(source: ConfigSource) -> Settings | None:

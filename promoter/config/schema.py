@@ -243,6 +243,8 @@ class Settings(Spec):
     cluster: ClusterSpec | None = None
     """Where to read rollouts back (Flux/Argo CD objects). None: no cluster, as in the demo;
     promotions then gate on git and the forge only."""
+    render: RenderSpec = Field(default_factory=lambda: RenderSpec())
+    """What every rendered object is validated against before anything is written."""
 
     @model_validator(mode="after")
     def _unique(self) -> Settings:
@@ -815,6 +817,60 @@ class ClusterSpec(Spec):
     """A kubeconfig file (relative to promoter.yaml). Neither this nor `context`: the pod's
     in-cluster service account, else `$KUBECONFIG` or `~/.kube/config`."""
     context: str | None = None
+
+
+# --- promoter.yaml: render (validation of the rendered objects) -----------------------------
+
+
+DEFAULT_KUBERNETES_VERSION = "1.37"
+"""The newest Kubernetes minor whose schemas kubernetes-validate ships (the floor pinned in
+pyproject.toml): a fixed default rather than "whatever is installed", so upgrading the library
+never changes which objects promoter accepts without a change to promoter."""
+
+_DRY_SOURCE_DIRECTORIES = ("manifests", "environments", "policies")
+
+
+class RenderSpec(Spec):
+    """`render:` in promoter.yaml: what the rendered objects are validated against.
+
+    Every object is checked before anything is written (see `promoter.render.validation`):
+    a core kind against the Kubernetes schemas of `kubernetesVersion`, a custom resource
+    against its CRD, packaged (Flux, Argo CD, Kubeflow) or in `crdDirectory`.
+    """
+
+    kubernetes_version: str = Field(default=DEFAULT_KUBERNETES_VERSION,
+                                    pattern=r"^1\.(0|[1-9][0-9]*)$")
+    """Kubernetes minor version of the clusters (`"1.30"`): an object using a field that
+    version does not have, or a kind it does not serve, is refused."""
+    crd_directory: str | None = None
+    """Directory of the dry source (relative to the repository root, e.g. `crds`) holding the
+    CustomResourceDefinitions (`*.yaml`) of the custom kinds the templates render. Read at the
+    same dry commit as the templates, so a proposal is validated against the CRDs it was
+    rendered with."""
+
+    @field_validator("kubernetes_version", mode="before")
+    @classmethod
+    def _quoted(cls, value: object) -> object:
+        if isinstance(value, float | int) and not isinstance(value, bool):
+            raise ValueError(f"quote it, e.g. \"1.30\": unquoted, YAML reads a version as a "
+                             f"number ({value!r} here), and 1.30 as 1.3")
+        return value
+
+    @field_validator("crd_directory")
+    @classmethod
+    def _inside_the_repository(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        path = value.rstrip("/")
+        parts = path.split("/")
+        if (not path or path.startswith("/") or "\\" in path
+                or any(part in {"", ".", ".."} for part in parts)):
+            raise ValueError(f"{value!r} is not a relative path inside the repository "
+                             "(e.g. crds)")
+        if parts[0] in _DRY_SOURCE_DIRECTORIES:
+            raise ValueError(f"{value!r} is inside {parts[0]}/, which holds promoter's own dry "
+                             "source; keep the CRDs in a directory of their own, e.g. crds")
+        return path
 
 
 ModelSpec.model_rebuild()

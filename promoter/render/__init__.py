@@ -10,6 +10,7 @@ Modules, by responsibility:
 - `templating`: parse a template as YAML, then substitute `${...}` in the parsed tree;
 - `tfjob`: how the TFJob template expresses optional roles (PS, Chief);
 - `invariants`: what rendered objects must still do for promotion to be safe;
+- `validation`: whether the API server would accept them (Kubernetes and CRD schemas);
 - `yaml_output`: byte-for-byte deterministic YAML;
 - `hydrate`: `render_environment` and `RenderedManifests`, tying the above together;
 - `metadata`: the `hydrator.metadata` file written next to the rendered manifests.
@@ -30,6 +31,7 @@ from promoter.render.metadata import (
 )
 from promoter.render.objects import RenderedObject
 from promoter.render.templating import Variables, parse_template, render_template, substitute
+from promoter.render.validation import ObjectSchemas
 from promoter.render.variables import (
     build_variables,
     model_base_path,
@@ -46,6 +48,7 @@ __all__ = [
     "DeployedModel",
     "HydratorMetadata",
     "MetadataError",
+    "ObjectSchemas",
     "Release",
     "RenderedManifests",
     "RenderedObject",

@@ -8,8 +8,12 @@ records in `hydrator.metadata`.
 
 Steps: build the variables (`variables.py`), parse and substitute each template
 (`templating.py`), drop TFJob roles with no replicas (`tfjob.py`), check the rendered objects
-(`invariants.py`), dump them (`yaml_output.py`) and add a `kustomization.yaml` listing every
-file, so Flux's kustomize-controller or `kubectl apply -k` can apply the branch root as it is.
+against promotion's rules and their schemas (`invariants.py`, `validation.py`), dump them
+(`yaml_output.py`) and add a `kustomization.yaml` listing every file, so Flux's
+kustomize-controller or `kubectl apply -k` can apply the branch root as it is.
+
+Validation decides only whether a render is returned, never what it holds: the files are the
+same bytes whatever `schemas` say.
 
 Only `*.yaml`/`*.yml` files under `manifests/` are templates; other files (a README) are not
 rendered. Each template becomes one output file at the same relative path.
@@ -31,6 +35,7 @@ from promoter.render.invariants import Release, check_invariants
 from promoter.render.objects import TEMPLATE_ROOT, RenderedObject, document_location
 from promoter.render.templating import Variables, render_template
 from promoter.render.tfjob import drop_idle_replica_specs
+from promoter.render.validation import ObjectSchemas
 from promoter.render.variables import build_variables
 from promoter.render.yaml_output import KUSTOMIZATION_FILE, dump_documents, render_kustomization
 
@@ -70,12 +75,16 @@ class RenderedManifests:
 
 
 def render_environment(templates: Mapping[str, str], *, environment: EnvironmentSpec,
-                       model: ModelSpec, version: ModelVersion) -> RenderedManifests:
+                       model: ModelSpec, version: ModelVersion,
+                       schemas: ObjectSchemas | None = None) -> RenderedManifests:
     """Render `templates` (paths relative to `manifests/` to text) for one model version.
 
     Returns one file per template plus `kustomization.yaml`. Raises RenderError, naming the
-    template and field, for a malformed template, an unknown variable or a rendered object that
-    breaks an invariant (see `invariants.py`); nothing is returned partially.
+    template and field, for a malformed template or an unknown variable, and its subclass
+    InvalidManifestError, naming the object too, for a rendered object that breaks an
+    invariant or its schema (see `invariants.py`, `validation.py`); nothing is returned
+    partially. `schemas`: the Kubernetes version and user CRDs to validate against (default:
+    the default version and the packaged CRDs only); there is no way to skip validation.
     """
     variables = build_variables(environment=environment, model=model, version=version)
     objects = render_objects(templates, variables)
@@ -86,7 +95,7 @@ def render_environment(templates: Mapping[str, str], *, environment: Environment
         version=version.version,
         digest=version.digest,
         model_config=str(variables["serving.modelConfig"]),
-    ))
+    ), schemas=schemas or ObjectSchemas())
     by_template: dict[str, list[dict[str, Any]]] = {}
     for obj in objects:
         by_template.setdefault(obj.template, []).append(obj.body)

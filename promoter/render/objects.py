@@ -12,7 +12,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from promoter.errors import RenderError
+from promoter.errors import InvalidManifestError
 
 TEMPLATE_ROOT = "manifests"
 """Directory of the dry source that templates are read from; used only in messages."""
@@ -60,9 +60,10 @@ class RenderedObject:
         """`manifests/serving/deployment.yaml: Deployment churn`, the prefix of messages."""
         return f"{self.where}: {self.kind} {self.name}"
 
-    def error(self, field: str, message: str, *, fix: str | None = None) -> RenderError:
-        """Build a RenderError located at `field` (a YAML path) of this object."""
-        return RenderError(f"{self.describe()}: {field}: {message}", fix=fix)
+    def error(self, field: str, message: str, *, fix: str | None = None) -> InvalidManifestError:
+        """Build the error for `field` (a YAML path) of this object: file, object, field."""
+        return InvalidManifestError(template=self.where, kind=self.kind, name=self.name,
+                                    field=field, problem=message, fix=fix)
 
 
 def document_location(template: str, document: int, documents_in_file: int) -> str:

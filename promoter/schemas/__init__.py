@@ -30,11 +30,13 @@ from promoter.schemas.crd import (
     SchemaValidationError,
     crd_kinds,
     crd_schema,
+    crd_schemas,
     crd_validator,
     format_path,
     object_name,
     object_type,
     openapi_to_json_schema,
+    schema_validator,
     validate_crd_object,
 )
 
@@ -42,12 +44,14 @@ __all__ = [
     "SchemaValidationError",
     "crd_kinds",
     "crd_schema",
+    "crd_schemas",
     "crd_validator",
     "data_file",
     "format_path",
     "object_name",
     "object_type",
     "openapi_to_json_schema",
+    "schema_validator",
     "validate_crd_object",
 ]
 

@@ -6,8 +6,11 @@ a generated manifest (`activeDeadlineSecond`) would vanish silently in a cluster
 here, before a manifest is committed, turns that into an error with a path.
 
 The CRDs are the ones packaged in `promoter/schemas/crds/` (`promoter/schemas/SOURCES.md` names
-their upstream releases); pass `crd_dir` to use another directory. Each directory is read once
-and cached.
+their upstream releases); pass `crd_dir` to use another directory. Each file is read at most
+once and cached, and only when needed: looking up one kind parses first the files that
+mention its group, smallest first, and stops at the first that serves it, so validating a
+TFJob does not parse the 1.4 MB Argo CD ApplicationSet CRD (a third of a second). Were a kind
+served by two files, which one applies is not specified.
 
 How a CRD schema (OpenAPI v3, "structural") is turned into a JSON Schema (draft 4, whose
 boolean `exclusiveMinimum` is OpenAPI 3.0's):
@@ -31,6 +34,7 @@ from __future__ import annotations
 import copy
 import functools
 import json
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from importlib.resources import files
 from importlib.resources.abc import Traversable
@@ -191,39 +195,107 @@ def _schemas(crd_dir: Traversable | None) -> dict[tuple[str, str], dict[str, Any
 
 def _schema_for(api_version: str, kind: str,
                 crd_dir: Traversable | None) -> dict[str, Any]:
-    schemas = _schemas(crd_dir)
-    schema = schemas.get((api_version, kind))
-    if schema is None:
-        served = ", ".join(f"{a} {k}" for a, k in sorted(schemas))
-        where = "the packaged CRDs" if crd_dir is None else str(crd_dir)
-        raise LookupError(f"no CRD in {where} serves {api_version} {kind}; served: {served}")
-    return schema
+    key = _key(crd_dir)
+    group = api_version.rpartition("/")[0]
+    listed = _crd_files(key)
+    likely = [name for name, groups in listed if group in groups]
+    for name in [*likely, *(name for name, _ in listed if name not in likely)]:
+        schema = _read_crd_file(key, name).get((api_version, kind))
+        if schema is not None:
+            return schema
+    served = ", ".join(f"{a} {k}" for a, k in sorted(_schemas(crd_dir)))
+    where = "the packaged CRDs" if crd_dir is None else str(crd_dir)
+    raise LookupError(f"no CRD in {where} serves {api_version} {kind}; served: {served}")
+
+
+def crd_schemas(documents: Iterable[Any]) -> dict[tuple[str, str], dict[str, Any]]:
+    """Convert every CustomResourceDefinition among `documents` (parsed YAML): (apiVersion,
+    kind) of each served version to its JSON Schema. Other documents are skipped.
+
+    For CRDs that are not promoter's own (a user's `render.crdDirectory`): raises
+    SchemaValidationError naming the first field a CRD lacks (`spec.versions[0].schema.
+    openAPIV3Schema: missing`), since a CRD without a schema cannot validate anything.
+    """
+    schemas: dict[tuple[str, str], dict[str, Any]] = {}
+    for crd in documents:
+        if not isinstance(crd, dict) or crd.get("kind") != "CustomResourceDefinition":
+            continue
+        group = _crd_field(crd, str, "spec", "group")
+        kind = _crd_field(crd, str, "spec", "names", "kind")
+        versions = _crd_field(crd, list, "spec", "versions")
+        for index in range(len(versions)):
+            version = _crd_field(crd, dict, "spec", "versions", index)
+            if not version.get("served", False):
+                continue
+            name = _crd_field(crd, str, "spec", "versions", index, "name")
+            openapi = _crd_field(crd, dict, "spec", "versions", index, "schema",
+                                 "openAPIV3Schema")
+            api_version = f"{group}/{name}"
+            schemas[(api_version, kind)] = openapi_to_json_schema(
+                openapi, api_version=api_version, kind=kind)
+    return schemas
+
+
+def schema_validator(schema: Mapping[str, Any]) -> Validator:
+    """The validator `crd_validator` uses, for a schema from `crd_schemas`."""
+    return _CrdValidator(schema)
+
+
+def _crd_field(crd: Mapping[str, Any], expected: type, *path: str | int) -> Any:
+    """The value at `path` of a CRD, or SchemaValidationError naming the path."""
+    current: Any = crd
+    for part in path:
+        if isinstance(part, int):
+            current = current[part] if isinstance(current, list) else None
+        else:
+            current = current.get(part) if isinstance(current, dict) else None
+    if not isinstance(current, expected):
+        raise SchemaValidationError(
+            f"{format_path(path)}: missing or not a {_TYPE_NAMES[expected]}")
+    return current
+
+
+_TYPE_NAMES: dict[type, str] = {dict: "mapping", str: "string", list: "list"}
 
 
 @functools.cache
 def _read_crds(crd_dir: Traversable | None) -> dict[tuple[str, str], dict[str, Any]]:
-    """Read every `*.yaml` CRD in `crd_dir` once: (apiVersion, kind) to converted schema."""
-    directory = files("promoter.schemas").joinpath("crds") if crd_dir is None else crd_dir
+    """Every `*.yaml` CRD in `crd_dir`: (apiVersion, kind) to converted schema."""
     schemas: dict[tuple[str, str], dict[str, Any]] = {}
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # the Argo CD CRDs are large
-    for file in sorted(directory.iterdir(), key=lambda f: f.name):
-        if not file.name.endswith(".yaml") or not file.is_file():
-            continue
-        with file.open("r", encoding="utf-8") as handle:
-            documents = list(yaml.load_all(handle, Loader=loader))
-        for crd in documents:
-            if not isinstance(crd, dict) or crd.get("kind") != "CustomResourceDefinition":
-                continue
-            group = crd["spec"]["group"]
-            kind = crd["spec"]["names"]["kind"]
-            for version in crd["spec"]["versions"]:
-                if not version.get("served", False):
-                    continue
-                api_version = f"{group}/{version['name']}"
-                openapi = version["schema"]["openAPIV3Schema"]
-                schemas[(api_version, kind)] = openapi_to_json_schema(
-                    openapi, api_version=api_version, kind=kind)
+    for name, _ in _crd_files(crd_dir):
+        for pair, schema in _read_crd_file(crd_dir, name).items():
+            schemas.setdefault(pair, schema)
     return schemas
+
+
+def _directory(crd_dir: Traversable | None) -> Traversable:
+    return files("promoter.schemas").joinpath("crds") if crd_dir is None else crd_dir
+
+
+_GROUP_LINE = re.compile(rb"^\s*group:\s*[\"']?([^\"'\s#]+)", re.MULTILINE)
+
+
+@functools.cache
+def _crd_files(crd_dir: Traversable | None) -> tuple[tuple[str, frozenset[str]], ...]:
+    """The `*.yaml` files in `crd_dir`, smallest (cheapest to parse) first, each with the
+    words after a `group:` in it: a superset of the groups it serves (schemas have fields
+    named `group` too), a hint of which file to parse first and never a verdict."""
+    found = []
+    for file in _directory(crd_dir).iterdir():
+        if file.name.endswith(".yaml") and file.is_file():
+            data = file.read_bytes()
+            groups = frozenset(m.decode("utf-8", "replace") for m in _GROUP_LINE.findall(data))
+            found.append((len(data), file.name, groups))
+    return tuple((name, groups) for _, name, groups in sorted(found))
+
+
+@functools.cache
+def _read_crd_file(crd_dir: Traversable | None,
+                   name: str) -> dict[tuple[str, str], dict[str, Any]]:
+    """Parse and convert one CRD file once: (apiVersion, kind) to converted schema."""
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # the Argo CD CRDs are large
+    with _directory(crd_dir).joinpath(name).open("r", encoding="utf-8") as handle:
+        return crd_schemas(yaml.load_all(handle, Loader=loader))
 
 
 @functools.cache
