@@ -137,7 +137,15 @@ class Reconciler:
                     version=promo.version, state=PromotionState.MERGED, gates=(),
                     note="already deployed")
             return result.pull_request.number
-        if not self._is_promoters_render(target, pull, env_head, promo):
+        try:
+            files = self._proposer.expected_files(target, model=promo.model,
+                                                  version=promo.version)
+        except BadInputError as exc:
+            # The version no longer renders (removed from the store, a template now broken):
+            # nothing is promoter's render, so nothing is merged; the reason goes on the PR.
+            return self._halt(pull, env, f"{promo.model} v{promo.version} no longer renders: "
+                              f"{exc.message}", promo)
+        if not self._proposer.holds_exactly(pull.head_sha, env_head, files):
             # Whatever the forge says promoter wrote, only promoter's render is merged: write
             # it again (the proposal's history says what was replaced) and judge that.
             ctx.forge.upsert_comment(number, key=REPLACED_COMMENT_KEY, body=(
@@ -150,20 +158,6 @@ class Reconciler:
                 return self._halt(pull, env, "the head is not promoter's render", promo)
             return result.pull_request.number
         return self._gate_and_merge(target, pull, promo)
-
-    def _is_promoters_render(self, target: Target, pull: PullRequest, env_head: str,
-                             promo: DeployedModel) -> bool:
-        """True if the PR's head is exactly what promoter would propose now.
-
-        A version that no longer renders (removed from the store, a template now broken) is
-        not promoter's render either; the re-proposal then fails with the reason."""
-        try:
-            files = self._proposer.expected_files(target, model=promo.model,
-                                                  version=promo.version)
-        except BadInputError as exc:
-            log.warning("PR #%s no longer renders: %s", pull.number, exc.message)
-            return False
-        return self._proposer.holds_exactly(pull.head_sha, env_head, files)
 
     def _gate_and_merge(self, target: Target, pull: PullRequest,
                         promo: DeployedModel) -> ReconcileOutcome:

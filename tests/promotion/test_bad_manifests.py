@@ -15,7 +15,7 @@ import pytest
 
 from promoter.errors import RenderError
 from promoter.promotion import PromotionState
-from tests.promotion.fakes import ScriptedEvaluator
+from tests.fakes.scripted import ScriptedEvaluator
 from tests.promotion.world import World, git, refs
 from tests.render.bad_manifests import BAD_MANIFESTS, WIDGET, WIDGET_CRD, BadManifest
 
@@ -58,6 +58,8 @@ def test_reconcile_writes_nothing_once_the_template_broke(bad: BadManifest,
     assert outcome.note is not None
     assert bad.located in outcome.note
     assert environment_refs(world) == before
+    comments = [c.key for c in world.forge.list_comments(result.pull_request.number)]
+    assert "replaced-commit" not in comments  # nothing was replaced: it no longer renders
 
 
 def environment_refs(world: World) -> dict[str, str]:
