@@ -9,15 +9,15 @@ in `promoter.domain.pull_requests`, so code that only reads them needs no forge.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol, runtime_checkable
+from typing import Protocol
 
 from promoter.domain.pull_requests import (
     Comment,
     CommitStatus,
     PullRequest,
     Review,
-    ReviewState,
 )
+from promoter.forge.capabilities import ForgeCapabilities, ReviewRecorder
 
 
 class Forge(Protocol):
@@ -25,6 +25,11 @@ class Forge(Protocol):
 
     Every method is safe to call again after a crash: creates look before they create.
     """
+
+    @property
+    def capabilities(self) -> ForgeCapabilities:
+        """What this forge offers beyond the port (see `promoter.forge.capabilities`)."""
+        ...
 
     def open_or_update_pull_request(
         self, *, head: str, base: str, title: str, body: str, author: str,
@@ -81,10 +86,4 @@ class Forge(Protocol):
         ...
 
 
-@runtime_checkable
-class ReviewRecorder(Protocol):
-    """Recording reviews by hand: the local forge only (on GitHub, people review on GitHub)."""
-
-    def submit_review(self, number: int, *, user: str, state: ReviewState) -> Review:
-        """Record `user`'s review on the PR's current head sha."""
-        ...
+__all__ = ["Forge", "ForgeCapabilities", "ReviewRecorder"]

@@ -1,7 +1,11 @@
-"""Optional forge capabilities beyond the `Forge` port, for forges that have them (GitHub).
+"""Optional forge capabilities beyond the `Forge` port, and the record that says which a forge
+has.
 
-The promotion service checks for them with `isinstance` (the protocols are runtime-checkable),
-so the local forge needs none of them and this module imports no forge library.
+Each forge declares what it offers in `Forge.capabilities`, a `ForgeCapabilities` with one
+field per capability (the object that provides it, or None): the promotion service asks the
+record, never `isinstance`, so a wrapper (the metrics decorator) states exactly the
+capabilities of what it wraps without building classes at run time. This module imports no
+forge library.
 """
 
 from __future__ import annotations
@@ -10,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from promoter.domain.pull_requests import PullRequest, StatusState
+from promoter.domain.pull_requests import PullRequest, Review, ReviewState, StatusState
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +28,15 @@ class ExternalChecks:
     """One line for a commit status, at most 140 characters."""
     failing: tuple[str, ...] = ()
     pending: tuple[str, ...] = ()
+
+
+@runtime_checkable
+class ReviewRecorder(Protocol):
+    """Recording reviews by hand: the local forge only (on GitHub, people review on GitHub)."""
+
+    def submit_review(self, number: int, *, user: str, state: ReviewState) -> Review:
+        """Record `user`'s review on the PR's current head sha."""
+        ...
 
 
 @runtime_checkable
@@ -50,3 +63,18 @@ class CheckRunPublisher(Protocol):
         """Publish a report (Markdown `summary`/`text`) as the check run `name` on `sha`,
         editing the run of that name if there is one."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class ForgeCapabilities:
+    """What a forge offers beyond the `Forge` port: for each capability, the object that
+    provides it, or None where the forge has none."""
+
+    reviews: ReviewRecorder | None = None
+    """Reviews recorded through promoter (`promoter approve`, the API): the local forge."""
+    external_checks: ExternalChecksReader | None = None
+    """Other tools' required checks, which hold the merge."""
+    team_directory: TeamDirectory | None = None
+    """Members of an approver team count as named approvers."""
+    check_runs: CheckRunPublisher | None = None
+    """The evaluation report as a check run (GitHub Apps)."""

@@ -64,7 +64,7 @@ from promoter.errors import (
     StaleHeadError,
     UntrustedPullRequestError,
 )
-from promoter.forge.capabilities import ExternalChecks
+from promoter.forge.capabilities import ExternalChecks, ForgeCapabilities
 
 if TYPE_CHECKING:
     import github
@@ -121,6 +121,12 @@ class GitHubForge:
         self._merge_method = merge_method
         self._identity = identity
         self._approver_team = approver_team
+
+    @property
+    def capabilities(self) -> ForgeCapabilities:
+        """Other tools' required checks, the approver team and check runs; reviews happen
+        on GitHub itself, so none are recorded through promoter."""
+        return ForgeCapabilities(external_checks=self, team_directory=self, check_runs=self)
 
     def __repr__(self) -> str:
         return f"GitHubForge({self._full_name!r})"

@@ -7,17 +7,15 @@ library: it calls back). The benchmarks use the same wrapper to count forge writ
 What is counted is calls of the port, not HTTP requests: on GitHub one port call may be several
 API requests (pagination, retries inside the adapter).
 
-The optional capabilities (`ReviewRecorder` and those in `promoter.forge.capabilities`) are
-discovered by the promotion service with `isinstance`, so the wrapper must have exactly the
-capabilities of the forge it wraps: a wrapper that always had `publish_check_run` would make
-the service publish check runs on a forge that cannot, and one that never had it would silently
-turn them off. `instrument_forge` builds the wrapper class from the wrapped forge's
-capabilities.
+The optional capabilities (`promoter.forge.capabilities`) are read from the forge's
+`capabilities` record, so the wrapper's record has exactly the capabilities of the forge it
+wraps, each wrapped to report its calls too: a wrapper that always had check runs would make
+the service publish them on a forge that cannot, and one that never had them would silently
+turn them off.
 """
 
 from __future__ import annotations
 
-import functools
 import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
@@ -31,15 +29,11 @@ from promoter.domain.pull_requests import (
     StatusState,
 )
 from promoter.errors import PromoterError
-from promoter.forge.base import Forge, ReviewRecorder
-from promoter.forge.capabilities import (
-    CheckRunPublisher,
-    ExternalChecks,
-    ExternalChecksReader,
-    TeamDirectory,
-)
+from promoter.forge.base import Forge
+from promoter.forge.capabilities import ExternalChecks, ForgeCapabilities
 
 T = TypeVar("T")
+W = TypeVar("W", bound="_Instrumented")
 
 OnCall = Callable[[str, str, float], None]
 """`on_call(operation, result, seconds)`: `operation` is the method name, `result` is `ok`, the
@@ -59,8 +53,8 @@ WRITE_OPERATIONS = frozenset({
 class _Instrumented:
     """The wrapped forge and the timing of one call, shared by the port and capability parts."""
 
-    def __init__(self, forge: Forge, *, on_call: OnCall) -> None:
-        self._forge: Any = forge  # Any: capability methods are called only where it has them
+    def __init__(self, forge: object, *, on_call: OnCall) -> None:
+        self._forge: Any = forge  # the forge, or the provider of one of its capabilities
         self._on_call = on_call
 
     @property
@@ -87,8 +81,20 @@ class _Instrumented:
 
 
 class InstrumentedForge(_Instrumented):
-    """The `Forge` port, forwarded and reported; build it with `instrument_forge`, which adds
-    the wrapped forge's optional capabilities."""
+    """The `Forge` port, forwarded and reported, with the wrapped forge's capabilities."""
+
+    def __init__(self, forge: Forge, *, on_call: OnCall) -> None:
+        super().__init__(forge, on_call=on_call)
+        inner = forge.capabilities
+        self._capabilities = ForgeCapabilities(
+            reviews=_wrap(inner.reviews, _ReviewRecording, on_call),
+            external_checks=_wrap(inner.external_checks, _ExternalChecksReading, on_call),
+            team_directory=_wrap(inner.team_directory, _TeamLookup, on_call),
+            check_runs=_wrap(inner.check_runs, _CheckRunPublishing, on_call))
+
+    @property
+    def capabilities(self) -> ForgeCapabilities:
+        return self._capabilities
 
     def open_or_update_pull_request(
         self, *, head: str, base: str, title: str, body: str, author: str,
@@ -161,30 +167,12 @@ class _CheckRunPublishing(_Instrumented):
             sha, name=name, state=state, title=title, summary=summary, text=text))
 
 
-_CAPABILITIES: tuple[tuple[type, type[_Instrumented]], ...] = (
-    (ReviewRecorder, _ReviewRecording),
-    (ExternalChecksReader, _ExternalChecksReading),
-    (TeamDirectory, _TeamLookup),
-    (CheckRunPublisher, _CheckRunPublishing),
-)
-"""Each optional capability and the part that forwards it, in a fixed order."""
-
-
 def instrument_forge(forge: Forge, *, on_call: OnCall) -> InstrumentedForge:
-    """Wrap `forge` so every call is reported to `on_call`, keeping exactly its capabilities.
-
-    The result is an `InstrumentedForge` that is also a `ReviewRecorder`,
-    `ExternalChecksReader`, `TeamDirectory` or `CheckRunPublisher` if and only if `forge` is.
-    """
-    parts = tuple(part for capability, part in _CAPABILITIES if isinstance(forge, capability))
-    return _wrapper_class(parts)(forge, on_call=on_call)
+    """Wrap `forge` so every call, of the port and of its capabilities, is reported to
+    `on_call`; the wrapper's `capabilities` has exactly those of `forge`."""
+    return InstrumentedForge(forge, on_call=on_call)
 
 
-@functools.cache
-def _wrapper_class(parts: tuple[type[_Instrumented], ...]) -> type[InstrumentedForge]:
-    """One class per combination of capabilities (at most 16), built once."""
-    if not parts:
-        return InstrumentedForge
-    name = "InstrumentedForge+" + "+".join(p.__name__.lstrip("_") for p in parts)
-    cls: type[InstrumentedForge] = type(name, (InstrumentedForge, *parts), {})
-    return cls
+def _wrap(part: object | None, wrapper: type[W], on_call: OnCall) -> W | None:
+    """`part` (a capability's provider) wrapped to report its calls; None stays None."""
+    return None if part is None else wrapper(part, on_call=on_call)

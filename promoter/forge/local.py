@@ -51,6 +51,7 @@ from promoter.errors import (
     PullRequestNotFoundError,
     StaleHeadError,
 )
+from promoter.forge.capabilities import ForgeCapabilities
 from promoter.gitops.port import GitOpsRepository, Signature
 
 log = logging.getLogger(__name__)
@@ -187,6 +188,11 @@ class LocalForge:
         with self._transaction(write=False) as conn:
             row = self._require_row(conn, number)
         return _pull_request(self._settle_read([row])[0])
+
+    @property
+    def capabilities(self) -> ForgeCapabilities:
+        """Reviews are recorded through promoter: there is no site to review on."""
+        return ForgeCapabilities(reviews=self)
 
     def find_open_pull_request(self, *, head: str, base: str) -> PullRequest | None:
         with self._transaction(write=False) as conn:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from promoter.domain.pull_requests import Review, ReviewState, login_key
 from promoter.errors import ApprovalError, ForgeError
-from promoter.forge.base import ReviewRecorder
 from promoter.promotion.authorship import authors_of
 from promoter.promotion.context import PromotionContext
 
@@ -29,7 +28,8 @@ class Approver:
         own site.
         """
         forge = self._ctx.forge
-        if not isinstance(forge, ReviewRecorder):
+        recorder = forge.capabilities.reviews
+        if recorder is None:
             raise ForgeError("this forge takes reviews on its own site, not from the CLI",
                              fix="review the pull request on the forge")
         pull = forge.get_pull_request(number)
@@ -50,4 +50,4 @@ class Approver:
                 fix=f"policies/{env.policy}.yaml names the approvers: {named}",
             )
         state = ReviewState.CHANGES_REQUESTED if reject else ReviewState.APPROVED
-        return forge.submit_review(number, user=user, state=state)
+        return recorder.submit_review(number, user=user, state=state)

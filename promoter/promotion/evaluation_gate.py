@@ -27,7 +27,6 @@ from promoter.config.schema import EnvironmentSpec, ModelSpec
 from promoter.domain.model_versions import ModelVersion
 from promoter.domain.pull_requests import PullRequest, StatusState
 from promoter.errors import BadInputError, ForgeError
-from promoter.forge.capabilities import CheckRunPublisher
 from promoter.policy import EVALUATION_CONTEXT, GateResult, fit_description
 from promoter.promotion.context import PromotionContext, Target
 from promoter.promotion.evaluator import Evaluator
@@ -110,10 +109,12 @@ class EvaluationGate:
             holdout_digest=str(holdout_digest))
         self._verdicts.put(key, verdict)
         state = StatusState.SUCCESS if verdict.passed else StatusState.FAILURE
-        if isinstance(ctx.forge, CheckRunPublisher):
+        check_runs = ctx.forge.capabilities.check_runs
+        if check_runs is not None:
             try:
-                ctx.forge.publish_check_run(pull.head_sha, name=EVALUATION_CONTEXT, state=state,
-                                            title=verdict.summary, summary=markdown)
+                check_runs.publish_check_run(pull.head_sha, name=EVALUATION_CONTEXT,
+                                             state=state, title=verdict.summary,
+                                             summary=markdown)
             except ForgeError as exc:
                 # Only GitHub Apps may create check runs; the status and comment still say it.
                 log.warning("no check run for PR #%s: %s", pull.number, exc.message)

@@ -17,7 +17,6 @@ from promoter.cluster.gate import UPSTREAM_ROLLOUT_CONTEXT, decide_upstream_roll
 from promoter.cluster.port import RolloutPhase, RolloutState
 from promoter.config.schema import EnvironmentSpec, SoakPolicy
 from promoter.domain.pull_requests import PullRequest, StatusState
-from promoter.forge.capabilities import ExternalChecksReader, TeamDirectory
 from promoter.policy import (
     EXTERNAL_CHECKS_CONTEXT,
     GateResult,
@@ -75,9 +74,10 @@ class GateRunner:
                                          upstream_rollout))
         if target.policy.schedule is not None:
             gates.append(decide_change_window(target.policy.schedule, ctx.clock()))
-        if isinstance(ctx.forge, ExternalChecksReader):
+        external = ctx.forge.capabilities.external_checks
+        if external is not None:
             # Other tools' required checks: promoter never merges past a failing or pending one.
-            checks = ctx.forge.external_checks_state(pull)
+            checks = external.external_checks_state(pull)
             gates.append(GateResult(EXTERNAL_CHECKS_CONTEXT, checks.state,
                                     fit_description(checks.description)))
         return GateRun(tuple(gates), evaluated=verdict.evaluated)
@@ -90,9 +90,10 @@ class GateRunner:
         if needs_approval and policy.required == 0:
             # The evaluation was inconclusive and the policy lets a person decide.
             policy = policy.model_copy(update={"required": 1})
-        if isinstance(forge, TeamDirectory) and reviews:
+        directory = forge.capabilities.team_directory
+        if directory is not None and reviews:
             # Members of the forge's approver team count as named approvers.
-            team = forge.team_members_among({r.user for r in reviews})
+            team = directory.team_members_among({r.user for r in reviews})
             policy = policy.model_copy(
                 update={"approvers": tuple(sorted(set(policy.approvers) | team))})
         # Every author of any revision is excluded, not only who opened the PR.

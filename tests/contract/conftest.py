@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from promoter.forge.base import ReviewRecorder
 from promoter.forge.instrumented import instrument_forge
 from promoter.forge.local import LocalForge
 from promoter.gitops.local import LocalGitRepository
@@ -35,8 +34,9 @@ def instrumented_forge_harness(tmp_path: Path, git_repo: Path,
     the contract (and the ReviewRecorder capability) of what it wraps."""
     forge = instrument_forge(LocalForge(tmp_path / "forge" / "forge.sqlite", gitops_repo),
                              on_call=lambda operation, result, seconds: None)
-    assert isinstance(forge, ReviewRecorder)
-    return GitHarness(forge=forge, recorder=forge, repo=gitops_repo, path=git_repo)
+    assert forge.capabilities.reviews is not None
+    return GitHarness(forge=forge, recorder=forge.capabilities.reviews, repo=gitops_repo,
+                      path=git_repo)
 
 
 @pytest.fixture

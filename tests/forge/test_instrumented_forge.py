@@ -1,5 +1,5 @@
 """`instrument_forge`: every call forwarded and reported, and exactly the wrapped forge's
-optional capabilities, since the promotion service discovers them with `isinstance`.
+optional capabilities, which the promotion service reads from `Forge.capabilities`.
 
 The wrapper is also held to the whole `Forge` contract (tests/contract, `instrumented`).
 """
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable
+from dataclasses import fields
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -16,19 +17,14 @@ import pytest
 
 from promoter.domain.pull_requests import PullRequest, PullRequestState, ReviewState, StatusState
 from promoter.errors import PullRequestNotFoundError
-from promoter.forge.base import Forge, ReviewRecorder
-from promoter.forge.capabilities import (
-    CheckRunPublisher,
-    ExternalChecks,
-    ExternalChecksReader,
-    TeamDirectory,
-)
+from promoter.forge.base import Forge
+from promoter.forge.capabilities import ExternalChecks, ForgeCapabilities
 from promoter.forge.github import GitHubForge
-from promoter.forge.instrumented import InstrumentedForge, OnCall, instrument_forge
+from promoter.forge.instrumented import OnCall, instrument_forge
 from promoter.forge.local import LocalForge
 from promoter.gitops.local import LocalGitRepository
 
-CAPABILITIES = (ReviewRecorder, ExternalChecksReader, TeamDirectory, CheckRunPublisher)
+NAMES = tuple(f.name for f in fields(ForgeCapabilities))
 Calls = list[tuple[str, str]]
 
 
@@ -39,8 +35,9 @@ def recorder(calls: Calls) -> OnCall:
     return on_call
 
 
-def capabilities_of(forge: object) -> list[bool]:
-    return [isinstance(forge, capability) for capability in CAPABILITIES]
+def present(forge: Forge) -> list[bool]:
+    """Which capabilities `forge` declares, in `ForgeCapabilities` field order."""
+    return [getattr(forge.capabilities, name) is not None for name in NAMES]
 
 
 class _Reviews:
@@ -65,28 +62,38 @@ class _CheckRuns:
         return 42
 
 
-MIXINS = (_Reviews, _ExternalChecks, _Teams, _CheckRuns)
-"""One per entry of CAPABILITIES, in the same order."""
+PROVIDERS = (_Reviews, _ExternalChecks, _Teams, _CheckRuns)
+"""One per field of ForgeCapabilities, in the same order."""
 
 
-def forge_with(mixins: tuple[type, ...], repo: LocalGitRepository, state: Path) -> Forge:
-    """A port-only forge (InstrumentedForge over LocalForge hides submit_review) plus
-    `mixins`; LocalForge keeps its database at `state`."""
-    cls = type("ScriptedForge", (*mixins, InstrumentedForge), {})
-    forge: Forge = cls(LocalForge(state, repo), on_call=lambda *_: None)
-    return forge
+class ScriptedForge(LocalForge):
+    """LocalForge declaring exactly the capabilities the test gives it."""
+
+    def __init__(self, state: Path, repo: LocalGitRepository,
+                 providers: tuple[type, ...]) -> None:
+        super().__init__(state, repo)
+        self._declared = ForgeCapabilities(**{
+            name: provider() for name, provider in zip(NAMES, PROVIDERS, strict=True)
+            if provider in providers})
+
+    @property
+    def capabilities(self) -> ForgeCapabilities:
+        return self._declared
 
 
-@pytest.mark.parametrize("mixins", [combo for n in range(5)
-                                    for combo in itertools.combinations(MIXINS, n)],
+@pytest.mark.parametrize("providers", [combo for n in range(5)
+                                       for combo in itertools.combinations(PROVIDERS, n)],
                          ids=lambda combo: "+".join(c.__name__.strip("_") for c in combo)
                          or "port-only")
 def test_the_wrapper_has_exactly_the_wrapped_forges_capabilities(
-        mixins: tuple[type, ...], gitops_repo: LocalGitRepository, tmp_path: Path) -> None:
-    forge = forge_with(mixins, gitops_repo, tmp_path / "forge.sqlite")
-    assert capabilities_of(forge) == [m in mixins for m in MIXINS]
+        providers: tuple[type, ...], gitops_repo: LocalGitRepository, tmp_path: Path) -> None:
+    forge = ScriptedForge(tmp_path / "forge.sqlite", gitops_repo, providers)
+    assert present(forge) == [p in providers for p in PROVIDERS]
     wrapped = instrument_forge(forge, on_call=lambda *_: None)
-    assert capabilities_of(wrapped) == capabilities_of(forge)
+    assert present(wrapped) == present(forge)
+    assert type(wrapped) is type(instrument_forge(LocalForge(tmp_path / "x.sqlite",
+                                                             gitops_repo),
+                                                  on_call=lambda *_: None))  # no new classes
 
 
 def test_the_real_forges_keep_their_capabilities(tmp_path: Path,
@@ -94,25 +101,28 @@ def test_the_real_forges_keep_their_capabilities(tmp_path: Path,
     local = LocalForge(tmp_path / "forge.sqlite", gitops_repo)
     gh = GitHubForge(github.Github(lazy=True), "acme/ml-gitops",  # lazy: no request is made
                      marker_key=b"k" * 32)
-    assert capabilities_of(instrument_forge(local, on_call=lambda *_: None)) == [
+    assert present(instrument_forge(local, on_call=lambda *_: None)) == [
         True, False, False, False]
-    assert capabilities_of(instrument_forge(gh, on_call=lambda *_: None)) == [
+    assert present(instrument_forge(gh, on_call=lambda *_: None)) == [
         False, True, True, True]
 
 
 def test_capability_calls_are_forwarded_and_reported(gitops_repo: LocalGitRepository,
                                                      tmp_path: Path) -> None:
     calls: Calls = []
-    forge = instrument_forge(forge_with(MIXINS[1:], gitops_repo, tmp_path / "forge.sqlite"),
-                             on_call=recorder(calls))
-    assert isinstance(forge, TeamDirectory)
-    assert isinstance(forge, CheckRunPublisher)
-    assert isinstance(forge, ExternalChecksReader)
-    assert forge.team_members_among(["rm-rita", "mia"]) == frozenset({"rm-rita"})
-    assert forge.publish_check_run("a" * 40, name="promoter/evaluation",
-                                   state=StatusState.SUCCESS, title="t", summary="s") == 42
+    forge = instrument_forge(ScriptedForge(tmp_path / "forge.sqlite", gitops_repo,
+                                           PROVIDERS[1:]), on_call=recorder(calls))
+    capabilities = forge.capabilities
+    assert capabilities.team_directory is not None
+    assert capabilities.check_runs is not None
+    assert capabilities.external_checks is not None
+    assert capabilities.team_directory.team_members_among(["rm-rita", "mia"]) == frozenset(
+        {"rm-rita"})
+    assert capabilities.check_runs.publish_check_run(
+        "a" * 40, name="promoter/evaluation", state=StatusState.SUCCESS, title="t",
+        summary="s") == 42
     pull = _any_pull()
-    assert forge.external_checks_state(pull).state is StatusState.SUCCESS
+    assert capabilities.external_checks.external_checks_state(pull).state is StatusState.SUCCESS
     assert calls == [("team_members_among", "ok"), ("publish_check_run", "ok"),
                      ("external_checks_state", "ok")]
 
@@ -124,9 +134,10 @@ def test_errors_are_reported_by_class_and_raised_unchanged(
     forge: Forge = instrument_forge(inner, on_call=recorder(calls))
     with pytest.raises(PullRequestNotFoundError):
         forge.get_pull_request(404)
-    assert isinstance(forge, ReviewRecorder)
+    reviews = forge.capabilities.reviews
+    assert reviews is not None
     with pytest.raises(PullRequestNotFoundError):
-        forge.submit_review(404, user="rita", state=ReviewState.APPROVED)
+        reviews.submit_review(404, user="rita", state=ReviewState.APPROVED)
 
     class Broken(LocalForge):
         def list_statuses(self, sha: str) -> list:  # type: ignore[type-arg]

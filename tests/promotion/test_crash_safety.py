@@ -48,6 +48,7 @@ import pytest
 from promoter.config.loader import load_settings
 from promoter.domain.pull_requests import Comment, CommitStatus, PullRequest, Review
 from promoter.forge.base import Forge
+from promoter.forge.capabilities import ForgeCapabilities
 from promoter.forge.local import LocalForge
 from promoter.gitops.local import LocalGitRepository
 from promoter.gitops.port import GitOpsRepository
@@ -147,14 +148,18 @@ class KillingRepository:
 class KillingForge:
     """A Forge (and ReviewRecorder) whose writes go through a KillSwitch; reads pass through.
 
-    The writes are spelled out, not found by `__getattr__`: the service asks
-    `isinstance(forge, ReviewRecorder)`, and the capability checks must see exactly what
-    LocalForge has.
+    The writes are spelled out, not found by `__getattr__`, and `capabilities` names this
+    wrapper as the review recorder: LocalForge's record would name LocalForge itself, and
+    reviews would then bypass the switch.
     """
 
     def __init__(self, inner: LocalForge, switch: KillSwitch) -> None:
         self._inner = inner
         self._switch = switch
+
+    @property
+    def capabilities(self) -> ForgeCapabilities:
+        return ForgeCapabilities(reviews=self)
 
     def _write(self, name: str, *args: Any, **kwargs: Any) -> Any:
         method = getattr(self._inner, name)

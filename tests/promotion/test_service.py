@@ -20,7 +20,7 @@ from promoter.errors import (
     ModelStoreError,
     PromotionError,
 )
-from promoter.forge.capabilities import ExternalChecks
+from promoter.forge.capabilities import ExternalChecks, ForgeCapabilities
 from promoter.forge.local import LocalForge
 from promoter.gitops.local import LocalGitRepository
 from promoter.gitops.port import Signature
@@ -375,6 +375,11 @@ def test_rollback_prs_merge_through_reconcile_without_evaluation(world: World) -
 
 class ForgeWithRequiredChecks(LocalForge):
     """LocalForge plus the GitHub-only capabilities, scripted by the test."""
+
+    @property
+    def capabilities(self) -> ForgeCapabilities:
+        return ForgeCapabilities(reviews=self, external_checks=self, team_directory=self,
+                                 check_runs=self)
 
     checks = ExternalChecks(StatusState.PENDING, "ci/e2e is pending", pending=("ci/e2e",))
     team: frozenset[str] = frozenset()
