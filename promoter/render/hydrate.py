@@ -8,11 +8,13 @@ records in `hydrator.metadata`.
 
 Steps: build the variables (`variables.py`), parse and substitute each template
 (`templating.py`), drop TFJob roles with no replicas (`tfjob.py`), check the rendered objects
-(`invariants.py`), dump them (`yaml_output.py`) and add a `kustomization.yaml` listing every
-file, so Flux's kustomize-controller or `kubectl apply -k` can apply the branch root as it is.
+(`invariants.py`) and their place (`parts.py`: serving and training apart), dump them
+(`yaml_output.py`) and add a `kustomization.yaml` to each part and one at the root listing the
+parts, so Flux's kustomize-controller, Argo CD or `kubectl apply -k` apply each part as it is.
 
-Only `*.yaml`/`*.yml` files under `manifests/` are templates; other files (a README) are not
-rendered. Each template becomes one output file at the same relative path.
+Only `*.yaml`/`*.yml` files under `manifests/serving/` and `manifests/training/` are templates;
+other files (a README) are not rendered. Each template becomes one output file at the same
+relative path. `training.enabled: false` leaves `training/` out.
 """
 
 from __future__ import annotations
@@ -29,10 +31,11 @@ from promoter.errors import RenderError
 from promoter.model_store import ModelVersion
 from promoter.render.invariants import Release, check_invariants
 from promoter.render.objects import TEMPLATE_ROOT, RenderedObject, document_location
+from promoter.render.parts import check_parts, is_generated_name, kustomizations, select_templates
 from promoter.render.templating import Variables, render_template
 from promoter.render.tfjob import drop_idle_replica_specs
 from promoter.render.variables import build_variables
-from promoter.render.yaml_output import KUSTOMIZATION_FILE, dump_documents, render_kustomization
+from promoter.render.yaml_output import KUSTOMIZATION_FILE, dump_documents
 
 TEMPLATE_SUFFIXES = (".yaml", ".yml")
 
@@ -73,12 +76,14 @@ def render_environment(templates: Mapping[str, str], *, environment: Environment
                        model: ModelSpec, version: ModelVersion) -> RenderedManifests:
     """Render `templates` (paths relative to `manifests/` to text) for one model version.
 
-    Returns one file per template plus `kustomization.yaml`. Raises RenderError, naming the
-    template and field, for a malformed template, an unknown variable or a rendered object that
-    breaks an invariant (see `invariants.py`); nothing is returned partially.
+    Returns one file per template plus the `kustomization.yaml` files (see `parts.py`).
+    Raises RenderError, naming the template and field, for a malformed template, an unknown
+    variable, a rendered object that breaks an invariant (see `invariants.py`) or sits in the
+    wrong part; nothing is returned partially.
     """
     variables = build_variables(environment=environment, model=model, version=version)
-    objects = render_objects(templates, variables)
+    objects = render_objects(select_templates(_templates(templates), environment), variables)
+    check_parts(objects)
     check_invariants(objects, Release(
         environment=environment.name,
         namespace=environment.namespace,
@@ -94,8 +99,18 @@ def render_environment(templates: Mapping[str, str], *, environment: Environment
         path: dump_documents(bodies, header=_header(path))
         for path, bodies in by_template.items()
     }
-    files[KUSTOMIZATION_FILE] = render_kustomization(files)
+    files.update(kustomizations(files))
     return RenderedManifests(files=files)
+
+
+def _templates(templates: Mapping[str, str]) -> dict[str, str]:
+    """The template files among `templates` (by suffix), their paths checked."""
+    selected = {}
+    for path in sorted(templates):
+        if path.endswith(TEMPLATE_SUFFIXES):
+            _check_template_path(path)
+            selected[path] = templates[path]
+    return selected
 
 
 def render_objects(templates: Mapping[str, str], variables: Variables) -> list[RenderedObject]:
@@ -132,7 +147,7 @@ def _check_template_path(path: str) -> None:
     if pure.is_absolute() or ".." in pure.parts or "\\" in path or not pure.parts:
         raise RenderError(f"{TEMPLATE_ROOT}/{path}: not a relative path inside "
                           f"{TEMPLATE_ROOT}/")
-    if path.lower() in {"kustomization.yaml", "kustomization.yml"}:
+    if is_generated_name(path):
         raise RenderError(
             f"{TEMPLATE_ROOT}/{path}: promoter generates {KUSTOMIZATION_FILE} itself",
             fix="delete the file; every template is listed in the generated kustomization",
