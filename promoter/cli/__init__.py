@@ -183,12 +183,13 @@ def approve(ctx: Context, pull: int, user: str | None, reject: bool) -> None:
 @pass_context
 @handle_errors
 def status(ctx: Context, as_json: bool) -> None:
-    """Show, per environment, the deployed model and the open promotion."""
+    """Show, per environment, the deployed model, the open promotion and, with a `cluster:`
+    in promoter.yaml, the rollout (serving) and training's state beside it."""
     from promoter.wiring import build_service
 
-    environments = build_service(ctx.settings()).status()
+    environments = build_service(ctx.settings()).status(rollouts=True)
     if as_json:
-        click.echo(json.dumps(status_as_json(environments), indent=2))
+        click.echo(json.dumps(status_as_json(environments, rollouts=True), indent=2))
     else:
         click.echo(format_status(environments))
 

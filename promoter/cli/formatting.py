@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from promoter.cluster.port import RolloutState
 from promoter.forge.base import StatusState
 from promoter.policy import GateResult
 from promoter.promotion.results import (
@@ -72,6 +73,13 @@ def format_status(environments: Sequence[EnvironmentStatus]) -> str:
             running = "(nothing deployed)"
         head = env.head[:12] if env.head else "-"
         lines.append(f"{env.environment:<10} {running:<36} {env.branch}@{head}")
+        if env.rollout_error:
+            lines.append(f"{'':<10} rollout: unreadable: {env.rollout_error}")
+        if env.rollout:
+            lines.append(f"{'':<10} rollout: {env.rollout.phase}: {env.rollout.reason}")
+            if env.rollout.training:
+                training = env.rollout.training
+                lines.append(f"{'':<10} training: {training.phase}: {training.reason}")
         if env.open_promotion:
             pull = env.open_promotion
             proposed = (f"{env.proposed.model} v{env.proposed.version}" if env.proposed
@@ -82,10 +90,29 @@ def format_status(environments: Sequence[EnvironmentStatus]) -> str:
     return "\n".join(lines)
 
 
-def status_as_json(environments: Sequence[EnvironmentStatus]) -> dict[str, Any]:
+def rollout_as_json(state: RolloutState) -> dict[str, Any]:
+    """One rollout reading: serving's verdict (`phase`) and training's state beside it."""
+    training = state.training
+    return {
+        "environment": state.environment, "commit": state.commit, "phase": str(state.phase),
+        "reason": state.reason, "observedRevision": state.observed_revision,
+        "training": None if training is None else {"phase": str(training.phase),
+                                                   "reason": training.reason},
+    }
+
+
+def status_as_json(environments: Sequence[EnvironmentStatus], *,
+                   rollouts: bool = False) -> dict[str, Any]:
+    """The status as JSON; with `rollouts`, each environment also has `rollout` (the reading,
+    or `{"error": ...}`, or None without a cluster)."""
     out: dict[str, Any] = {"environments": []}
     for env in environments:
         pull = env.open_promotion
+        extra: dict[str, Any] = {}
+        if rollouts:
+            extra["rollout"] = (rollout_as_json(env.rollout) if env.rollout
+                                else {"error": env.rollout_error} if env.rollout_error
+                                else None)
         out["environments"].append({
             "name": env.environment,
             "branch": env.branch,
@@ -106,5 +133,6 @@ def status_as_json(environments: Sequence[EnvironmentStatus]) -> dict[str, Any]:
                 "gates": [{"context": g.context, "state": str(g.state),
                            "description": g.description} for g in env.gates],
             },
+            **extra,
         })
     return out

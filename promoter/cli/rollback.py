@@ -96,6 +96,7 @@ def health(obj: Any, environment: str, commit: str | None, wait: bool,
            timeout_s: float | None, poll_s: float, reconcile: bool, kubeconfig: str | None,
            kube_context: str | None, as_json: bool) -> None:
     """Say whether ENV's branch head (or COMMIT) is applied and healthy in the cluster."""
+    from promoter.cli.formatting import rollout_as_json
     from promoter.cluster import RolloutPhase, wait_for_rollout
     from promoter.cluster.kubernetes import KubernetesClusterReader
     from promoter.errors import BadInputError
@@ -118,10 +119,10 @@ def health(obj: Any, environment: str, commit: str | None, wait: bool,
         else:
             state = reader.rollout_state(env, commit=commit)
     if as_json:
-        click.echo(json.dumps({"environment": state.environment, "commit": state.commit,
-                               "phase": str(state.phase), "reason": state.reason,
-                               "observedRevision": state.observed_revision}, indent=2))
+        click.echo(json.dumps(rollout_as_json(state), indent=2))
     else:
         click.echo(f"{env.name} {env.branch}@{commit[:12]}: {state.phase}: {state.reason}")
+        if state.training is not None:  # reported only: the exit code is serving's
+            click.echo(f"  training: {state.training.phase}: {state.training.reason}")
     if state.phase is not RolloutPhase.HEALTHY:
         sys.exit(1)
