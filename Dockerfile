@@ -1,31 +1,63 @@
-# promoter: a first image. It installs the package with its runtime dependencies and, by
-# default, prints the CLI's help. The example dry source is copied too, so `promoter demo`
-# works inside the container:  docker run --rm promoter demo --workdir /tmp/demo
-FROM python:3.11-slim
+# promoter's image: `promoter serve` in the cluster (deploy/), or any other command.
+#
+#   docker build -t promoter:0.1.0 .
+#   docker run --rm promoter:0.1.0 --help
+#   docker run --rm promoter:0.1.0 demo --workdir /tmp/demo
+#
+# Two stages: the first installs promoter and its dependencies into a virtual environment,
+# the second is the same base image with git (GitPython runs it) and that environment, and no
+# pip cache or build leftovers. The base image is pinned to an exact Python patch release and
+# Debian release; pin its digest as well (`FROM python:...@sha256:...`) where the registry is
+# reachable when you build. tests/test_dockerfile.py checks this file statically.
 
+ARG PYTHON_IMAGE=python:3.11.11-slim-bookworm
+
+FROM ${PYTHON_IMAGE} AS build
+ENV PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PYTHONDONTWRITEBYTECODE=1
+WORKDIR /opt/promoter
+RUN python -m venv /opt/venv
+COPY pyproject.toml README.md ./
+COPY promoter ./promoter
+# The example dry source beside the package: `promoter demo` finds it there.
+COPY promoter.yaml ./
+COPY environments ./environments
+COPY policies ./policies
+COPY manifests ./manifests
+# Editable: the package stays at /opt/promoter next to the example, at the same path in the
+# runtime stage.
+RUN /opt/venv/bin/pip install --editable . \
+    && /opt/venv/bin/promoter --help >/dev/null
+
+FROM ${PYTHON_IMAGE}
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
-    PIP_NO_CACHE_DIR=1 \
-    TF_CPP_MIN_LOG_LEVEL=2
+    TF_CPP_MIN_LOG_LEVEL=2 \
+    PATH=/opt/venv/bin:$PATH \
+    PROMOTER_CACHE_DIR=/var/cache/promoter \
+    NUMBA_CACHE_DIR=/var/cache/numba
 
 RUN apt-get update \
     && apt-get install -y --no-install-recommends git \
     && rm -rf /var/lib/apt/lists/*
 
-# An unprivileged user: promoter scores untrusted SavedModels and must not run as root.
-RUN useradd --create-home --uid 10001 promoter
+# An unprivileged user with a fixed uid (deploy/ runs the pod as 10001): promoter scores
+# untrusted SavedModels and must not run as root.
+RUN groupadd --gid 10001 promoter \
+    && useradd --uid 10001 --gid 10001 --home-dir /home/promoter --create-home \
+       --shell /usr/sbin/nologin promoter \
+    && mkdir -p /var/cache/promoter /var/cache/numba \
+    && chown 10001:10001 /var/cache/promoter /var/cache/numba
+
+COPY --from=build /opt/venv /opt/venv
+COPY --from=build /opt/promoter /opt/promoter
 WORKDIR /opt/promoter
 
-COPY pyproject.toml README.md ./
-COPY promoter ./promoter
-COPY promoter.yaml ./
-COPY environments ./environments
-COPY policies ./policies
-COPY manifests ./manifests
-RUN pip install --editable . && promoter --help >/dev/null
-
-USER promoter
-# Compile the TFRecord decoder's kernels once, into the user's ~/.cache/numba.
+USER 10001:10001
+# Compile the TFRecord decoder's kernels once, into $NUMBA_CACHE_DIR (in the cluster that is
+# an emptyDir, so each pod compiles them once, about 10 s, at its first TFRecord holdout).
 RUN python -c "from promoter.evaluation.example_codec import compile_kernels; compile_kernels()"
+
 ENTRYPOINT ["promoter"]
 CMD ["--help"]

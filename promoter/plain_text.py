@@ -8,7 +8,9 @@ the CLI back (a cycle). The JSON answers are `promoter.server.answers`.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
+from promoter.cluster.port import RolloutState
 from promoter.domain.pull_requests import StatusState
 from promoter.policy import GateResult
 from promoter.promotion.results import (
@@ -76,6 +78,13 @@ def format_status(environments: Sequence[EnvironmentStatus]) -> str:
             running = "(nothing deployed)"
         head = env.head[:12] if env.head else "-"
         lines.append(f"{env.environment:<10} {running:<36} {env.branch}@{head}")
+        if env.rollout_error:
+            lines.append(f"{'':<10} rollout: unreadable: {env.rollout_error}")
+        if env.rollout:
+            lines.append(f"{'':<10} rollout: {env.rollout.phase}: {env.rollout.reason}")
+            if env.rollout.training:
+                training = env.rollout.training
+                lines.append(f"{'':<10} training: {training.phase}: {training.reason}")
         if env.open_promotion:
             pull = env.open_promotion
             proposed = (f"{env.proposed.model} v{env.proposed.version}" if env.proposed
@@ -84,3 +93,14 @@ def format_status(environments: Sequence[EnvironmentStatus]) -> str:
             lines.append(f"{'':<10} open: PR #{pull.number} {proposed}{phase}")
             lines.extend(f"{'':<12}{format_gate(g)}" for g in env.gates)
     return "\n".join(lines)
+
+
+def rollout_as_json(state: RolloutState) -> dict[str, Any]:
+    """One rollout reading: serving's verdict (`phase`) and training's state beside it."""
+    training = state.training
+    return {
+        "environment": state.environment, "commit": state.commit, "phase": str(state.phase),
+        "reason": state.reason, "observedRevision": state.observed_revision,
+        "training": None if training is None else {"phase": str(training.phase),
+                                                   "reason": training.reason},
+    }

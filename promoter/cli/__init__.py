@@ -196,14 +196,23 @@ def approve(ctx: Context, pull: int, user: str | None, reject: bool) -> None:
 @pass_context
 @handle_errors
 def status(ctx: Context, as_json: bool) -> None:
-    """Show, per environment, the deployed model and the open promotion."""
+    """Show, per environment, the deployed model, the open promotion and, with a `cluster:`
+    in promoter.yaml, the rollout (serving) and training's state beside it."""
     from promoter.wiring import build_service
 
-    environments = build_service(ctx.settings()).status()
-    if as_json:  # the document GET /api/v1/environments answers
+    environments = build_service(ctx.settings()).status(rollouts=True)
+    if as_json:  # the document GET /api/v1/environments answers, plus each rollout
+        from promoter.plain_text import rollout_as_json
         from promoter.server.answers import EnvironmentsAnswer
 
-        click.echo(json.dumps(EnvironmentsAnswer.of(environments).as_json(), indent=2))
+        document = EnvironmentsAnswer.of(environments).as_json()
+        listed = document["environments"]
+        assert isinstance(listed, list)
+        for env, out in zip(environments, listed, strict=True):
+            out["rollout"] = (rollout_as_json(env.rollout) if env.rollout
+                              else {"error": env.rollout_error} if env.rollout_error
+                              else None)
+        click.echo(json.dumps(document, indent=2))
     else:
         click.echo(format_status(environments))
 

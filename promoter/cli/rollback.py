@@ -101,6 +101,7 @@ def health(obj: Any, environment: str, commit: str | None, wait: bool,
     promoter.yaml's `cluster:` section (--kubeconfig and --context override it)."""
     from promoter.cluster import RolloutPhase, wait_for_rollout
     from promoter.errors import BadInputError
+    from promoter.plain_text import rollout_as_json
     from promoter.wiring import connect_cluster
 
     _, dry, repo = _parts(obj, read_cluster=False)
@@ -121,10 +122,10 @@ def health(obj: Any, environment: str, commit: str | None, wait: bool,
         else:
             state = reader.rollout_state(env, commit=commit)
     if as_json:
-        click.echo(json.dumps({"environment": state.environment, "commit": state.commit,
-                               "phase": str(state.phase), "reason": state.reason,
-                               "observedRevision": state.observed_revision}, indent=2))
+        click.echo(json.dumps(rollout_as_json(state), indent=2))
     else:
         click.echo(f"{env.name} {env.branch}@{commit[:12]}: {state.phase}: {state.reason}")
+        if state.training is not None:  # reported only: the exit code is serving's
+            click.echo(f"  training: {state.training.phase}: {state.training.reason}")
     if state.phase is not RolloutPhase.HEALTHY:
         sys.exit(1)

@@ -14,7 +14,12 @@ from promoter.cluster.errors import (
     ClusterShapeError,
     ClusterUnreachableError,
 )
-from promoter.cluster.health import argo_rollout_state, flux_revision, flux_rollout_state
+from promoter.cluster.health import (
+    argo_rollout_state,
+    flux_revision,
+    flux_rollout_state,
+    training_state,
+)
 from promoter.cluster.port import (
     ARGO_REFRESH_ANNOTATION,
     FLUX_RECONCILE_ANNOTATION,
@@ -23,6 +28,8 @@ from promoter.cluster.port import (
     ObjectRef,
     RolloutPhase,
     RolloutState,
+    TrainingPhase,
+    TrainingState,
 )
 from promoter.cluster.wait import wait_for_rollout
 
@@ -38,8 +45,11 @@ __all__ = [
     "ObjectRef",
     "RolloutPhase",
     "RolloutState",
+    "TrainingPhase",
+    "TrainingState",
     "argo_rollout_state",
     "flux_revision",
     "flux_rollout_state",
+    "training_state",
     "wait_for_rollout",
 ]

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any, NoReturn
 
 from promoter.cluster.errors import ClusterShapeError
-from promoter.cluster.port import RolloutPhase, RolloutState
+from promoter.cluster.port import RolloutPhase, RolloutState, TrainingPhase, TrainingState
 
 READY_SUCCEEDED = "ReconciliationSucceeded"
 
@@ -150,6 +150,27 @@ def argo_rollout_state(*, environment: str, commit: str,
     return replace(state(RolloutPhase.HEALTHY,
                          f"Application {name} synced {commit[:12]} and is Healthy"),
                    healthy_since=since)
+
+
+# --- training, beside the rollout ------------------------------------------------------------
+
+_TRAINING_PHASES = {
+    RolloutPhase.PENDING: TrainingPhase.PENDING,
+    RolloutPhase.PROGRESSING: TrainingPhase.PROGRESSING,
+    RolloutPhase.HEALTHY: TrainingPhase.HEALTHY,
+    RolloutPhase.FAILED: TrainingPhase.FAILED,
+    RolloutPhase.TIMED_OUT: TrainingPhase.FAILED,
+}
+
+
+def training_state(reading: RolloutState) -> TrainingState:
+    """Training's state from the reading of the training Kustomization or Application.
+
+    The same documented rules as the serving rollout (`flux_rollout_state`,
+    `argo_rollout_state` on the training object), so "healthy" means the same thing in both;
+    only what follows differs: nothing gates on it and nothing is rolled back for it.
+    """
+    return TrainingState(phase=_TRAINING_PHASES[reading.phase], reason=reading.reason)
 
 
 # --- reading plain dicts, with shape errors --------------------------------------------------

@@ -7,6 +7,8 @@ boundary, into ClusterError subclasses that carry the fix.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from dataclasses import replace
 from types import TracebackType
 from typing import Any
 
@@ -21,13 +23,15 @@ from promoter.cluster.errors import (
     ClusterShapeError,
     ClusterUnreachableError,
 )
-from promoter.cluster.health import argo_rollout_state, flux_rollout_state
+from promoter.cluster.health import argo_rollout_state, flux_rollout_state, training_state
 from promoter.cluster.port import (
     ARGO_REFRESH_ANNOTATION,
     FLUX_RECONCILE_ANNOTATION,
     DeliveryTarget,
     ObjectRef,
     RolloutState,
+    TrainingPhase,
+    TrainingState,
 )
 from promoter.config.schema import EnvironmentSpec
 
@@ -95,22 +99,59 @@ class KubernetesClusterReader:
     # --- ClusterReader ------------------------------------------------------------------------
 
     def rollout_state(self, env: EnvironmentSpec, *, commit: str) -> RolloutState:
+        """Serving's verdict from the serving objects alone, with training's state beside it.
+
+        Serving is read first and its errors are raised as before; training is read only
+        after, and whatever goes wrong there (the training Kustomization missing, RBAC, a
+        bad shape) becomes an UNKNOWN training state: it can never turn into a serving
+        verdict, a rollback, or an error of this call.
+        """
         target = DeliveryTarget.of(env)
+        read: Callable[[dict[str, Any]], RolloutState]
         if target.tool == "flux":
-            return flux_rollout_state(
-                environment=env.name, branch=env.branch, commit=commit,
-                git_repository=self.get(target.git_repository),
-                kustomization=self.get(target.kustomization),
-            )
-        return argo_rollout_state(environment=env.name, commit=commit,
-                                  application=self.get(target.application))
+            source = self.get(target.git_repository)
+
+            def read_flux(kustomization: dict[str, Any]) -> RolloutState:
+                return flux_rollout_state(environment=env.name, branch=env.branch,
+                                          commit=commit, git_repository=source,
+                                          kustomization=kustomization)
+
+            read = read_flux
+            serving = read(self.get(target.kustomization))
+        else:
+            def read_argo(application: dict[str, Any]) -> RolloutState:
+                return argo_rollout_state(environment=env.name, commit=commit,
+                                          application=application)
+
+            read = read_argo
+            serving = read(self.get(target.application))
+        return replace(serving, training=self._training(env, target, read))
+
+    def _training(self, env: EnvironmentSpec, target: DeliveryTarget,
+                  read: Callable[[dict[str, Any]], RolloutState]) -> TrainingState:
+        ref = target.training
+        if ref is None:
+            return TrainingState(TrainingPhase.DISABLED,
+                                 f"training.enabled is false in environments/{env.name}.yaml")
+        try:
+            return training_state(read(self.get(ref)))
+        except ClusterError as exc:
+            log.warning("%s: training state unreadable: %s", env.name, exc.message)
+            return TrainingState(TrainingPhase.UNKNOWN, exc.message)
 
     def request_reconcile(self, env: EnvironmentSpec, *, requested_at: str) -> None:
         target = DeliveryTarget.of(env)
         if target.tool == "flux":
+            # Both Kustomizations follow this one GitRepository.
             self.annotate(target.git_repository, {FLUX_RECONCILE_ANNOTATION: requested_at})
-        else:
-            self.annotate(target.application, {ARGO_REFRESH_ANNOTATION: "normal"})
+            return
+        self.annotate(target.application, {ARGO_REFRESH_ANNOTATION: "normal"})
+        if target.training is not None:
+            try:
+                self.annotate(target.training, {ARGO_REFRESH_ANNOTATION: "normal"})
+            except ClusterError as exc:  # training syncs at its next poll instead
+                log.warning("%s: could not refresh the training Application: %s", env.name,
+                            exc.message)
 
     # --- plumbing -----------------------------------------------------------------------------
 

@@ -28,9 +28,40 @@ class RolloutPhase(enum.StrEnum):
     """Only from `wait_for_rollout`: not healthy within the timeout."""
 
 
+class TrainingPhase(enum.StrEnum):
+    """Where the training part of an environment branch stands: reported, never gating."""
+
+    DISABLED = "disabled"
+    """`training.enabled: false`: nothing to deliver."""
+    PENDING = "pending"
+    """The training Kustomization/Application has not picked up the commit yet."""
+    PROGRESSING = "progressing"
+    """Being applied, or the job is queued, suspended or starting."""
+    HEALTHY = "healthy"
+    """Applied and the job runs (or, with `delivery.waitForTraining`, succeeded)."""
+    FAILED = "failed"
+    """The controller reported failure: the job failed, did not run within
+    `delivery.trainingTimeout`, or could not be applied (no TFJob CRD)."""
+    UNKNOWN = "unknown"
+    """The training objects could not be read (missing, RBAC, an unexpected shape)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TrainingState:
+    """The training part's state for the same commit, beside the serving verdict."""
+
+    phase: TrainingPhase
+    reason: str
+    """One line, with the controller's own reason and message where it has one."""
+
+
 @dataclass(frozen=True, slots=True)
 class RolloutState:
-    """What the cluster says about one commit of one environment branch."""
+    """What the cluster says about one commit of one environment branch.
+
+    `phase` is the serving rollout's alone: it is what gates promotions and triggers
+    rollbacks. Training's state is `training`, reported beside it.
+    """
 
     environment: str
     commit: str
@@ -44,6 +75,10 @@ class RolloutState:
     """When HEALTHY: since when, by the controller's own clock (Flux: the latest transition
     of the Kustomization's Ready/Healthy conditions; Argo CD: the later of the sync's end and
     the health status's last transition). None when not healthy or the object does not say."""
+    training: TrainingState | None = None
+    """The training part's state for the same commit; None when the reader does not read
+    it. Never part of `phase`: a queued, failed or suspended training job leaves serving's
+    verdict alone."""
 
     @property
     def done(self) -> bool:
@@ -80,12 +115,17 @@ class DeliveryTarget:
     tool: Literal["flux", "argo"]
     namespace: str
     name: str
+    """The serving Kustomization (and the GitRepository) or Application."""
+    training_name: str | None = None
+    """The training Kustomization or Application; None when training is disabled."""
 
     @classmethod
     def of(cls, env: EnvironmentSpec) -> DeliveryTarget:
         delivery = env.delivery
         return cls(environment=env.name, branch=env.branch, tool=delivery.tool,
-                   namespace=delivery.namespace_for(), name=delivery.object_name(env.name))
+                   namespace=delivery.namespace_for(), name=delivery.object_name(env.name),
+                   training_name=(delivery.training_object_name(env.name)
+                                  if env.training.enabled else None))
 
     @property
     def git_repository(self) -> ObjectRef:
@@ -101,6 +141,15 @@ class DeliveryTarget:
     def application(self) -> ObjectRef:
         return ObjectRef("argoproj.io", "v1alpha1", "applications", self.namespace, self.name)
 
+    @property
+    def training(self) -> ObjectRef | None:
+        """The training Kustomization (Flux) or Application (Argo CD), if training is on."""
+        if self.training_name is None:
+            return None
+        serving = self.kustomization if self.tool == "flux" else self.application
+        return ObjectRef(serving.group, serving.version, serving.plural, self.namespace,
+                         self.training_name)
+
 
 class ClusterReader(Protocol):
     """Port to the cluster where Flux or Argo CD sync the environment branches.
@@ -110,7 +159,9 @@ class ClusterReader(Protocol):
     """
 
     def rollout_state(self, env: EnvironmentSpec, *, commit: str) -> RolloutState:
-        """Where the rollout of `commit` (a full sha on `env.branch`) stands now."""
+        """Where the rollout of `commit` (a full sha on `env.branch`) stands now: serving's
+        verdict, and training's state beside it (an unreadable training part is UNKNOWN,
+        never an error of this call)."""
         ...
 
     def request_reconcile(self, env: EnvironmentSpec, *, requested_at: str) -> None:
@@ -118,7 +169,8 @@ class ClusterReader(Protocol):
 
         Flux: sets `reconcile.fluxcd.io/requestedAt: <requested_at>` on the GitRepository
         (a new value each time, e.g. an RFC 3339 time). Argo CD: sets
-        `argocd.argoproj.io/refresh: normal` on the Application. A merge patch: nothing else
-        on the object changes.
+        `argocd.argoproj.io/refresh: normal` on the Application, and on the training
+        Application (best effort: a failure there is logged, not raised). A merge patch:
+        nothing else on the object changes.
         """
         ...

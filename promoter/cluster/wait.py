@@ -47,5 +47,5 @@ def wait_for_rollout(
     return RolloutState(
         environment=env.name, commit=commit, phase=RolloutPhase.TIMED_OUT,
         reason=f"not healthy after {timeout_s:g}s: {last.reason}",
-        observed_revision=last.observed_revision,
+        observed_revision=last.observed_revision, training=last.training,
     )

@@ -4,10 +4,16 @@ Per environment `<env>` (names from `delivery.name`, default `promoter-<env>`, i
 `delivery.controllerNamespace`, default `flux-system`):
 
 - `GitRepository` (source.toolkit.fluxcd.io/v1) on branch `environments/<env>`.
-- `Kustomization` (kustomize.toolkit.fluxcd.io/v1) applying the branch root (promoter writes a
-  `kustomization.yaml` there) with `prune: true`, `wait: true` and a `timeout`, so
-  `Ready=True` means every applied object is healthy, and `healthCheckExprs` for TFJob, which
-  has no `Ready` condition that kstatus understands.
+- `Kustomization` (kustomize.toolkit.fluxcd.io/v1) `<name>` applying `./serving` (promoter
+  writes a `kustomization.yaml` there) with `prune: true`, `wait: true` and a `timeout`, so
+  `Ready=True` means every serving object is healthy. This is the rollout promoter reads back,
+  gates on and rolls back.
+- With `training.enabled`, a second `Kustomization` `<name>-training` applying `./training`
+  from the same GitRepository, with its own `timeout` (`delivery.trainingTimeout`) and
+  `healthCheckExprs` for TFJob, which has no `Ready` condition that kstatus understands. No
+  `dependsOn` either way: a TFJob queued past its timeout, crashed or suspended (Kueue), or a
+  cluster without `tfjobs.kubeflow.org`, fails only this Kustomization; promoter reports it as
+  the rollout's `training` state and never rolls serving back for it.
 - `Receiver` (notification.toolkit.fluxcd.io/v1, type `github`): a push to GitHub (a merged
   promotion) makes Flux fetch the GitRepository at once instead of at the next interval.
 - `Provider` + `Alert` (v1beta3, type `github`): Kustomization events become commit statuses
@@ -15,7 +21,8 @@ Per environment `<env>` (names from `delivery.name`, default `promoter-<env>`, i
 
 Why `wait: true` and not `healthChecks` on the serving Deployment: it also covers the Service,
 ConfigMap, HPA and PDB and any object a template author adds, without promoter having to know
-their names; TFJob is the one kind whose health needs a rule, given by `healthCheckExprs`.
+their names; TFJob is the one kind whose health needs a rule, given by `healthCheckExprs` on
+the training Kustomization.
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ from promoter.companion.common import (
     repository_url_for,
 )
 from promoter.config.schema import EnvironmentSpec
+from promoter.render.parts import SERVING, TRAINING
 from promoter.render.yaml_output import dump_documents
 
 SOURCE_API = "source.toolkit.fluxcd.io/v1"
@@ -54,9 +62,10 @@ def tfjob_health_exprs(*, wait_for_training: bool) -> dict[str, str]:
     """CEL health rules for `kubeflow.org/v1` TFJob, for a Kustomization's `healthCheckExprs`.
 
     TFJob's conditions are `Created`, `Running`, `Restarting`, `Succeeded`, `Suspended`,
-    `Failed`. `Failed=True` is a failed rollout. By default `Running=True` already counts as
-    current: a training job may run for hours, and the serving rollout must not time out
-    waiting for it; with `wait_for_training` only `Succeeded=True` does. Every rule checks
+    `Failed`. `Failed=True` fails the training Kustomization (these rules are only ever set
+    there, never on serving's). By default `Running=True` already counts as current (a
+    training job may run for hours); with `wait_for_training` only `Succeeded=True` does.
+    Every rule checks
     `has(status.conditions)` first, because a TFJob the operator has not seen yet has no
     status, and `exists` (not `all`) so that an empty list is never "current".
     """
@@ -128,16 +137,34 @@ def _environment_objects(env: EnvironmentSpec, url: str) -> list[tuple[str, dict
             "retryInterval": RETRY_INTERVAL,
             "timeout": delivery.timeout,
             "sourceRef": {"kind": "GitRepository", "name": name},
-            "path": "./",
+            "path": f"./{SERVING}",
             "prune": True,
             "wait": True,
-            "healthCheckExprs": [
-                tfjob_health_exprs(wait_for_training=delivery.wait_for_training)],
             "targetNamespace": env.namespace,
         },
     }
     objects: list[tuple[str, dict[str, Any]]] = [("gitrepository", source),
                                                  ("flux-kustomization", sync)]
+    training_name = delivery.training_object_name(env.name)
+    if env.training.enabled:
+        objects.append(("flux-kustomization-training", {
+            "apiVersion": KUSTOMIZE_API,
+            "kind": "Kustomization",
+            "metadata": meta(training_name),
+            "spec": {
+                "interval": delivery.interval,
+                "retryInterval": RETRY_INTERVAL,
+                "timeout": delivery.training_timeout,
+                "sourceRef": {"kind": "GitRepository", "name": name},
+                "path": f"./{TRAINING}",
+                "prune": True,
+                # Ready then says whether the TFJob runs (or succeeded): promoter reports it.
+                "wait": True,
+                "healthCheckExprs": [
+                    tfjob_health_exprs(wait_for_training=delivery.wait_for_training)],
+                "targetNamespace": env.namespace,
+            },
+        }))
     address = github_address(url)
     if address is None:
         return objects
@@ -169,7 +196,11 @@ def _environment_objects(env: EnvironmentSpec, url: str) -> list[tuple[str, dict
             "providerRef": {"name": f"{name}-github"},
             # info, not error: a successful rollout must also become a (green) status.
             "eventSeverity": "info",
-            "eventSources": [{"kind": "Kustomization", "name": name, "namespace": namespace}],
+            # Training's events too: its commit status has its own context (the
+            # Kustomization's name), so a failed training job is visible and gates nothing.
+            "eventSources": [{"kind": "Kustomization", "name": n, "namespace": namespace}
+                             for n in ([name, training_name] if env.training.enabled
+                                       else [name])],
         },
     }
     return [*objects, ("receiver", receiver), ("provider", provider), ("alert", alert)]

@@ -301,6 +301,11 @@ class ServingSpec(Spec):
 
 
 class TrainingSpec(Spec):
+    enabled: bool = True
+    """Render `manifests/training/` for this environment. Off: no training objects on the
+    environment branch and no training Kustomization/Application from `promoter flux|argo`
+    (for a cluster without the Kubeflow training operator, or where training runs
+    elsewhere). Serving never depends on it either way."""
     image: str = "tensorflow/tensorflow:2.18.0"
     command: tuple[str, ...] = ("python", "/opt/train/train.py")
     workers: int = Field(default=1, ge=1, le=512)
@@ -726,6 +731,9 @@ DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"
 
 Duration = Annotated[str, Field(pattern=DURATION_PATTERN)]
 
+TRAINING_SUFFIX = "-training"
+"""Appended to `delivery.name` for the training Kustomization or Application."""
+
 
 class DeliverySpec(Spec):
     """`delivery:` in `environments/<env>.yaml`: the GitOps controller syncing the branch.
@@ -754,8 +762,13 @@ class DeliverySpec(Spec):
     """How long promoter waits for a merged commit to be applied and healthy before it
     counts the rollout as failed (and proposes a rollback)."""
     wait_for_training: bool = False
-    """Count a TFJob healthy only once it Succeeded. Off: once it runs (training may take
-    hours; the serving rollout should not wait for it)."""
+    """Count a TFJob healthy only once it Succeeded. Off: once it runs. Either way this is
+    the health of the training Kustomization/Application only: training never gates the
+    serving rollout."""
+    training_timeout: Duration = "30m"
+    """How long the training Kustomization waits for its objects (the TFJob running, or
+    succeeded with `waitForTraining`) before Flux reports it failed. Reported as the
+    rollout's `training` state; never a reason to roll serving back."""
     argo_project: DnsName = "default"
     """Argo CD project of the Application."""
     auto_rollback: bool = True
@@ -770,7 +783,13 @@ class DeliverySpec(Spec):
         return "flux-system" if (tool or self.tool) == "flux" else "argocd"
 
     def object_name(self, environment: str) -> str:
+        """The serving GitRepository/Kustomization (Flux) or Application (Argo CD)."""
         return self.name or f"promoter-{environment}"
+
+    def training_object_name(self, environment: str) -> str:
+        """The training Kustomization (Flux) or Application (Argo CD): a separate object, so
+        that training's health never gates serving's."""
+        return f"{self.object_name(environment)}{TRAINING_SUFFIX}"
 EnvironmentSpec.model_rebuild()
 
 

@@ -82,6 +82,11 @@ class EnvironmentStatus:
     """The open promotion's latest gate statuses."""
     phase: PromotionPhase | None = None
     """The open promotion's phase, derived from its gates; None when there is none."""
+    rollout: RolloutState | None = None
+    """The cluster's reading of the branch head (serving's verdict, training's state beside
+    it), when asked for and a cluster is configured; see `rollout_error`."""
+    rollout_error: str | None = None
+    """Why the rollout could not be read, when it was asked for."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from promoter.cluster.errors import ClusterError
 from promoter.cluster.port import ClusterReader, RolloutState
 from promoter.config.loader import DryConfig, LoadedSettings
 from promoter.config.schema import EnvironmentSpec
@@ -93,8 +94,12 @@ class PromotionService:
         """The model version the environment branch renders now, or None before the first."""
         return self._ctx.deployed(environment)
 
-    def status(self) -> list[EnvironmentStatus]:
-        """Per environment, in promotion order: what is deployed and what is proposed."""
+    def status(self, *, rollouts: bool = False) -> list[EnvironmentStatus]:
+        """Per environment, in promotion order: what is deployed and what is proposed; with
+        `rollouts`, also the cluster's reading of each branch head (serving's verdict and
+        training's state; a cluster that cannot be read is `rollout_error`, never raised).
+        Off by default: the HTTP API calls this on every request and need not read the
+        cluster each time."""
         ctx = self._ctx
         _, dry = ctx.dry_config()
         result = []
@@ -112,10 +117,17 @@ class PromotionService:
                 statuses = tuple(ctx.forge.list_statuses(pull.head_sha))
                 gates = tuple(GateResult(s.context, s.state, s.description) for s in statuses)
                 phase = derive_phase(PromotionFacts(pull.state, statuses))
+            rollout, rollout_error = None, None
+            if rollouts:
+                try:
+                    rollout = self._rollouts.rollout_of(env)
+                except ClusterError as exc:
+                    rollout_error = exc.message
             result.append(EnvironmentStatus(
                 environment=env.name, branch=env.branch, head=ctx.repo.branch_head(env.branch),
                 deployed=ctx.deployed(env),
                 open_promotion=pull, proposed=proposed, gates=gates, phase=phase,
+                rollout=rollout, rollout_error=rollout_error,
             ))
         return result
 

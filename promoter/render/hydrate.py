@@ -8,15 +8,17 @@ records in `hydrator.metadata`.
 
 Steps: build the variables (`variables.py`), parse and substitute each template
 (`templating.py`), drop TFJob roles with no replicas (`tfjob.py`), check the rendered objects
-against promotion's rules and their schemas (`invariants.py`, `validation.py`), dump them
-(`yaml_output.py`) and add a `kustomization.yaml` listing every file, so Flux's
-kustomize-controller or `kubectl apply -k` can apply the branch root as it is.
+against promotion's rules and their schemas (`invariants.py`, `validation.py`) and their place
+(`parts.py`: serving and training apart), dump them (`yaml_output.py`) and add a
+`kustomization.yaml` to each part and one at the root listing the parts, so Flux's
+kustomize-controller, Argo CD or `kubectl apply -k` apply each part as it is.
 
 Validation decides only whether a render is returned, never what it holds: the files are the
 same bytes whatever `schemas` say.
 
-Only `*.yaml`/`*.yml` files under `manifests/` are templates; other files (a README) are not
-rendered. Each template becomes one output file at the same relative path.
+Only `*.yaml`/`*.yml` files under `manifests/serving/` and `manifests/training/` are templates;
+other files (a README) are not rendered. Each template becomes one output file at the same
+relative path. `training.enabled: false` leaves `training/` out.
 """
 
 from __future__ import annotations
@@ -33,11 +35,12 @@ from promoter.domain.model_versions import ModelVersion
 from promoter.errors import RenderError
 from promoter.render.invariants import Release, check_invariants
 from promoter.render.objects import TEMPLATE_ROOT, RenderedObject, document_location
+from promoter.render.parts import check_parts, is_generated_name, kustomizations, select_templates
 from promoter.render.templating import Variables, render_template
 from promoter.render.tfjob import drop_idle_replica_specs
 from promoter.render.validation import ObjectSchemas
 from promoter.render.variables import build_variables
-from promoter.render.yaml_output import KUSTOMIZATION_FILE, dump_documents, render_kustomization
+from promoter.render.yaml_output import KUSTOMIZATION_FILE, dump_documents
 
 TEMPLATE_SUFFIXES = (".yaml", ".yml")
 
@@ -79,15 +82,17 @@ def render_environment(templates: Mapping[str, str], *, environment: Environment
                        schemas: ObjectSchemas | None = None) -> RenderedManifests:
     """Render `templates` (paths relative to `manifests/` to text) for one model version.
 
-    Returns one file per template plus `kustomization.yaml`. Raises RenderError, naming the
-    template and field, for a malformed template or an unknown variable, and its subclass
-    InvalidManifestError, naming the object too, for a rendered object that breaks an
-    invariant or its schema (see `invariants.py`, `validation.py`); nothing is returned
-    partially. `schemas`: the Kubernetes version and user CRDs to validate against (default:
-    the default version and the packaged CRDs only); there is no way to skip validation.
+    Returns one file per template plus the `kustomization.yaml` files (see `parts.py`).
+    Raises RenderError, naming the template and field, for a malformed template, an unknown
+    variable or an object in the wrong part, and its subclass InvalidManifestError, naming
+    the object too, for a rendered object that breaks an invariant or its schema (see
+    `invariants.py`, `validation.py`); nothing is returned partially. `schemas`: the
+    Kubernetes version and user CRDs to validate against (default: the default version and
+    the packaged CRDs only); there is no way to skip validation.
     """
     variables = build_variables(environment=environment, model=model, version=version)
-    objects = render_objects(templates, variables)
+    objects = render_objects(select_templates(_templates(templates), environment), variables)
+    check_parts(objects)
     check_invariants(objects, Release(
         environment=environment.name,
         namespace=environment.namespace,
@@ -103,8 +108,18 @@ def render_environment(templates: Mapping[str, str], *, environment: Environment
         path: dump_documents(bodies, header=_header(path))
         for path, bodies in by_template.items()
     }
-    files[KUSTOMIZATION_FILE] = render_kustomization(files)
+    files.update(kustomizations(files))
     return RenderedManifests(files=files)
+
+
+def _templates(templates: Mapping[str, str]) -> dict[str, str]:
+    """The template files among `templates` (by suffix), their paths checked."""
+    selected = {}
+    for path in sorted(templates):
+        if path.endswith(TEMPLATE_SUFFIXES):
+            _check_template_path(path)
+            selected[path] = templates[path]
+    return selected
 
 
 def render_objects(templates: Mapping[str, str], variables: Variables) -> list[RenderedObject]:
@@ -141,7 +156,7 @@ def _check_template_path(path: str) -> None:
     if pure.is_absolute() or ".." in pure.parts or "\\" in path or not pure.parts:
         raise RenderError(f"{TEMPLATE_ROOT}/{path}: not a relative path inside "
                           f"{TEMPLATE_ROOT}/")
-    if path.lower() in {"kustomization.yaml", "kustomization.yml"}:
+    if is_generated_name(path):
         raise RenderError(
             f"{TEMPLATE_ROOT}/{path}: promoter generates {KUSTOMIZATION_FILE} itself",
             fix="delete the file; every template is listed in the generated kustomization",

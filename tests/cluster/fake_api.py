@@ -2,10 +2,13 @@
 
 It serves `GET` and `PATCH` (JSON merge patch) of namespaced custom objects at
 `/apis/<group>/<version>/namespaces/<ns>/<plural>/<name>`, answering 404 with a
-`Status` object like the real API server. An object may be *scripted*: a list of snapshots,
-one per GET (the last repeats), so one test can walk a rollout through its states as a
-controller would. Every snapshot is checked with `validator` when it is stored (tests pass
-`validate_crd_object`), unless stored with `validate=False` to serve a malformed object.
+`Status` object like the real API server. Every request is also recorded as the API server's
+authorizer sees it (`audit`: verb, API group, resource, namespace, name), so a test can hold the
+RBAC rules promoter ships against what it really asks for. An object may be *scripted*: a list
+of snapshots, one per GET (the last repeats), so one test can walk a rollout through its
+states as a controller would. Every snapshot is checked with `validator` when it is stored
+(tests pass `validate_crd_object`), unless stored with `validate=False` to serve a malformed
+object.
 
     with FakeKubernetesApi(validator=validate_crd_object) as api:
         api.put(ref, [pending, progressing, healthy])
@@ -19,6 +22,7 @@ import json
 import re
 import threading
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -30,6 +34,22 @@ _PATH = re.compile(r"^/apis/(?P<group>[^/]+)/(?P<version>[^/]+)/namespaces/(?P<n
 
 Key = tuple[str, str, str, str, str]
 
+_VERBS = {"GET": "get", "PATCH": "patch", "PUT": "update", "DELETE": "delete", "POST": "create"}
+"""The RBAC verb of a request for one named object, as the API server's RequestInfo maps it
+(a GET without a name would be `list`, with `?watch` `watch`: this fake serves neither)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ApiRequest:
+    """One request, in the terms of an RBAC rule."""
+
+    verb: str
+    group: str
+    """API group ("" for the core group)."""
+    resource: str
+    namespace: str
+    name: str
+
 
 class FakeKubernetesApi:
     """The API server's custom-object endpoints, in memory, on 127.0.0.1:<ephemeral>."""
@@ -40,6 +60,8 @@ class FakeKubernetesApi:
         self._scripts: dict[Key, list[Any]] = {}
         self.requests: list[tuple[str, str]] = []
         """(method, path) of every request, in order."""
+        self.audit: list[ApiRequest] = []
+        """Every request as RBAC sees it, in order (also those answered 404 or refused)."""
         self._failures: dict[Key, int] = {}
         self.patches: list[tuple[str, str, Any]] = []
         """(path, content type, body) of every PATCH."""
@@ -125,6 +147,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         self.api.requests.append(("GET", self.path))
+        self._audit("GET")
         key = self._key()
         if key is None:
             return
@@ -138,6 +161,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_PATCH(self) -> None:
         self.api.requests.append(("PATCH", self.path))
+        self._audit("PATCH")
         length = int(self.headers.get("Content-Length", "0"))
         body = json.loads(self.rfile.read(length) or b"null")
         content_type = self.headers.get("Content-Type", "")
@@ -154,6 +178,14 @@ class _Handler(BaseHTTPRequestHandler):
             self._not_found(key)
         else:
             self._send(HTTPStatus.OK, json.dumps(obj).encode())
+
+    def _audit(self, method: str) -> None:
+        match = _PATH.match(self.path.split("?", 1)[0])
+        if match is None:  # not an API path RBAC would authorize as a resource
+            return
+        self.api.audit.append(ApiRequest(
+            verb=_VERBS[method], group=match["group"], resource=match["plural"],
+            namespace=match["namespace"], name=match["name"]))
 
     def _key(self) -> Key | None:
         match = _PATH.match(self.path.split("?", 1)[0])

@@ -140,3 +140,61 @@ def with_status(obj: dict[str, Any], **status: Any) -> dict[str, Any]:
     out = copy.deepcopy(obj)
     out.setdefault("status", {}).update(status)
     return out
+
+
+# --- training, delivered apart from serving --------------------------------------------------
+
+TRAINING_KUSTOMIZATION = "promoter-dev-training"
+TRAINING_APPLICATION = "promoter-dev-training"
+TFJOB = "TFJob/ml-dev/churn-train-v2"
+
+FLUX_TRAINING: dict[str, tuple[Condition, Condition | None]] = {
+    # Ready and Healthy of the training Kustomization, in kustomize-controller's words, for a
+    # TFJob in each state (the TFJob health rules of `promoter flux`).
+    "queued past the timeout": (
+        ("False", "HealthCheckFailed",
+         f"health check failed after 30m0s: timeout waiting for: [{TFJOB} status: "
+         "'InProgress']"),
+        ("False", "HealthCheckFailed", f"timeout waiting for: [{TFJOB} status: 'InProgress']")),
+    "failed": (
+        ("False", "HealthCheckFailed",
+         f"health check failed after 1m5s: failed early due to stalled resources: [{TFJOB} "
+         "status: 'Failed']"),
+        ("False", "HealthCheckFailed", f"[{TFJOB} status: 'Failed']")),
+    "suspended by Kueue": (
+        ("Unknown", "Progressing", "Running health checks for revision with a timeout of 30m0s"),
+        ("Unknown", "Progressing", f"[{TFJOB} status: 'InProgress']")),
+    "no TFJob CRD in the cluster": (
+        ("False", "ReconciliationFailed",
+         f'{TFJOB} dry-run failed: no matches for kind "TFJob" in version "kubeflow.org/v1"'),
+        None),
+}
+"""How a training Kustomization reports a TFJob that is not running, by case."""
+
+
+def training_kustomization(commit: str, case: str) -> dict[str, Any]:
+    """The training Kustomization having tried `commit`, with the TFJob in state `case`."""
+    ready, healthy = FLUX_TRAINING[case]
+    # Flux moves lastAppliedRevision only once the health checks passed.
+    return kustomization(attempted=commit, applied=OLD, ready=ready, healthy=healthy,
+                         name=TRAINING_KUSTOMIZATION)
+
+
+ARGO_TRAINING: dict[str, tuple[str, str]] = {
+    # The training Application's health, from the argocd-cm TFJob check of `promoter argo`.
+    "queued": ("Progressing", "Waiting for the TFJob's replicas to run"),
+    "failed": ("Degraded", "TFJob churn-train-v2 has failed because one Worker replica(s) "
+                           "failed."),
+    "suspended by Kueue": ("Suspended", "TFJob is suspended"),
+}
+
+
+def synced_application(commit: str, *, health: str, message: str = "",
+                       name: str = "promoter-dev") -> dict[str, Any]:
+    """An Application synced to `commit`, with `health` observed after the sync finished."""
+    app = application(sync_revision=commit, op_phase="Succeeded", op_revision=commit,
+                      finished_at="2024-05-01T12:01:00Z", health=health,
+                      reconciled_at="2024-05-01T12:02:00Z", name=name)
+    if message:
+        app["status"]["health"]["message"] = message
+    return app

@@ -124,8 +124,18 @@ def test_flux_objects_are_wired_together(environments: list[EnvironmentSpec]) ->
     assert sync["spec"]["wait"] is True
     assert sync["spec"]["timeout"] == "5m"
     assert sync["spec"]["targetNamespace"] == "ml-prod"
-    assert sync["spec"]["path"] == "./"
-    assert [e["kind"] for e in sync["spec"]["healthCheckExprs"]] == ["TFJob"]
+    assert sync["spec"]["path"] == "./serving"
+    assert "healthCheckExprs" not in sync["spec"], "serving holds no TFJob"
+    training = objects["prod/flux-kustomization-training.yaml"]
+    assert training["metadata"]["name"] == "promoter-prod-training"
+    assert training["spec"]["sourceRef"] == sync["spec"]["sourceRef"]
+    assert training["spec"]["path"] == "./training"
+    assert training["spec"]["timeout"] == "30m"
+    assert training["spec"]["targetNamespace"] == "ml-prod"
+    assert [e["kind"] for e in training["spec"]["healthCheckExprs"]] == ["TFJob"]
+    # Neither waits for the other: training can never hold serving's Ready back.
+    assert "dependsOn" not in sync["spec"]
+    assert "dependsOn" not in training["spec"]
     assert receiver["spec"]["type"] == "github"
     assert receiver["spec"]["resources"] == [{
         "apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "GitRepository",
@@ -135,7 +145,9 @@ def test_flux_objects_are_wired_together(environments: list[EnvironmentSpec]) ->
                                 "secretRef": {"name": "promoter-github-status"}}
     assert alert["spec"]["providerRef"] == {"name": provider["metadata"]["name"]}
     assert alert["spec"]["eventSources"] == [
-        {"kind": "Kustomization", "name": "promoter-prod", "namespace": "flux-system"}]
+        {"kind": "Kustomization", "name": "promoter-prod", "namespace": "flux-system"},
+        {"kind": "Kustomization", "name": "promoter-prod-training",
+         "namespace": "flux-system"}]
     listed = objects["kustomization.yaml"]["resources"]
     assert listed == sorted(p for p in objects if p != "kustomization.yaml")
 
@@ -159,6 +171,7 @@ def test_tfjob_health_exprs_by_training_policy() -> None:
 def test_flux_delivery_overrides(environments: list[EnvironmentSpec]) -> None:
     dev = _with_delivery(environments[0], name="ml-dev-sync", controllerNamespace="gitops",
                          gitSecretName="deploy-key", waitForTraining=True, timeout="15m",
+                         trainingTimeout="2h",
                          repositoryUrl="ssh://git@github.com/acme/dev-gitops.git")
     objects = _objects(generate_flux([dev], repository_url=None))
     source = objects["dev/gitrepository.yaml"]
@@ -168,7 +181,10 @@ def test_flux_delivery_overrides(environments: list[EnvironmentSpec]) -> None:
     assert source["spec"]["url"] == "ssh://git@github.com/acme/dev-gitops.git"
     sync = objects["dev/flux-kustomization.yaml"]
     assert sync["spec"]["timeout"] == "15m"
-    assert "'Running'" not in sync["spec"]["healthCheckExprs"][0]["current"]
+    training = objects["dev/flux-kustomization-training.yaml"]
+    assert training["metadata"]["name"] == "ml-dev-sync-training"
+    assert training["spec"]["timeout"] == "2h"
+    assert "'Running'" not in training["spec"]["healthCheckExprs"][0]["current"]
     assert objects["dev/provider.yaml"]["spec"]["address"] == "https://github.com/acme/dev-gitops"
     for path, obj in objects.items():
         if path != "kustomization.yaml":
@@ -178,7 +194,8 @@ def test_flux_delivery_overrides(environments: list[EnvironmentSpec]) -> None:
 def test_flux_without_github_writes_no_notifications(
         environments: list[EnvironmentSpec]) -> None:
     files = generate_flux(environments[:1], repository_url="https://gitlab.example/ml/ops.git")
-    assert sorted(files.files) == ["dev/flux-kustomization.yaml", "dev/gitrepository.yaml",
+    assert sorted(files.files) == ["dev/flux-kustomization-training.yaml",
+                                   "dev/flux-kustomization.yaml", "dev/gitrepository.yaml",
                                    "kustomization.yaml"]
     assert any("not on GitHub" in note for note in files.notes)
 
@@ -235,9 +252,41 @@ def test_argo_application_syncs_the_environment_branch(
     assert app["metadata"]["name"] == "promoter-staging"
     assert app["metadata"]["namespace"] == "argocd"
     assert app["spec"]["source"] == {"repoURL": URL, "targetRevision": "environments/staging",
-                                     "path": "."}
+                                     "path": "serving"}
     assert app["spec"]["destination"]["namespace"] == "ml-staging"
     assert app["spec"]["syncPolicy"]["automated"] == {"prune": True, "selfHeal": True}
+    training = _objects(generate_argo(environments, repository_url=URL))[
+        "staging/application-training.yaml"]
+    assert training["metadata"]["name"] == "promoter-staging-training"
+    assert training["spec"]["source"] == {"repoURL": URL,
+                                          "targetRevision": "environments/staging",
+                                          "path": "training"}
+    assert training["spec"]["destination"] == app["spec"]["destination"]
+
+
+def _without_training(env: EnvironmentSpec) -> EnvironmentSpec:
+    data = env.model_dump(by_alias=True)
+    data["training"] = {**data["training"], "enabled": False}
+    return EnvironmentSpec.model_validate(data)
+
+
+def test_training_disabled_has_no_training_kustomization_or_application(
+        environments: list[EnvironmentSpec]) -> None:
+    dev, *others = environments
+    envs = [_without_training(dev), *others]
+    flux_objects = _objects(generate_flux(envs, repository_url=URL))
+    assert "dev/flux-kustomization-training.yaml" not in flux_objects
+    assert "staging/flux-kustomization-training.yaml" in flux_objects
+    assert [s["name"] for s in flux_objects["dev/alert.yaml"]["spec"]["eventSources"]] == [
+        "promoter-dev"]
+    argo_objects = _objects(generate_argo(envs, repository_url=URL))
+    assert "dev/application-training.yaml" not in argo_objects
+    assert "staging/application-training.yaml" in argo_objects
+    # No environment trains: no TFJob health check to merge into argocd-cm either.
+    none = generate_argo([_without_training(e) for e in environments], repository_url=URL)
+    assert sorted(none.files) == ["dev/application.yaml", "kustomization.yaml",
+                                  "prod/application.yaml", "staging/application.yaml"]
+    assert none.notes == ()
 
 
 def _lua_blocks_balance(script: str) -> None:

@@ -33,6 +33,19 @@ def test_defaults_are_flux_with_generated_names(tmp_path: Path) -> None:
     assert env.delivery.namespace_for("argo") == "argocd"
     assert env.delivery.health_timeout_seconds == 600
     assert env.delivery.auto_rollback
+    assert env.delivery.training_timeout == "30m"
+    assert env.delivery.training_object_name("dev") == "promoter-dev-training"
+    assert env.training.enabled
+
+
+def test_training_can_be_turned_off(tmp_path: Path) -> None:
+    dry = _dry(tmp_path, "")
+    dev = tmp_path / "environments" / "dev.yaml"
+    dev.write_text(dev.read_text().replace("  enabled: true", "  enabled: false"))
+    loaded = load_settings(tmp_path / "promoter.yaml")
+    env = load_dry_config(DirectorySource(tmp_path), loaded.settings).environment("dev")
+    assert dry.environment("dev").training.enabled
+    assert not env.training.enabled
 
 
 def test_overrides_in_camel_case(tmp_path: Path) -> None:
@@ -52,6 +65,7 @@ def test_overrides_in_camel_case(tmp_path: Path) -> None:
     ("delivery:\n  tool: spinnaker\n", "delivery.tool"),
     ("delivery:\n  interval: soon\n", "delivery.interval"),
     ("delivery:\n  healthTimeout: 5\n", "delivery.healthTimeout"),
+    ("delivery:\n  trainingTimeout: later\n", "delivery.trainingTimeout"),
 ])
 def test_mistakes_name_the_file_and_field(tmp_path: Path, delivery: str, field: str) -> None:
     with pytest.raises(ConfigError) as caught:

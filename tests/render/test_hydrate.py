@@ -34,17 +34,19 @@ EXPECTED_FILES = [
     "serving/configmap.yaml",
     "serving/deployment.yaml",
     "serving/hpa.yaml",
+    "serving/kustomization.yaml",
     "serving/pdb.yaml",
     "serving/service.yaml",
+    "training/kustomization.yaml",
     "training/tfjob.yaml",
 ]
 
 
 def objects(rendered: RenderedManifests) -> dict[tuple[str, str], dict[str, Any]]:
-    """Rendered objects (without the kustomization) by (kind, name)."""
+    """Rendered objects (without the kustomizations) by (kind, name)."""
     found: dict[tuple[str, str], dict[str, Any]] = {}
     for path, data in rendered.files.items():
-        if path == KUSTOMIZATION_FILE:
+        if Path(path).name == KUSTOMIZATION_FILE:
             continue
         for document in yaml.safe_load_all(data):
             found[(document["kind"], document["metadata"]["name"])] = document
@@ -77,15 +79,21 @@ def test_matches_golden_files(env: str, render: Render) -> None:
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
-def test_renders_one_file_per_template_and_a_kustomization(env: str, render: Render) -> None:
+def test_renders_one_file_per_template_and_a_kustomization_per_part(
+        env: str, render: Render) -> None:
     rendered = render(env)
     assert list(rendered.files) == EXPECTED_FILES
-    kustomization = yaml.safe_load(rendered.files[KUSTOMIZATION_FILE])
-    assert kustomization == {
-        "apiVersion": "kustomize.config.k8s.io/v1beta1",
-        "kind": "Kustomization",
-        "resources": [p for p in EXPECTED_FILES if p != KUSTOMIZATION_FILE],
-    }
+
+    def listed(path: str) -> list[str]:
+        kustomization = yaml.safe_load(rendered.files[path])
+        assert set(kustomization) == {"apiVersion", "kind", "resources"}
+        assert kustomization["kind"] == "Kustomization"
+        return kustomization["resources"]
+
+    assert listed(KUSTOMIZATION_FILE) == ["serving", "training"]
+    assert listed("serving/kustomization.yaml") == [
+        "configmap.yaml", "deployment.yaml", "hpa.yaml", "pdb.yaml", "service.yaml"]
+    assert listed("training/kustomization.yaml") == ["tfjob.yaml"]
 
 
 # --- what the example manifests promise ------------------------------------------------------
@@ -249,3 +257,11 @@ def test_kubectl_kustomize_builds_the_rendered_tree(env: str, render: Render,
     built = {(d["kind"], d["metadata"]["name"]): d
              for d in yaml.safe_load_all(result.stdout) if d is not None}
     assert built == objects(rendered)
+    # Each part builds on its own, as Flux (path ./serving, ./training) and Argo CD do.
+    for part, kinds in (("serving", {"ConfigMap", "Deployment", "HorizontalPodAutoscaler",
+                                     "PodDisruptionBudget", "Service"}),
+                        ("training", {"TFJob"})):
+        result = subprocess.run([kubectl, "kustomize", str(tmp_path / part)],
+                                capture_output=True, text=True, timeout=120, check=False)
+        assert result.returncode == 0, f"kubectl kustomize {part} failed:\n{result.stderr}"
+        assert {d["kind"] for d in yaml.safe_load_all(result.stdout) if d} == kinds

@@ -1,0 +1,178 @@
+"""A training job that is queued, failed or suspended never fails the serving rollout or rolls
+serving back: the promotion service's rollout check over the real `kubernetes` client and the
+fake API server, on a real repository where dev runs v2 after v1 (so a rollback is possible).
+`promoter status` and `promoter health` report training's state on its own."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from promoter.cli import main
+from promoter.cli.rollback import health
+from promoter.cluster import DeliveryTarget, RolloutPhase, TrainingPhase
+from promoter.cluster.kubernetes import KubernetesClusterReader
+from promoter.config.loader import load_settings
+from promoter.forge.base import StatusState
+from promoter.gitops.local import LocalGitRepository
+from promoter.model_store import LocalModelStore
+from promoter.promotion import PromotionService
+from promoter.promotion.rollback import RollbackService
+from promoter.schemas import validate_crd_object
+from tests.cluster.fake_api import FakeKubernetesApi
+from tests.cluster.objects import (
+    ARGO_TRAINING,
+    FLUX_TRAINING,
+    applied,
+    git_repository,
+    kustomization,
+    synced_application,
+    training_kustomization,
+)
+from tests.fixtures.git import run_git
+from tests.promotion.world import World
+from tests.rollback.test_cli import Obj, _kubeconfig
+
+
+@pytest.fixture
+def api() -> Iterator[FakeKubernetesApi]:
+    with FakeKubernetesApi(validator=validate_crd_object) as server:
+        yield server
+
+
+def _service(world: World, reader: KubernetesClusterReader) -> PromotionService:
+    repo = LocalGitRepository(world.root)
+    return PromotionService(
+        settings=load_settings(world.root / "promoter.yaml"), repo=repo, forge=world.forge,
+        store=LocalModelStore(world.root / "models"), evaluator=world.evaluator,
+        cluster=reader, rollbacks=RollbackService(repo=repo, forge=world.forge))
+
+
+def _target(world: World) -> DeliveryTarget:
+    return DeliveryTarget.of(world.service.dry_config()[1].environment("dev"))
+
+
+def _check_no_rollback(world: World, api: FakeKubernetesApi, expected: TrainingPhase) -> None:
+    head = run_git(world.root, "rev-parse", "environments/dev")
+    with KubernetesClusterReader.for_host(api.url, request_timeout_s=5) as reader:
+        service = _service(world, reader)
+        checks = [c for c in service.check_rollouts() if c.environment == "dev"]
+    (check,) = checks
+    assert check.state is not None
+    assert check.state.phase is RolloutPhase.HEALTHY
+    assert check.state.training is not None
+    assert check.state.training.phase is expected
+    assert check.rollback is None
+    assert check.error is None
+    # Nothing was restored: dev still runs v2 at the same commit, and no rollback PR exists.
+    assert run_git(world.root, "rev-parse", "environments/dev") == head
+    assert world.metadata("environments/dev")["promoter"]["version"] == 2
+    assert world.forge.find_open_pull_request(head="environments/dev-next",
+                                              base="environments/dev") is None
+    statuses = {s.context: s.state for s in world.forge.list_statuses(head)}
+    assert statuses["promoter/rollout"] is StatusState.SUCCESS
+
+
+FLUX_PHASES = {"queued past the timeout": TrainingPhase.FAILED,
+               "failed": TrainingPhase.FAILED,
+               "suspended by Kueue": TrainingPhase.PROGRESSING,
+               "no TFJob CRD in the cluster": TrainingPhase.FAILED}
+
+
+@pytest.mark.parametrize("case", list(FLUX_TRAINING))
+def test_flux_training_trouble_rolls_nothing_back(case: str, world_at: Callable[..., World],
+                                                  api: FakeKubernetesApi) -> None:
+    world = world_at(1, 2)
+    head = run_git(world.root, "rev-parse", "environments/dev")
+    target = _target(world)
+    assert target.training is not None
+    api.put(target.git_repository, git_repository(commit=head))
+    api.put(target.kustomization, applied(head))
+    api.put(target.training, training_kustomization(head, case))
+    _check_no_rollback(world, api, FLUX_PHASES[case])
+
+
+@pytest.mark.parametrize("case", list(ARGO_TRAINING))
+def test_argo_training_trouble_rolls_nothing_back(case: str, world_at: Callable[..., World],
+                                                  api: FakeKubernetesApi) -> None:
+    world = world_at(1, 2)
+    world.commit_dry_change("environments/dev.yaml", "policy: dev\n",
+                            "policy: dev\ndelivery:\n  tool: argo\n")
+    head = run_git(world.root, "rev-parse", "environments/dev")
+    target = _target(world)
+    assert target.tool == "argo"
+    assert target.training is not None
+    health_status, message = ARGO_TRAINING[case]
+    api.put(target.application, synced_application(head, health="Healthy"))
+    api.put(target.training, synced_application(head, health=health_status, message=message,
+                                                name=target.training.name))
+    _check_no_rollback(world, api, TrainingPhase.FAILED if health_status == "Degraded"
+                       else TrainingPhase.PROGRESSING)
+
+
+def test_a_failed_serving_rollout_is_still_rolled_back(world_at: Callable[..., World],
+                                                       api: FakeKubernetesApi) -> None:
+    """The split takes nothing away: serving's own failure rolls back as before."""
+    world = world_at(1, 2)
+    head = run_git(world.root, "rev-parse", "environments/dev")
+    target = _target(world)
+    assert target.training is not None
+    api.put(target.git_repository, git_repository(commit=head))
+    api.put(target.kustomization, kustomization(
+        attempted=head, applied="0" * 40,
+        ready=("False", "HealthCheckFailed", "timeout waiting for: [Deployment/ml-dev/churn]"),
+        healthy=("False", "HealthCheckFailed", "timeout")))
+    api.put(target.training, applied(head, name=target.training.name))
+    with KubernetesClusterReader.for_host(api.url, request_timeout_s=5) as reader:
+        (check,) = [c for c in _service(world, reader).check_rollouts()
+                    if c.environment == "dev"]
+    assert check.state is not None
+    assert check.state.phase is RolloutPhase.FAILED
+    assert check.rollback is not None
+    assert world.metadata("environments/dev")["promoter"]["version"] == 1
+
+
+def _with_cluster(world: World, kubeconfig: Path) -> None:
+    settings = world.root / "promoter.yaml"
+    settings.write_text(settings.read_text() + f"cluster:\n  kubeconfig: {kubeconfig}\n")
+
+
+def test_status_and_health_report_training_on_its_own(world_at: Callable[..., World],
+                                                      api: FakeKubernetesApi,
+                                                      tmp_path: Path) -> None:
+    world = world_at(1, 2)
+    head = run_git(world.root, "rev-parse", "environments/dev")
+    target = _target(world)
+    assert target.training is not None
+    api.put(target.git_repository, git_repository(commit=head))
+    api.put(target.kustomization, applied(head))
+    api.put(target.training, training_kustomization(head, "failed"))
+    config = _kubeconfig(tmp_path / "kubeconfig", api.url)
+
+    result = CliRunner().invoke(health, ["--env", "dev", "--kubeconfig", str(config)],
+                                obj=Obj(world.root))
+    assert result.exit_code == 0, result.output  # serving is healthy: training is reported
+    assert ": healthy: Kustomization promoter-dev applied" in result.output
+    assert "  training: failed: Kustomization promoter-dev-training: Ready=False " \
+           "(HealthCheckFailed)" in result.output
+
+    _with_cluster(world, config)
+    runner = CliRunner()
+    text = runner.invoke(main, ["--config", str(world.root / "promoter.yaml"), "status"])
+    assert text.exit_code == 0, text.output
+    assert "rollout: healthy: Kustomization promoter-dev applied" in text.output
+    assert "training: failed: Kustomization promoter-dev-training" in text.output
+    as_json = runner.invoke(main, ["--config", str(world.root / "promoter.yaml"), "status",
+                                   "--json"])
+    assert as_json.exit_code == 0, as_json.output
+    dev = json.loads(as_json.output)["environments"][0]
+    assert dev["rollout"]["phase"] == "healthy"
+    assert dev["rollout"]["training"]["phase"] == "failed"
+    assert "status: 'Failed'" in dev["rollout"]["training"]["reason"]
+    # staging and prod have no branch yet: nothing to read.
+    assert [e["rollout"] for e in json.loads(as_json.output)["environments"][1:]] == [None,
+                                                                                      None]
