@@ -39,14 +39,14 @@ def test_validate_renders_every_environment(world: World) -> None:
     result = run(world, "validate")
     assert result.exit_code == 0, result.output
     for env in ("dev", "staging", "prod"):
-        assert f"manifests/: ok for {env} (churn v3; 7 files)" in result.output
+        assert f"manifests/: ok for {env} (churn v3; 9 files)" in result.output
 
 
 def test_validate_uses_a_probe_version_when_the_store_has_none(world: World) -> None:
     shutil.rmtree(world.root / "models")
     result = run(world, "validate")
     assert result.exit_code == 0, result.output
-    assert "manifests/: ok for dev (churn probe v1: the store has none; 7 files)" \
+    assert "manifests/: ok for dev (churn probe v1: the store has none; 9 files)" \
         in result.output
 
 
@@ -78,7 +78,7 @@ def test_validate_with_a_user_crd_directory(world: World) -> None:
         config.write("render:\n  crdDirectory: crds\n")
     result = run(world, "validate")
     assert result.exit_code == 0, result.output
-    assert "manifests/: ok for dev (churn v3; 8 files)" in result.output
+    assert "manifests/: ok for dev (churn v3; 10 files)" in result.output
 
     edit(world, "manifests/serving/widget.yaml", "${serving.replicas}", "0")
     result = run(world, "validate")

@@ -8,8 +8,8 @@ import pytest
 import yaml
 
 from promoter.config import DryConfig, ModelSpec, Settings
+from promoter.domain.model_versions import ModelVersion
 from promoter.errors import RenderError
-from promoter.model_store import ModelVersion
 from promoter.render import KUSTOMIZATION_FILE, render_environment
 from tests.render.conftest import Render
 

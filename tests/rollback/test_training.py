@@ -17,7 +17,7 @@ from promoter.cli.rollback import health
 from promoter.cluster import DeliveryTarget, RolloutPhase, TrainingPhase
 from promoter.cluster.kubernetes import KubernetesClusterReader
 from promoter.config.loader import load_settings
-from promoter.forge.base import StatusState
+from promoter.domain.pull_requests import StatusState
 from promoter.gitops.local import LocalGitRepository
 from promoter.model_store import LocalModelStore
 from promoter.promotion import PromotionService
