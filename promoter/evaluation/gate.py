@@ -22,7 +22,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from promoter.config.schema import (
-    HIGHER_IS_BETTER,
     BaselineComparison,
     BootstrapPolicy,
     EvaluationPolicy,
@@ -30,6 +29,7 @@ from promoter.config.schema import (
     SliceThreshold,
 )
 from promoter.evaluation.bootstrap import Replicates, interval
+from promoter.evaluation.metrics import HIGHER_IS_BETTER
 
 
 class Verdict(enum.StrEnum):

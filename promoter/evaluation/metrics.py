@@ -48,6 +48,15 @@ TASK_METRICS = {"binary_classification": BINARY_METRICS,
                 "multiclass_classification": MULTICLASS_METRICS,
                 "regression": REGRESSION_METRICS}
 ALL_METRICS = tuple(dict.fromkeys(BINARY_METRICS + MULTICLASS_METRICS + REGRESSION_METRICS))
+
+HIGHER_IS_BETTER: dict[str, bool] = {
+    "accuracy": True, "precision": True, "recall": True, "f1": True, "auc": True,
+    "auc_pr": True, "log_loss": False, "brier": False, "calibration_error": False,
+    "top_k_accuracy": True, "macro_f1": True, "micro_f1": True,
+    "mae": False, "rmse": False, "r2": True, "mape": False,
+}
+"""Direction of each metric, used by comparisons against the baseline (`gate`, `report`)
+and by thresholds' "better" and "worse"."""
 CALIBRATION_BINS = 10
 AUC_HISTOGRAM_BINS = 256
 """Score bins per bootstrap block for the resampled AUC/AUC-PR (point values stay exact)."""

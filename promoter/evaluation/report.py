@@ -12,9 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from promoter.config.schema import HIGHER_IS_BETTER
 from promoter.evaluation.gate import CheckResult, Verdict
-from promoter.evaluation.metrics import METRIC_NAMES, TASK_METRICS
+from promoter.evaluation.metrics import HIGHER_IS_BETTER, METRIC_NAMES, TASK_METRICS
 from promoter.evaluation.signature import SignatureInfo
 
 REPORT_SCHEMA_VERSION = 2

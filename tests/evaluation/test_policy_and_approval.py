@@ -5,9 +5,9 @@ from __future__ import annotations
 import pydantic
 import pytest
 
-from promoter.config.schema import HIGHER_IS_BETTER, EvaluationPolicy, MetricName, ModelSpec
+from promoter.config.schema import EvaluationPolicy, MetricName, ModelSpec
 from promoter.evaluation.gate import CheckResult, Verdict
-from promoter.evaluation.metrics import ALL_METRICS
+from promoter.evaluation.metrics import ALL_METRICS, HIGHER_IS_BETTER
 from promoter.evaluation.report import EvaluationReport, HoldoutInfo, ModelResult
 
 HOLDOUT = HoldoutInfo(path="h.csv", digest="sha256:" + "0" * 64, rows=10)

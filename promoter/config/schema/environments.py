@@ -1,0 +1,206 @@
+"""`environments/<env>.yaml` (`EnvironmentSpec`): what an environment runs (serving and
+training sizes, namespace, holdout set), how it is delivered, and which policy gates it."""
+
+from __future__ import annotations
+
+import string
+from typing import Literal
+
+from pydantic import (
+    Field,
+    field_validator,
+    model_validator,
+)
+
+from promoter.config.schema.common import (
+    DnsName,
+    Duration,
+    FieldError,
+    Quantity,
+    Spec,
+    require_usable_branch,
+)
+
+
+class ResourceAmounts(Spec):
+    cpu: Quantity | None = None
+    memory: Quantity | None = None
+
+
+class Resources(Spec):
+    """Kubernetes requests and limits. Limits must be at least the requests."""
+
+    requests: ResourceAmounts = ResourceAmounts()
+    limits: ResourceAmounts = ResourceAmounts()
+
+
+class ServingSpec(Spec):
+    image: str = "tensorflow/serving:2.18.0"
+    """TensorFlow Serving image; pin a tag or a digest, never `latest`."""
+    replicas: int = Field(default=1, ge=1, le=1000)
+    """Minimum replicas (the HPA's `minReplicas`)."""
+    max_replicas: int = Field(default=1, ge=1, le=1000)
+    target_cpu_utilization: int = Field(default=70, ge=1, le=100)
+    resources: Resources = Resources()
+    model_base_uri: str = "/models"
+    """Where the serving pods find the model store; the model lives at `<uri>/<model>`."""
+    rest_port: int = Field(default=8501, ge=1, le=65535)
+    grpc_port: int = Field(default=8500, ge=1, le=65535)
+
+    @model_validator(mode="after")
+    def _replicas(self) -> ServingSpec:
+        if self.max_replicas < self.replicas:
+            raise ValueError(
+                f"maxReplicas ({self.max_replicas}) must be at least replicas ({self.replicas})"
+            )
+        return self
+
+
+class TrainingSpec(Spec):
+    enabled: bool = True
+    """Render `manifests/training/` for this environment. Off: no training objects on the
+    environment branch and no training Kustomization/Application from `promoter flux|argo`
+    (for a cluster without the Kubeflow training operator, or where training runs
+    elsewhere). Serving never depends on it either way."""
+    image: str = "tensorflow/tensorflow:2.18.0"
+    command: tuple[str, ...] = ("python", "/opt/train/train.py")
+    workers: int = Field(default=1, ge=1, le=512)
+    parameter_servers: int = Field(default=0, ge=0, le=128)
+    chief: bool = False
+    """Add one `Chief` replica (coordinator); at most one is allowed by the operator."""
+    resources: Resources = Resources()
+    active_deadline_seconds: int | None = Field(default=None, ge=1)
+    backoff_limit: int = Field(default=3, ge=0)
+
+
+class EvaluationSpec(Spec):
+    holdout: str
+    """Holdout CSV, relative to promoter.yaml; `{model}` is replaced by the model name."""
+
+    @model_validator(mode="after")
+    def _holdout_placeholders(self) -> EvaluationSpec:
+        # The path is filled in with str.format(model=...) when promoter validates, proposes
+        # and evaluates: any other placeholder raised IndexError or KeyError there (aborting a
+        # whole reconcile), and `{model.__class__}` would read attributes. Only `{model}`.
+        problem = _holdout_template_problem(self.holdout)
+        if problem is not None:
+            raise FieldError(
+                "holdout", f"{self.holdout!r} {problem}",
+                fix="the only placeholder is {model} (the model's name), e.g. "
+                    "data/{model}-holdout.csv; write a literal brace as {{ or }}")
+        return self
+
+
+def _holdout_template_problem(template: str) -> str | None:
+    """What in `template` str.format(model=...) would not fill in as the model name, or None."""
+    try:
+        fields = [(name, spec, conversion)
+                  for _, name, spec, conversion in string.Formatter().parse(template)
+                  if name is not None]
+    except ValueError:  # Python's own wording differs between a lone `{` and a lone `}`
+        return "has a '{' or '}' without its pair"
+    for name, spec, conversion in fields:
+        if name != "model" or spec or conversion:
+            written = "{" + name + (f"!{conversion}" if conversion else "") + (
+                f":{spec}" if spec else "") + "}"
+            return f"has the placeholder {written!r}"
+    return None
+
+
+class EnvironmentSpec(Spec):
+    """`environments/<env>.yaml`. The file name is the environment's name."""
+
+    name: DnsName
+    branch: str
+    """Environment branch Flux/Argo CD syncs; the proposal branch is `<branch>-next`."""
+    promotes_from: DnsName | None = None
+    """Environment whose deployed version may be promoted here; default: the previous one."""
+    namespace: DnsName
+    policy: DnsName
+    """Name of the file `policies/<policy>.yaml` that gates promotions here."""
+    serving: ServingSpec = ServingSpec()
+    training: TrainingSpec = TrainingSpec()
+    evaluation: EvaluationSpec
+    delivery: DeliverySpec = Field(default_factory=lambda: DeliverySpec())
+    """How Flux or Argo CD deliver the environment branch, and how promoter reads it back."""
+
+    @field_validator("branch")
+    @classmethod
+    def _branch(cls, branch: str) -> str:
+        if branch == "@":
+            raise ValueError(
+                "'@' is git's name for HEAD, the checked-out branch (in the GitOps "
+                "repository: the dry branch); use a branch of the environment's own such as "
+                "'environments/<env>'")
+        require_usable_branch(branch)
+        if branch.endswith("-next"):
+            raise ValueError(
+                f"{branch!r} ends in '-next', the suffix of promoter's proposal branches "
+                "(<branch>-next); use a name like 'environments/<env>'")
+        return branch
+
+    @property
+    def proposal_branch(self) -> str:
+        return f"{self.branch}-next"
+
+
+TRAINING_SUFFIX = "-training"
+"""Appended to `delivery.name` for the training Kustomization or Application."""
+
+
+class DeliverySpec(Spec):
+    """`delivery:` in `environments/<env>.yaml`: the GitOps controller syncing the branch.
+
+    Everything has a default, so an environment file without `delivery:` means Flux with the
+    names `promoter flux` writes (`promoter-<env>` in `flux-system`).
+    """
+
+    tool: Literal["flux", "argo"] = "flux"
+    """Which controller syncs the environment branch."""
+    controller_namespace: DnsName | None = None
+    """Namespace of the Flux or Argo CD objects. Default: `flux-system` or `argocd`."""
+    name: DnsName | None = None
+    """Name of the GitRepository + Kustomization (Flux) or Application (Argo CD).
+    Default: `promoter-<env>`."""
+    repository_url: str | None = None
+    """URL the cluster clones the GitOps repository from, when `repository.url` in
+    promoter.yaml is a local path (e.g. `https://github.com/acme/ml-gitops`)."""
+    git_secret_name: DnsName | None = None
+    """Secret with git credentials for a private repository (Flux `secretRef`)."""
+    interval: Duration = "10m"
+    """How often the controller re-checks on its own; a merge also triggers a sync at once."""
+    timeout: Duration = "5m"
+    """How long one apply with health checks may take before the Kustomization fails."""
+    health_timeout_seconds: int = Field(default=600, ge=1, le=86400)
+    """How long promoter waits for a merged commit to be applied and healthy before it
+    counts the rollout as failed (and proposes a rollback)."""
+    wait_for_training: bool = False
+    """Count a TFJob healthy only once it Succeeded. Off: once it runs. Either way this is
+    the health of the training Kustomization/Application only: training never gates the
+    serving rollout."""
+    training_timeout: Duration = "30m"
+    """How long the training Kustomization waits for its objects (the TFJob running, or
+    succeeded with `waitForTraining`) before Flux reports it failed. Reported as the
+    rollout's `training` state; never a reason to roll serving back."""
+    argo_project: DnsName = "default"
+    """Argo CD project of the Application."""
+    auto_rollback: bool = True
+    """Open a rollback PR when a merged commit fails or times out in this environment."""
+    auto_merge_rollback: bool = True
+    """Merge that rollback PR without the environment's promotion gates."""
+
+    def namespace_for(self, tool: str | None = None) -> str:
+        """Namespace of the `tool` objects (default: this environment's tool)."""
+        if self.controller_namespace:
+            return self.controller_namespace
+        return "flux-system" if (tool or self.tool) == "flux" else "argocd"
+
+    def object_name(self, environment: str) -> str:
+        """The serving GitRepository/Kustomization (Flux) or Application (Argo CD)."""
+        return self.name or f"promoter-{environment}"
+
+    def training_object_name(self, environment: str) -> str:
+        """The training Kustomization (Flux) or Application (Argo CD): a separate object, so
+        that training's health never gates serving's."""
+        return f"{self.object_name(environment)}{TRAINING_SUFFIX}"
+EnvironmentSpec.model_rebuild()
