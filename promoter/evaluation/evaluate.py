@@ -130,6 +130,7 @@ def evaluate_models(*, candidate_dir: Path, baseline_dir: Path | None, holdout: 
             "bootstrap": policy.bootstrap is not None and baseline_dir is not None,
             "latencyBatchSize": budgets.batch_size if budgets else 256,
             "memoryLimitBytes": memory_limit_mb * 2**20 if memory_limit_mb else None,
+            "allowOps": list(policy.sandbox.allow_ops),
             "models": [{"role": role, "path": str(path.resolve()),
                         "signature": model.signature, "output": model.output}
                        for role, path in models],

@@ -10,7 +10,7 @@ Order of work, so an untrusted model runs as little as possible:
 
 1. confine this process: a memory limit (RLIMIT_AS) and, where the kernel lets us, a network
    namespace of our own (no interfaces but loopback), both before TensorFlow is imported;
-2. scan every model's graph for refused ops (`graph_scan`) *before* loading any;
+2. check every model's graph against the op allowlist (`graph_scan`) *before* loading any;
 3. load the models and compare the candidate's signature with the baseline's;
 4. stream the holdout through both models, merging statistics per batch;
 5. measure the latency budgets.
@@ -115,12 +115,12 @@ def run(request: dict[str, Any], *, progress: TextIO) -> dict[str, Any]:
 
     for spec in request["models"]:
         stage(f"scanning the graph of the {spec['role']} model at {spec['path']}")
-        findings = scan_saved_model(Path(spec["path"]),
+        findings = scan_saved_model(Path(spec["path"]), allow=request.get("allowOps", ()),
                                     label=f"the {spec['role']} model at {spec['path']}")
         if findings:
             return {"blocked": {
                 "check": "security.graphScan", "role": spec["role"],
-                "reason": f"the {spec['role']} model's graph uses refused ops: "
+                "reason": f"the {spec['role']} model's graph holds ops that are not allowed: "
                           + "; ".join(f.describe() for f in findings[:5])
                           + (f" (and {len(findings) - 5} more)" if len(findings) > 5 else ""),
                 "findings": [{"op": f.op, "where": f.where, "why": f.why} for f in findings],
