@@ -17,13 +17,15 @@ stdin/stdout. Why a subprocess and not `multiprocessing`:
 
 Confinement: the child limits its own address space (RLIMIT_AS) and, where the kernel allows
 (root, CAP_SYS_ADMIN, or unprivileged user namespaces), moves into a network namespace of its
-own with no interfaces; the report says which were achieved (`confinement`). It still runs as
-promoter's user and can read promoter's files: the graph scan refuses the file ops, but this is
-not a seccomp sandbox.
+own with no interfaces; the report says which were achieved (`confinement`). It starts with an
+environment built from an allowlist (`sandbox.worker_environment`: no PATH, no credentials;
+HOME and TMPDIR in its private directory). It still runs as promoter's user and can read
+promoter's files: the graph scan refuses the file ops, but this is not a seccomp sandbox.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -49,6 +51,7 @@ from promoter.evaluation.holdout import is_tfrecord, read_header, require_label_
 from promoter.evaluation.metrics import TaskStats, stats_from_arrays
 from promoter.evaluation.protocol import PROTOCOL, STAGE_PREFIX, WORKER_MODULE
 from promoter.evaluation.report import EvaluationReport, HoldoutInfo, ModelResult, SliceResult
+from promoter.evaluation.sandbox import worker_environment
 from promoter.evaluation.signature import SignatureInfo
 from promoter.model_store import require_saved_model
 
@@ -327,17 +330,28 @@ def run_worker(request: Mapping[str, Any], *, timeout_s: float,
     ModelLoadError if it crashes, prints no valid response, or runs past `timeout_s` (then the
     worker and anything it started are killed). `command` replaces the worker's argv (tests).
     """
-    argv = list(command) if command else [sys.executable, "-m", WORKER_MODULE]
-    env = dict(os.environ)
-    # Drop TensorFlow's C++ INFO/WARNING lines; ERROR/FATAL ones explain crashes in messages.
-    env["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    with contextlib.ExitStack() as cleanup:
+        # The worker's HOME and TMPDIR: the request's private directory, else a fresh one.
+        scratch = request.get("outDir") or cleanup.enter_context(
+            tempfile.TemporaryDirectory(prefix="promoter-worker-"))
+        return _run_worker(request, timeout_s=timeout_s, command=command,
+                           scratch=Path(str(scratch)))
+
+
+def _run_worker(request: Mapping[str, Any], *, timeout_s: float,
+                command: Sequence[str] | None, scratch: Path) -> dict[str, Any]:
+    # -s: no user site-packages (HOME is the scratch directory anyway).
+    argv = list(command) if command else [sys.executable, "-s", "-m", WORKER_MODULE]
+    # Built from an allowlist, never a copy of ours: no PATH, tokens or cloud credentials.
+    env = worker_environment(os.environ, scratch=scratch)
     env["PYTHONUNBUFFERED"] = "1"  # progress lines reach the pipe even if the child is killed
     try:
         process = subprocess.Popen(
             argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             env=env, start_new_session=True,  # own process group: a kill reaches its children
             # The directory holding this `promoter` package, so `-m` runs this very code and
-            # never a `promoter/` directory that happens to be in the caller's working dir.
+            # never a `promoter/` directory that happens to be in the caller's working dir
+            # (`-m` puts the working directory first on sys.path: no PYTHONPATH is needed).
             cwd=Path(promoter.__file__).resolve().parent.parent,
         )
     except OSError as exc:
