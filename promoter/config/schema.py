@@ -503,6 +503,10 @@ class SandboxPolicy(Spec):
     """Ops added to the allowlist of ops that only compute (`promoter/evaluation/
     op_allowlist.py`), for a model that needs one the list lacks. Ops known to reach outside
     the model (files, network, Python, checkpoints, assets) cannot be added."""
+    confinement: Literal["required", "best-effort"] = "best-effort"
+    """`required`: the gate fails (check `security.confinement`) where the kernel lacks
+    Landlock or seccomp. `best-effort`: the run goes on with what the kernel offers. Either
+    way the report lists the mechanisms that confined the run."""
 
     @field_validator("allow_ops")
     @classmethod

@@ -15,12 +15,15 @@ stdin/stdout. Why a subprocess and not `multiprocessing`:
   process: the parent never imports TensorFlow, and the child's stderr is only shown when it
   explains a failure.
 
-Confinement: the child limits its own address space (RLIMIT_AS) and, where the kernel allows
-(root, CAP_SYS_ADMIN, or unprivileged user namespaces), moves into a network namespace of its
-own with no interfaces; the report says which were achieved (`confinement`). It starts with an
-environment built from an allowlist (`sandbox.worker_environment`: no PATH, no credentials;
-HOME and TMPDIR in its private directory). It still runs as promoter's user and can read
-promoter's files: the graph scan refuses the file ops, but this is not a seccomp sandbox.
+Confinement (`worker.confine`, `sandbox`): the child starts with an environment built from an
+allowlist (no PATH, no PROMOTER_*, no credentials; HOME and TMPDIR in the private scratch
+directory), limits its address space (RLIMIT_AS), moves into a network namespace of its own
+where the kernel allows, restricts itself with Landlock (reads beneath the Python installation,
+system libraries, the models and the holdout; writes in the scratch directory only; no TCP) and
+installs a seccomp filter (no sockets, ptrace, mount, namespaces, execve, ...), all before it
+imports numpy or TensorFlow; the wall-clock timeout kills it. The report's `confinement` block
+lists the mechanisms that applied (`mechanisms`) and why any did not; `evaluation.sandbox.
+confinement: required` fails the gate where Landlock or seccomp is missing.
 """
 
 from __future__ import annotations
@@ -134,13 +137,17 @@ def evaluate_models(*, candidate_dir: Path, baseline_dir: Path | None, holdout: 
             "latencyBatchSize": budgets.batch_size if budgets else 256,
             "memoryLimitBytes": memory_limit_mb * 2**20 if memory_limit_mb else None,
             "allowOps": list(policy.sandbox.allow_ops),
+            "confinement": policy.sandbox.confinement,
             "models": [{"role": role, "path": str(path.resolve()),
                         "signature": model.signature, "output": model.output}
                        for role, path in models],
         }
         payload = run_worker(request, timeout_s=timeout_s)
         digests = {"candidate": candidate_digest, "baseline": baseline_digest}
-        confinement = payload.get("confinement") or {}
+        confinement = dict(payload.get("confinement") or {})
+        confinement["timeoutSeconds"] = timeout_s
+        confinement["mechanisms"] = [*confinement.get("mechanisms", []),
+                                     "clean-environment", "timeout"]
         if "blocked" in payload:
             return _blocked_report(payload["blocked"], models=models, digests=digests,
                                    holdout=holdout, environment=environment, policy=policy,

@@ -106,6 +106,17 @@ def test_worker_reports_its_confinement(tiny_models: dict[str, Path],
     assert report.confinement["memoryLimitBytes"] == 8192 * 2**20
     assert report.confinement["network"].startswith(("isolated", "unavailable"))
     assert "Worker: memory limit 8192 MiB" in report.to_markdown()
+    # Every mechanism is either listed as applied or as missing, with its reason.
+    mechanisms, missing = report.confinement["mechanisms"], report.confinement["missing"]
+    assert {"rlimit-as", "clean-environment", "timeout"} <= set(mechanisms)
+    for name in ("landlock", "seccomp"):
+        assert (name in mechanisms) != (name in missing)
+        assert report.confinement[name]
+    assert report.confinement["mode"] == "best-effort"
+    assert report.confinement["threads"] == 1  # confined before any thread started
+    assert report.confinement["environment"].startswith("only ")
+    assert "PATH" not in report.confinement["environment"].removeprefix("only ").split(", ")
+    assert "Confined by: rlimit-as" in report.to_markdown()
 
 
 # --- tasks, weights, slices, budgets ---------------------------------------------------------

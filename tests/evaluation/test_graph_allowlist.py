@@ -125,12 +125,15 @@ def test_a_policy_may_extend_the_allowlist_but_not_with_ops_that_reach_outside()
 
     policy = EvaluationPolicy.model_validate({"sandbox": {"allowOps": ["BoostedTreesPredict"]}})
     assert policy.sandbox.allow_ops == ("BoostedTreesPredict",)
+    assert policy.sandbox.confinement == "best-effort"
     for never in sorted(NEVER_ALLOWABLE & {"ReadFile", "SaveV2", "CSVDatasetV2",
                                            "InitializeTableFromTextFileV2"}):
         with pytest.raises(ValidationError, match="cannot be allowed"):
             EvaluationPolicy.model_validate({"sandbox": {"allowOps": [never]}})
     with pytest.raises(ValidationError):
         EvaluationPolicy.model_validate({"sandbox": {"allowOps": ["Not an op; rm -rf"]}})
+    with pytest.raises(ValidationError):
+        EvaluationPolicy.model_validate({"sandbox": {"confinement": "sometimes"}})
 
 
 def test_a_call_of_an_undefined_function_is_refused() -> None:

@@ -77,6 +77,7 @@ def test_hostile_models_fail_the_gate_before_loading(hostile: dict[str, Path], o
     markdown = report.to_markdown()
     assert "Traceback" not in markdown
     assert "Traceback" not in check.reason
+    assert "landlock" in report.confinement["mechanisms"] or report.confinement["missing"]
     assert not out_file.exists()
 
 
