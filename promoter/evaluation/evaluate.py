@@ -434,8 +434,20 @@ _ABSL_SEVERE = re.compile(r"^[FE]\d{4} [\d:. ]+\d+ [^\]]*\] ")
 
 
 def _stderr_tail(stderr: bytes, *, lines: int = 3) -> str:
-    text = [line.strip() for line in stderr.decode("utf-8", "replace").splitlines()
-            if line.strip() and not line.startswith(STAGE_PREFIX)]
+    """The worker's last words for a message: a fatal log line, else its last lines without
+    Python tracebacks (which name promoter's and TensorFlow's files; the exception's own line,
+    after the traceback, is kept)."""
+    text: list[str] = []
+    in_traceback = False
+    for line in stderr.decode("utf-8", "replace").splitlines():
+        if line.startswith("Traceback (most recent call last)"):
+            in_traceback = True
+            continue
+        if in_traceback and line.startswith(" "):
+            continue
+        in_traceback = False
+        if line.strip() and not line.startswith(STAGE_PREFIX):
+            text.append(line.strip())
     # A native crash ends in a stack trace of addresses; the fatal log line above it says why.
     severe = [_ABSL_SEVERE.sub("", line) for line in text if _ABSL_SEVERE.match(line)]
     if severe:

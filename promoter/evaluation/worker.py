@@ -196,7 +196,8 @@ def run(request: dict[str, Any], *, progress: TextIO) -> dict[str, Any]:
         label = f"the {spec['role']} model at {spec['path']}"
         stage(f"loading {label}")
         models[spec["role"]] = load_model(Path(spec["path"]), signature=spec["signature"],
-                                          output=spec.get("output"), label=label)
+                                          output=spec.get("output"), label=label,
+                                          memory_limit_bytes=request.get("memoryLimitBytes"))
     if "baseline" in models:
         problems = compatibility_problems(models["baseline"].info, models["candidate"].info)
         if problems:
@@ -429,6 +430,7 @@ def main() -> int:
     os.dup2(2, 1)  # stray prints (TensorFlow, the model's own ops) go to stderr from here on
     with os.fdopen(response_fd, "w", encoding="utf-8") as response_stream:
         response: dict[str, Any] = {}
+        request: dict[str, Any] | None = None
         try:
             request = json.loads(sys.stdin.read())
             confinement = confine(request)
@@ -446,10 +448,15 @@ def main() -> int:
                 response |= run(request, progress=sys.stderr)
         except MemoryError:
             traceback.print_exc(file=sys.stderr)
+            limit = (request or {}).get("memoryLimitBytes")
             response |= {"ok": False, "error": {
-                "type": "ModelLoadError", "message": "the evaluation ran out of memory (the "
-                "worker's memory limit)", "fix": "raise the memory limit, or check the model "
-                "for runaway allocations"}}
+                "type": "ModelLoadError",
+                "message": "the evaluation ran out of memory"
+                + (f" within the worker's memory limit of {int(limit) // 2**20} MiB" if limit
+                   else ""),
+                "fix": "raise the limit (`promoter evaluate --memory-limit-mb`, the "
+                       "evaluator's memory_limit_mb) if the models need more, or check the "
+                       "model for runaway allocations"}}
         except Exception as exc:
             from promoter.errors import BadInputError
 

@@ -19,7 +19,7 @@ import pytest
 
 from promoter.config.schema import EvaluationPolicy, ModelSpec
 from promoter.evaluation import evaluate, evaluate_models
-from promoter.evaluation.evaluate import run_worker
+from promoter.evaluation.evaluate import _stderr_tail, run_worker
 from promoter.evaluation.sandbox import (
     ConfinementUnavailableError,
     landlock_abi,
@@ -91,6 +91,13 @@ def test_the_worker_environment_holds_no_secret(monkeypatch: pytest.MonkeyPatch,
                               scratch=tmp_path) == {
         "OMP_NUM_THREADS": "2", "TF_CPP_MIN_LOG_LEVEL": "2", "HOME": str(tmp_path),
         "TMPDIR": str(tmp_path)}
+
+
+def test_no_traceback_reaches_a_message() -> None:
+    stderr = (b"promoter-worker: loading the model\nTraceback (most recent call last):\n"
+              b'  File "/work/promoter/evaluation/worker.py", line 3, in run\n    boom()\n'
+              b"RuntimeError: the model broke\n")
+    assert _stderr_tail(stderr) == "RuntimeError: the model broke"
 
 
 # --- Landlock --------------------------------------------------------------------------------
