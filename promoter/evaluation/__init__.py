@@ -3,29 +3,49 @@ metrics against a policy, and report.
 
 Pure core: `metrics` (mergeable statistics), `bootstrap` (paired intervals), `gate`
 (thresholds), `report`, `holdout` (CSV reader), `signature` (plain descriptions of a SavedModel
-signature and their compatibility). `graph_scan` and `tfrecord` use TensorFlow's protobufs and
-tf.data, in the worker only. The TensorFlow adapter
-(`scoring`) runs only inside the worker process (`worker`), which `evaluate` starts: importing
-this package never imports TensorFlow.
+signature and their compatibility), `graph_scan` (which ops a model may hold, by the tables of
+`promoter.domain.tensorflow_ops`). `graph_scan` and `tfrecord` use TensorFlow's protobufs and
+tf.data, in the worker only. The TensorFlow adapter (`scoring`) runs only inside the worker
+process (`worker`, confined by `sandbox`), which `evaluate` starts: importing this package
+never imports TensorFlow.
+
+The names below are imported on first use (PEP 562), not when the package is: the worker runs
+as `python -m promoter.evaluation.worker`, which imports this package first, and it must
+still have a single thread (no numpy, whose BLAS starts threads) when it confines itself.
 """
 
-from promoter.evaluation.evaluate import DEFAULT_TIMEOUT_S, evaluate_models
-from promoter.evaluation.gate import CheckResult, Verdict, check_thresholds
-from promoter.evaluation.metrics import (
-    METRIC_NAMES,
-    TASK_METRICS,
-    BinaryClassificationStats,
-    MetricValues,
-    MulticlassStats,
-    RegressionStats,
-)
-from promoter.evaluation.report import (
-    REPORT_SCHEMA_VERSION,
-    EvaluationReport,
-    HoldoutInfo,
-    ModelResult,
-    SliceResult,
-)
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from promoter.evaluation.evaluate import DEFAULT_TIMEOUT_S, evaluate_models
+    from promoter.evaluation.gate import CheckResult, Verdict, check_thresholds
+    from promoter.evaluation.metrics import (
+        METRIC_NAMES,
+        TASK_METRICS,
+        BinaryClassificationStats,
+        MetricValues,
+        MulticlassStats,
+        RegressionStats,
+    )
+    from promoter.evaluation.report import (
+        REPORT_SCHEMA_VERSION,
+        EvaluationReport,
+        HoldoutInfo,
+        ModelResult,
+        SliceResult,
+    )
+
+_EXPORTS = {
+    "DEFAULT_TIMEOUT_S": "evaluate", "evaluate_models": "evaluate",
+    "CheckResult": "gate", "Verdict": "gate", "check_thresholds": "gate",
+    "METRIC_NAMES": "metrics", "TASK_METRICS": "metrics", "BinaryClassificationStats": "metrics",
+    "MetricValues": "metrics", "MulticlassStats": "metrics", "RegressionStats": "metrics",
+    "REPORT_SCHEMA_VERSION": "report", "EvaluationReport": "report", "HoldoutInfo": "report",
+    "ModelResult": "report", "SliceResult": "report",
+}
 
 __all__ = [
     "DEFAULT_TIMEOUT_S",
@@ -45,3 +65,16 @@ __all__ = [
     "check_thresholds",
     "evaluate_models",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

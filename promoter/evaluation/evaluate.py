@@ -15,15 +15,20 @@ stdin/stdout. Why a subprocess and not `multiprocessing`:
   process: the parent never imports TensorFlow, and the child's stderr is only shown when it
   explains a failure.
 
-Confinement: the child limits its own address space (RLIMIT_AS) and, where the kernel allows
-(root, CAP_SYS_ADMIN, or unprivileged user namespaces), moves into a network namespace of its
-own with no interfaces; the report says which were achieved (`confinement`). It still runs as
-promoter's user and can read promoter's files: the graph scan refuses the file ops, but this is
-not a seccomp sandbox.
+Confinement (`worker.confine`, `sandbox`): the child starts with an environment built from an
+allowlist (no PATH, no PROMOTER_*, no credentials; HOME and TMPDIR in the private scratch
+directory), limits its address space (RLIMIT_AS), moves into a network namespace of its own
+where the kernel allows, restricts itself with Landlock (reads beneath the Python installation,
+system libraries, the models and the holdout; writes in the scratch directory only; no TCP) and
+installs a seccomp filter (no sockets, ptrace, mount, namespaces, execve, ...), all before it
+imports numpy or TensorFlow; the wall-clock timeout kills it. The report's `confinement` block
+lists the mechanisms that applied (`mechanisms`) and why any did not; `evaluation.sandbox.
+confinement: required` fails the gate where Landlock or seccomp is missing.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -49,6 +54,7 @@ from promoter.evaluation.holdout import is_tfrecord, read_header, require_label_
 from promoter.evaluation.metrics import TaskStats, stats_from_arrays
 from promoter.evaluation.protocol import PROTOCOL, STAGE_PREFIX, WORKER_MODULE
 from promoter.evaluation.report import EvaluationReport, HoldoutInfo, ModelResult, SliceResult
+from promoter.evaluation.sandbox import worker_environment
 from promoter.evaluation.signature import SignatureInfo
 from promoter.model_store import require_saved_model
 
@@ -130,13 +136,18 @@ def evaluate_models(*, candidate_dir: Path, baseline_dir: Path | None, holdout: 
             "bootstrap": policy.bootstrap is not None and baseline_dir is not None,
             "latencyBatchSize": budgets.batch_size if budgets else 256,
             "memoryLimitBytes": memory_limit_mb * 2**20 if memory_limit_mb else None,
+            "allowOps": list(policy.sandbox.allow_ops),
+            "confinement": policy.sandbox.confinement,
             "models": [{"role": role, "path": str(path.resolve()),
                         "signature": model.signature, "output": model.output}
                        for role, path in models],
         }
         payload = run_worker(request, timeout_s=timeout_s)
         digests = {"candidate": candidate_digest, "baseline": baseline_digest}
-        confinement = payload.get("confinement") or {}
+        confinement = dict(payload.get("confinement") or {})
+        confinement["timeoutSeconds"] = timeout_s
+        confinement["mechanisms"] = [*confinement.get("mechanisms", []),
+                                     "clean-environment", "timeout"]
         if "blocked" in payload:
             return _blocked_report(payload["blocked"], models=models, digests=digests,
                                    holdout=holdout, environment=environment, policy=policy,
@@ -326,17 +337,28 @@ def run_worker(request: Mapping[str, Any], *, timeout_s: float,
     ModelLoadError if it crashes, prints no valid response, or runs past `timeout_s` (then the
     worker and anything it started are killed). `command` replaces the worker's argv (tests).
     """
-    argv = list(command) if command else [sys.executable, "-m", WORKER_MODULE]
-    env = dict(os.environ)
-    # Drop TensorFlow's C++ INFO/WARNING lines; ERROR/FATAL ones explain crashes in messages.
-    env["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    with contextlib.ExitStack() as cleanup:
+        # The worker's HOME and TMPDIR: the request's private directory, else a fresh one.
+        scratch = request.get("outDir") or cleanup.enter_context(
+            tempfile.TemporaryDirectory(prefix="promoter-worker-"))
+        return _run_worker(request, timeout_s=timeout_s, command=command,
+                           scratch=Path(str(scratch)))
+
+
+def _run_worker(request: Mapping[str, Any], *, timeout_s: float,
+                command: Sequence[str] | None, scratch: Path) -> dict[str, Any]:
+    # -s: no user site-packages (HOME is the scratch directory anyway).
+    argv = list(command) if command else [sys.executable, "-s", "-m", WORKER_MODULE]
+    # Built from an allowlist, never a copy of ours: no PATH, tokens or cloud credentials.
+    env = worker_environment(os.environ, scratch=scratch)
     env["PYTHONUNBUFFERED"] = "1"  # progress lines reach the pipe even if the child is killed
     try:
         process = subprocess.Popen(
             argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             env=env, start_new_session=True,  # own process group: a kill reaches its children
             # The directory holding this `promoter` package, so `-m` runs this very code and
-            # never a `promoter/` directory that happens to be in the caller's working dir.
+            # never a `promoter/` directory that happens to be in the caller's working dir
+            # (`-m` puts the working directory first on sys.path: no PYTHONPATH is needed).
             cwd=Path(promoter.__file__).resolve().parent.parent,
         )
     except OSError as exc:
@@ -412,8 +434,20 @@ _ABSL_SEVERE = re.compile(r"^[FE]\d{4} [\d:. ]+\d+ [^\]]*\] ")
 
 
 def _stderr_tail(stderr: bytes, *, lines: int = 3) -> str:
-    text = [line.strip() for line in stderr.decode("utf-8", "replace").splitlines()
-            if line.strip() and not line.startswith(STAGE_PREFIX)]
+    """The worker's last words for a message: a fatal log line, else its last lines without
+    Python tracebacks (which name promoter's and TensorFlow's files; the exception's own line,
+    after the traceback, is kept)."""
+    text: list[str] = []
+    in_traceback = False
+    for line in stderr.decode("utf-8", "replace").splitlines():
+        if line.startswith("Traceback (most recent call last)"):
+            in_traceback = True
+            continue
+        if in_traceback and line.startswith(" "):
+            continue
+        in_traceback = False
+        if line.strip() and not line.startswith(STAGE_PREFIX):
+            text.append(line.strip())
     # A native crash ends in a stack trace of addresses; the fatal log line above it says why.
     severe = [_ABSL_SEVERE.sub("", line) for line in text if _ABSL_SEVERE.match(line)]
     if severe:

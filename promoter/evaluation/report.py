@@ -331,10 +331,18 @@ class EvaluationReport:
             lines += ["", f"Intervals: paired Poisson bootstrap, {b.get('resamples')} resamples, "
                           f"{float(b.get('confidence', 0)):.0%} two-sided, seed {b.get('seed')}."]
         if self.confinement:
-            limit = self.confinement.get("memoryLimitBytes")
+            c = self.confinement
+            limit = c.get("memoryLimitBytes")
             lines += ["", f"Worker: memory limit "
                           f"{'none' if not limit else f'{int(limit) // 2**20} MiB'}; network "
-                          f"{self.confinement.get('network', 'unknown')}."]
+                          f"{c.get('network', 'unknown')}."]
+            if "mechanisms" in c:
+                lines[-1] += (f" Confined by: {', '.join(c['mechanisms']) or 'nothing'}"
+                              + (f"; missing: {', '.join(c['missing'])}" if c.get("missing")
+                                 else "") + f" ({c.get('mode', 'best-effort')}).")
+                for key in ("landlock", "seccomp"):
+                    if key in c:
+                        lines[-1] += f" {key.capitalize()}: {c[key]}."
         return "\n".join(lines) + "\n"
 
     def _budget_lines(self) -> list[str]:

@@ -37,6 +37,8 @@ class TensorFlowModel:
     _loaded: Any
     """The loaded object; kept alive because the signature function only holds weak
     references to the model's variables."""
+    memory_limit_bytes: int | None = None
+    """The worker's address-space limit, named when the model runs out of memory."""
 
     def score(self, feeds: dict[str, np.ndarray], *,
               task: str = "binary_classification") -> np.ndarray:
@@ -51,8 +53,22 @@ class TensorFlowModel:
         try:
             outputs = self._function(**{name: tf.constant(value)
                                         for name, value in feeds.items()})
-        except (tf.errors.OpError, ValueError, TypeError) as exc:
-            raise ModelLoadError(f"{self.label} failed while scoring: {_first_line(exc)}",
+        except tf.errors.ResourceExhaustedError as exc:
+            raise out_of_memory(self.label, self.memory_limit_bytes, exc) from exc
+        except tf.errors.InvalidArgumentError as exc:
+            raise ModelLoadError(f"{self.label} failed while scoring {rows} rows: an op "
+                                 f"rejected its input: {_first_line(exc)}",
+                                 fix="check that the holdout's columns (names, types, "
+                                     "shapes) match what the model was trained on") from exc
+        except tf.errors.OpError as exc:
+            raise ModelLoadError(f"{self.label} failed while scoring: "
+                                 f"{type(exc).__name__} from the model's own ops: "
+                                 f"{_first_line(exc)}",
+                                 fix="the model fails by itself; reproduce it with "
+                                     "`saved_model_cli run` on a few rows") from exc
+        except (ValueError, TypeError) as exc:
+            raise ModelLoadError(f"{self.label} cannot take the holdout's columns: "
+                                 f"{_first_line(exc)}",
                                  fix="check that the holdout's columns match what the model "
                                      "was trained on") from exc
         result = np.asarray(outputs[self.info.output].numpy())
@@ -75,13 +91,14 @@ class TensorFlowModel:
             self.info.output].numpy()
 
 
-def load_model(path: Path, *, signature: str, output: str | None,
-               label: str) -> TensorFlowModel:
+def load_model(path: Path, *, signature: str, output: str | None, label: str,
+               memory_limit_bytes: int | None = None) -> TensorFlowModel:
     """Load the SavedModel at `path` and prepare `signature` for scoring.
 
     Raises ModelStoreError if `path` is not a SavedModel directory, and ModelLoadError if it
     cannot be loaded, lacks the signature, or has outputs/inputs evaluation cannot use.
-    `label` names the model in messages.
+    `label` names the model in messages, `memory_limit_bytes` the worker's limit in an
+    out-of-memory message.
     """
     require_saved_model(path)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -89,6 +106,8 @@ def load_model(path: Path, *, signature: str, output: str | None,
 
     try:
         loaded = tf.saved_model.load(str(path))
+    except tf.errors.ResourceExhaustedError as exc:
+        raise out_of_memory(label, memory_limit_bytes, exc) from exc
     except Exception as exc:  # TF raises many unrelated types for a corrupt model
         raise ModelLoadError(f"{label} cannot be loaded: {_first_line(exc)}",
                              fix="re-export the SavedModel; the directory may be incomplete "
@@ -106,7 +125,21 @@ def load_model(path: Path, *, signature: str, output: str | None,
     info = SignatureInfo(name=name, inputs=inputs, outputs=outputs,
                          output=choose_output(outputs, output, model=label, signature=name))
     check_inputs(info, model=label)
-    return TensorFlowModel(label=label, info=info, _function=function, _loaded=loaded)
+    return TensorFlowModel(label=label, info=info, _function=function, _loaded=loaded,
+                           memory_limit_bytes=memory_limit_bytes)
+
+
+def out_of_memory(label: str, limit: int | None, exc: BaseException) -> ModelLoadError:
+    """The error for a model that ran out of memory: which limit, and how to raise it (rather
+    than blaming the holdout's columns, as any op error once was)."""
+    within = (f"within the worker's memory limit of {limit // 2**20} MiB" if limit
+              else "(no memory limit was set: the machine itself ran out)")
+    return ModelLoadError(
+        f"{label} ran out of memory {within}: {_first_line(exc)}",
+        fix=("raise the limit (`promoter evaluate --memory-limit-mb`, the evaluator's "
+             "memory_limit_mb) if the model needs more; a model that allocates far beyond its "
+             "size is not promotable") if limit
+        else "give the worker a memory limit, or a machine with more memory")
 
 
 def _tensor(name: str, spec: Any) -> TensorInfo:

@@ -8,9 +8,13 @@ worker sends is executable by the parent.
 
 Order of work, so an untrusted model runs as little as possible:
 
-1. confine this process: a memory limit (RLIMIT_AS) and, where the kernel lets us, a network
-   namespace of our own (no interfaces but loopback), both before TensorFlow is imported;
-2. scan every model's graph for refused ops (`graph_scan`) *before* loading any;
+1. confine this process (`confine`, `sandbox`) while it has one thread, before numpy or
+   TensorFlow are imported: a memory limit (RLIMIT_AS), a network namespace of our own where
+   the kernel lets us, Landlock (reads beneath the Python installation, the models and the
+   holdout; writes in the scratch directory only; no TCP), a seccomp filter (no sockets, no
+   ptrace/mount/namespaces/execve). The environment was already emptied by the parent. With
+   `confinement: required`, a kernel without Landlock or seccomp stops the run here;
+2. check every model's graph against the op allowlist (`graph_scan`) *before* loading any;
 3. load the models and compare the candidate's signature with the baseline's;
 4. stream the holdout through both models, merging statistics per batch;
 5. measure the latency budgets.
@@ -36,17 +40,67 @@ from typing import Any, TextIO
 _CLONE_NEWNET = 0x40000000
 _CLONE_NEWUSER = 0x10000000
 
+REQUIRED_MECHANISMS = ("landlock", "seccomp")
+"""What `confinement: required` insists on: Landlock's filesystem rules and the seccomp filter
+(which also denies every socket, so no network either). The memory limit, the timeout and the
+clean environment are always applied."""
 
-def confine(memory_limit_bytes: int | None) -> dict[str, Any]:
-    """Limit this process's address space and cut its network; say what was achieved."""
-    result: dict[str, Any] = {"memoryLimitBytes": None, "network": "unavailable"}
+
+def confine(request: dict[str, Any]) -> dict[str, Any]:
+    """Confine this process before anything untrusted runs; say what was achieved.
+
+    In this order, while the process has one thread (nothing imported yet starts threads, and
+    Landlock confines only the calling thread and those it creates): the memory limit
+    (RLIMIT_AS); a network namespace of its own where the kernel lets us (no interfaces but a
+    downed loopback); Landlock (reads beneath the Python installation, system libraries, the
+    models and the holdout; writes in the scratch directory `outDir`; with ABI 4+ no TCP);
+    the seccomp filter. `mechanisms` lists what applied; `missing` what the kernel refused,
+    with the reason in the mechanism's own entry.
+    """
+    from promoter.evaluation import sandbox
+
+    started = time.perf_counter()
+    memory_limit_bytes = request.get("memoryLimitBytes")
+    result: dict[str, Any] = {"memoryLimitBytes": None, "network": "unavailable",
+                              "mode": request.get("confinement", "best-effort"),
+                              "mechanisms": [], "missing": []}
     if memory_limit_bytes:
         resource.setrlimit(resource.RLIMIT_AS, (memory_limit_bytes, memory_limit_bytes))
         result["memoryLimitBytes"] = memory_limit_bytes
+        result["mechanisms"].append("rlimit-as")
+    result["threads"] = len(os.listdir("/proc/self/task")) if Path("/proc/self/task").is_dir() \
+        else None
+    result["network"] = _unshare_network()
+    if result["network"].startswith("isolated"):
+        result["mechanisms"].append("network-namespace")
+    result["environment"] = ("only " + ", ".join(sorted(os.environ)) if os.environ
+                             else "empty")
+    read, listed = sandbox.python_read_paths()
+    read += [Path(p) for p in sandbox.SYSTEM_READ_PATHS]
+    read += [Path(spec["path"]) for spec in request.get("models", [])]
+    read.append(Path(request["holdout"]))
+    try:
+        result["landlock"] = sandbox.restrict_paths(read=read, list_only=listed,
+                                                    write=[Path(request["outDir"])])
+        result["mechanisms"].append("landlock")
+    except sandbox.ConfinementUnavailableError as exc:
+        result["landlock"] = f"unavailable: {exc}"
+        result["missing"].append("landlock")
+    try:
+        result["seccomp"] = sandbox.install_seccomp()
+        result["mechanisms"].append("seccomp")
+    except sandbox.ConfinementUnavailableError as exc:
+        result["seccomp"] = f"unavailable: {exc}"
+        result["missing"].append("seccomp")
+    result["seconds"] = round(time.perf_counter() - started, 6)
+    return result
+
+
+def _unshare_network() -> str:
+    """Move into a network namespace of our own; say how, or why not."""
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.unshare(_CLONE_NEWNET) == 0:
-        result["network"] = "isolated (own network namespace)"
-        return result
+        return "isolated (own network namespace)"
     first = os.strerror(ctypes.get_errno())
     # Unprivileged: a user namespace in which we may create a network namespace. Map our own
     # uid/gid so file access stays the same.
@@ -58,10 +112,19 @@ def confine(memory_limit_bytes: int | None) -> dict[str, Any]:
             Path("/proc/self/gid_map").write_text(f"{gid} {gid} 1")
         except OSError:
             pass
-        result["network"] = "isolated (user and network namespace)"
-        return result
-    result["network"] = f"unavailable: unshare(CLONE_NEWNET) failed ({first})"
-    return result
+        return "isolated (user and network namespace)"
+    return f"unavailable: unshare(CLONE_NEWNET) failed ({first})"
+
+
+def confinement_shortfall(confinement: dict[str, Any]) -> str | None:
+    """Why a `required` confinement was not achieved, or None if it was (or not required)."""
+    if confinement.get("mode") != "required":
+        return None
+    missing = [m for m in REQUIRED_MECHANISMS if m not in confinement.get("mechanisms", [])]
+    if not missing:
+        return None
+    return ("the policy requires kernel confinement, but " + "; ".join(
+        f"{m} is {confinement.get(m, 'unavailable')}" for m in missing))
 
 
 _M_TRIM_THRESHOLD = -1
@@ -116,12 +179,12 @@ def run(request: dict[str, Any], *, progress: TextIO) -> dict[str, Any]:
 
     for spec in request["models"]:
         stage(f"scanning the graph of the {spec['role']} model at {spec['path']}")
-        findings = scan_saved_model(Path(spec["path"]),
+        findings = scan_saved_model(Path(spec["path"]), allow=request.get("allowOps", ()),
                                     label=f"the {spec['role']} model at {spec['path']}")
         if findings:
             return {"blocked": {
                 "check": "security.graphScan", "role": spec["role"],
-                "reason": f"the {spec['role']} model's graph uses refused ops: "
+                "reason": f"the {spec['role']} model's graph holds ops that are not allowed: "
                           + "; ".join(f.describe() for f in findings[:5])
                           + (f" (and {len(findings) - 5} more)" if len(findings) > 5 else ""),
                 "findings": [{"op": f.op, "where": f.where, "why": f.why} for f in findings],
@@ -134,7 +197,8 @@ def run(request: dict[str, Any], *, progress: TextIO) -> dict[str, Any]:
         label = f"the {spec['role']} model at {spec['path']}"
         stage(f"loading {label}")
         models[spec["role"]] = load_model(Path(spec["path"]), signature=spec["signature"],
-                                          output=spec.get("output"), label=label)
+                                          output=spec.get("output"), label=label,
+                                          memory_limit_bytes=request.get("memoryLimitBytes"))
     if "baseline" in models:
         problems = compatibility_problems(models["baseline"].info, models["candidate"].info)
         if problems:
@@ -367,21 +431,33 @@ def main() -> int:
     os.dup2(2, 1)  # stray prints (TensorFlow, the model's own ops) go to stderr from here on
     with os.fdopen(response_fd, "w", encoding="utf-8") as response_stream:
         response: dict[str, Any] = {}
+        request: dict[str, Any] | None = None
         try:
             request = json.loads(sys.stdin.read())
-            confinement = confine(request.get("memoryLimitBytes"))
+            confinement = confine(request)
             keep_freed_memory()
             from promoter.evaluation.protocol import PROTOCOL
 
             response["protocol"] = PROTOCOL
-            response |= {"ok": True, "confinement": confinement,
-                         **run(request, progress=sys.stderr)}
+            response |= {"ok": True, "confinement": confinement}
+            shortfall = confinement_shortfall(confinement)
+            if shortfall is not None:
+                response["blocked"] = {
+                    "check": "security.confinement", "role": "candidate",
+                    "reason": f"{shortfall}; nothing was loaded"}
+            else:
+                response |= run(request, progress=sys.stderr)
         except MemoryError:
             traceback.print_exc(file=sys.stderr)
+            limit = (request or {}).get("memoryLimitBytes")
             response |= {"ok": False, "error": {
-                "type": "ModelLoadError", "message": "the evaluation ran out of memory (the "
-                "worker's memory limit)", "fix": "raise the memory limit, or check the model "
-                "for runaway allocations"}}
+                "type": "ModelLoadError",
+                "message": "the evaluation ran out of memory"
+                + (f" within the worker's memory limit of {int(limit) // 2**20} MiB" if limit
+                   else ""),
+                "fix": "raise the limit (`promoter evaluate --memory-limit-mb`, the "
+                       "evaluator's memory_limit_mb) if the models need more, or check the "
+                       "model for runaway allocations"}}
         except Exception as exc:
             from promoter.errors import BadInputError
 

@@ -5,7 +5,7 @@ on its own."""
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Literal
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -118,12 +118,43 @@ class BudgetPolicy(Spec):
     """SavedModel size on disk, in MiB."""
 
 
+OP_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_>.]{0,127}$"
+"""A TensorFlow op type name, e.g. `BoostedTreesPredict`, `Addons>GatherTree`."""
+
+
+class SandboxPolicy(Spec):
+    """`evaluation.sandbox:` how far an untrusted candidate is let in."""
+
+    allow_ops: tuple[Annotated[str, Field(pattern=OP_NAME_PATTERN)], ...] = ()
+    """Ops added to the allowlist of ops that only compute (`promoter/domain/
+    tensorflow_ops.py`), for a model that needs one the list lacks. Ops known to reach outside
+    the model (files, network, Python, checkpoints, assets) cannot be added."""
+    confinement: Literal["required", "best-effort"] = "best-effort"
+    """`required`: the gate fails (check `security.confinement`) where the kernel lacks
+    Landlock or seccomp. `best-effort`: the run goes on with what the kernel offers. Either
+    way the report lists the mechanisms that confined the run."""
+
+    @field_validator("allow_ops")
+    @classmethod
+    def _only_computing_ops(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        from promoter.domain.tensorflow_ops import NEVER_ALLOWABLE, REFUSED_OPS
+
+        refused = sorted(set(value) & NEVER_ALLOWABLE)
+        if refused:
+            raise ValueError(
+                "these ops reach outside the model and cannot be allowed: " + ", ".join(
+                    f"{op} ({REFUSED_OPS.get(op, 'checkpoint or asset file op')})"
+                    for op in refused))
+        return value
+
+
 class EvaluationPolicy(Spec):
     metrics: tuple[MetricThreshold, ...] = ()
     bootstrap: BootstrapPolicy | None = None
     """Without it, vsBaseline checks compare point values (no interval, never inconclusive)."""
     slices: tuple[SlicePolicy, ...] = ()
     budgets: BudgetPolicy | None = None
+    sandbox: SandboxPolicy = SandboxPolicy()
 
 
 class ApprovalPolicy(Spec):
