@@ -165,6 +165,12 @@ class LocalGitRepository:
         _, out, _ = self._git("rev-parse", "--verify", f"{sha}^{{tree}}")
         return out.strip()
 
+    def tree_of(self, files: Mapping[str, bytes]) -> str:
+        try:
+            return self._write_tree(_build_tree(files)).hex()
+        except OSError as exc:
+            raise GitError(f"cannot write objects into {self.git_dir}: {exc}") from exc
+
     # -- writes ------------------------------------------------------------------------------
 
     def create_commit(

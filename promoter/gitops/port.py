@@ -82,3 +82,9 @@ class GitOpsRepository(Protocol):
     def tree_id(self, commit: str) -> str:
         """The commit's tree id: equal trees mean byte-identical content."""
         ...
+
+    def tree_of(self, files: Mapping[str, bytes]) -> str:
+        """The tree id a commit of exactly `files` would have (`create_commit`'s tree), without
+        writing a commit or moving a ref: comparing it with `tree_id` tells whether a commit
+        holds exactly these files, without reading them back one by one."""
+        ...

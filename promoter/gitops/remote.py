@@ -108,6 +108,9 @@ class RemoteGitRepository:
     def is_ancestor(self, ancestor: str, descendant: str) -> bool:
         return self._local.is_ancestor(ancestor, descendant)
 
+    def tree_of(self, files: Mapping[str, bytes]) -> str:
+        return self._local.tree_of(files)
+
     def tree_id(self, commit: str) -> str:
         return self._local.tree_id(commit)
 

@@ -130,3 +130,12 @@ def test_the_url_names_the_repository_without_credentials(harness: GitHarness) -
     url = harness.repo.url
     assert url
     assert "@" not in url.split("://", 1)[-1].split("/", 1)[0]
+
+
+def test_tree_of_is_the_tree_a_commit_of_those_files_has(harness: GitHarness) -> None:
+    repo = harness.repo
+    files = {"serving/deployment.yaml": b"kind: Deployment\n", "hydrator.metadata": b"{}\n"}
+    sha = _commit(repo, files, [_main(repo)])
+    assert repo.tree_of(files) == repo.tree_id(sha)
+    assert repo.tree_of({**files, "README.md": b"x"}) != repo.tree_id(sha)
+    assert repo.branch_head(BRANCH) is None  # no commit, no ref
