@@ -78,6 +78,8 @@ def format_status(environments: Sequence[EnvironmentStatus]) -> str:
             running = "(nothing deployed)"
         head = env.head[:12] if env.head else "-"
         lines.append(f"{env.environment:<10} {running:<36} {env.branch}@{head}")
+        if env.promotion_error:
+            lines.append(f"{'':<10} open promotion unreadable: {env.promotion_error}")
         if env.rollout_error:
             lines.append(f"{'':<10} rollout: unreadable: {env.rollout_error}")
         if env.rollout:

@@ -87,6 +87,9 @@ class EnvironmentStatus:
     it), when asked for and a cluster is configured; see `rollout_error`."""
     rollout_error: str | None = None
     """Why the rollout could not be read, when it was asked for."""
+    promotion_error: str | None = None
+    """Why the open promotion could not be read (e.g. a PR whose signed marker does not
+    verify); the other environments are still reported."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,6 +21,7 @@ from promoter.cluster.port import ClusterReader, RolloutState
 from promoter.config.loader import DryConfig, LoadedSettings
 from promoter.config.schema import EnvironmentSpec
 from promoter.domain.pull_requests import Review
+from promoter.errors import ForgeError
 from promoter.forge.base import Forge
 from promoter.gitops.port import GitOpsRepository
 from promoter.model_store import ModelStore
@@ -104,7 +105,13 @@ class PromotionService:
         _, dry = ctx.dry_config()
         result = []
         for env in dry.environments.values():
-            pull = ctx.forge.find_open_pull_request(head=env.proposal_branch, base=env.branch)
+            promotion_error = None
+            try:
+                pull = ctx.forge.find_open_pull_request(head=env.proposal_branch,
+                                                        base=env.branch)
+            except ForgeError as exc:
+                # One unreadable (or untrusted) PR must not hide every other environment.
+                pull, promotion_error = None, exc.message
             proposed = None
             gates: tuple[GateResult, ...] = ()
             phase = None
@@ -127,7 +134,7 @@ class PromotionService:
                 environment=env.name, branch=env.branch, head=ctx.repo.branch_head(env.branch),
                 deployed=ctx.deployed(env),
                 open_promotion=pull, proposed=proposed, gates=gates, phase=phase,
-                rollout=rollout, rollout_error=rollout_error,
+                rollout=rollout, rollout_error=rollout_error, promotion_error=promotion_error,
             ))
         return result
 

@@ -77,6 +77,9 @@ class EnvironmentAnswer(Answer):
                                          "first promotion.")
     deployed: DeployedAnswer | None
     open_promotion: OpenPromotionAnswer | None
+    promotion_error: str | None = Field(
+        default=None, description="Why the open promotion could not be read (e.g. its signed "
+                                  "marker does not verify); null when it could.")
 
     @classmethod
     def of(cls, env: EnvironmentStatus) -> EnvironmentAnswer:
@@ -89,7 +92,8 @@ class EnvironmentAnswer(Answer):
                 number=pull.number, head=pull.head_sha, author=pull.author, phase=env.phase,
                 model=proposed.model if proposed else None,
                 version=proposed.version if proposed else None,
-                gates=[GateAnswer.of(g) for g in env.gates]))
+                gates=[GateAnswer.of(g) for g in env.gates]),
+            promotion_error=env.promotion_error)
 
 
 class EnvironmentsAnswer(Answer):

@@ -194,3 +194,25 @@ def test_a_pushed_head_disguised_in_the_marker_halts_the_promotion(tmp_path: Pat
         assert "marker" in (outcome.note or ""), outcome.note
         assert git(world.root, "rev-parse", "environments/dev") == dev_before
         assert world.evaluator.calls == []
+
+
+def test_status_reports_every_environment_beside_an_untrusted_pull_request(
+        tmp_path: Path) -> None:
+    """A forged marker in one environment's PR is said there, not raised for the whole
+    `promoter status`."""
+    world = World(tmp_path / "gitops", ScriptedEvaluator())
+    with running_fake(world.root) as fake:
+        repo = LocalGitRepository(world.root)
+        service = PromotionService(
+            settings=load_settings(world.root / "promoter.yaml"), repo=repo,
+            forge=token_forge(fake), store=LocalModelStore(world.root / "models"),
+            evaluator=world.evaluator, identity=fake.bot)
+        proposed = service.propose(environment="dev", model="churn", version=1, author="mia")
+        assert proposed.pull_request is not None
+        _edit_body(fake, proposed.pull_request.number,
+                   lambda body: body.replace('"mia"', '"rita"'))
+        statuses = {s.environment: s for s in service.status()}
+        assert set(statuses) == {"dev", "staging", "prod"}
+        assert statuses["dev"].open_promotion is None
+        assert "marker" in (statuses["dev"].promotion_error or "")
+        assert statuses["staging"].promotion_error is None
