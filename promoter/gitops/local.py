@@ -15,6 +15,7 @@ left behind.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import logging
 from collections.abc import Callable, Mapping, Sequence
@@ -166,10 +167,8 @@ class LocalGitRepository:
         return out.strip()
 
     def tree_of(self, files: Mapping[str, bytes]) -> str:
-        try:
-            return self._write_tree(_build_tree(files)).hex()
-        except OSError as exc:
-            raise GitError(f"cannot write objects into {self.git_dir}: {exc}") from exc
+        # Hashed in memory, exactly as git names objects: nothing is written, no process runs.
+        return self._write_tree(_build_tree(files), store=_object_id).hex()
 
     # -- writes ------------------------------------------------------------------------------
 
@@ -250,22 +249,25 @@ class LocalGitRepository:
 
     # -- helpers -----------------------------------------------------------------------------
 
-    def _write_tree(self, tree: _Tree) -> bytes:
-        """Store `tree` (and everything under it) and return its binary sha.
+    def _write_tree(self, tree: _Tree,
+                    store: Callable[[str, bytes], bytes] | None = None) -> bytes:
+        """Store `tree` (and everything under it) and return its binary sha; `store` (default:
+        the object database) writes one object and returns its id.
 
         Entries are sorted the way git sorts them (a directory sorts as if its name ended in
         `/`), so `git fsck` accepts the tree and equal content always gives an equal id.
         """
+        put = store or self._store
         entries: list[tuple[bytes, bytes, bytes, bytes]] = []
         for name, child in tree.items():
             raw = name.encode()
             if isinstance(child, dict):
-                entries.append((raw + b"/", _TREE_MODE, raw, self._write_tree(child)))
+                entries.append((raw + b"/", _TREE_MODE, raw, self._write_tree(child, put)))
             else:
-                entries.append((raw, FILE_MODE, raw, self._store("blob", child)))
+                entries.append((raw, FILE_MODE, raw, put("blob", child)))
         entries.sort()
         data = b"".join(mode + b" " + raw + b"\0" + sha for _, mode, raw, sha in entries)
-        return self._store("tree", data)
+        return put("tree", data)
 
     def _store(self, kind: str, data: bytes) -> bytes:
         from gitdb import IStream  # type: ignore[import-untyped]  # gitdb ships no types
@@ -343,6 +345,11 @@ def _split_path(path: str) -> list[str]:
         raise GitError(f"invalid path {path!r} in a commit",
                        fix="use a relative POSIX path without '.', '..', '.git' or '//'")
     return parts
+
+
+def _object_id(kind: str, data: bytes) -> bytes:
+    """The binary id git gives an object of `kind` with `data` (SHA-1 object format)."""
+    return hashlib.sha1(f"{kind} {len(data)}\0".encode() + data).digest()
 
 
 def _build_tree(files: Mapping[str, bytes]) -> _Tree:

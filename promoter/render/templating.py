@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import functools
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -96,6 +97,14 @@ def parse_template(template: str, text: str) -> list[Any]:
     Empty documents (only comments, or `---` separators) are dropped. Raises RenderError with
     the line and column of a syntax error.
     """
+    return copy.deepcopy(list(_parsed(template, text)))
+
+
+@functools.lru_cache(maxsize=512)
+def _parsed(template: str, text: str) -> tuple[Any, ...]:
+    """`parse_template`, once per template text: a template at a dry commit never changes,
+    and every reconcile renders the proposal again to check it. Callers must not mutate the
+    documents (`substitute` copies)."""
     where = document_location(template, 0, 1)
     try:
         documents = list(yaml.load_all(text, Loader=_TemplateLoader))
@@ -108,7 +117,7 @@ def parse_template(template: str, text: str) -> list[Any]:
                               "before any variable is substituted") from exc
     except yaml.YAMLError as exc:
         raise RenderError(f"{where}: invalid YAML: {exc}") from exc
-    return [document for document in documents if document is not None]
+    return tuple(document for document in documents if document is not None)
 
 
 def render_template(template: str, text: str, variables: Variables) -> list[Any]:
@@ -117,7 +126,7 @@ def render_template(template: str, text: str, variables: Variables) -> list[Any]
     The result holds only plain dicts, lists and scalars (no shared sub-trees), so it can be
     dumped without YAML anchors.
     """
-    documents = parse_template(template, text)
+    documents = _parsed(template, text)  # substitute returns copies: the cache stays intact
     rendered = []
     for index, document in enumerate(documents):
         where = document_location(template, index, len(documents))
