@@ -12,7 +12,7 @@ import logging
 from dataclasses import replace
 
 from promoter.config.schema import EnvironmentSpec
-from promoter.domain.pull_requests import CommitStatus, PullRequest, PullRequestState, StatusState
+from promoter.domain.pull_requests import PullRequest, PullRequestState, StatusState
 from promoter.errors import (
     BadInputError,
     NotMergeableError,
@@ -28,6 +28,7 @@ from promoter.promotion.proposing import REPLACED_COMMENT_KEY, Proposer
 from promoter.promotion.results import PromotionState, ReconcileOutcome
 from promoter.promotion.rollback_gate import RollbackGate
 from promoter.promotion.rollouts import RolloutWatcher
+from promoter.promotion.statuses import publish_gates
 from promoter.render.metadata import DeployedModel, MetadataError
 
 log = logging.getLogger(__name__)
@@ -165,7 +166,7 @@ class Reconciler:
         env, number = target.environment, pull.number
         run = self._gates.run(target, pull, promo)
         decision = decide(list(run.gates), auto_merge=target.policy.auto_merge)
-        self._publish(pull.head_sha, run.gates)
+        publish_gates(self._ctx.forge, pull.head_sha, run.gates)
         waiting = ReconcileOutcome(
             pull_number=number, environment=env.name, model=promo.model,
             version=promo.version, state=PromotionState.WAITING, gates=run.gates,
@@ -226,13 +227,6 @@ class Reconciler:
                  head_now[:12])
         return result.pull_request.number
 
-    def _publish(self, sha: str, gates: tuple[GateResult, ...]) -> None:
-        forge = self._ctx.forge
-        current = {s.context: s for s in forge.list_statuses(sha)}
-        for gate in gates:
-            old = current.get(gate.context)
-            if old is None or (old.state, old.description) != (gate.state, gate.description):
-                forge.set_status(sha, CommitStatus(gate.context, gate.state, gate.description))
 
     def _finished(self, pull: PullRequest, env: EnvironmentSpec) -> ReconcileOutcome:
         try:
@@ -251,7 +245,7 @@ class Reconciler:
               promo: DeployedModel | None = None) -> ReconcileOutcome:
         log.warning("PR #%s halted: %s", pull.number, reason)
         gate = GateResult(PROPOSAL_CONTEXT, StatusState.ERROR, fit_description(reason))
-        self._publish(pull.head_sha, (gate,))
+        publish_gates(self._ctx.forge, pull.head_sha, (gate,))
         return ReconcileOutcome(
             pull_number=pull.number, environment=env.name,
             model=promo.model if promo else None, version=promo.version if promo else None,

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 
-from promoter.domain.pull_requests import CommitStatus, PullRequest, StatusState, login_key
+from promoter.domain.pull_requests import PullRequest, StatusState, login_key
 from promoter.errors import ApprovalError, NotMergeableError, PromoterError, StaleHeadError
 from promoter.policy import (
     APPROVALS_CONTEXT,
@@ -27,6 +27,7 @@ from promoter.promotion.authorship import authors_of, require_author_name
 from promoter.promotion.context import PromotionContext, Target
 from promoter.promotion.results import PromotionState, ReconcileOutcome
 from promoter.promotion.rollback import RollbackOutcome, RollbackResult, RollbackService
+from promoter.promotion.statuses import publish_gates
 
 log = logging.getLogger(__name__)
 
@@ -64,13 +65,13 @@ class RollbackGate:
             plan = rollbacks.verify(env, pull)
         except PromoterError as exc:
             gate = GateResult(PROPOSAL_CONTEXT, StatusState.ERROR, fit_description(exc.message))
-            self._publish(pull.head_sha, (gate,))
+            publish_gates(self._ctx.forge, pull.head_sha, (gate,))
             return ReconcileOutcome(pull_number=pull.number, environment=env.name, model=None,
                                     version=None, state=PromotionState.BLOCKED, gates=(gate,),
                                     note=exc.message)
         restored = plan.target_metadata.deployed
         gates = (self._approvals(target, pull),)
-        self._publish(pull.head_sha, gates)
+        publish_gates(self._ctx.forge, pull.head_sha, gates)
         outcome = ReconcileOutcome(
             pull_number=pull.number, environment=env.name, model=restored.model,
             version=restored.version, state=PromotionState.WAITING, gates=gates,
@@ -102,13 +103,6 @@ class RollbackGate:
                                 author=pull.author, head_sha=pull.head_sha,
                                 ignored_users=[ctx.identity, *authors])
 
-    def _publish(self, sha: str, gates: tuple[GateResult, ...]) -> None:
-        forge = self._ctx.forge
-        current = {s.context: s for s in forge.list_statuses(sha)}
-        for gate in gates:
-            old = current.get(gate.context)
-            if old is None or (old.state, old.description) != (gate.state, gate.description):
-                forge.set_status(sha, CommitStatus(gate.context, gate.state, gate.description))
 
     def _require_rollbacks(self) -> RollbackService:
         if self._rollbacks is None:
