@@ -11,6 +11,7 @@ Order of writes, and why it is safe:
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Mapping
 
 from promoter.config.schema import EnvironmentSpec
@@ -44,6 +45,9 @@ from promoter.render.metadata import (
 
 log = logging.getLogger(__name__)
 
+_RENDER_CACHE_SIZE = 512
+"""Renders kept for the reconcile's check (a few per environment, at most)."""
+
 REPLACED_COMMENT_KEY = "replaced-commit"
 """The PR comment that says a commit on `<env>-next` was not promoter's and was not used."""
 
@@ -53,6 +57,10 @@ class Proposer:
 
     def __init__(self, context: PromotionContext) -> None:
         self._ctx = context
+        # Renders are pure functions of these inputs; every reconcile checks its head against
+        # one, so recent ones are kept (bounded, thread-safe: a whole value per key).
+        self._renders: dict[tuple[str, str, str, int, str, str], dict[str, bytes]] = {}
+        self._renders_lock = threading.Lock()
 
     def propose(self, *, environment: str, model: str, version: int,
                 author: str) -> ProposalResult:
@@ -81,6 +89,7 @@ class Proposer:
                 fix=f"promote {model} v{version} to {env.promotes_from} first",
             )
         files = self._proposal_files(target, rendered, candidate)
+        self._remember(target, candidate, files)
 
         env_head = ctx.repo.branch_head(env.branch) or self._create_environment_branch(env)
         deployed = ctx.metadata_at(env_head, where=env.branch)
@@ -206,10 +215,31 @@ class Proposer:
         Raises what hydration raises (BadInputError subclasses) for inputs that no longer
         render, e.g. a version removed from the store."""
         ctx = self._ctx
+        # The render is a function of the dry commit, the environment, the version's bytes
+        # (its digest, which the manifests pin) and the repository URL in the metadata.
+        key = self._render_key(target, ctx.store.get(model, version))
+        with self._renders_lock:
+            cached = self._renders.get(key)
+        if cached is not None:
+            return dict(cached)
         hydrated = hydrate(target.dry, ctx.settings.settings, ctx.store,
                            environment=target.environment.name, model=model, version=version,
                            config_file=str(ctx.settings.path))
-        return self._proposal_files(target, hydrated.manifests, hydrated.version)
+        files = self._proposal_files(target, hydrated.manifests, hydrated.version)
+        self._remember(target, hydrated.version, files)
+        return files
+
+    def _render_key(self, target: Target, version: ModelVersion
+                    ) -> tuple[str, str, str, int, str, str]:
+        return (target.dry_sha, target.environment.name, version.name, version.version,
+                version.digest, self._ctx.repo.url)
+
+    def _remember(self, target: Target, version: ModelVersion,
+                  files: Mapping[str, bytes]) -> None:
+        with self._renders_lock:
+            if len(self._renders) >= _RENDER_CACHE_SIZE:
+                self._renders.pop(next(iter(self._renders)))
+            self._renders[self._render_key(target, version)] = dict(files)
 
     def holds_exactly(self, commit: str, env_head: str, files: Mapping[str, bytes]) -> bool:
         """True if `commit` is the proposal promoter writes: directly on `env_head`, with
