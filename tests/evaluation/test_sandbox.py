@@ -127,14 +127,19 @@ print(json.dumps({
     "repository file": attempt(lambda: Path("pyproject.toml").read_text()),
     "repository listing": attempt(lambda: os.listdir(".")),
     "execute": attempt(lambda: os.execv(sys.executable, [sys.executable, "-c", "1"])),
+    "checkout on sys.path": Path(".").resolve() in listed,
 }))
 """, str(allowed), str(scratch), str(outside))
+    # The checkout's root may be listed only where it is on the worker's sys.path (a
+    # PYTHONPATH checkout); an installed or editable promoter is found without it.
+    on_path = result.pop("checkout on sys.path")
     assert result == {"read inside": "ok", "read outside": "EACCES", "list outside": "EACCES",
                       "read /etc": "EACCES", "parent environ": "EACCES",
                       "write scratch": "ok", "write outside": "EACCES",
                       "write model": "EACCES", "delete model": "EACCES",
                       "symlink": "EACCES", "repository file": "EACCES",
-                      "repository listing": "ok", "execute": "EACCES"}, f"Landlock ABI {abi}"
+                      "repository listing": "ok" if on_path else "EACCES",
+                      "execute": "EACCES"}, f"Landlock ABI {abi}"
     assert not (outside / "pwned.txt").exists()
     assert (allowed / "inside.txt").read_text() == "weights"
 
