@@ -15,7 +15,7 @@ from click.testing import CliRunner, Result
 
 from promoter.cli import main
 from tests.conftest import REPO_ROOT
-from tests.promotion.fakes import ScriptedEvaluator
+from tests.fakes.scripted import ScriptedEvaluator
 from tests.promotion.world import World, refs
 from tests.render.bad_manifests import BAD_MANIFESTS, WIDGET, WIDGET_CRD, BadManifest
 
