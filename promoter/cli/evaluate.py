@@ -3,25 +3,29 @@
 Exit status: 0 the gate passes (also when it passes only with an approval: inconclusive
 checks under `onInconclusive: requireApproval`, which the report says), 1 it fails, 2 bad
 input (arguments, policy file, model, holdout). The report goes to stdout (Markdown, or one
-JSON object with --json); errors go to stderr as `error: <message>`.
+JSON/YAML document with -o); errors go to stderr (`error: <message>`, or a document with
+-o). `--output` here names the signature output, as promoter.yaml's `output` does; the
+format is `-o` (or `--format`).
 """
 
 from __future__ import annotations
 
-import json
 import re
 import sys
 from pathlib import Path
 
 import click
 
+from promoter.cli.errors import handle_errors
+from promoter.cli.output import Format, emit, reports
+from promoter.cli.progress import progress_for
 from promoter.config.loader import parse_yaml, validate_model
 from promoter.config.schema import ModelSpec, PolicySpec
 from promoter.errors import BadInputError, ConfigError
 
 _DIR = click.Path(file_okay=True, dir_okay=True, path_type=Path)
 
-
+@reports(long_name=None)
 @click.command("evaluate")
 @click.option("--model-dir", required=True, type=_DIR,
               help="SavedModel directory of the candidate.")
@@ -35,7 +39,8 @@ _DIR = click.Path(file_okay=True, dir_okay=True, path_type=Path)
 @click.option("--label-column", default="label", show_default=True,
               help="Holdout column with the 0/1 label.")
 @click.option("--output", default=None,
-              help="Signature output with the probability [default: the only output].")
+              help="Signature output with the probability [default: the only output]. Not "
+                   "the output format: that is -o.")
 @click.option("--signature", default="serving_default", show_default=True,
               help="SavedModel signature to call.")
 @click.option("--threshold", default=0.5, show_default=True,
@@ -52,24 +57,31 @@ _DIR = click.Path(file_okay=True, dir_okay=True, path_type=Path)
 @click.option("--timeout", "timeout_s", default=600.0, show_default=True,
               type=click.FloatRange(0.0, min_open=True),
               help="Seconds before scoring is stopped.")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@handle_errors
 def evaluate(model_dir: Path, holdout: Path, baseline_dir: Path | None,
-             policy_file: Path | None, label_column: str, output: str | None, signature: str,
-             threshold: float, task: str, weight_column: str | None, top_k: int,
-             memory_limit_mb: int, timeout_s: float, as_json: bool) -> None:
+             policy_file: Path | None, label_column: str, output: str | None,
+             signature: str, threshold: float, task: str, weight_column: str | None,
+             top_k: int, memory_limit_mb: int, timeout_s: float) -> None:
     """Score a SavedModel on a holdout and check it against a policy's thresholds."""
     # Imported here so `promoter --help` does not pay for numpy.
     from promoter.evaluation import evaluate_models
     from promoter.model_store import require_saved_model, saved_model_digest
 
-    try:
-        policy = _load_policy(policy_file) if policy_file is not None else None
-        spec = ModelSpec(name=_model_name(model_dir), signature=signature, output=output,
-                         label_column=label_column, threshold=threshold, task=task,
-                         weight_column=weight_column, top_k=top_k)
-        require_saved_model(model_dir)
-        if baseline_dir is not None:
-            require_saved_model(baseline_dir)
+    if output in {f.value for f in Format}:
+        raise BadInputError(
+            f"--output {output}: evaluate's --output names the signature output",
+            fix=f"for the report's format use -o {output}; if the signature's output really "
+                f"is named {output!r}, set `output` for the model in promoter.yaml")
+    policy = _load_policy(policy_file) if policy_file is not None else None
+    spec = ModelSpec(name=_model_name(model_dir), signature=signature, output=output,
+                     label_column=label_column, threshold=threshold, task=task,
+                     weight_column=weight_column, top_k=top_k)
+    require_saved_model(model_dir)
+    if baseline_dir is not None:
+        require_saved_model(baseline_dir)
+    with progress_for(live_only=True) as progress:
+        progress.stage(f"scoring {spec.name}" + (" and its baseline" if baseline_dir else "")
+                       + f" on {holdout.name}")
         report = evaluate_models(
             candidate_dir=model_dir, baseline_dir=baseline_dir, holdout=holdout, model=spec,
             policy=policy.evaluation if policy else None, timeout_s=timeout_s,
@@ -77,13 +89,7 @@ def evaluate(model_dir: Path, holdout: Path, baseline_dir: Path | None,
             baseline_digest=saved_model_digest(baseline_dir) if baseline_dir else None,
             memory_limit_mb=memory_limit_mb,
         )
-    except BadInputError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(exc.exit_code)
-    if as_json:
-        click.echo(json.dumps(report.to_json_dict(), indent=2))
-    else:
-        click.echo(report.to_markdown(), nl=False)
+    emit(report.to_json_dict(), lambda: report.to_markdown().removesuffix("\n"))
     sys.exit(0 if report.passed else 1)
 
 
