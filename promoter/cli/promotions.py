@@ -35,7 +35,7 @@ from promoter.plain_text import (
 )
 
 if TYPE_CHECKING:
-    from promoter.promotion.results import EnvironmentStatus
+    from promoter.promotion.results import EnvironmentStatus, ReconcileOutcome
 
 USER_ENV_VAR = "PROMOTER_USER"
 
@@ -56,13 +56,26 @@ def user_option(help_text: str) -> Callable[[Callable[..., Any]], Callable[..., 
 @click.option("--model", required=True, help="Model name (see promoter.yaml).")
 @click.option("--version", "version", required=True, type=int, help="Model version.")
 @user_option("Who proposes; they cannot approve their own promotion.")
+@click.option("--dry-run", is_flag=True,
+              help="Say what would be committed and which PR opened or updated; write "
+                   "nothing.")
 @click.pass_obj
 @handle_errors
-def propose(obj: Any, environment: str, model: str, version: int, user: str | None) -> None:
+def propose(obj: Any, environment: str, model: str, version: int, user: str | None,
+            dry_run: bool) -> None:
     """Hydrate MODEL VERSION for ENV onto <env>-next and open (or update) its PR."""
     from promoter.cli.documents import proposal_document
-    from promoter.wiring import build_service
+    from promoter.wiring import build_adapters, build_service
 
+    if dry_run:
+        from promoter.cli.plans import plan_proposal
+
+        loaded = obj.settings()
+        adapters = build_adapters(loaded, read_cluster=False)
+        plan = plan_proposal(loaded, adapters, build_service(loaded, adapters=adapters),
+                             environment=environment, model=model, version=version)
+        emit(plan.document(), plan.describe())
+        return
     result = build_service(obj.settings()).propose(
         environment=environment, model=model, version=version, author=user or login())
     emit(proposal_document(result), lambda: format_proposal(result, style()))
@@ -73,9 +86,12 @@ def propose(obj: Any, environment: str, model: str, version: int, user: str | No
 @click.option("--exit-code", is_flag=True,
               help="Exit 1 when a promotion is blocked (a gate failed), not only when git or "
                    "the forge refused something.")
+@click.option("--dry-run", is_flag=True,
+              help="Judge every open promotion (evaluations still run) and say what would "
+                   "be published and merged; write nothing.")
 @click.pass_obj
 @handle_errors
-def reconcile(obj: Any, exit_code: bool) -> None:
+def reconcile(obj: Any, exit_code: bool, dry_run: bool) -> None:
     """Run every open promotion's gates, publish them, and merge what passes.
 
     Blocked and waiting promotions are results, reported with exit status 0 (1 with
@@ -83,13 +99,24 @@ def reconcile(obj: Any, exit_code: bool) -> None:
     """
     from promoter.cli.documents import reconcile_document
     from promoter.promotion.results import PromotionState
-    from promoter.wiring import build_service
 
     with progress_for() as progress:
         progress.stage("reconciling open promotions (evaluating those whose inputs changed)")
-        outcomes = build_service(obj.settings()).reconcile()
+        if dry_run:
+            from promoter.cli.dry_run import dry_run_reconcile
+
+            outcomes, writes = dry_run_reconcile(obj.settings())
+        else:
+            from promoter.wiring import build_service
+
+            outcomes, writes = build_service(obj.settings()).reconcile(), None
         progress.done()
-    emit(reconcile_document(outcomes), lambda: format_reconcile(outcomes, style()))
+    document = reconcile_document(outcomes)
+    text = lambda: format_reconcile(outcomes, style())  # noqa: E731
+    if writes is not None:
+        document = {"dryRun": True, **document, "wouldWrite": [w.document() for w in writes]}
+        text = _dry_run_text(outcomes, writes)
+    emit(document, text)
     failed = [o for o in outcomes if o.error is not None]
     for outcome in failed:
         assert outcome.error is not None
@@ -106,6 +133,20 @@ def reconcile(obj: Any, exit_code: bool) -> None:
                    fix="see each promotion's failing gate above; a new proposal is judged "
                        "again", kind="BlockedPromotion", exit_code=1)
         sys.exit(1)
+
+
+def _dry_run_text(outcomes: list[ReconcileOutcome], writes: list[Any]) -> Callable[[], str]:
+    def text() -> str:
+        lines = ["dry run: gates judged (evaluations ran); nothing was written",
+                 format_reconcile(outcomes, style())]
+        if writes:
+            lines.append("would write:")
+            lines.extend(f"  {w.describe()}" for w in writes)
+        else:
+            lines.append("would write nothing")
+        return "\n".join(lines)
+
+    return text
 
 
 @reports
