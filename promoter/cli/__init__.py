@@ -41,6 +41,7 @@ from promoter.cli.output import (
     requested_format,
     verbosity_option,
 )
+from promoter.cli.progress import progress_for
 from promoter.cli.promotions import approve, propose, reconcile, status
 from promoter.cli.rollback import health, rollback
 from promoter.cli.serve import serve
@@ -51,6 +52,7 @@ from promoter.config.loader import (
     load_dry_config,
     load_settings,
 )
+from promoter.errors import BadInputError
 
 __all__ = ["Context", "main"]
 
@@ -227,9 +229,14 @@ def render(obj: Context, environment: str, model: str, version: int, out: Path |
 @handle_errors
 def demo(workdir: Path) -> None:
     """Promote a model dev -> staging -> prod on the embedded forge, step by step."""
+    from promoter.cli.output import style
     from promoter.demo import run_demo
 
-    run_demo(workdir.resolve(), echo=click.echo)
+    if workdir.exists() and not workdir.is_dir():
+        raise BadInputError(f"{workdir} is a file", fix="pass --workdir with a directory")
+    with progress_for() as progress:
+        run_demo(workdir.resolve(), echo=progress.echo, progress=progress.stage,
+                 style=style())
 
 
 for command in (propose, reconcile, approve, status, evaluate, flux, argo, rollback, health,
