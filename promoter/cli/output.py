@@ -199,7 +199,7 @@ def format_options(long_name: str | None = "--output") -> list[click.Option]:
     only (for `evaluate`, whose `--output` names the signature output)."""
     names = ["-o", long_name] if long_name else ["-o", "--format"]
     return [
-        click.Option(names, "output_format", type=click.Choice([f.value for f in Format]),
+        click.Option([*names, "output_format"], type=click.Choice([f.value for f in Format]),
                      default=None, expose_value=False, callback=_store_format,
                      metavar="text|json|yaml", help="Answer as text (default), JSON or YAML."),
         click.Option(["--json"], is_flag=True, expose_value=False, callback=_store_json,
