@@ -16,7 +16,7 @@ from pathlib import Path
 
 from promoter.config.loader import load_settings
 from promoter.errors import BadInputError, PromoterError
-from promoter.plain_text import format_proposal, format_reconcile, format_status
+from promoter.plain_text import Style, format_proposal, format_reconcile, format_status, plain
 from promoter.promotion.results import PromotionState, ReconcileOutcome
 from promoter.promotion.service import PromotionService
 from promoter.wiring import build_service
@@ -43,31 +43,48 @@ def example_root() -> Path:
     return root
 
 
-def run_demo(workdir: Path, *, echo: Echo) -> None:
-    """Build the demo in `workdir` (replacing an earlier demo there) and run it."""
-    step = _Steps(echo)
+def run_demo(workdir: Path, *, echo: Echo, progress: Echo | None = None,
+             style: Style = plain) -> None:
+    """Build the demo in `workdir` (replacing an earlier demo there) and run it.
+
+    `echo` prints the story (stdout); `progress`, when given, is told when a long stage
+    starts (training, an evaluation), so a terminal can show that work is going on;
+    `style` colours the service's answers (see `promoter.plain_text`)."""
+    step = _Steps(echo, style)
+    stage = progress or (lambda text: None)
     step("Set up a GitOps repository, a model store and holdout sets", workdir)
-    _prepare_workdir(workdir)
+    prepare_workdir(workdir)
     _init_repository(workdir)
 
     from promoter.demo_data import write_demo_holdouts
     from promoter.demo_models import train_demo_models
 
-    versions = train_demo_models(workdir / "models", model_name=MODEL)
+    stage(f"starting TensorFlow to train {MODEL} v1, v2 and v3")
+    versions = train_demo_models(workdir / "models", model_name=MODEL, progress=stage)
+    stage("writing the holdout sets")
     write_demo_holdouts(workdir / "data", model_name=MODEL)
     echo(f"  trained {MODEL} v{', v'.join(map(str, sorted(versions)))} into models/ "
          "(v2 is better than v1, v3 is worse)")
 
     service = build_service(load_settings(workdir / "promoter.yaml"))
+    demo = _Narrator(service, echo, stage, style)
     environments = ["dev", "staging", "prod"]
 
-    for version in (1, 2):
-        for env in environments:
-            step(f"Promote {MODEL} v{version} to {env}")
-            _promote(service, env, version, echo)
+    for env in environments:
+        step(f"Promote {MODEL} v1 to {env}")
+        demo.promote(env, 1)
+    for env in environments[:-1]:
+        step(f"Promote {MODEL} v2 to {env}")
+        demo.promote(env, 2)
+
+    step(f"Propose {MODEL} v2 to prod: it waits for a release manager, for you")
+    waiting = demo.propose_and_reconcile("prod", 2)
+    if waiting.state is not PromotionState.WAITING:
+        raise PromoterError(f"the demo expected {MODEL} v2 to wait for an approval in prod, "
+                            f"but it is {waiting.state}")
 
     step(f"Try {MODEL} v3 in dev: the evaluation gate must stop it")
-    outcome = _propose_and_reconcile(service, "dev", 3, echo)
+    outcome = demo.propose_and_reconcile("dev", 3)
     if outcome.state is PromotionState.MERGED:
         raise PromoterError("the demo expected v3 to be blocked, but it was merged")
     report = _report(service, outcome.pull_number)
@@ -75,45 +92,61 @@ def run_demo(workdir: Path, *, echo: Echo) -> None:
     echo("\n".join(f"  | {line}" for line in report.splitlines()))
 
     step("Where everything stands (promoter status)")
-    echo(format_status(service.status()))
+    echo(format_status(service.status(), style))
     promoter = Path(sys.executable).parent / "promoter"
-    echo(f"\nInspect it yourself: cd {workdir} && git log --oneline --graph --all "
-         f"&& {promoter} status")
+    echo(f"\nYour turn: approve v2 for prod as the release manager and merge it:\n"
+         f"  cd {workdir}\n"
+         f"  {promoter} approve {waiting.pull_number} --as {RELEASE_MANAGER}\n"
+         f"  {promoter} reconcile\n"
+         f"  git log --oneline --graph --all")
 
 
-def _promote(service: PromotionService, env: str, version: int, echo: Echo) -> None:
-    outcome = _propose_and_reconcile(service, env, version, echo)
-    if outcome.state is PromotionState.WAITING:
-        echo(f"  {RELEASE_MANAGER} (release manager) approves PR #{outcome.pull_number}")
-        service.approve(outcome.pull_number, user=RELEASE_MANAGER)
-        outcome = _reconcile(service, outcome.pull_number, echo)
-    if outcome.state is not PromotionState.MERGED:
-        raise PromoterError(
-            f"the demo expected {MODEL} v{version} to reach {env}, but it is {outcome.state}: "
-            + "; ".join(g.description for g in outcome.gates if not g.passed)
-        )
+class _Narrator:
+    """Drives the service for the demo and tells what happens."""
 
+    def __init__(self, service: PromotionService, echo: Echo, stage: Echo,
+                 style: Style) -> None:
+        self._service = service
+        self._echo = echo
+        self._stage = stage
+        self._style = style
 
-def _propose_and_reconcile(service: PromotionService, env: str, version: int,
-                           echo: Echo) -> ReconcileOutcome:
-    result = service.propose(environment=env, model=MODEL, version=version,
-                             author=ML_ENGINEER)
-    echo(_indent(format_proposal(result)))
-    assert result.pull_request is not None
-    return _reconcile(service, result.pull_request.number, echo)
+    def promote(self, env: str, version: int) -> None:
+        outcome = self.propose_and_reconcile(env, version)
+        if outcome.state is PromotionState.WAITING:
+            self._echo(f"  {RELEASE_MANAGER} (release manager) approves "
+                       f"PR #{outcome.pull_number}")
+            self._service.approve(outcome.pull_number, user=RELEASE_MANAGER)
+            outcome = self.reconcile(outcome.pull_number)
+        if outcome.state is not PromotionState.MERGED:
+            raise PromoterError(
+                f"the demo expected {MODEL} v{version} to reach {env}, but it is "
+                f"{outcome.state}: "
+                + "; ".join(g.description for g in outcome.gates if not g.passed)
+            )
 
+    def propose_and_reconcile(self, env: str, version: int) -> ReconcileOutcome:
+        result = self._service.propose(environment=env, model=MODEL, version=version,
+                                       author=ML_ENGINEER)
+        self._echo(_indent(format_proposal(result, self._style)))
+        assert result.pull_request is not None
+        self._stage(f"reconciling PR #{result.pull_request.number}: running its gates "
+                    f"(the evaluation scores {MODEL} v{version} in a worker)")
+        return self.reconcile(result.pull_request.number)
 
-def _reconcile(service: PromotionService, number: int, echo: Echo) -> ReconcileOutcome:
-    outcome = service.reconcile_pull(number)
-    echo(_indent(format_reconcile([outcome])))
-    return outcome
+    def reconcile(self, number: int) -> ReconcileOutcome:
+        outcome = self._service.reconcile_pull(number)
+        self._echo(_indent(format_reconcile([outcome], self._style)))
+        return outcome
 
 
 def _report(service: PromotionService, number: int) -> str:
     return service.evaluation_report(number) or "(no report)"
 
 
-def _prepare_workdir(workdir: Path) -> None:
+def prepare_workdir(workdir: Path) -> None:
+    """Make `workdir` an empty demo directory: created, or emptied if an earlier demo made
+    it; any other non-empty directory is refused (BadInputError), never replaced."""
     if workdir.exists():
         if not (workdir / MARKER).exists() and any(workdir.iterdir()):
             raise BadInputError(
@@ -148,14 +181,15 @@ def _init_repository(workdir: Path) -> None:
 
 
 class _Steps:
-    def __init__(self, echo: Echo) -> None:
+    def __init__(self, echo: Echo, style: Style) -> None:
         self._echo = echo
+        self._style = style
         self._n = 0
 
     def __call__(self, title: str, detail: object | None = None) -> None:
         self._n += 1
         suffix = f" ({detail})" if detail is not None else ""
-        self._echo(f"\n== {self._n}. {title}{suffix}")
+        self._echo("\n" + self._style(f"== {self._n}. {title}{suffix}", "title"))
 
 
 def _indent(text: str) -> str:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,8 +34,12 @@ TRAINING_ROWS = 6_000
 
 
 def train_demo_models(store_root: Path, *, model_name: str = "churn", seed: int = 0,
-                      overwrite: bool = False) -> dict[int, Path]:
+                      overwrite: bool = False,
+                      progress: Callable[[str], None] | None = None) -> dict[int, Path]:
     """Train v1, v2 and v3 and export them to `store_root/<model_name>/<version>/`.
+
+    `progress`, when given, is called as each version's training starts (it takes seconds,
+    so a command can show that work is going on).
 
     Returns the SavedModel directory of each version. Raises ModelStoreError if a version
     directory exists already, unless `overwrite` (versions in a store are meant to be
@@ -67,7 +72,11 @@ def train_demo_models(store_root: Path, *, model_name: str = "churn", seed: int 
         3: lambda: _linear(keras, features, ("monthly_spend",)),
     }
     fit = {1: (0.05, 12, 256), 2: (0.01, 20, 256), 3: (0.05, 12, 256)}  # (lr, epochs, batch)
+    what = {1: "logistic regression, 4 features", 2: "neural network, 4 features",
+            3: "logistic regression, 1 feature"}
     for version, build in builders.items():
+        if progress is not None:
+            progress(f"training {model_name} v{version} ({what[version]}) and exporting it")
         model = build()
         learning_rate, epochs, batch_size = fit[version]
         model.compile(optimizer=keras.optimizers.Adam(learning_rate=learning_rate),

@@ -96,6 +96,16 @@ class GitError(PromoterError):
     """A git operation failed; the repository is left as it was."""
 
 
+class RepositoryNotFoundError(GitError, BadInputError):
+    """The configured GitOps repository does not exist or is not a git repository.
+
+    Bad input, not a refusal: nothing was tried, and the fix is in promoter.yaml
+    (`repository.url`) or on disk.
+    """
+
+    exit_code = 2
+
+
 class ConcurrentUpdateError(GitError):
     """A branch moved while promoter was writing it; nothing was overwritten.
 
@@ -114,6 +124,16 @@ class ForgeIdentityError(ForgeError):
     Promoter trusts only statuses its own identity created; with the wrong identity it would
     never see its own again. Set `forge.github.identity` to the login of its credentials.
     """
+
+
+class ForgeDatabaseCorruptError(ForgeError, BadInputError):
+    """The local forge's SQLite file is not a database, or a damaged one.
+
+    Bad input: the file promoter was pointed at cannot be used as it is, and retrying will
+    not help; the fix says what to move away.
+    """
+
+    exit_code = 2
 
 
 class UntrustedPullRequestError(ForgeError):

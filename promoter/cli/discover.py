@@ -16,11 +16,14 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from promoter.cli.errors import handle_errors
+from promoter.cli.output import emit, emit_error, reports
 
 if TYPE_CHECKING:
     from promoter.promotion.autopropose import ProposalAttempt
+    from promoter.promotion.discovery import AutoProposal
 
 
+@reports
 @click.command("discover")
 @click.option("--dry-run", is_flag=True,
               help="Say what would be proposed, and why the rest waits; write nothing.")
@@ -40,35 +43,60 @@ def discover(obj: Any, dry_run: bool) -> None:
     proposer = build_auto_proposer(loaded, adapters=adapters,
                                    service=build_service(loaded, adapters=adapters))
     if not proposer.enabled:
-        click.echo(f"no model lists environments in promotion.autoPropose ({loaded.path}); "
-                   "nothing to discover")
+        emit({"enabled": False, "dryRun": dry_run, "proposals": [], "held": []},
+             f"no model lists environments in promotion.autoPropose ({loaded.path}); "
+             "nothing to discover")
         return
     attempts: tuple[ProposalAttempt, ...] = ()
+    lines: list[str] = []
+    proposals: list[dict[str, Any]] = []
     if dry_run:
         plan = proposer.plan()
         for proposal in plan.proposals:
-            click.echo(f"would propose {proposal.model} v{proposal.version} to "
-                       f"{proposal.environment}: {proposal.reason}")
+            lines.append(f"would propose {proposal.model} v{proposal.version} to "
+                         f"{proposal.environment}: {proposal.reason}")
+            proposals.append(_proposal_document(proposal))
     else:
         run = proposer.run()
         plan, attempts = run.plan, run.attempts
         for attempt in attempts:
             p, result = attempt.proposal, attempt.result
+            document = _proposal_document(p)
+            if result is not None:
+                document["outcome"] = str(result.outcome)
+                document["pullRequest"] = (result.pull_request.number
+                                           if result.pull_request else None)
+            if attempt.error is not None:
+                document["error"] = {"error": attempt.error.message, "fix": attempt.error.fix}
+            proposals.append(document)
             if result is None:
                 continue
             pull = (f"PR #{result.pull_request.number} {result.outcome}"
                     if result.pull_request else str(result.outcome))
-            click.echo(f"proposed {p.model} v{p.version} to {p.environment} ({pull}): "
-                       f"{p.reason}")
-    for held in plan.held:
-        version = f" v{held.version}" if held.version is not None else ""
-        click.echo(f"waiting: {held.model}{version} for {held.environment}: {held.reason}")
+            lines.append(f"proposed {p.model} v{p.version} to {p.environment} ({pull}): "
+                         f"{p.reason}")
+    held = []
+    for waiting in plan.held:
+        version = f" v{waiting.version}" if waiting.version is not None else ""
+        lines.append(f"waiting: {waiting.model}{version} for {waiting.environment}: "
+                     f"{waiting.reason}")
+        held.append({"environment": waiting.environment, "model": waiting.model,
+                     "version": waiting.version, "reason": waiting.reason})
     if not plan.proposals:
-        click.echo("nothing to propose")
+        lines.append("nothing to propose")
+    emit({"enabled": True, "dryRun": dry_run, "proposals": proposals, "held": held},
+         "\n".join(lines))
     failed = [a for a in attempts if a.error is not None]
     for attempt in failed:
         p = attempt.proposal
-        click.echo(f"error: proposing {p.model} v{p.version} to {p.environment}: "
-                   f"{attempt.error}", err=True)
+        assert attempt.error is not None
+        emit_error(f"proposing {p.model} v{p.version} to {p.environment}: "
+                   f"{attempt.error.message}", fix=attempt.error.fix,
+                   kind=type(attempt.error).__name__, exit_code=1)
     if failed:
         sys.exit(1)
+
+
+def _proposal_document(proposal: AutoProposal) -> dict[str, Any]:
+    return {"environment": proposal.environment, "model": proposal.model,
+            "version": proposal.version, "reason": proposal.reason}

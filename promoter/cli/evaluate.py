@@ -1,27 +1,48 @@
 """`promoter evaluate`: run the evaluation gate on one SavedModel, outside any promotion.
 
+The model's settings (task, signature, output, label column, threshold, weights, top k) come
+from promoter.yaml when there is one (`--config`, `$PROMOTER_CONFIG` or ./promoter.yaml) and
+it names the model: by `--model`, or by the store layout `<store>/<model>/<version>` of
+`--model-dir`. An option given on the command line wins over the file; without a file, or for
+a directory outside the store, the options' defaults apply.
+
 Exit status: 0 the gate passes (also when it passes only with an approval: inconclusive
 checks under `onInconclusive: requireApproval`, which the report says), 1 it fails, 2 bad
-input (arguments, policy file, model, holdout). The report goes to stdout (Markdown, or one
-JSON object with --json); errors go to stderr as `error: <message>`.
+input (arguments, promoter.yaml, policy file, model, holdout). The report goes to stdout
+(Markdown, or one JSON/YAML document with -o); errors go to stderr (`error: <message>`, or a
+document with -o). `--output` here names the signature output, as promoter.yaml's `output`
+does; the format is `-o` (or `--format`).
 """
 
 from __future__ import annotations
 
-import json
+import logging
 import re
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
+from click.core import ParameterSource
 
-from promoter.config.loader import parse_yaml, validate_model
+from promoter.cli.errors import handle_errors
+from promoter.cli.output import Format, emit, reports
+from promoter.cli.progress import progress_for
+from promoter.config.loader import find_settings_file, load_settings, parse_yaml, validate_model
 from promoter.config.schema import ModelSpec, PolicySpec
 from promoter.errors import BadInputError, ConfigError
 
+log = logging.getLogger(__name__)
+
 _DIR = click.Path(file_okay=True, dir_okay=True, path_type=Path)
 
+_SPEC_OPTIONS = {"signature": "signature", "output": "output", "label_column": "label_column",
+                 "threshold": "threshold", "task": "task", "weight_column": "weight_column",
+                 "top_k": "top_k"}
+"""Command-line parameter -> ModelSpec field, for the options promoter.yaml can also set."""
 
+
+@reports(long_name=None)
 @click.command("evaluate")
 @click.option("--model-dir", required=True, type=_DIR,
               help="SavedModel directory of the candidate.")
@@ -32,10 +53,14 @@ _DIR = click.Path(file_okay=True, dir_okay=True, path_type=Path)
               help="SavedModel to compare with (the model deployed now), on the same rows.")
 @click.option("--policy", "policy_file", type=_DIR,
               help="A policies/*.yaml file; without it only metrics are reported.")
+@click.option("--model", "model_name", default=None,
+              help="Model of promoter.yaml whose settings to use [default: the model of the "
+                   "store layout <store>/<model>/<version> of --model-dir, if any].")
 @click.option("--label-column", default="label", show_default=True,
-              help="Holdout column with the 0/1 label.")
+              help="Holdout column with the 0/1 label [default: the model's labelColumn].")
 @click.option("--output", default=None,
-              help="Signature output with the probability [default: the only output].")
+              help="Signature output with the probability [default: the model's output, "
+                   "else the only output]. Not the output format: that is -o.")
 @click.option("--signature", default="serving_default", show_default=True,
               help="SavedModel signature to call.")
 @click.option("--threshold", default=0.5, show_default=True,
@@ -52,24 +77,34 @@ _DIR = click.Path(file_okay=True, dir_okay=True, path_type=Path)
 @click.option("--timeout", "timeout_s", default=600.0, show_default=True,
               type=click.FloatRange(0.0, min_open=True),
               help="Seconds before scoring is stopped.")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def evaluate(model_dir: Path, holdout: Path, baseline_dir: Path | None,
-             policy_file: Path | None, label_column: str, output: str | None, signature: str,
-             threshold: float, task: str, weight_column: str | None, top_k: int,
-             memory_limit_mb: int, timeout_s: float, as_json: bool) -> None:
+@click.pass_context
+@handle_errors
+def evaluate(ctx: click.Context, model_dir: Path, holdout: Path, baseline_dir: Path | None,
+             policy_file: Path | None, model_name: str | None, label_column: str,
+             output: str | None, signature: str, threshold: float, task: str,
+             weight_column: str | None, top_k: int, memory_limit_mb: int,
+             timeout_s: float) -> None:
     """Score a SavedModel on a holdout and check it against a policy's thresholds."""
     # Imported here so `promoter --help` does not pay for numpy.
     from promoter.evaluation import evaluate_models
     from promoter.model_store import require_saved_model, saved_model_digest
 
-    try:
-        policy = _load_policy(policy_file) if policy_file is not None else None
-        spec = ModelSpec(name=_model_name(model_dir), signature=signature, output=output,
-                         label_column=label_column, threshold=threshold, task=task,
-                         weight_column=weight_column, top_k=top_k)
-        require_saved_model(model_dir)
-        if baseline_dir is not None:
-            require_saved_model(baseline_dir)
+    if output in {f.value for f in Format}:
+        raise BadInputError(
+            f"--output {output}: evaluate's --output names the signature output",
+            fix=f"for the report's format use -o {output}; if the signature's output really "
+                f"is named {output!r}, set `output` for the model in promoter.yaml")
+    policy = _load_policy(policy_file) if policy_file is not None else None
+    given = {"signature": signature, "output": output, "label_column": label_column,
+             "threshold": threshold, "task": task, "weight_column": weight_column,
+             "top_k": top_k}
+    spec = _model_spec(ctx, model_dir, model_name, given)
+    require_saved_model(model_dir)
+    if baseline_dir is not None:
+        require_saved_model(baseline_dir)
+    with progress_for(live_only=True) as progress:
+        progress.stage(f"scoring {spec.name}" + (" and its baseline" if baseline_dir else "")
+                       + f" on {holdout.name}")
         report = evaluate_models(
             candidate_dir=model_dir, baseline_dir=baseline_dir, holdout=holdout, model=spec,
             policy=policy.evaluation if policy else None, timeout_s=timeout_s,
@@ -77,14 +112,55 @@ def evaluate(model_dir: Path, holdout: Path, baseline_dir: Path | None,
             baseline_digest=saved_model_digest(baseline_dir) if baseline_dir else None,
             memory_limit_mb=memory_limit_mb,
         )
-    except BadInputError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(exc.exit_code)
-    if as_json:
-        click.echo(json.dumps(report.to_json_dict(), indent=2))
-    else:
-        click.echo(report.to_markdown(), nl=False)
+    emit(report.to_json_dict(), lambda: report.to_markdown().removesuffix("\n"))
     sys.exit(0 if report.passed else 1)
+
+
+def _model_spec(ctx: click.Context, model_dir: Path, model_name: str | None,
+                given: dict[str, Any]) -> ModelSpec:
+    """The ModelSpec to evaluate with: promoter.yaml's model where it names one, each field
+    replaced by the option when that was given on the command line (or its variable)."""
+    configured = _configured_model(ctx, model_dir, model_name)
+    fields: dict[str, Any] = {}
+    for param, field in _SPEC_OPTIONS.items():
+        source = ctx.get_parameter_source(param)
+        explicit = source in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
+        fields[field] = (given[param] if explicit or configured is None
+                         else getattr(configured, field))
+    name = configured.name if configured is not None else _model_name(model_dir)
+    return ModelSpec(name=name, **fields)
+
+
+def _configured_model(ctx: click.Context, model_dir: Path,
+                      model_name: str | None) -> ModelSpec | None:
+    path = getattr(ctx.find_object(object), "config_path", None)
+    if not isinstance(path, Path):
+        path = find_settings_file(ctx.meta.get("promoter.config"))
+    if not path.exists():
+        if model_name is not None:
+            raise ConfigError(str(path), "file not found",
+                              fix="--model names a model of promoter.yaml: pass --config "
+                                  "PATH, or drop --model and pass the model's options")
+        return None
+    loaded = load_settings(path)
+    if model_name is None:
+        store = loaded.resolve(loaded.settings.model_store.url)
+        try:
+            parts = model_dir.resolve().relative_to(store).parts
+        except ValueError:
+            return None
+        if len(parts) != 2 or not parts[1].isdigit():
+            return None
+        spec = loaded.settings.model(parts[0])
+        if spec is not None:
+            log.info("evaluate: the settings of model %s from %s", spec.name, path)
+        return spec
+    spec = loaded.settings.model(model_name)
+    if spec is None:
+        known = ", ".join(m.name for m in loaded.settings.models)
+        raise ConfigError(str(path), f"no model named {model_name!r}", field="models",
+                          fix=f"--model takes one of: {known}")
+    return spec
 
 
 def _load_policy(path: Path) -> PolicySpec:

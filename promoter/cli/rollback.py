@@ -4,14 +4,12 @@ Both expect the `promoter` group's context object (`ctx.obj.settings()`); the gr
 registers them with `main.add_command(rollback)` and `main.add_command(health)`.
 
 Exit codes: 0 done (rollback PR opened/merged; rollout healthy), 1 a refusal by git, the forge
-or the cluster, or a rollout that is not healthy, 2 bad input.
+or the cluster (a rollback `--merge` could not merge, an unreachable cluster), or a rollout
+that is not healthy, 2 bad input.
 """
 
 from __future__ import annotations
 
-import getpass
-import json
-import os
 import sys
 from datetime import UTC, datetime
 from typing import Any
@@ -19,8 +17,8 @@ from typing import Any
 import click
 
 from promoter.cli.errors import handle_errors
-
-USER_ENV_VAR = "PROMOTER_USER"
+from promoter.cli.output import emit, emit_error, reports
+from promoter.cli.promotions import login, user_option
 
 
 def _parts(obj: Any, *, read_cluster: bool = True) -> tuple[Any, Any, Any]:
@@ -34,6 +32,7 @@ def _parts(obj: Any, *, read_cluster: bool = True) -> tuple[Any, Any, Any]:
     return build_rollback_service(adapters), dry, adapters.repo
 
 
+@reports
 @click.command("rollback")
 @click.option("--env", "environment", required=True, help="Environment to roll back.")
 @click.option("--to", "to_version", type=int, default=None,
@@ -43,9 +42,9 @@ def _parts(obj: Any, *, read_cluster: bool = True) -> tuple[Any, Any, Any]:
 @click.option("--merge", is_flag=True,
               help="Merge the rollback PR now if the policy's rollback approvals are there "
                    "(exit 1 if not); otherwise `reconcile` merges it once they are.")
-@click.option("--dry-run", is_flag=True, help="Only say which commit would be restored.")
-@click.option("--as", "--user", "user", envvar=USER_ENV_VAR, default=None,
-              help=f"Who asks for the rollback [default: ${USER_ENV_VAR} or your login]")
+@click.option("--dry-run", is_flag=True,
+              help="Say which commit would be restored, on which branch; write nothing.")
+@user_option("Who asks for the rollback.")
 @click.pass_obj
 @handle_errors
 def rollback(obj: Any, environment: str, to_version: int | None, reason: str, merge: bool,
@@ -58,24 +57,46 @@ def rollback(obj: Any, environment: str, to_version: int | None, reason: str, me
     rollbacks, dry, _ = _parts(obj)
     env = dry.environment(environment)
     if dry_run:
-        click.echo(f"would roll back {rollbacks.plan(env, to_version=to_version).describe()}")
+        plan = rollbacks.plan(env, to_version=to_version)
+        emit({"dryRun": True, **_plan_document(plan), "proposalBranch": env.proposal_branch},
+             f"would roll back {plan.describe()}\n"
+             f"  one commit on {env.proposal_branch} with the tree of {plan.target[:12]}, "
+             f"and a rollback PR into {env.branch}; nothing was written")
         return
     service = build_service(obj.settings(), adapters=build_adapters(obj.settings()))
-    result = service.request_rollback(
-        environment, to_version=to_version, reason=reason,
-        author=user or os.environ.get(USER_ENV_VAR) or getpass.getuser())
-    click.echo(f"{result.outcome} rollback PR #{result.pull_request.number}: "
-               f"{result.plan.describe()}")
-    click.echo(f"  commit {result.commit} on {env.proposal_branch}")
-    if merge:
-        outcome = service.reconcile_pull(result.pull_request.number)
-        if outcome.state is not PromotionState.MERGED:
-            why = "; ".join(g.description for g in outcome.gates) or outcome.note
-            click.echo(f"  not merged: {why}", err=True)
-            sys.exit(1)
-        click.echo(f"  merged into {env.branch} as {outcome.merge_sha}")
+    result = service.request_rollback(environment, to_version=to_version, reason=reason,
+                                      author=user or login())
+    lines = [f"{result.outcome} rollback PR #{result.pull_request.number}: "
+             f"{result.plan.describe()}",
+             f"  commit {result.commit} on {env.proposal_branch}"]
+    document: dict[str, Any] = {
+        **_plan_document(result.plan), "outcome": str(result.outcome),
+        "pullRequest": result.pull_request.number, "commit": result.commit,
+        "merged": False, "mergeCommit": None}
+    if not merge:
+        emit(document, "\n".join(lines))
+        return
+    outcome = service.reconcile_pull(result.pull_request.number)
+    if outcome.state is not PromotionState.MERGED:
+        why = "; ".join(g.description for g in outcome.gates) or outcome.note or "not merged"
+        emit(document, "\n".join(lines))
+        emit_error(f"rollback PR #{result.pull_request.number} not merged: {why}",
+                   fix="get the approvals the policy's rollback section asks for; "
+                       "`promoter reconcile` merges it then", kind="NotMergedError")
+        sys.exit(1)
+    lines.append(f"  merged into {env.branch} as {outcome.merge_sha}")
+    emit({**document, "merged": True, "mergeCommit": outcome.merge_sha}, "\n".join(lines))
 
 
+def _plan_document(plan: Any) -> dict[str, Any]:
+    now, then = plan.current_metadata.deployed, plan.target_metadata.deployed
+    return {"environment": plan.environment, "branch": plan.branch,
+            "current": {"commit": plan.current, "model": now.model, "version": now.version},
+            "restores": {"commit": plan.target, "model": then.model,
+                         "version": then.version}}
+
+
+@reports
 @click.command("health")
 @click.option("--env", "environment", required=True, help="Environment to check.")
 @click.option("--commit", default=None,
@@ -91,12 +112,11 @@ def rollback(obj: Any, environment: str, to_version: int | None, reason: str, me
               "of promoter.yaml, else in-cluster, then $KUBECONFIG or ~/.kube/config].")
 @click.option("--context", "kube_context", default=None,
               help="kubeconfig context [default: cluster.context of promoter.yaml].")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.pass_obj
 @handle_errors
 def health(obj: Any, environment: str, commit: str | None, wait: bool,
            timeout_s: float | None, poll_s: float, reconcile: bool, kubeconfig: str | None,
-           kube_context: str | None, as_json: bool) -> None:
+           kube_context: str | None) -> None:
     """Say whether ENV's branch head (or COMMIT) is applied and healthy in the cluster of
     promoter.yaml's `cluster:` section (--kubeconfig and --context override it)."""
     from promoter.cluster import RolloutPhase, wait_for_rollout
@@ -121,11 +141,9 @@ def health(obj: Any, environment: str, commit: str | None, wait: bool,
                                      poll_s=poll_s)
         else:
             state = reader.rollout_state(env, commit=commit)
-    if as_json:
-        click.echo(json.dumps(rollout_as_json(state), indent=2))
-    else:
-        click.echo(f"{env.name} {env.branch}@{commit[:12]}: {state.phase}: {state.reason}")
-        if state.training is not None:  # reported only: the exit code is serving's
-            click.echo(f"  training: {state.training.phase}: {state.training.reason}")
+    text = f"{env.name} {env.branch}@{commit[:12]}: {state.phase}: {state.reason}"
+    if state.training is not None:  # reported only: the exit code is serving's
+        text += f"\n  training: {state.training.phase}: {state.training.reason}"
+    emit(rollout_as_json(state), text)
     if state.phase is not RolloutPhase.HEALTHY:
         sys.exit(1)

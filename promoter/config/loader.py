@@ -144,6 +144,17 @@ def load_settings(path: Path) -> LoadedSettings:
             str(path), "file not found",
             fix=f"create it, pass --config PATH, or set {CONFIG_ENV_VAR}",
         ) from None
+    except IsADirectoryError:
+        raise ConfigError(
+            str(path), "is a directory, not a promoter.yaml file",
+            fix=f"pass the file itself (--config or {CONFIG_ENV_VAR}), e.g. "
+                f"{path / DEFAULT_CONFIG_FILE}",
+        ) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(str(path), f"not UTF-8 text ({exc.reason})") from exc
+    except OSError as exc:
+        raise ConfigError(str(path), f"cannot read the file ({exc.strerror or exc})",
+                          fix="check the path and its permissions") from exc
     data = parse_yaml(text, str(path))
     settings = validate_model(Settings, data, str(path))
     return LoadedSettings(settings=settings, path=path)

@@ -137,8 +137,7 @@ class HoldoutReader:
                                    f"text ({exc.reason})",
                                    fix="save the holdout as UTF-8 CSV") from exc
             except csv.Error as exc:
-                raise HoldoutError(f"{self.path}, line {reader.line_num}: not valid CSV ({exc})",
-                                   fix="check the quoting on that line") from exc
+                raise _csv_error(self.path, reader.line_num, exc) from exc
         self.digest = f"sha256:{hasher.hexdigest()}"
 
     def _batches(self, reader: Any) -> Iterator[HoldoutBatch]:
@@ -271,6 +270,20 @@ def read_header(path: Path) -> list[str]:
     if header is None:
         raise HoldoutError(f"holdout {path} is empty", fix=_EMPTY_FIX)
     return [cell.strip() for cell in header]
+
+
+def _csv_error(path: Path, line: int, exc: csv.Error) -> HoldoutError:
+    """The reader's complaint in words: a field over the reader's size limit is not a
+    quoting problem (unless an unclosed quote ran on), so it gets its own message."""
+    if "field larger than field limit" in str(exc):
+        limit = csv.field_size_limit()
+        return HoldoutError(
+            f"{path}, line {line}: a field is longer than {limit:,} characters, the most the "
+            "CSV reader accepts in one field",
+            fix="shorten that value (or split it into columns); if the line should be short, "
+                "look for an opening quote that is never closed before it")
+    return HoldoutError(f"{path}, line {line}: not valid CSV ({exc})",
+                        fix="check the quoting on that line")
 
 
 def require_label_column(path: Path, header: list[str], label_column: str) -> None:

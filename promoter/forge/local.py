@@ -45,6 +45,7 @@ from promoter.domain.pull_requests import (
 )
 from promoter.errors import (
     ConcurrentUpdateError,
+    ForgeDatabaseCorruptError,
     ForgeError,
     GitError,
     NotMergeableError,
@@ -573,7 +574,9 @@ class LocalForge:
         if "locked" in text or "busy" in text:
             fix = "another promoter process held the forge too long; run the command again"
         elif "not a database" in text or "malformed" in text:
-            fix = f"move {self._db_path} away (its pull requests are lost) and run again"
+            return ForgeDatabaseCorruptError(
+                f"forge database {self._db_path}: {text}",
+                fix=f"move {self._db_path} away (its pull requests are lost) and run again")
         else:
             fix = None
         return ForgeError(f"forge database {self._db_path}: {text}", fix=fix)

@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from promoter.errors import ConcurrentUpdateError, GitError
+from promoter.errors import ConcurrentUpdateError, GitError, RepositoryNotFoundError
 from promoter.gitops.port import CommitInfo, Signature
 
 log = logging.getLogger(__name__)
@@ -59,7 +59,7 @@ class LocalGitRepository:
         try:
             self._repo = git.Repo(path)
         except (git.NoSuchPathError, git.InvalidGitRepositoryError) as exc:
-            raise GitError(
+            raise RepositoryNotFoundError(
                 f"{path} is not a git repository",
                 fix=f"create one with `git init {path}`, or point repository.url in "
                 "promoter.yaml at an existing repository (its top directory)",

@@ -25,7 +25,7 @@ from promoter.promotion.context import PromotionContext, Target
 from promoter.promotion.conventions import PROMOTER_LABEL, ROLLBACK_LABEL
 from promoter.promotion.gates import GateRunner
 from promoter.promotion.proposing import REPLACED_COMMENT_KEY, Proposer
-from promoter.promotion.results import PromotionState, ReconcileOutcome
+from promoter.promotion.results import OutcomeError, PromotionState, ReconcileOutcome
 from promoter.promotion.rollback_gate import RollbackGate
 from promoter.promotion.rollouts import RolloutWatcher
 from promoter.promotion.statuses import publish_gates
@@ -78,7 +78,8 @@ class Reconciler:
                 outcomes.append(ReconcileOutcome(
                     pull_number=pull.number, environment=env.name, model=None, version=None,
                     state=PromotionState.BLOCKED, gates=(),
-                    note=f"reconcile failed: {exc.message}"))
+                    note=f"reconcile failed: {exc.message}",
+                    error=OutcomeError.of(exc, prefix="reconcile failed: ")))
         return outcomes
 
     def reconcile_pull(self, number: int) -> ReconcileOutcome:
@@ -184,7 +185,8 @@ class Reconciler:
         except (StaleHeadError, NotMergeableError) as exc:
             # Not retried blindly: the next reconcile re-evaluates whatever is there now.
             log.warning("PR #%s not merged: %s", number, exc)
-            return replace(waiting, note=f"not merged: {exc.message}")
+            return replace(waiting, note=f"not merged: {exc.message}",
+                           error=OutcomeError.of(exc, prefix="not merged: "))
         log.info("merged PR #%s: %s v%s is now in %s", number, promo.model,
                  promo.version, env.name)
         self._rollouts.request_sync(env)

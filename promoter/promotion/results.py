@@ -8,6 +8,7 @@ from datetime import datetime
 
 from promoter.cluster.port import RolloutState
 from promoter.domain.pull_requests import PullRequest
+from promoter.errors import PromoterError
 from promoter.policy import GateResult
 from promoter.promotion.phase import PromotionPhase
 from promoter.render.metadata import DeployedModel
@@ -49,6 +50,21 @@ class PromotionState(enum.StrEnum):
     MERGED = "merged"
 
 
+@dataclass(frozen=True, slots=True)
+class OutcomeError:
+    """A PromoterError met while reconciling one promotion, kept as plain values."""
+
+    message: str
+    fix: str | None = None
+    exit_code: int = 1
+    """The error's `PromoterError.exit_code`: 2 for bad input (a template broken on the dry
+    branch), 1 for a refusal by git or the forge."""
+
+    @classmethod
+    def of(cls, exc: PromoterError, *, prefix: str = "") -> OutcomeError:
+        return cls(message=prefix + exc.message, fix=exc.fix, exit_code=exc.exit_code)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ReconcileOutcome:
     pull_number: int
@@ -66,6 +82,9 @@ class ReconcileOutcome:
     proposed_at: datetime | None = None
     """When the pull request was opened; set on merges, so the server can time proposal ->
     merge without asking the forge again."""
+    error: OutcomeError | None = None
+    """Why promoter could not do its part (git or the forge refused the merge, the reconcile
+    failed): a failure to report, unlike a gate's verdict. None when it did its part."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,7 +25,7 @@ from promoter.policy import (
 )
 from promoter.promotion.authorship import authors_of, require_author_name
 from promoter.promotion.context import PromotionContext, Target
-from promoter.promotion.results import PromotionState, ReconcileOutcome
+from promoter.promotion.results import OutcomeError, PromotionState, ReconcileOutcome
 from promoter.promotion.rollback import RollbackOutcome, RollbackResult, RollbackService
 from promoter.promotion.statuses import publish_gates
 
@@ -86,7 +86,8 @@ class RollbackGate:
             merged = rollbacks.merge(env, result)
         except (StaleHeadError, NotMergeableError) as exc:
             log.warning("rollback PR #%s not merged: %s", pull.number, exc.message)
-            return replace(outcome, note=f"not merged: {exc.message}")
+            return replace(outcome, note=f"not merged: {exc.message}",
+                           error=OutcomeError.of(exc, prefix="not merged: "))
         return replace(outcome, state=PromotionState.MERGED, merge_sha=merged.merge_sha,
                        proposed_at=pull.created_at)
 

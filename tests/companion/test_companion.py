@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -29,6 +30,7 @@ from promoter.companion import (
 from promoter.companion.argo import ARGO_HEALTH_STATUSES, TFJOB_HEALTH_KEY
 from promoter.config import DirectorySource, EnvironmentSpec, load_dry_config, load_settings
 from promoter.config.loader import LoadedSettings
+from promoter.demo import copy_example
 from promoter.errors import BadInputError
 from promoter.schemas import validate_crd_object
 from tests.conftest import REPO_ROOT
@@ -350,7 +352,13 @@ def test_cli_writes_the_golden_files(tmp_path: Path, command: object, name: str)
 
 
 def test_cli_without_a_url_exits_2(tmp_path: Path) -> None:
-    result = CliRunner().invoke(flux, ["--out", str(tmp_path / "out")], obj=_CliContext())
+    # A repository of its own, without an `origin` remote (this checkout may have one).
+    repo = tmp_path / "gitops"
+    repo.mkdir()
+    copy_example(repo)
+    subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
+    result = CliRunner().invoke(flux, ["--out", str(tmp_path / "out")],
+                                obj=_CliContext(repo))
     assert result.exit_code == 2
     assert "error:" in result.output
     assert "--repo-url" in result.output
@@ -360,5 +368,8 @@ def test_cli_without_a_url_exits_2(tmp_path: Path) -> None:
 class _CliContext:
     """What `promoter`'s group puts in `ctx.obj`: the settings on first use."""
 
+    def __init__(self, root: Path = REPO_ROOT) -> None:
+        self.root = root
+
     def settings(self) -> LoadedSettings:
-        return load_settings(REPO_ROOT / "promoter.yaml")
+        return load_settings(self.root / "promoter.yaml")

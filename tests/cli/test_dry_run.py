@@ -1,0 +1,131 @@
+"""`--dry-run` on propose, reconcile, rollback and discover: it says what would be written and
+writes nothing (no ref, no forge row, no stored verdict); reconcile still evaluates."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+from promoter.gitops.local import LocalGitRepository
+from promoter.gitops.port import Signature
+from tests.cli.conftest import invoke
+from tests.fakes.scripted import ScriptedEvaluator
+from tests.promotion.world import World, git, refs
+
+
+def _snapshot(world: World) -> tuple[dict[str, str], list[str], list[str]]:
+    with sqlite3.connect(world.forge.db_path) as db:
+        rows = list(db.iterdump())
+    verdicts = world.root / ".git" / "promoter" / "verdicts"
+    stored = sorted(p.name for p in verdicts.rglob("*")) if verdicts.exists() else []
+    return refs(world.root), rows, stored
+
+
+def test_propose_dry_run_writes_nothing_and_says_what_it_would(cli_world: World) -> None:
+    cli_world.promote("dev", 1)
+    before = _snapshot(cli_world)
+    result = invoke(cli_world, "propose", "--env", "dev", "--model", "churn", "--version",
+                    "2", "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("dry run: propose would open a PR: promote churn v2 (")
+    assert "one commit on environments/dev-next, on top of environments/dev@" in result.stdout
+    assert "changes: serving/configmap.yaml" in result.stdout
+    assert _snapshot(cli_world) == before
+    real = invoke(cli_world, "propose", "--env", "dev", "--model", "churn", "--version", "2",
+                  "--as", "mia", "-o", "json")
+    document = json.loads(real.stdout)
+    again = json.loads(invoke(cli_world, "propose", "--env", "dev", "--model", "churn",
+                              "--version", "2", "--dry-run", "-o", "json").stdout)
+    assert (again["action"], again["pullRequest"]) == ("unchanged",
+                                                       document["pullRequest"]["number"])
+
+
+def test_propose_dry_run_refuses_what_propose_refuses(cli_world: World) -> None:
+    result = invoke(cli_world, "propose", "--env", "staging", "--model", "churn",
+                    "--version", "1", "--dry-run")
+    assert result.exit_code == 2
+    assert "nothing is deployed in dev" in result.stderr
+
+
+def test_propose_dry_run_of_a_deployed_version(cli_world: World) -> None:
+    cli_world.promote("dev", 1)
+    result = invoke(cli_world, "propose", "--env", "dev", "--model", "churn", "--version",
+                    "1", "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert "dev already runs churn v1; propose would write nothing" in result.stdout
+
+
+def test_reconcile_dry_run_evaluates_and_writes_nothing(cli_world: World,
+                                                        evaluator: ScriptedEvaluator) -> None:
+    cli_world.service.propose(environment="dev", model="churn", version=1, author="mia")
+    before = _snapshot(cli_world)
+    calls = len(evaluator.calls)
+    result = invoke(cli_world, "reconcile", "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert len(evaluator.calls) == calls + 1  # it evaluated
+    out = result.stdout
+    assert out.startswith("dry run: gates judged (evaluations ran); nothing was written\n")
+    assert "PR #1 churn v1 -> dev: ready" in out
+    assert "note: dry run: every gate passes; reconcile would merge it now" in out
+    assert "would write:" in out
+    assert "merge PR #1: into environments/dev at head" in out
+    assert "promoter/evaluation success: Evaluation passed (v1)" in out
+    assert _snapshot(cli_world) == before
+    # The real reconcile then does what the dry run said.
+    real = invoke(cli_world, "reconcile")
+    assert "PR #1 churn v1 -> dev: merged" in real.stdout
+
+
+def test_reconcile_dry_run_as_json(cli_world: World) -> None:
+    cli_world.service.propose(environment="dev", model="churn", version=3, author="mia")
+    result = invoke(cli_world, "reconcile", "--dry-run", "-o", "json")
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    assert document["dryRun"] is True
+    assert document["promotions"][0]["phase"] == "blocked"
+    assert {w["operation"] for w in document["wouldWrite"]} == {"set_status",
+                                                                "upsert_comment"}
+
+
+def test_reconcile_dry_run_stops_where_a_commit_would_be_written(cli_world: World) -> None:
+    cli_world.promote("dev", 1)
+    cli_world.service.propose(environment="dev", model="churn", version=2, author="mia")
+    # Someone commits to environments/dev: reconcile would re-propose on top of it.
+    repo = LocalGitRepository(cli_world.root)
+    head = git(cli_world.root, "rev-parse", "environments/dev")
+    files = {p: repo.read_file(head, p) or b"" for p in repo.list_files(head)}
+    moved = repo.create_commit(files={**files, "NOTES.md": b"hand edit\n"}, parents=[head],
+                               message="hand edit", author=Signature("eve", "eve@example.com"))
+    git(cli_world.root, "update-ref", "refs/heads/environments/dev", moved)
+    before = _snapshot(cli_world)
+    result = invoke(cli_world, "reconcile", "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert "note: dry run: would write a new commit (Hydrate churn v2 for dev)" in result.stdout
+    assert "create_commit on " in result.stdout
+    assert "error" not in result.output
+    assert _snapshot(cli_world) == before
+
+
+def test_rollback_dry_run_names_the_commit_and_writes_nothing(cli_world: World) -> None:
+    cli_world.promote("dev", 1)
+    cli_world.promote("dev", 2)
+    before = _snapshot(cli_world)
+    result = invoke(cli_world, "rollback", "--env", "dev", "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("would roll back dev: churn v2 -> churn v1 (restores ")
+    assert "one commit on environments/dev-next" in result.stdout
+    assert _snapshot(cli_world) == before
+
+
+def test_discover_dry_run_as_json(cli_world: World) -> None:
+    cli_world.commit_dry_change(
+        "promoter.yaml", "    labelColumn: churned\n",
+        "    labelColumn: churned\n    promotion:\n      autoPropose: [dev]\n"
+        "      settleSeconds: 0\n")
+    before = _snapshot(cli_world)
+    result = invoke(cli_world, "discover", "--dry-run", "-o", "json")
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    assert document["dryRun"] is True
+    assert [(p["environment"], p["version"]) for p in document["proposals"]] == [("dev", 3)]
+    assert _snapshot(cli_world) == before
