@@ -51,11 +51,11 @@ from promoter.errors import BadInputError, HoldoutError, ModelLoadError, ModelSt
 from promoter.evaluation.bootstrap import N_BLOCKS, poisson_weights, resample
 from promoter.evaluation.gate import CheckResult, Verdict, check_thresholds, format_number
 from promoter.evaluation.holdout import is_tfrecord, read_header, require_label_column
-from promoter.evaluation.metrics import TaskStats, stats_from_arrays
 from promoter.evaluation.protocol import PROTOCOL, STAGE_PREFIX, WORKER_MODULE
 from promoter.evaluation.report import EvaluationReport, HoldoutInfo, ModelResult, SliceResult
 from promoter.evaluation.sandbox import worker_environment
 from promoter.evaluation.signature import SignatureInfo
+from promoter.evaluation.task_stats import TaskStats, stats_from_arrays
 from promoter.model_store import require_saved_model
 
 DEFAULT_TIMEOUT_S = 600.0

@@ -282,11 +282,9 @@ class _Stream:
         self.pending_size = 0
 
     def add(self, labels: Any, scores: Any, weights: Any) -> None:
-        from promoter.evaluation.metrics import (
-            BinaryClassificationStats,
-            MulticlassStats,
-            RegressionStats,
-        )
+        from promoter.evaluation.binary_stats import BinaryClassificationStats
+        from promoter.evaluation.multiclass_stats import MulticlassStats
+        from promoter.evaluation.regression_stats import RegressionStats
         if self.task == "binary_classification":
             part: Any = BinaryClassificationStats.from_batch(labels, scores,
                                                              threshold=self.threshold,
@@ -304,7 +302,7 @@ class _Stream:
         self.merged = part if self.merged is None else self.merged.merge(part)
 
     def _flush(self) -> None:
-        from promoter.evaluation.metrics import BinaryClassificationStats
+        from promoter.evaluation.binary_stats import BinaryClassificationStats
 
         parts = ([] if self.merged is None else [self.merged]) + self.pending
         self.merged = BinaryClassificationStats.merge_all(parts, threshold=self.threshold)
