@@ -3,12 +3,12 @@ metrics against a policy, and report.
 
 Pure core: `metrics` (metric names, and what the mergeable statistics of `binary_stats`,
 `multiclass_stats` and `regression_stats` share; `task_stats` picks one by task), `bootstrap`
-(paired intervals), `gate` (thresholds), `report`, `holdout` (CSV reader), `signature` (plain
-descriptions of a SavedModel signature and their compatibility), `graph_scan` (which ops a model
-may hold, by the tables of `promoter.domain.tensorflow_ops`). `graph_scan` and `tfrecord` use
-TensorFlow's protobufs and tf.data, in the worker only. The TensorFlow adapter (`scoring`) runs
-only inside the worker process (`worker`, confined by `sandbox`), which `evaluate` starts:
-importing this package never imports TensorFlow.
+(paired intervals), `gate` (thresholds), `report` (with `report_parts`), `holdout` (CSV reader),
+`signature` (plain descriptions of a SavedModel signature and their compatibility), `graph_scan`
+(which ops a model may hold, by the tables of `promoter.domain.tensorflow_ops`). `graph_scan`
+and `tfrecord` use TensorFlow's protobufs and tf.data, in the worker only. The TensorFlow
+adapter (`scoring`) runs only inside the worker process (`worker`, confined by `sandbox`), which
+`evaluate` starts: importing this package never imports TensorFlow.
 
 The names below are imported on first use (PEP 562), not when the package is: the worker runs
 as `python -m promoter.evaluation.worker`, which imports this package first, and it must
@@ -27,13 +27,8 @@ if TYPE_CHECKING:
     from promoter.evaluation.metrics import METRIC_NAMES, TASK_METRICS, MetricValues
     from promoter.evaluation.multiclass_stats import MulticlassStats
     from promoter.evaluation.regression_stats import RegressionStats
-    from promoter.evaluation.report import (
-        REPORT_SCHEMA_VERSION,
-        EvaluationReport,
-        HoldoutInfo,
-        ModelResult,
-        SliceResult,
-    )
+    from promoter.evaluation.report import REPORT_SCHEMA_VERSION, EvaluationReport
+    from promoter.evaluation.report_parts import HoldoutInfo, ModelResult, SliceResult
 
 _EXPORTS = {
     "DEFAULT_TIMEOUT_S": "evaluate", "evaluate_models": "evaluate",
@@ -41,8 +36,8 @@ _EXPORTS = {
     "METRIC_NAMES": "metrics", "TASK_METRICS": "metrics",
     "BinaryClassificationStats": "binary_stats", "MetricValues": "metrics",
     "MulticlassStats": "multiclass_stats", "RegressionStats": "regression_stats",
-    "REPORT_SCHEMA_VERSION": "report", "EvaluationReport": "report", "HoldoutInfo": "report",
-    "ModelResult": "report", "SliceResult": "report",
+    "REPORT_SCHEMA_VERSION": "report", "EvaluationReport": "report",
+    "HoldoutInfo": "report_parts", "ModelResult": "report_parts", "SliceResult": "report_parts",
 }
 
 __all__ = [

@@ -52,7 +52,8 @@ from promoter.evaluation.bootstrap import N_BLOCKS, poisson_weights, resample
 from promoter.evaluation.gate import CheckResult, Verdict, check_thresholds, format_number
 from promoter.evaluation.holdout import is_tfrecord, read_header, require_label_column
 from promoter.evaluation.protocol import PROTOCOL, STAGE_PREFIX, WORKER_MODULE
-from promoter.evaluation.report import EvaluationReport, HoldoutInfo, ModelResult, SliceResult
+from promoter.evaluation.report import EvaluationReport
+from promoter.evaluation.report_parts import HoldoutInfo, ModelResult, SliceResult
 from promoter.evaluation.sandbox import worker_environment
 from promoter.evaluation.signature import SignatureInfo
 from promoter.evaluation.task_stats import TaskStats, stats_from_arrays
