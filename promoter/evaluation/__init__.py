@@ -1,13 +1,14 @@
 """The evaluation gate: score a candidate (and the deployed baseline) on a holdout, check the
 metrics against a policy, and report.
 
-Pure core: `metrics` (mergeable statistics), `bootstrap` (paired intervals), `gate`
-(thresholds), `report`, `holdout` (CSV reader), `signature` (plain descriptions of a SavedModel
-signature and their compatibility), `graph_scan` (which ops a model may hold, by the tables of
-`promoter.domain.tensorflow_ops`). `graph_scan` and `tfrecord` use TensorFlow's protobufs and
-tf.data, in the worker only. The TensorFlow adapter (`scoring`) runs only inside the worker
-process (`worker`, confined by `sandbox`), which `evaluate` starts: importing this package
-never imports TensorFlow.
+Pure core: `metrics` (metric names, and what the mergeable statistics of `binary_stats`,
+`multiclass_stats` and `regression_stats` share; `task_stats` picks one by task), `bootstrap`
+(paired intervals), `gate` (thresholds), `report` (with `report_parts`), `holdout` (CSV reader),
+`signature` (plain descriptions of a SavedModel signature and their compatibility), `graph_scan`
+(which ops a model may hold, by the tables of `promoter.domain.tensorflow_ops`). `graph_scan`
+and `tfrecord` use TensorFlow's protobufs and tf.data, in the worker only. The TensorFlow
+adapter (`scoring`) runs only inside the worker process (`worker`, confined by `sandbox`), which
+`evaluate` starts: importing this package never imports TensorFlow.
 
 The names below are imported on first use (PEP 562), not when the package is: the worker runs
 as `python -m promoter.evaluation.worker`, which imports this package first, and it must
@@ -20,31 +21,23 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from promoter.evaluation.binary_stats import BinaryClassificationStats
     from promoter.evaluation.evaluate import DEFAULT_TIMEOUT_S, evaluate_models
     from promoter.evaluation.gate import CheckResult, Verdict, check_thresholds
-    from promoter.evaluation.metrics import (
-        METRIC_NAMES,
-        TASK_METRICS,
-        BinaryClassificationStats,
-        MetricValues,
-        MulticlassStats,
-        RegressionStats,
-    )
-    from promoter.evaluation.report import (
-        REPORT_SCHEMA_VERSION,
-        EvaluationReport,
-        HoldoutInfo,
-        ModelResult,
-        SliceResult,
-    )
+    from promoter.evaluation.metrics import METRIC_NAMES, TASK_METRICS, MetricValues
+    from promoter.evaluation.multiclass_stats import MulticlassStats
+    from promoter.evaluation.regression_stats import RegressionStats
+    from promoter.evaluation.report import REPORT_SCHEMA_VERSION, EvaluationReport
+    from promoter.evaluation.report_parts import HoldoutInfo, ModelResult, SliceResult
 
 _EXPORTS = {
     "DEFAULT_TIMEOUT_S": "evaluate", "evaluate_models": "evaluate",
     "CheckResult": "gate", "Verdict": "gate", "check_thresholds": "gate",
-    "METRIC_NAMES": "metrics", "TASK_METRICS": "metrics", "BinaryClassificationStats": "metrics",
-    "MetricValues": "metrics", "MulticlassStats": "metrics", "RegressionStats": "metrics",
-    "REPORT_SCHEMA_VERSION": "report", "EvaluationReport": "report", "HoldoutInfo": "report",
-    "ModelResult": "report", "SliceResult": "report",
+    "METRIC_NAMES": "metrics", "TASK_METRICS": "metrics",
+    "BinaryClassificationStats": "binary_stats", "MetricValues": "metrics",
+    "MulticlassStats": "multiclass_stats", "RegressionStats": "regression_stats",
+    "REPORT_SCHEMA_VERSION": "report", "EvaluationReport": "report",
+    "HoldoutInfo": "report_parts", "ModelResult": "report_parts", "SliceResult": "report_parts",
 }
 
 __all__ = [

@@ -22,12 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from promoter.evaluation.metrics import (
-    AUC_HISTOGRAM_BINS,
-    CALIBRATION_BINS,
-    _calibration_bins,
-    _log_loss_terms,
-)
+from promoter.evaluation.binary_stats import _calibration_bins, _log_loss_terms
+from promoter.evaluation.metrics import AUC_HISTOGRAM_BINS, CALIBRATION_BINS
 
 N_BLOCKS = 1024
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)

@@ -1,72 +1,34 @@
 """Evaluate a candidate model, and the deployed baseline, on a holdout: the gate's entry point.
 
 Scoring runs in a child process, `python -m promoter.evaluation.worker`, that speaks JSON on
-stdin/stdout. Why a subprocess and not `multiprocessing`:
-
-- A SavedModel is code promoter did not write. It can crash the interpreter (a faulty custom
-  op), loop forever, or exhaust memory. In a child, a crash is an exit status and a hang is
-  killed at the wall-clock timeout (SIGKILL to the child's whole process group); promoter
-  survives to report a ModelLoadError and nothing else is affected.
-- The protocol is JSON in both directions. `multiprocessing` would unpickle what the child
-  sends back, and unpickling lets the sender run code in promoter's process.
-- The child is a fresh interpreter. `spawn` re-imports the parent's `__main__` (the CLI, pytest,
-  a web server) in the child, and `fork` from a process with threads is unsafe.
-- TensorFlow's import (seconds, hundreds of MB) and its log noise stay out of promoter's
-  process: the parent never imports TensorFlow, and the child's stderr is only shown when it
-  explains a failure.
-
-Confinement (`worker.confine`, `sandbox`): the child starts with an environment built from an
-allowlist (no PATH, no PROMOTER_*, no credentials; HOME and TMPDIR in the private scratch
-directory), limits its address space (RLIMIT_AS), moves into a network namespace of its own
-where the kernel allows, restricts itself with Landlock (reads beneath the Python installation,
-system libraries, the models and the holdout; writes in the scratch directory only; no TCP) and
-installs a seccomp filter (no sockets, ptrace, mount, namespaces, execve, ...), all before it
-imports numpy or TensorFlow; the wall-clock timeout kills it. The report's `confinement` block
-lists the mechanisms that applied (`mechanisms`) and why any did not; `evaluation.sandbox.
-confinement: required` fails the gate where Landlock or seccomp is missing.
+stdin/stdout and is confined before it imports numpy or TensorFlow: why a subprocess, and how
+it is confined, is in `worker_client`, which runs it. This module builds the request from the
+model and the policy, and checks the results `worker_results` reads back against the policy
+(thresholds, bootstrap intervals, slices, budgets).
 """
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import json
-import os
-import re
-import signal
-import subprocess
-import sys
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import numpy as np
-
-import promoter
 from promoter.config.schema import BudgetPolicy, EvaluationPolicy, ModelSpec
-from promoter.errors import BadInputError, HoldoutError, ModelLoadError, ModelStoreError
+from promoter.errors import HoldoutError, ModelLoadError
 from promoter.evaluation.bootstrap import N_BLOCKS, poisson_weights, resample
 from promoter.evaluation.gate import CheckResult, Verdict, check_thresholds, format_number
 from promoter.evaluation.holdout import is_tfrecord, read_header, require_label_column
-from promoter.evaluation.metrics import TaskStats, stats_from_arrays
-from promoter.evaluation.protocol import PROTOCOL, STAGE_PREFIX, WORKER_MODULE
-from promoter.evaluation.report import EvaluationReport, HoldoutInfo, ModelResult, SliceResult
-from promoter.evaluation.sandbox import worker_environment
-from promoter.evaluation.signature import SignatureInfo
+from promoter.evaluation.protocol import PROTOCOL
+from promoter.evaluation.report import EvaluationReport
+from promoter.evaluation.report_parts import HoldoutInfo, ModelResult, SliceResult
+from promoter.evaluation.worker_client import run_worker
+from promoter.evaluation.worker_results import _blocked_report, _Extra, _load_result
 from promoter.model_store import require_saved_model
 
 DEFAULT_TIMEOUT_S = 600.0
 DEFAULT_MEMORY_LIMIT_MB = 16384
 """Address-space limit of the worker. TensorFlow maps about 1-2 GB at import; a model that
 allocates more than this fails with a clear reason instead of swapping the machine."""
-_WORKER_ERRORS: dict[str, type[BadInputError]] = {
-    "HoldoutError": HoldoutError,
-    "ModelLoadError": ModelLoadError,
-    "ModelStoreError": ModelStoreError,
-}
 
 
 def evaluate_models(*, candidate_dir: Path, baseline_dir: Path | None, holdout: Path,
@@ -196,45 +158,6 @@ def evaluate_models(*, candidate_dir: Path, baseline_dir: Path | None, holdout: 
         confinement=confinement)
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class _Extra:
-    """What a model's result file holds besides its overall metrics."""
-
-    blocks: np.ndarray
-    classes: int
-    slices: dict[tuple[str, str], TaskStats]
-
-
-def _load_result(data: Mapping[str, Any], out: Path, *, model_dir: Path, digest: str | None,
-                 task: str) -> tuple[ModelResult, _Extra]:
-    name = str(data["file"])
-    if "/" in name or name.startswith("."):
-        raise ValueError(f"bad result file name {name!r}")
-    with np.load(out / name, allow_pickle=False) as npz:
-        arrays = {key: npz[key] for key in npz.files}
-
-    def part(prefix: str) -> dict[str, np.ndarray]:
-        return {k[len(prefix) + 1:]: v for k, v in arrays.items() if k.startswith(prefix + ".")}
-
-    stats = stats_from_arrays(task, part("overall"))
-    metrics = stats.metrics()
-    slices = {(str(s["column"]), str(s["value"])): stats_from_arrays(task, part(str(s["key"])))
-              for s in data.get("slices", [])}
-    latency = data.get("latency")
-    result = ModelResult(model_dir=str(model_dir), digest=digest, metrics=dict(metrics.values),
-                         rows=stats.rows, undefined=dict(metrics.undefined),
-                         signature=SignatureInfo.from_json_dict(data["signature"]),
-                         scoring_seconds=float(data["seconds"]),
-                         latency_ms=None if latency is None else {
-                             str(k): float(v) for k, v in latency.items()},
-                         size_bytes=_size_on_disk(model_dir))
-    classes = getattr(stats, "classes", 0)
-    return result, _Extra(blocks=arrays["blocks"], classes=classes, slices=slices)
-
-
-def _size_on_disk(path: Path) -> int:
-    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
-
 
 def _check_slices(policy: EvaluationPolicy, candidate: _Extra, baseline: _Extra | None, *,
                   environment: str | None) -> tuple[list[SliceResult], list[CheckResult]]:
@@ -297,160 +220,3 @@ def _check_budgets(budgets: BudgetPolicy | None, candidate: ModelResult) -> list
             f"{what} {format_number(value)} {unit} {'<=' if ok else '>'} "
             f"{format_number(limit)} {unit}", value, limit))
     return checks
-
-
-def _blocked_report(blocked: Mapping[str, Any], *, models: list[tuple[str, Path]],
-                    digests: Mapping[str, str | None], holdout: Path,
-                    environment: str | None, policy: EvaluationPolicy,
-                    confinement: Mapping[str, Any]) -> EvaluationReport:
-    """A report for a gate that failed before scoring (a refused op, a signature change)."""
-    signatures = blocked.get("signatures") or {}
-    results = {role: ModelResult(
-        model_dir=str(path), digest=digests[role], metrics={}, rows=0,
-        signature=None if role not in signatures
-        else SignatureInfo.from_json_dict(signatures[role]), size_bytes=_size_on_disk(path))
-        for role, path in models}
-    check = CheckResult(str(blocked["check"]), "gate", Verdict.FAIL, str(blocked["reason"]),
-                        None, None)
-    return EvaluationReport(
-        candidate=results["candidate"], baseline=results.get("baseline"),
-        holdout=HoldoutInfo(path=str(holdout), digest=_file_digest(holdout), rows=0),
-        checks=(check,), environment=environment,
-        signature_diff=tuple(str(line) for line in blocked.get("diff", ())),
-        on_inconclusive=policy.bootstrap.on_inconclusive if policy.bootstrap else "block",
-        confinement=dict(confinement))
-
-
-def _file_digest(path: Path) -> str:
-    hasher = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            hasher.update(chunk)
-    return f"sha256:{hasher.hexdigest()}"
-
-
-def run_worker(request: Mapping[str, Any], *, timeout_s: float,
-               command: Sequence[str] | None = None) -> dict[str, Any]:
-    """Run the worker on `request`; return its response payload (`holdout`, `models`).
-
-    Raises the worker's typed error (HoldoutError, ModelLoadError, ModelStoreError), or
-    ModelLoadError if it crashes, prints no valid response, or runs past `timeout_s` (then the
-    worker and anything it started are killed). `command` replaces the worker's argv (tests).
-    """
-    with contextlib.ExitStack() as cleanup:
-        # The worker's HOME and TMPDIR: the request's private directory, else a fresh one.
-        scratch = request.get("outDir") or cleanup.enter_context(
-            tempfile.TemporaryDirectory(prefix="promoter-worker-"))
-        return _run_worker(request, timeout_s=timeout_s, command=command,
-                           scratch=Path(str(scratch)))
-
-
-def _run_worker(request: Mapping[str, Any], *, timeout_s: float,
-                command: Sequence[str] | None, scratch: Path) -> dict[str, Any]:
-    # -s: no user site-packages (HOME is the scratch directory anyway).
-    argv = list(command) if command else [sys.executable, "-s", "-m", WORKER_MODULE]
-    # Built from an allowlist, never a copy of ours: no PATH, tokens or cloud credentials.
-    env = worker_environment(os.environ, scratch=scratch)
-    env["PYTHONUNBUFFERED"] = "1"  # progress lines reach the pipe even if the child is killed
-    try:
-        process = subprocess.Popen(
-            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            env=env, start_new_session=True,  # own process group: a kill reaches its children
-            # The directory holding this `promoter` package, so `-m` runs this very code and
-            # never a `promoter/` directory that happens to be in the caller's working dir
-            # (`-m` puts the working directory first on sys.path: no PYTHONPATH is needed).
-            cwd=Path(promoter.__file__).resolve().parent.parent,
-        )
-    except OSError as exc:
-        raise ModelLoadError(f"cannot start the evaluation worker: {exc}") from exc
-    try:
-        stdout, stderr = process.communicate(json.dumps(request).encode(), timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        _kill(process)
-        _, stderr = process.communicate()
-        raise ModelLoadError(
-            f"evaluation timed out after {timeout_s:g} s while {_stage(stderr)}; the worker was "
-            "stopped",
-            fix="raise the timeout (--timeout) if the holdout is large, or check the model for "
-                "an endless loop") from None
-    except BaseException:
-        _kill(process)  # Ctrl-C or an error here: never leave a worker running
-        process.communicate()
-        raise
-    return _parse_response(stdout, stderr, process.returncode)
-
-
-def _parse_response(stdout: bytes, stderr: bytes, returncode: int) -> dict[str, Any]:
-    response: Any = None
-    if returncode == 0:
-        try:
-            response = json.loads(stdout.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            response = None
-    if not isinstance(response, dict) or "ok" not in response:
-        if returncode < 0:
-            try:
-                how = f"was killed by {signal.Signals(-returncode).name}"
-            except ValueError:
-                how = f"was killed by signal {-returncode}"
-        elif returncode != 0:
-            how = f"exited with status {returncode}"
-        else:
-            how = "returned no valid response"
-        tail = _stderr_tail(stderr)
-        raise ModelLoadError(
-            f"the evaluation worker {how} while {_stage(stderr)}"
-            + (f"; its last output: {tail}" if tail else ""),
-            fix="a model that crashes the process is not promotable; check it with "
-                "`saved_model_cli run` on a few rows")
-    if not response["ok"]:
-        error = response.get("error") or {}
-        kind = _WORKER_ERRORS.get(str(error.get("type")))
-        message = str(error.get("message", "unknown error"))
-        if kind is None:
-            raise ModelLoadError(f"the evaluation worker failed: {message}",
-                                 fix="report this as a bug in promoter")
-        raise kind(message, fix=error.get("fix"))
-    return response
-
-
-def _kill(process: subprocess.Popen[bytes]) -> None:
-    try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        process.kill()
-
-
-def _stage(stderr: bytes) -> str:
-    stage = "starting up"
-    for line in stderr.decode("utf-8", "replace").splitlines():
-        if line.startswith(STAGE_PREFIX):
-            stage = line[len(STAGE_PREFIX):].strip()
-    return stage
-
-
-_ABSL_SEVERE = re.compile(r"^[FE]\d{4} [\d:. ]+\d+ [^\]]*\] ")
-"""An absl/TensorFlow FATAL or ERROR log line, e.g. `F0000 00:00:17.8 15 ops.cc:737] msg`."""
-
-
-def _stderr_tail(stderr: bytes, *, lines: int = 3) -> str:
-    """The worker's last words for a message: a fatal log line, else its last lines without
-    Python tracebacks (which name promoter's and TensorFlow's files; the exception's own line,
-    after the traceback, is kept)."""
-    text: list[str] = []
-    in_traceback = False
-    for line in stderr.decode("utf-8", "replace").splitlines():
-        if line.startswith("Traceback (most recent call last)"):
-            in_traceback = True
-            continue
-        if in_traceback and line.startswith(" "):
-            continue
-        in_traceback = False
-        if line.strip() and not line.startswith(STAGE_PREFIX):
-            text.append(line.strip())
-    # A native crash ends in a stack trace of addresses; the fatal log line above it says why.
-    severe = [_ABSL_SEVERE.sub("", line) for line in text if _ABSL_SEVERE.match(line)]
-    if severe:
-        return severe[-1][:300]
-    text = [line for line in text if not line.startswith(("@ ", "*** "))]
-    return " | ".join(line[:300] for line in text[-lines:])

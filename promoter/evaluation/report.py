@@ -3,18 +3,19 @@
 A value, rendered three ways: `to_json_dict()` (versioned, stored and compared by machines),
 `to_markdown()` (a pull request comment), and `summary_line()` (a commit status description,
 at most 140 characters as GitHub allows).
+
+The parts it is made of (`ModelResult`, `SliceResult`, `HoldoutInfo`) are in `report_parts`.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from promoter.evaluation.gate import CheckResult, Verdict
 from promoter.evaluation.metrics import HIGHER_IS_BETTER, METRIC_NAMES, TASK_METRICS
-from promoter.evaluation.signature import SignatureInfo
+from promoter.evaluation.report_parts import HoldoutInfo, ModelResult, SliceResult, _finite_or_none
 
 REPORT_SCHEMA_VERSION = 2
 """Bumped on any incompatible change to `to_json_dict()`'s shape. 2: task, intervals,
@@ -23,96 +24,6 @@ SUMMARY_MAX_CHARS = 140
 
 _ICONS = {Verdict.PASS: "✅", Verdict.FAIL: "❌", Verdict.SKIPPED: "⏭",
           Verdict.INCONCLUSIVE: "❔"}
-
-
-@dataclass(frozen=True, slots=True)
-class ModelResult:
-    """One model's side of the evaluation."""
-
-    model_dir: str
-    """The SavedModel directory that was scored."""
-    digest: str | None
-    """`sha256:` content digest of the SavedModel, when the caller knew it."""
-    metrics: Mapping[str, float | None]
-    """Metric name -> value; None where undefined on this holdout."""
-    rows: int
-    """Holdout rows scored."""
-    undefined: Mapping[str, str] = field(default_factory=dict)
-    """Metric name -> why it is None."""
-    signature: SignatureInfo | None = None
-    """The signature that was called and its chosen output."""
-    scoring_seconds: float | None = None
-    """Time spent inside the model, over all batches (not loading or reading the CSV)."""
-    latency_ms: Mapping[str, float] | None = None
-    """`p50Ms`, `p99Ms` (single row), `batchP50Ms`, `batchP99Ms`, `batchSize`."""
-    size_bytes: int | None = None
-    """Size of the SavedModel directory on disk."""
-
-    def to_json_dict(self) -> dict[str, Any]:
-        return {
-            "modelDir": self.model_dir,
-            "digest": self.digest,
-            "rows": self.rows,
-            "metrics": {name: _finite_or_none(value) for name, value in self.metrics.items()},
-            "undefinedMetrics": dict(self.undefined),
-            "signature": None if self.signature is None else self.signature.to_json_dict(),
-            "scoringSeconds": self.scoring_seconds,
-            "latencyMs": None if self.latency_ms is None else dict(self.latency_ms),
-            "sizeBytes": self.size_bytes,
-        }
-
-    @classmethod
-    def from_json_dict(cls, data: Mapping[str, Any]) -> ModelResult:
-        signature = data.get("signature")
-        return cls(
-            model_dir=str(data["modelDir"]),
-            digest=data.get("digest"),
-            metrics={str(k): None if v is None else float(v)
-                     for k, v in data["metrics"].items()},
-            rows=int(data["rows"]),
-            undefined={str(k): str(v) for k, v in data.get("undefinedMetrics", {}).items()},
-            signature=None if signature is None else SignatureInfo.from_json_dict(signature),
-            scoring_seconds=data.get("scoringSeconds"),
-            latency_ms=data.get("latencyMs"),
-            size_bytes=data.get("sizeBytes"),
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class SliceResult:
-    """Metrics of the rows with one value of a slice column."""
-
-    column: str
-    value: str
-    rows: int
-    metrics: Mapping[str, float | None]
-    baseline_metrics: Mapping[str, float | None] | None
-    checked: bool
-    """False when the slice has fewer rows than the policy's `minRows`."""
-    failed: bool = False
-
-    def to_json_dict(self) -> dict[str, Any]:
-        return {"column": self.column, "value": self.value, "rows": self.rows,
-                "metrics": {k: _finite_or_none(v) for k, v in self.metrics.items()},
-                "baselineMetrics": None if self.baseline_metrics is None else {
-                    k: _finite_or_none(v) for k, v in self.baseline_metrics.items()},
-                "checked": self.checked, "failed": self.failed}
-
-    @classmethod
-    def from_json_dict(cls, data: Mapping[str, Any]) -> SliceResult:
-        return cls(column=str(data["column"]), value=str(data["value"]), rows=int(data["rows"]),
-                   metrics=dict(data["metrics"]), baseline_metrics=data.get("baselineMetrics"),
-                   checked=bool(data["checked"]), failed=bool(data.get("failed", False)))
-
-
-@dataclass(frozen=True, slots=True)
-class HoldoutInfo:
-    """The rows both models were scored on."""
-
-    path: str
-    digest: str
-    """`sha256:<hex>` of the file's bytes as read."""
-    rows: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -405,10 +316,6 @@ def _delta(name: str, value: float | None, base: float | None) -> str:
         return "0"
     better = (delta > 0) == HIGHER_IS_BETTER.get(name, True)
     return f"{delta:+.4f} ({'better' if better else 'worse'})"
-
-
-def _finite_or_none(value: float | None) -> float | None:
-    return value if value is None or math.isfinite(value) else None
 
 
 def _truncate(text: str, limit: int) -> str:

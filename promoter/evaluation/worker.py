@@ -37,6 +37,8 @@ import traceback
 from pathlib import Path
 from typing import Any, TextIO
 
+from promoter.evaluation.worker_streams import _ModelStream
+
 _CLONE_NEWNET = 0x40000000
 _CLONE_NEWUSER = 0x10000000
 
@@ -262,140 +264,6 @@ def run(request: dict[str, Any], *, progress: TextIO) -> dict[str, Any]:
                                  "slices": slices, "latency": latency.get(role)}
     return {"holdout": {"digest": reader.digest, "rows": reader.rows},
             "models": response_models}
-
-
-class _Stream:
-    """Exact statistics of one model on some rows, merged in amortised O(n log n).
-
-    Binary statistics wait in `pending` until they hold as many distinct scores as the merged
-    table (at least 2**20, 24 MB): one merge of many sorted runs costs about what merging two
-    does, so holdouts up to a million rows merge once, and memory stays within twice the
-    merged table's size.
-    """
-
-    def __init__(self, task: str, request: dict[str, Any]) -> None:
-        self.task = task
-        self.threshold = float(request.get("threshold", 0.5))
-        self.top_k = int(request.get("topK", 2))
-        self.merged: Any = None
-        self.pending: list[Any] = []
-        self.pending_size = 0
-
-    def add(self, labels: Any, scores: Any, weights: Any) -> None:
-        from promoter.evaluation.metrics import (
-            BinaryClassificationStats,
-            MulticlassStats,
-            RegressionStats,
-        )
-        if self.task == "binary_classification":
-            part: Any = BinaryClassificationStats.from_batch(labels, scores,
-                                                             threshold=self.threshold,
-                                                             weights=weights)
-            self.pending.append(part)
-            self.pending_size += part.scores.shape[0]
-            size = 0 if self.merged is None else self.merged.scores.shape[0]
-            if self.pending_size >= max(size, 1 << 20):
-                self._flush()
-            return
-        if self.task == "multiclass_classification":
-            part = MulticlassStats.from_batch(labels, scores, top_k=self.top_k, weights=weights)
-        else:
-            part = RegressionStats.from_batch(labels, scores, weights=weights)
-        self.merged = part if self.merged is None else self.merged.merge(part)
-
-    def _flush(self) -> None:
-        from promoter.evaluation.metrics import BinaryClassificationStats
-
-        parts = ([] if self.merged is None else [self.merged]) + self.pending
-        self.merged = BinaryClassificationStats.merge_all(parts, threshold=self.threshold)
-        self.pending, self.pending_size = [], 0
-
-    def result(self) -> Any:
-        if self.pending:
-            self._flush()
-        return self.merged
-
-
-class _ModelStream:
-    """One model's statistics: overall, per bootstrap block, per slice value."""
-
-    def __init__(self, task: str, request: dict[str, Any], slice_columns: list[str],
-                 max_values: dict[str, int]) -> None:
-        self.task = task
-        self.request = request
-        self.overall = _Stream(task, request)
-        self.blocks: Any = None
-        self.bootstrap = bool(request.get("bootstrap", True))
-        self.pending: list[tuple[Any, Any, Any, Any]] = []
-        self.pending_rows = 0
-        self.center: float | None = None
-        self.slices: dict[str, dict[str, _Stream]] = {c: {} for c in slice_columns}
-
-    def add(self, batch: Any, scores: Any, ids: Any, *, who: str) -> None:
-        import numpy as np
-
-        from promoter.evaluation.metrics import check_scores
-
-        check_scores(scores, who=who, lines=batch.lines,
-                     probabilities=self.task != "regression")
-        weights = batch.weights
-        self.overall.add(batch.labels, scores, weights)
-        if self.bootstrap:
-            w = np.ones(batch.rows) if weights is None else weights
-            self.pending.append((ids, batch.labels, scores, w))
-            self.pending_rows += batch.rows
-            # Block sums over many batches at once: a histogram's bincount costs its size
-            # (blocks x bins) per call, so calling it per batch would dominate.
-            if self.pending_rows >= 1 << 18:
-                self._flush_blocks()
-        for column, streams in self.slices.items():
-            values = batch.text[column]
-            for value in np.unique(values):
-                mask = values == value
-                stream = streams.get(str(value))
-                if stream is None:
-                    stream = streams[str(value)] = _Stream(self.task, self.request)
-                stream.add(batch.labels[mask], scores[mask],
-                           None if weights is None else weights[mask])
-
-    def _flush_blocks(self) -> None:
-        import numpy as np
-
-        from promoter.evaluation import bootstrap
-
-        if not self.pending:
-            return
-        ids, labels, scores, w = (np.concatenate(parts) for parts in zip(*self.pending,
-                                                                          strict=True))
-        self.pending, self.pending_rows = [], 0
-        if self.task == "binary_classification":
-            sums = bootstrap.binary_block_sums(ids, labels, scores,
-                                               threshold=self.overall.threshold, weights=w)
-        elif self.task == "multiclass_classification":
-            sums = bootstrap.multiclass_block_sums(ids, labels, scores,
-                                                   top_k=self.overall.top_k, weights=w)
-        else:
-            if self.center is None:
-                self.center = float(np.mean(labels))
-            sums = bootstrap.regression_block_sums(ids, labels, scores, center=self.center,
-                                                   weights=w)
-        self.blocks = sums if self.blocks is None else self.blocks + sums
-
-    def save(self, path: Path) -> list[dict[str, Any]]:
-        """Write every statistic to `path` (npz); return the slices' index."""
-        import numpy as np
-
-        self._flush_blocks()
-        arrays = {f"overall.{k}": v for k, v in self.overall.result().to_arrays().items()}
-        arrays["blocks"] = self.blocks if self.blocks is not None else np.zeros((0, 0))
-        index = []
-        for column, streams in self.slices.items():
-            for value, stream in sorted(streams.items()):
-                key = f"slice{len(index)}"
-                index.append({"column": column, "value": value, "key": key})
-                arrays |= {f"{key}.{k}": v for k, v in stream.result().to_arrays().items()}
-        np.savez(path, **arrays)
-        return index
 
 
 def _latency(model: Any, feeds: dict[str, Any], *, batch_size: int) -> dict[str, float]:

@@ -1,31 +1,19 @@
 """`GitHubForge`: the `Forge` port on GitHub (or GitHub Enterprise Server), through PyGithub.
 
-This is the only module that calls the `github` library (with `github_auth`, which builds the
-client). Every `GithubException` is translated at this boundary into promoter's errors, chained:
-404 on a pull request -> PullRequestNotFoundError, 409 on merge -> StaleHeadError, 405 on merge
--> NotMergeableError, anything else -> ForgeError. Messages carry GitHub's `message`, never
+This module and its siblings `github_calls`, `github_checks` and `github_markers` are the only
+ones that call the `github` library (with `github_auth`, which builds the client). Every
+`GithubException` is translated at this boundary into promoter's errors, chained: 404 on a pull
+request -> PullRequestNotFoundError, 409 on merge -> StaleHeadError, 405 on merge ->
+NotMergeableError, anything else -> ForgeError. Messages carry GitHub's `message`, never
 request headers, so a token cannot leak through an error.
 
-What GitHub does not keep, promoter keeps in hidden HTML comments:
-- the PR body ends with `<!-- promoter:pull {"author": ..., "head": ..., "sig": ...} -->`:
-  who proposed the promotion (the PR's GitHub author is promoter's own identity) and the head
-  sha promoter last opened or updated the PR with. GitHub's PR head follows the branch, but the
-  port's `head_sha` is what promoter saw, so a push behind promoter's back is noticed
-  (StaleHeadError) instead of merged unseen;
-- each of promoter's comments ends with `<!-- promoter:key=KEY -->`, so it is found and edited
-  in place instead of added again.
-Both markers are stripped from the bodies the port returns.
-
-Anyone with write access can edit a PR's description, so the pull marker is signed:
-`sig` is HMAC-SHA256, under a key only promoter holds (`forge.github.markerKeyEnv`/`File`, or
-derived from the App's private key), of the repository, the PR's head and base branches, the
-author and the head sha. A PR whose marker is missing or does not verify is untrusted: reading
+What GitHub does not keep (who proposed a promotion, the head promoter saw, which comment is
+which), promoter keeps in hidden, signed markers in the PR body and its comments: see
+`github_markers`. A PR whose marker is missing or does not verify is untrusted: reading
 it (`get_pull_request`, `find_open_pull_request`) raises UntrustedPullRequestError, writing
 it (`open_or_update_pull_request`, `merge`) refuses without writing, and `list_open_pull_requests`
 lists it with an empty `author` and `head_sha`, so nothing can take it for a usable proposal.
-A valid marker copied to another PR of the same branches says only what promoter signed (this
-author proposed that commit there), as reopening the PR it came from would. Nothing else in a
-PR's title or description is trusted.
+Statuses and check runs are in `github_checks`; the error translation in `github_calls`.
 
 Calls. Creates look before they create (a retried POST cannot duplicate a pull request or a
 comment), writes are skipped when nothing changed, and objects are lazy (`Github(lazy=True)`),
@@ -34,37 +22,39 @@ so a read of one field does not fetch a whole object first.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import logging
-import re
-import urllib.parse
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from promoter.domain.pull_requests import (
     Comment,
-    CommitStatus,
     PullRequest,
     PullRequestState,
     Review,
     ReviewState,
-    StatusState,
     login_key,
 )
 from promoter.errors import (
     ForgeError,
-    ForgeIdentityError,
     NotMergeableError,
-    PullRequestNotFoundError,
     StaleHeadError,
-    UntrustedPullRequestError,
 )
-from promoter.forge.capabilities import ExternalChecks, ForgeCapabilities
+from promoter.forge.capabilities import ForgeCapabilities
+from promoter.forge.github_calls import (
+    _aware,
+    _github_exception,
+    _message,
+    _transport_exceptions,
+)
+from promoter.forge.github_checks import GitHubChecks
+from promoter.forge.github_markers import (
+    _KEY_PATTERN,
+    PullMarkers,
+    _comment_key,
+    _to_comment,
+    _without_pull_marker,
+)
 
 if TYPE_CHECKING:
     import github
@@ -74,33 +64,14 @@ log = logging.getLogger(__name__)
 
 CLOSE_COMMENT_KEY = "close-reason"
 """Same key as `promoter.forge.local.CLOSE_COMMENT_KEY`."""
-PROMOTER_CONTEXT_PREFIX = "promoter/"
-"""Statuses promoter sets itself; not 'external' checks."""
-_PULL_MARKER = re.compile(r"\n*<!-- promoter:pull (\{[^\n]*?\}) -->(?:\s*\Z)?")
-"""The pull marker, wherever it is (a person may add text below it); the last one counts."""
-_MARKER_LABEL = b"promoter:pull-marker:v1\n"
-"""Prefix of every signed message: a MAC for this purpose is never valid for another."""
-_KEY_MARKER = re.compile(r"\n*<!-- promoter:key=([A-Za-z0-9_.:/-]+) -->\s*\Z")
-_KEY_PATTERN = re.compile(r"^[A-Za-z0-9_.:/-]+$")
 _REVIEW_STATES = {s.value: s for s in ReviewState}
-_PASSING_CONCLUSIONS = {"success", "neutral", "skipped"}
 
 
-@dataclass(frozen=True, slots=True)
-class _PullMeta:
-    """A pull marker whose signature verified."""
-
-    author: str
-    """Who proposed the promotion."""
-    head: str
-    """The head sha promoter last opened or updated the PR with."""
-
-
-class GitHubForge:
+class GitHubForge(GitHubChecks, PullMarkers):
     """The `Forge` port over the GitHub repository `repository` (`owner/name`).
 
     `client` is a PyGithub `Github` built with `lazy=True` (see `github_auth.build_client`).
-    `marker_key` signs and verifies the pull markers (see the module docstring; from
+    `marker_key` signs and verifies the pull markers (see `github_markers`; from
     `github_auth.marker_key`). `identity` is the login promoter acts as (its reviews never
     count; only its statuses are promoter's); `merge_method` is GitHub's (`merge`, `squash`,
     `rebase`); `approver_team` (`org/slug`) is the default team of `team_members_among`.
@@ -292,66 +263,6 @@ class GitHubForge:
 
     # -- statuses, reviews, comments ---------------------------------------------------------
 
-    def set_status(self, sha: str, status: CommitStatus) -> None:
-        """Create a commit status on `sha` (GitHub keeps the latest per context).
-
-        Raises ForgeIdentityError if GitHub records the status as created by another login
-        than `identity`: `list_statuses` would never see promoter's own statuses again, so
-        every gate would wait forever. The status was written; the configuration is wrong.
-        """
-        payload: dict[str, Any] = {"state": StatusState(status.state).value,
-                                   "description": status.description[:140],
-                                   "context": status.context}
-        if status.target_url is not None:
-            payload["target_url"] = status.target_url
-        with self._calls(f"setting status {status.context} on {sha[:12]}"):
-            _, data = self._client.requester.requestJsonAndCheck(
-                "POST", f"{self._repo.url}/statuses/{urllib.parse.quote(sha, safe='')}",
-                input=payload)
-        creator = ((data or {}).get("creator") or {}).get("login")
-        if not isinstance(creator, str) or not self._is_identity(creator):
-            raise ForgeIdentityError(
-                f"GitHub records promoter's statuses as created by {creator or 'nobody'}, "
-                f"but promoter trusts only statuses by {self._identity.strip()}",
-                fix=f"set forge.github.identity to {creator} (the login of promoter's "
-                    "credentials) in promoter.yaml" if creator else
-                    "check promoter's GitHub credentials")
-
-    def list_statuses(self, sha: str) -> list[CommitStatus]:
-        """The latest status per context on `sha`, sorted by context ([] for no commit).
-
-        Promoter's own contexts (`promoter/...`) count only when promoter's `identity`
-        created them (logins compared case-insensitively): anyone with write access can post
-        a status named `promoter/evaluation`, and the service reads these statuses back as
-        verdicts (e.g. a cached evaluation). Such a foreign status is skipped, so promoter's
-        own latest status of that context, if any, is returned. Other tools' contexts are
-        returned whoever set them, as before. Reads `GET .../commits/{sha}/statuses` (every
-        status, newest first, with its creator; the combined status has no creator).
-        """
-        from github.CommitStatus import CommitStatus as RawStatus
-        from github.PaginatedList import PaginatedList
-
-        url = f"{self._repo.url}/commits/{urllib.parse.quote(sha, safe='')}/statuses"
-        latest: dict[str, CommitStatus] = {}
-        try:
-            for s in PaginatedList(RawStatus, self._client.requester, url, {"per_page": 100}):
-                if s.context in latest:
-                    continue  # newest first: a context's first status is its latest
-                if s.context.startswith(PROMOTER_CONTEXT_PREFIX) and not self._is_identity(
-                        s.creator.login if s.creator is not None else ""):
-                    continue
-                latest[s.context] = CommitStatus(context=s.context, state=StatusState(s.state),
-                                                 description=s.description or "",
-                                                 target_url=s.target_url)
-        except _github_exception() as exc:
-            if getattr(exc, "status", None) in (404, 422):
-                return []
-            raise self._error(exc, f"reading statuses of {sha[:12]}") from exc
-        except _transport_exceptions() as exc:
-            raise ForgeError(f"reading statuses of {sha[:12]}: GitHub unreachable: "
-                             f"{type(exc).__name__}") from exc
-        return [latest[c] for c in sorted(latest)]
-
     def list_reviews(self, number: int) -> list[Review]:
         """Every submitted review of the PR, oldest first (pending drafts are left out)."""
         with self._calls(f"reading reviews of #{number}", number=number):
@@ -423,145 +334,7 @@ class GitHubForge:
                                  f"{type(exc).__name__}") from exc
         return frozenset(found)
 
-    def external_checks_state(self, pull: PullRequest) -> ExternalChecks:
-        """The required checks of `pull`'s base branch protection on the PR's live head,
-        promoter's own `promoter/...` contexts excluded.
-
-        FAILURE if one failed, PENDING if one has not reported or not finished, SUCCESS
-        otherwise (also when the branch is unprotected or requires nothing else). Commit
-        statuses and check runs both count, by context / check name.
-        """
-        base = urllib.parse.quote(pull.base_branch, safe="")
-        with self._calls(f"reading required checks of {pull.base_branch}"):
-            try:
-                _, data = self._client.requester.requestJsonAndCheck(
-                    "GET", f"{self._repo.url}/branches/{base}/protection/required_status_checks")
-            except _github_exception() as exc:
-                if getattr(exc, "status", None) != 404:
-                    raise
-                data = {}  # not protected, or no required checks
-            required = set(data.get("contexts") or [])
-            required |= {c["context"] for c in data.get("checks") or []}
-            required = {c for c in required if not c.startswith(PROMOTER_CONTEXT_PREFIX)}
-            if not required:
-                return ExternalChecks(StatusState.SUCCESS, "no external checks required")
-            commit = self._repo.get_commit(pull.head_sha)
-            states: dict[str, str] = {}
-            for s in commit.get_combined_status().statuses:
-                states.setdefault(s.context, s.state)  # newest first
-            for run in commit.get_check_runs():
-                if run.status != "completed":
-                    verdict = "pending"
-                elif (run.conclusion or "") in _PASSING_CONCLUSIONS:
-                    verdict = "success"
-                else:
-                    verdict = "failure"
-                if states.get(run.name) != "failure":  # any failing run of a name fails it
-                    states[run.name] = verdict
-        failing = tuple(sorted(c for c in required if states.get(c) in ("failure", "error")))
-        pending = tuple(sorted(c for c in required
-                               if c not in failing and states.get(c) != "success"))
-        if failing:
-            return ExternalChecks(StatusState.FAILURE,
-                                  _fit("required check failing: " + ", ".join(failing)),
-                                  failing, pending)
-        if pending:
-            return ExternalChecks(StatusState.PENDING,
-                                  _fit("waiting for required check: " + ", ".join(pending)),
-                                  failing, pending)
-        return ExternalChecks(StatusState.SUCCESS,
-                              _fit("required checks passed: " + ", ".join(sorted(required))))
-
-    def publish_check_run(self, sha: str, *, name: str, state: StatusState, title: str,
-                          summary: str, text: str | None = None) -> int:
-        """Publish a report as the check run `name` on `sha` (Checks API), edited in place if
-        a run of that name exists there already; return its id.
-
-        SUCCESS/FAILURE/ERROR complete the run (`success` / `failure`); PENDING leaves it
-        `in_progress`. GitHub accepts check runs from GitHub Apps only; with a token it
-        answers 403, which becomes a ForgeError (use commit statuses, which every token can
-        write). Summary and text are cut to GitHub's 65,535 characters. Only a run promoter's
-        App created (`<slug>[bot]` is `identity`) is edited; another App's run of the same
-        name is left alone.
-        """
-        output: dict[str, str] = {"title": title[:1000], "summary": summary[:65535]}
-        if text is not None:
-            output["text"] = text[:65535]
-        fields: dict[str, Any] = {"output": output}
-        if state is StatusState.PENDING:
-            fields["status"] = "in_progress"
-        else:
-            fields["status"] = "completed"
-            fields["conclusion"] = "success" if state is StatusState.SUCCESS else "failure"
-            fields["completed_at"] = datetime.now(UTC)
-        with self._calls(f"publishing check run {name} on {sha[:12]}"):
-            for run in self._repo.get_commit(sha).get_check_runs(check_name=name):
-                # Another App may publish a run of the same name: never take it for ours
-                # (GitHub would refuse the edit, and the report would be lost).
-                if run.name == name and run.app is not None and self._is_identity(
-                        f"{run.app.slug}[bot]"):
-                    run.edit(**fields)
-                    return int(run.id)
-            created = self._repo.create_check_run(name=name, head_sha=sha, **fields)
-            return int(created.id)
-
     # -- helpers -----------------------------------------------------------------------------
-
-    def _signature(self, *, head_branch: str, base_branch: str, author: str,
-                   head: str) -> str:
-        """HMAC-SHA256 (hex) of what a pull marker vouches for, bound to this repository
-        (names compared as GitHub does, case-insensitively) and the PR's branches."""
-        message = json.dumps({"repository": self._full_name.casefold(),
-                              "head_branch": head_branch, "base_branch": base_branch,
-                              "author": author, "head": head},
-                             sort_keys=True, separators=(",", ":"), ensure_ascii=True)
-        return hmac.new(self._marker_key, _MARKER_LABEL + message.encode(),
-                        hashlib.sha256).hexdigest()
-
-    def _with_marker(self, body: str, *, head_branch: str, base_branch: str, author: str,
-                     head: str) -> str:
-        sig = self._signature(head_branch=head_branch, base_branch=base_branch,
-                              author=author, head=head)
-        meta = json.dumps({"author": author, "head": head, "sig": sig}, sort_keys=True)
-        return f"{_without_pull_marker(body)}\n\n<!-- promoter:pull {meta} -->"
-
-    def _verified(self, raw: github.PullRequest.PullRequest) -> _PullMeta | None:
-        """The PR's pull marker if its signature verifies for this PR's branches, else None
-        (no marker, not JSON, a field missing, or signed for something else)."""
-        markers = list(_PULL_MARKER.finditer(raw.body or ""))
-        if not markers:
-            return None
-        try:
-            data = json.loads(markers[-1].group(1))
-        except ValueError:
-            return None
-        if not isinstance(data, dict):
-            return None
-        author, head, sig = data.get("author"), data.get("head"), data.get("sig")
-        if not (isinstance(author, str) and isinstance(head, str) and isinstance(sig, str)
-                and author and head):
-            return None
-        expected = self._signature(head_branch=raw.head.ref, base_branch=raw.base.ref,
-                                   author=author, head=head)
-        if not hmac.compare_digest(expected.encode(), sig.encode("utf-8", "replace")):
-            return None
-        return _PullMeta(author=author, head=head)
-
-    def _untrusted(self, raw: github.PullRequest.PullRequest) -> UntrustedPullRequestError:
-        number = raw.number
-        why = ("does not verify" if _PULL_MARKER.search(raw.body or "")
-               else "is missing")
-        log.warning("pull request #%d: its promoter marker %s; not acted on", number, why)
-        return UntrustedPullRequestError(
-            f"pull request #{number}: promoter's signed marker in its description {why}, so "
-            "who proposed it and which head promoter wrote cannot be trusted; promoter does "
-            "not act on it",
-            fix=f"close #{number} and propose the promotion again (if forge.github's marker "
-                "key or the App key changed, every open promotion needs this)")
-
-    def _is_identity(self, login: str) -> bool:
-        """Whether `login` is promoter's own (GitHub logins are case-insensitive)."""
-        return bool(login.strip()) and login_key(login) == login_key(self._identity)
 
     def _create(self, *, head: str, base: str, title: str, body: str,
                 author: str) -> github.PullRequest.PullRequest:
@@ -647,73 +420,3 @@ class GitHubForge:
             updated_at=_aware(raw.updated_at or raw.created_at),  # None: never edited
             merge_sha=raw.merge_commit_sha if state is PullRequestState.MERGED else None,
         )
-
-    @contextmanager
-    def _calls(self, what: str, *, number: int | None = None) -> Iterator[None]:
-        """Translate PyGithub's and the transport's exceptions raised inside into ours."""
-        try:
-            yield
-        except _github_exception() as exc:
-            raise self._error(exc, what, number=number) from exc
-        except _transport_exceptions() as exc:
-            raise ForgeError(f"{what}: GitHub could not be reached ({type(exc).__name__})",
-                             fix="run the command again; promoter resumes where it stopped"
-                             ) from exc
-
-    def _error(self, exc: Exception, what: str, *, number: int | None = None) -> ForgeError:
-        status = getattr(exc, "status", None)
-        if status == 404 and number is not None:
-            return PullRequestNotFoundError(f"no pull request #{number} in {self._full_name}",
-                                            fix="list the open ones with `promoter status`")
-        fix = None
-        if status in (401, 403):
-            fix = "check promoter's GitHub credentials and their permissions on the repository"
-        return ForgeError(f"{what}: GitHub answered {status}: {_message(exc)}", fix=fix)
-
-
-def _github_exception() -> type[Exception]:
-    from github import GithubException
-
-    return GithubException
-
-
-def _transport_exceptions() -> tuple[type[Exception], ...]:
-    import requests
-
-    return (requests.RequestException,)
-
-
-def _message(exc: Exception) -> str:
-    """GitHub's `message` (and error details) from the answer's body; never headers."""
-    data = getattr(exc, "data", None)
-    if isinstance(data, dict):
-        text = str(data.get("message") or "")
-        details = [e.get("message") or e.get("code") for e in data.get("errors") or []
-                   if isinstance(e, dict)]
-        if details:
-            text += " (" + "; ".join(str(d) for d in details if d) + ")"
-        return text or "no message"
-    return str(data)[:200] if data else "no message"
-
-
-def _without_pull_marker(body: str) -> str:
-    return _PULL_MARKER.sub("", body)
-
-
-def _comment_key(body: str | None) -> str | None:
-    match = _KEY_MARKER.search(body or "")
-    return match.group(1) if match else None
-
-
-def _to_comment(raw: Any, key: str) -> Comment:
-    return Comment(id=raw.id, key=key, body=_KEY_MARKER.sub("", raw.body or ""),
-                   updated_at=_aware(raw.updated_at))
-
-
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-
-
-def _fit(text: str) -> str:
-    return text if len(text) <= 140 else text[:139] + "…"
-

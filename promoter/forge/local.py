@@ -4,12 +4,8 @@ It implements the `Forge` port the way GitHub behaves, so the promotion service 
 apart: one open pull request per (head, base), statuses keyed by commit, reviews pinned to the
 head commit they were given on, and merges that are guarded by the evaluated head sha.
 
-Concurrency. Several `promoter` processes and the threads of a service may share the file.
-Every operation opens its own connection and runs in one transaction; operations that write
-start it with `BEGIN IMMEDIATE`, which takes SQLite's write lock up front, so a
-read-check-write sequence can never interleave with another writer (other processes wait up to
-`BUSY_TIMEOUT_S`). WAL mode lets readers go on while a writer works. A partial unique index
-enforces "at most one open pull request per (head, base)" in the database itself.
+The SQLite schema, transactions and row mapping are in `local_db` (with the concurrency rules);
+the repair of merges a crash left unrecorded in `local_repair`.
 
 Merges and crashes. `merge` holds the write lock across its git writes, so two merges can never
 interleave. It writes the merge commit (unreachable, harmless if we crash), moves the base
@@ -25,13 +21,9 @@ so the repair needs no journal and is idempotent; `merge` called again with the 
 
 from __future__ import annotations
 
-import json
 import logging
-import sqlite3
-import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, suppress
-from datetime import UTC, datetime
+from collections.abc import Callable, Sequence
+from datetime import datetime
 from pathlib import Path
 
 from promoter.domain.pull_requests import (
@@ -45,78 +37,23 @@ from promoter.domain.pull_requests import (
 )
 from promoter.errors import (
     ConcurrentUpdateError,
-    ForgeDatabaseCorruptError,
     ForgeError,
     GitError,
     NotMergeableError,
-    PullRequestNotFoundError,
     StaleHeadError,
 )
 from promoter.forge.capabilities import ForgeCapabilities
+from promoter.forge.local_db import _comment, _normalize_labels, _pull_request, _utc_now
+from promoter.forge.local_repair import MergeRepair
 from promoter.gitops.port import GitOpsRepository, Signature
 
 log = logging.getLogger(__name__)
 
-BUSY_TIMEOUT_S = 30.0
-"""How long an operation waits for another process's write transaction before failing."""
 CLOSE_COMMENT_KEY = "close-reason"
 """Key of the comment `close(..., comment=...)` leaves on the pull request."""
-_MAX_MERGE_SEARCH = 1000
-"""First-parent commits of a base branch searched for the one that merged a PR's head."""
-_SCHEMA_VERSION = 1
-_SCHEMA = (
-    """CREATE TABLE pull_requests (
-        number INTEGER PRIMARY KEY AUTOINCREMENT,
-        head TEXT NOT NULL,
-        base TEXT NOT NULL,
-        head_sha TEXT NOT NULL,
-        title TEXT NOT NULL,
-        body TEXT NOT NULL,
-        author TEXT NOT NULL,
-        state TEXT NOT NULL CHECK (state IN ('open', 'merged', 'closed')),
-        labels TEXT NOT NULL,
-        created_at TEXT NOT NULL,
-        updated_at TEXT NOT NULL,
-        merge_sha TEXT
-    )""",
-    # The database itself guarantees at most one open pull request per pair of branches.
-    """CREATE UNIQUE INDEX one_open_pull_request_per_branch_pair
-        ON pull_requests (head, base) WHERE state = 'open'""",
-    """CREATE TABLE statuses (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        sha TEXT NOT NULL,
-        context TEXT NOT NULL,
-        state TEXT NOT NULL,
-        description TEXT NOT NULL,
-        target_url TEXT,
-        created_at TEXT NOT NULL
-    )""",
-    "CREATE INDEX statuses_by_commit ON statuses (sha, context, id)",
-    """CREATE TABLE reviews (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        pr INTEGER NOT NULL REFERENCES pull_requests (number),
-        user TEXT NOT NULL,
-        state TEXT NOT NULL,
-        commit_sha TEXT NOT NULL,
-        submitted_at TEXT NOT NULL
-    )""",
-    "CREATE INDEX reviews_by_pr ON reviews (pr, id)",
-    """CREATE TABLE comments (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        pr INTEGER NOT NULL REFERENCES pull_requests (number),
-        key TEXT NOT NULL,
-        body TEXT NOT NULL,
-        updated_at TEXT NOT NULL,
-        UNIQUE (pr, key)
-    )""",
-)
 
 
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
-class LocalForge:
+class LocalForge(MergeRepair):
     """The embedded `Forge` (and `ReviewRecorder`), stored in the SQLite file `db_path`.
 
     `repo` is the GitOps repository the pull requests live in: the forge reads branch heads
@@ -417,200 +354,9 @@ class LocalForge:
                 fix="remove them from the proposal, or merge it by hand with git")
         return merge_sha
 
-    def _settle(self, conn: sqlite3.Connection, row: sqlite3.Row) -> sqlite3.Row:
-        """Record an open PR whose head is already in its base as merged (see module doc).
-
-        `conn` must be in a write transaction; returns the row as it is afterwards.
-        """
-        if row["state"] != PullRequestState.OPEN:
-            return row
-        merge_sha = self._merged_by(row["head_sha"], row["base"])
-        if merge_sha is None:
-            return row
-        self._record_found_merge(conn, int(row["number"]), row["head_sha"], merge_sha)
-        return self._require_row(conn, int(row["number"]))
-
-    def _settle_read(self, rows: list[sqlite3.Row]) -> list[sqlite3.Row]:
-        """`_settle` for rows from a read transaction: writes only if a PR needs repair."""
-        found = {int(r["number"]): (r["head_sha"], sha) for r in rows
-                 if r["state"] == PullRequestState.OPEN
-                 and (sha := self._merged_by(r["head_sha"], r["base"])) is not None}
-        if not found:
-            return rows
-        with self._transaction(write=True) as conn:
-            for number, (head_sha, merge_sha) in found.items():
-                self._record_found_merge(conn, number, head_sha, merge_sha)
-            return [self._require_row(conn, int(r["number"])) for r in rows]
-
-    def _record_found_merge(self, conn: sqlite3.Connection, number: int, head_sha: str,
-                            merge_sha: str) -> None:
-        changed = conn.execute(
-            "UPDATE pull_requests SET state = ?, merge_sha = ?, updated_at = ?"
-            " WHERE number = ? AND state = 'open' AND head_sha = ?",
-            (PullRequestState.MERGED.value, merge_sha, self._now(), number, head_sha),
-        ).rowcount
-        if changed:
-            log.warning("pull request #%d: its head %s is already in its base (merged as %s); "
-                        "recorded it as merged", number, head_sha[:12], merge_sha[:12])
-
-    def _merged_by(self, head_sha: str, base: str) -> str | None:
-        """The first-parent commit of `base` that brought `head_sha` in; None if it is not in.
-
-        Walks back from the base's head while the first parent still contains `head_sha`; for a
-        merge promoter made, that is the base's head itself (one step).
-        """
-        base_sha = self._repo.branch_head(base)
-        try:
-            if base_sha is None or not self._repo.is_ancestor(head_sha, base_sha):
-                return None
-            commit = base_sha
-            for _ in range(_MAX_MERGE_SEARCH):
-                parents = self._repo.commit_info(commit).parents
-                if not parents or not self._repo.is_ancestor(head_sha, parents[0]):
-                    return commit
-                commit = parents[0]
-        except GitError as exc:  # e.g. the recorded head was garbage-collected: not merged
-            log.warning("cannot tell whether %s is in %s: %s", head_sha[:12], base, exc)
-            return None
-        return base_sha
-
     def _full_sha(self, sha: str) -> str:
         try:
             return self._repo.commit_info(sha).sha
         except GitError as exc:
             raise ForgeError(f"no commit {sha!r} in {self._repo.url}",
                              fix="pass the sha of a commit that exists") from exc
-
-    def _upsert_comment(self, conn: sqlite3.Connection, number: int, key: str, body: str,
-                        now: str) -> Comment:
-        conn.execute(
-            "INSERT INTO comments (pr, key, body, updated_at) VALUES (?, ?, ?, ?)"
-            " ON CONFLICT (pr, key) DO UPDATE SET body = excluded.body,"
-            " updated_at = excluded.updated_at WHERE body != excluded.body",
-            (number, key, body, now),
-        )
-        row = conn.execute("SELECT * FROM comments WHERE pr = ? AND key = ?",
-                           (number, key)).fetchone()
-        return _comment(row)
-
-    @staticmethod
-    def _require_row(conn: sqlite3.Connection, number: int) -> sqlite3.Row:
-        row: sqlite3.Row | None = conn.execute(
-            "SELECT * FROM pull_requests WHERE number = ?", (number,)).fetchone()
-        if row is None:
-            raise PullRequestNotFoundError(f"no pull request #{number}",
-                                           fix="list the open ones with `promoter status`")
-        return row
-
-    def _now(self) -> str:
-        return self._clock().astimezone(UTC).isoformat()
-
-    def _create_schema(self) -> None:
-        # WAL: readers never block the writer; the setting is stored in the file. Switching
-        # needs an exclusive lock and SQLite answers "locked" at once instead of calling the
-        # busy handler, so processes opening a new forge together retry here, within the
-        # same time budget as any other lock wait.
-        deadline = time.monotonic() + BUSY_TIMEOUT_S
-        delay = 0.005
-        while True:
-            with self._connection() as conn:
-                try:
-                    if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-                        conn.execute("PRAGMA journal_mode = WAL")
-                    break
-                except sqlite3.OperationalError as exc:
-                    if "locked" not in str(exc) or time.monotonic() > deadline:
-                        raise self._database_error(exc) from exc
-                except sqlite3.Error as exc:
-                    raise self._database_error(exc) from exc
-            time.sleep(delay)
-            delay = min(delay * 2, 0.2)
-        with self._transaction(write=True) as conn:
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-            if version > _SCHEMA_VERSION:
-                raise ForgeError(
-                    f"{self._db_path} was written by a newer promoter (schema {version})",
-                    fix="upgrade promoter")
-            if version == 0:
-                for statement in _SCHEMA:
-                    conn.execute(statement)
-                conn.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
-
-    @contextmanager
-    def _connection(self) -> Iterator[sqlite3.Connection]:
-        try:
-            # isolation_level=None: no implicit transactions; `_transaction` says BEGIN itself.
-            conn = sqlite3.connect(self._db_path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
-        except sqlite3.Error as exc:
-            raise self._database_error(exc) from exc
-        try:
-            conn.row_factory = sqlite3.Row
-            yield conn
-        finally:
-            conn.close()
-
-    @contextmanager
-    def _transaction(self, *, write: bool) -> Iterator[sqlite3.Connection]:
-        """One transaction on a fresh connection; committed on success, else rolled back.
-
-        `write` takes the write lock at BEGIN, so what the transaction reads cannot change
-        before it writes.
-        """
-        with self._connection() as conn:
-            try:
-                conn.execute("PRAGMA foreign_keys = ON")
-                conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-                yield conn
-                conn.execute("COMMIT")
-            except sqlite3.Error as exc:
-                _rollback(conn)
-                raise self._database_error(exc) from exc
-            except BaseException:
-                _rollback(conn)
-                raise
-
-    def _database_error(self, exc: sqlite3.Error) -> ForgeError:
-        text = str(exc)
-        if "locked" in text or "busy" in text:
-            fix = "another promoter process held the forge too long; run the command again"
-        elif "not a database" in text or "malformed" in text:
-            return ForgeDatabaseCorruptError(
-                f"forge database {self._db_path}: {text}",
-                fix=f"move {self._db_path} away (its pull requests are lost) and run again")
-        else:
-            fix = None
-        return ForgeError(f"forge database {self._db_path}: {text}", fix=fix)
-
-
-def _rollback(conn: sqlite3.Connection) -> None:
-    if conn.in_transaction:
-        with suppress(sqlite3.Error):  # the original error is what the caller needs to see
-            conn.execute("ROLLBACK")
-
-
-def _normalize_labels(labels: Sequence[str]) -> str:
-    if isinstance(labels, str):
-        raise TypeError("labels must be a sequence of label names, not one string")
-    return json.dumps(sorted(set(labels)))
-
-
-def _pull_request(row: sqlite3.Row) -> PullRequest:
-    return PullRequest(
-        number=int(row["number"]),
-        head_branch=row["head"],
-        base_branch=row["base"],
-        head_sha=row["head_sha"],
-        title=row["title"],
-        body=row["body"],
-        author=row["author"],
-        state=PullRequestState(row["state"]),
-        labels=tuple(json.loads(row["labels"])),
-        created_at=datetime.fromisoformat(row["created_at"]),
-        updated_at=datetime.fromisoformat(row["updated_at"]),
-        merge_sha=row["merge_sha"],
-    )
-
-
-def _comment(row: sqlite3.Row) -> Comment:
-    return Comment(id=int(row["id"]), key=row["key"], body=row["body"],
-                   updated_at=datetime.fromisoformat(row["updated_at"]))

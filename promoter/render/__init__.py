@@ -9,7 +9,9 @@ Modules, by responsibility:
 - `variables`: the variables a template may use, and the generated ModelServerConfig;
 - `templating`: parse a template as YAML, then substitute `${...}` in the parsed tree;
 - `tfjob`: how the TFJob template expresses optional roles (PS, Chief);
-- `invariants`: what rendered objects must still do for promotion to be safe;
+- `invariants`: what rendered objects must still do for promotion to be safe, and in which
+  order the rules (`object_rules`, `workload_rules`) and the schemas apply; `release`: what they
+  are checked against;
 - `validation`: whether the API server would accept them (Kubernetes and CRD schemas);
 - `yaml_output`: byte-for-byte deterministic YAML;
 - `hydrate`: `render_environment` and `RenderedManifests`, tying the above together;
@@ -17,12 +19,7 @@ Modules, by responsibility:
 """
 
 from promoter.render.hydrate import RenderedManifests, render_environment, render_objects
-from promoter.render.invariants import (
-    MODEL_DIGEST_ANNOTATION,
-    MODEL_VERSION_ANNOTATION,
-    Release,
-    check_invariants,
-)
+from promoter.render.invariants import check_invariants
 from promoter.render.metadata import (
     METADATA_FILE,
     DeployedModel,
@@ -30,6 +27,7 @@ from promoter.render.metadata import (
     MetadataError,
 )
 from promoter.render.objects import RenderedObject
+from promoter.render.release import MODEL_DIGEST_ANNOTATION, MODEL_VERSION_ANNOTATION, Release
 from promoter.render.templating import Variables, parse_template, render_template, substitute
 from promoter.render.validation import ObjectSchemas
 from promoter.render.variables import (

@@ -33,9 +33,10 @@ from typing import Any
 from promoter.config.schema import EnvironmentSpec, ModelSpec
 from promoter.domain.model_versions import ModelVersion
 from promoter.errors import RenderError
-from promoter.render.invariants import Release, check_invariants
+from promoter.render.invariants import check_invariants
 from promoter.render.objects import TEMPLATE_ROOT, RenderedObject, document_location
 from promoter.render.parts import check_parts, is_generated_name, kustomizations, select_templates
+from promoter.render.release import Release
 from promoter.render.templating import Variables, render_template
 from promoter.render.tfjob import drop_idle_replica_specs
 from promoter.render.validation import ObjectSchemas

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from promoter.config.schema import EvaluationPolicy
+from promoter.evaluation.binary_stats import BinaryClassificationStats
 from promoter.evaluation.bootstrap import (
     N_BLOCKS,
     binary_block_sums,
@@ -21,7 +22,8 @@ from promoter.evaluation.bootstrap import (
     resample,
 )
 from promoter.evaluation.gate import Verdict, check_thresholds
-from promoter.evaluation.metrics import BinaryClassificationStats, MulticlassStats, RegressionStats
+from promoter.evaluation.multiclass_stats import MulticlassStats
+from promoter.evaluation.regression_stats import RegressionStats
 
 
 def _scores(rows: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

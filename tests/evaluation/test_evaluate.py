@@ -19,7 +19,7 @@ import pytest
 from promoter.config.schema import EvaluationPolicy, ModelSpec
 from promoter.errors import HoldoutError, ModelLoadError, ModelStoreError
 from promoter.evaluation import EvaluationReport, evaluate_models
-from promoter.evaluation.evaluate import run_worker
+from promoter.evaluation.worker_client import run_worker
 
 pytestmark = pytest.mark.slow
 

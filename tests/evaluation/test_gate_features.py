@@ -16,7 +16,8 @@ from promoter.domain.tensorflow_ops import REFUSED_OPS
 from promoter.errors import HoldoutError, ModelLoadError
 from promoter.evaluation import EvaluationReport, evaluate_models
 from promoter.evaluation.gate import Verdict
-from promoter.evaluation.graph_scan import Function, MetaGraph, Node, SaverDef, scan_meta_graph
+from promoter.evaluation.graph_model import Function, MetaGraph, Node, SaverDef
+from promoter.evaluation.graph_scan import scan_meta_graph
 
 TINY = ModelSpec(name="tiny", label_column="label")
 

@@ -14,14 +14,8 @@ from promoter.domain.tensorflow_ops import (
     REFUSED_OPS,
     SAVER_ONLY_OPS,
 )
-from promoter.evaluation.graph_scan import (
-    Finding,
-    Function,
-    MetaGraph,
-    Node,
-    SaverDef,
-    scan_meta_graph,
-)
+from promoter.evaluation.graph_model import Finding, Function, MetaGraph, Node, SaverDef
+from promoter.evaluation.graph_scan import scan_meta_graph
 
 _KERAS_OPS = """
     Add AddV2 AssignVariableOp BatchMatMulV2 BiasAdd Bucketize Cast ConcatV2 Const Conv2D

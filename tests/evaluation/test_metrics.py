@@ -12,7 +12,8 @@ import sklearn.metrics
 from sklearn.metrics import accuracy_score, roc_auc_score
 
 from promoter.errors import ModelLoadError
-from promoter.evaluation.metrics import BINARY_METRICS, BinaryClassificationStats, check_scores
+from promoter.evaluation.binary_stats import BinaryClassificationStats
+from promoter.evaluation.metrics import BINARY_METRICS, check_scores
 
 REL = 1e-9
 
@@ -168,7 +169,7 @@ def test_inconsistent_json_is_rejected() -> None:
 def test_calibration_bins_are_those_of_a_search_over_the_edges() -> None:
     # The fast binning scales and corrects by one bin; it must agree with searchsorted exactly,
     # above all on the edges b/10 themselves and their float neighbours.
-    from promoter.evaluation.metrics import _CALIBRATION_EDGES, _calibration_bins
+    from promoter.evaluation.binary_stats import _CALIBRATION_EDGES, _calibration_bins
 
     edges = _CALIBRATION_EDGES
     near = np.concatenate([edges, np.nextafter(edges, -1.0), np.nextafter(edges, 2.0),

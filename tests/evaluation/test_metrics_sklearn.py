@@ -10,12 +10,10 @@ import pytest
 import sklearn.metrics as skm
 
 from promoter.errors import ModelLoadError
-from promoter.evaluation.metrics import (
-    CALIBRATION_BINS,
-    BinaryClassificationStats,
-    MulticlassStats,
-    RegressionStats,
-)
+from promoter.evaluation.binary_stats import BinaryClassificationStats
+from promoter.evaluation.metrics import CALIBRATION_BINS
+from promoter.evaluation.multiclass_stats import MulticlassStats
+from promoter.evaluation.regression_stats import RegressionStats
 
 REL = 1e-9
 

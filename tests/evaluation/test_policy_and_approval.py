@@ -8,7 +8,8 @@ import pytest
 from promoter.config.schema import EvaluationPolicy, MetricName, ModelSpec
 from promoter.evaluation.gate import CheckResult, Verdict
 from promoter.evaluation.metrics import ALL_METRICS, HIGHER_IS_BETTER
-from promoter.evaluation.report import EvaluationReport, HoldoutInfo, ModelResult
+from promoter.evaluation.report import EvaluationReport
+from promoter.evaluation.report_parts import HoldoutInfo, ModelResult
 
 HOLDOUT = HoldoutInfo(path="h.csv", digest="sha256:" + "0" * 64, rows=10)
 RESULT = ModelResult(model_dir="m/1", digest=None, metrics={"auc": 0.8}, rows=10)

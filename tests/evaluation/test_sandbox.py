@@ -19,7 +19,6 @@ import pytest
 
 from promoter.config.schema import EvaluationPolicy, ModelSpec
 from promoter.evaluation import evaluate, evaluate_models
-from promoter.evaluation.evaluate import _stderr_tail, run_worker
 from promoter.evaluation.sandbox import (
     ConfinementUnavailableError,
     landlock_abi,
@@ -27,6 +26,7 @@ from promoter.evaluation.sandbox import (
     worker_environment,
 )
 from promoter.evaluation.worker import confinement_shortfall
+from promoter.evaluation.worker_client import _stderr_tail, run_worker
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = ModelSpec(name="tiny", label_column="label")
