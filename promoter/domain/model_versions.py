@@ -28,7 +28,8 @@ class ModelVersion:
     digest: str
     """`sha256:<hex>` over the SavedModel directory's relative paths and bytes."""
     uri: str
-    """Where the version lives (a local path for now)."""
+    """Where the version lives: a local directory, or `gs://…`/`s3://…` for an object
+    store (no trailing slash)."""
 
 
 @dataclass(frozen=True, slots=True)

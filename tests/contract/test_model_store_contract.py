@@ -6,7 +6,6 @@ version copied between stores keeps its digest.
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,7 +56,7 @@ def test_a_version_has_the_store_independent_digest(harness: StoreHarness,
     assert (version.name, version.version) == ("churn", 1)
     assert version.digest.startswith("sha256:")
     copy = tmp_path / "elsewhere"
-    shutil.copytree(harness.store.local_path(version), copy)
+    harness.store.copy_version(version, copy)
     assert saved_model_digest(copy) == version.digest  # the same bytes, the same digest
     assert harness.store.get("churn", 1).digest == version.digest  # stable on re-reading
 
@@ -69,12 +68,23 @@ def test_changed_bytes_change_the_digest(harness: StoreHarness) -> None:
     assert harness.store.get("churn", 1).digest != before
 
 
-def test_the_local_path_holds_exactly_the_version(harness: StoreHarness) -> None:
+def test_a_copy_holds_exactly_the_version_privately(harness: StoreHarness,
+                                                     tmp_path: Path) -> None:
     harness.put("churn", 1, SAVED)
-    path = harness.store.local_path(harness.store.get("churn", 1))
+    path = tmp_path / "copy"
+    harness.store.copy_version(harness.store.get("churn", 1), path)
     found = {p.relative_to(path).as_posix(): p.read_bytes()
              for p in path.rglob("*") if p.is_file()}
     assert found == SAVED
+    assert all(p.stat().st_mode & 0o077 == 0 for p in (path, *path.rglob("*")) if p.is_dir())
+
+
+def test_a_copy_never_writes_into_an_existing_directory(harness: StoreHarness,
+                                                        tmp_path: Path) -> None:
+    harness.put("churn", 1, SAVED)
+    (tmp_path / "taken").mkdir()
+    with pytest.raises(ModelStoreError):
+        harness.store.copy_version(harness.store.get("churn", 1), tmp_path / "taken")
 
 
 def test_an_unknown_version_is_a_store_error_naming_the_known_ones(

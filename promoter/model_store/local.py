@@ -1,21 +1,17 @@
-"""The model store: SavedModels in TensorFlow Serving's layout, `<root>/<model>/<version>/`.
+"""The local model store: SavedModels in TensorFlow Serving's layout, `<root>/<model>/<version>/`.
 
-A version is identified by its integer directory name and by a content digest: the digest is what
-promoter records in every environment branch, so "the same version" always means the same bytes.
-Only a local directory is implemented; `ModelStore` is the port a `gs://` or `s3://` store will
-implement (download to a local cache in `local_path`). The values it returns (`ModelVersion`,
-`StoredVersion`) are in `promoter.domain.model_versions`.
+A version is identified by its integer directory name and by its content digest
+(`promoter.model_store.digest`, the same for every store). The values it returns
+(`ModelVersion`, `StoredVersion`) are in `promoter.domain.model_versions`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import shutil
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Protocol
 
 from promoter.domain.model_versions import (
     SAVED_MODEL_FILES,
@@ -24,36 +20,9 @@ from promoter.domain.model_versions import (
     StoredVersion,
 )
 from promoter.errors import ModelStoreError
+from promoter.model_store.digest import saved_model_digest, walk_files
 
 log = logging.getLogger(__name__)
-
-
-class ModelStore(Protocol):
-    """Port to wherever SavedModels are kept."""
-
-    def list_versions(self, model: str) -> list[int]:
-        """Return the model's versions in ascending order; [] if the model is unknown."""
-        ...
-
-    def scan_versions(self, model: str) -> list[StoredVersion]:
-        """Every version directory of `model` with what discovery judges it by, ascending.
-
-        Never raises for a bad entry, because one stray upload must not stop discovery of
-        every other model: a name that is not a canonical version number (`tmp-upload`,
-        `007`) is skipped with a debug log line; an unreadable directory, or a file where a
-        version directory should be, is logged and listed as incomplete or skipped. [] when
-        the model is unknown or its directory unreadable (logged).
-        """
-        ...
-
-    def get(self, model: str, version: int) -> ModelVersion:
-        """Return the version with its digest. Raises ModelStoreError if it is missing or is
-        not a SavedModel directory."""
-        ...
-
-    def local_path(self, version: ModelVersion) -> Path:
-        """Return a local directory holding exactly the SavedModel of `version`."""
-        ...
 
 
 class LocalModelStore:
@@ -121,11 +90,15 @@ class LocalModelStore:
                             uri=str(path))
 
     def local_path(self, version: ModelVersion) -> Path:
+        """The version's directory in the store itself (not a copy)."""
         return Path(version.uri)
+
+    def copy_version(self, version: ModelVersion, destination: Path) -> None:
+        copy_saved_model(self.local_path(version), destination)
 
     def _digest(self, path: Path) -> str:
         stamp = tuple((rel, st.st_dev, st.st_ino, st.st_ctime_ns, st.st_size)
-                      for rel, st in _walk_stats(path))
+                      for rel, st in walk_files(path))
         key = (path, stamp)
         if key not in self._digests:
             self._digests[key] = saved_model_digest(path)
@@ -192,49 +165,23 @@ def require_saved_model(path: Path) -> None:
         )
 
 
-def saved_model_digest(path: Path) -> str:
-    """Digest a SavedModel directory: sha256 over sorted (relative path, size, bytes).
-
-    Paths use '/' and are length-prefixed, so renaming a file or moving bytes between files
-    changes the digest, and the result is the same on every machine.
-    """
-    digest = hashlib.sha256()
-    for rel, _ in _walk_stats(path):
-        data_path = path / rel
-        digest.update(f"{len(rel)}:{rel}\0".encode())
-        digest.update(f"{data_path.stat().st_size}\0".encode())
-        with data_path.open("rb") as handle:
-            for chunk in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(chunk)
-    return f"sha256:{digest.hexdigest()}"
-
-
 def copy_saved_model(source: Path, destination: Path) -> None:
     """Copy the SavedModel directory's regular files (what `saved_model_digest` covers) into
     `destination`, which must not exist, creating it mode 0700.
 
     Symbolic links are copied as the bytes they point to, as the digest reads them. Raises
-    ModelStoreError when the source cannot be read."""
-    destination.mkdir(mode=0o700)
+    ModelStoreError when the source cannot be read or `destination` exists (a copy never
+    mixes with files already there)."""
     try:
+        destination.mkdir(mode=0o700)
         for dirpath, _, _ in os.walk(source):
             rel_dir = Path(dirpath).relative_to(source)
             (destination / rel_dir).mkdir(mode=0o700, parents=True, exist_ok=True)
-        for rel, _ in _walk_stats(source):
+        for rel, _ in walk_files(source):
             target = destination / rel
             target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             shutil.copyfile(source / rel, target)
     except OSError as exc:
-        raise ModelStoreError(f"cannot copy {source} for evaluation: {exc.strerror or exc}",
-                              fix="check the model store's permissions and free space") from exc
-
-
-def _walk_stats(path: Path) -> list[tuple[str, os.stat_result]]:
-    found = []
-    for dirpath, dirnames, filenames in os.walk(path):
-        dirnames.sort()
-        for name in filenames:
-            full = Path(dirpath) / name
-            found.append((full.relative_to(path).as_posix(), full.stat()))
-    found.sort(key=lambda item: item[0])
-    return found
+        raise ModelStoreError(f"cannot copy {source} to {destination}: {exc.strerror or exc}",
+                              fix="check the model store's permissions and free space, and "
+                                  "that the destination does not exist yet") from exc
