@@ -14,6 +14,7 @@ import pytest
 pytest_plugins = [
     "tests.fixtures.git",
     "tests.fixtures.models",
+    "tests.fixtures.object_stores",
 ]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

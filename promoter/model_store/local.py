@@ -34,8 +34,12 @@ class LocalModelStore:
     cache: the worker loads a private copy whose digest is computed afresh.
     """
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, completion_marker: str | None = None) -> None:
+        """`completion_marker`: the name of a file an uploader writes into a version
+        directory once the upload is done (`modelStore.completionMarker`); a complete
+        version holding it is `sealed` and needs no settle time."""
         self.root = root
+        self.completion_marker = completion_marker
         self._digests: dict[tuple[Path, tuple[tuple[str, int, int, int, int], ...]], str] = {}
 
     def list_versions(self, model: str) -> list[int]:
@@ -73,7 +77,8 @@ class LocalModelStore:
                 log.warning("%s is not a directory; a version must be a SavedModel directory "
                             "(ignored)", entry.path)
                 continue
-            found.append(_scan_version(model, version, Path(entry.path)))
+            found.append(_scan_version(model, version, Path(entry.path),
+                                       marker=self.completion_marker))
         found.sort(key=lambda v: v.version)
         return found
 
@@ -116,7 +121,8 @@ def version_number(name: str) -> int | None:
     return int(name)
 
 
-def _scan_version(model: str, version: int, path: Path) -> StoredVersion:
+def _scan_version(model: str, version: int, path: Path, *,
+                  marker: str | None = None) -> StoredVersion:
     """Read one version directory's completeness and newest change; never raises OSError."""
     problems: list[str] = []
 
@@ -132,6 +138,7 @@ def _scan_version(model: str, version: int, path: Path) -> StoredVersion:
         has_saved_model = any(name in names and (path / name).is_file()
                               for name in SAVED_MODEL_FILES)
         has_variables = VARIABLES_DIR in names and (path / VARIABLES_DIR).is_dir()
+        sealed = marker is not None and marker in names and (path / marker).is_file()
     except OSError as exc:
         note(exc)
         log.warning("version %s of %r: %s", version, model, problems[-1])
@@ -149,7 +156,8 @@ def _scan_version(model: str, version: int, path: Path) -> StoredVersion:
     if problem is not None:
         log.warning("version %s of %r is incomplete: %s", version, model, problem)
     return StoredVersion(model, version, has_saved_model, has_variables,
-                         datetime.fromtimestamp(newest / 1e9, UTC), problem)
+                         datetime.fromtimestamp(newest / 1e9, UTC), problem,
+                         sealed=sealed)
 
 
 def require_saved_model(path: Path) -> None:

@@ -1,7 +1,8 @@
 """The `ModelStore` contract, written against the port only: every store implementation
-(local directories now; object stores when they arrive) gets a harness here and passes the
-same tests. The digest is the store-independent definition (`saved_model_digest`), so a
-version copied between stores keeps its digest.
+(a local directory, S3 through moto's server, GCS through gcp-storage-emulator; both servers on
+loopback, read by the real clients) gets a harness here and passes the same tests. The digest
+is the store-independent definition (`saved_model_digest`), so a version copied between stores
+keeps its digest.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import pytest
 
 from promoter.errors import ModelStoreError
 from promoter.model_store import LocalModelStore, ModelStore, saved_model_digest
+from promoter.model_store.objects import ObjectModelStore
+from tests.fixtures.object_stores import ObjectServer
 
 
 @dataclass
@@ -33,9 +36,22 @@ def _local(root: Path) -> StoreHarness:
     return StoreHarness(store=LocalModelStore(root), put=put)
 
 
-@pytest.fixture(params=["local"])
+def _objects(server: ObjectServer) -> StoreHarness:
+    """An object store under a two-level prefix, written by the server's own client."""
+    bucket = server.new_bucket()
+
+    def put(model: str, version: int, files: dict[str, bytes]) -> None:
+        for rel, data in files.items():
+            server.put(bucket, f"team/models/{model}/{version}/{rel}", data)
+    return StoreHarness(store=ObjectModelStore(server.url(bucket, "team/models")), put=put)
+
+
+@pytest.fixture(params=["local", "s3", "gcs"])
 def harness(request: pytest.FixtureRequest, tmp_path: Path) -> StoreHarness:
-    return {"local": _local}[request.param](tmp_path / "store")
+    if request.param == "local":
+        return _local(tmp_path / "store")
+    server: ObjectServer = request.getfixturevalue(f"{request.param}_server")
+    return _objects(server)
 
 
 SAVED = {"saved_model.pb": b"graph", "variables/variables.index": b"index",
@@ -100,3 +116,16 @@ def test_a_directory_that_is_no_saved_model_is_refused(harness: StoreHarness) ->
     harness.put("churn", 1, {"variables/variables.index": b"index"})
     with pytest.raises(ModelStoreError):
         harness.store.get("churn", 1)
+
+
+def test_other_models_and_stray_names_are_not_versions(harness: StoreHarness) -> None:
+    harness.put("churn", 1, SAVED)
+    harness.put("churn2", 5, SAVED)  # a model whose name starts with another's
+    harness.put("churn", 7, {"variables/variables.index": b"index"})  # uploading
+    assert harness.store.list_versions("churn") == [1, 7]
+    scanned = {v.version: v for v in harness.store.scan_versions("churn")}
+    assert sorted(scanned) == [1, 7]
+    assert scanned[1].complete
+    assert not scanned[7].complete
+    assert scanned[7].missing() == "no saved_model.pb"
+    assert harness.store.scan_versions("absent") == []
