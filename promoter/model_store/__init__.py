@@ -18,12 +18,13 @@ from promoter.model_store.local import (
     require_saved_model,
     version_number,
 )
-from promoter.model_store.port import ModelStore
+from promoter.model_store.port import ModelStore, VersionNotFoundError
 
 __all__ = [
     "LocalModelStore",
     "ModelStore",
     "VersionDigest",
+    "VersionNotFoundError",
     "copy_saved_model",
     "require_saved_model",
     "saved_model_digest",

@@ -21,6 +21,7 @@ from promoter.domain.model_versions import (
 )
 from promoter.errors import ModelStoreError
 from promoter.model_store.digest import saved_model_digest, walk_files
+from promoter.model_store.port import VersionNotFoundError
 
 log = logging.getLogger(__name__)
 
@@ -88,8 +89,8 @@ class LocalModelStore:
             known = self.list_versions(model)
             hint = (f"known versions of {model!r}: {', '.join(map(str, known))}" if known
                     else f"the store at {self.root} has no model {model!r}")
-            raise ModelStoreError(f"model {model!r} version {version} not found at {path}",
-                                  fix=hint)
+            raise VersionNotFoundError(f"model {model!r} version {version} not found at {path}",
+                                       fix=hint)
         require_saved_model(path)
         return ModelVersion(name=model, version=version, digest=self._digest(path),
                             uri=str(path))
@@ -99,7 +100,12 @@ class LocalModelStore:
         return Path(version.uri)
 
     def copy_version(self, version: ModelVersion, destination: Path) -> None:
-        copy_saved_model(self.local_path(version), destination)
+        source = self.local_path(version)
+        if not source.is_dir():
+            raise VersionNotFoundError(
+                f"model {version.name!r} version {version.version} not found at {source}",
+                fix="restore the version in the store, or promote another")
+        copy_saved_model(source, destination)
 
     def _digest(self, path: Path) -> str:
         stamp = tuple((rel, st.st_dev, st.st_ino, st.st_ctime_ns, st.st_size)

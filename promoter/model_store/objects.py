@@ -52,6 +52,7 @@ from promoter.domain.model_versions import (
 from promoter.errors import ModelStoreError
 from promoter.model_store.digest import VersionDigest, read_chunks
 from promoter.model_store.local import version_number
+from promoter.model_store.port import VersionNotFoundError
 
 log = logging.getLogger(__name__)
 
@@ -271,8 +272,8 @@ class ObjectModelStore:
             known = self.list_versions(model)
             hint = (f"known versions of {model!r}: {', '.join(map(str, known))}" if known
                     else f"the store at {self.url} has no model {model!r}")
-            raise ModelStoreError(f"model {model!r} version {version} not found at {url}/",
-                                  fix=hint)
+            raise VersionNotFoundError(
+                f"model {model!r} version {version} not found at {url}/", fix=hint)
         names = {entry.rel for entry in entries}
         if not any(name in names for name in SAVED_MODEL_FILES):
             raise ModelStoreError(
@@ -286,8 +287,9 @@ class ObjectModelStore:
         url = self.location.url(version.name, str(version.version))
         entries = self._entries(version.name, version.version)
         if not entries:
-            raise ModelStoreError(f"{url}/ has no objects any more",
-                                  fix="restore the version in the store, or promote another")
+            raise VersionNotFoundError(
+                f"model {version.name!r} version {version.version} not found at {url}/",
+                fix="restore the version in the store, or promote another")
         download(self._fs, url, entries, destination)
 
     # --- internals ------------------------------------------------------------------------

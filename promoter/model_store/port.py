@@ -6,6 +6,11 @@ from pathlib import Path
 from typing import Protocol
 
 from promoter.domain.model_versions import ModelVersion, StoredVersion
+from promoter.errors import ModelStoreError
+
+
+class VersionNotFoundError(ModelStoreError):
+    """The store has no such model version (nothing at its path or under its prefix)."""
 
 
 class ModelStore(Protocol):
