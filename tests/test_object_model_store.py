@@ -297,3 +297,15 @@ def test_promoter_yaml_takes_no_credential_and_no_odd_marker(tmp_path: Path,
                                                              store: str) -> None:
     with pytest.raises(ConfigError, match="modelStore"):
         load_settings(settings_with_store(tmp_path, store))
+
+
+@pytest.mark.parametrize("uri", ["s3://AKIAEXAMPLE:hunter2@models", "gs://models/p?token=x",
+                                 "s3://models/p#x"])
+def test_a_model_base_uri_with_credentials_is_refused(uri: str) -> None:
+    from pydantic import ValidationError
+
+    from promoter.config.schema import ServingSpec
+
+    with pytest.raises(ValidationError, match="must not carry credentials"):
+        ServingSpec.model_validate({"modelBaseUri": uri})
+    assert ServingSpec.model_validate({"modelBaseUri": "s3://models/p"}).model_base_uri
