@@ -309,3 +309,41 @@ def test_a_model_base_uri_with_credentials_is_refused(uri: str) -> None:
     with pytest.raises(ValidationError, match="must not carry credentials"):
         ServingSpec.model_validate({"modelBaseUri": uri})
     assert ServingSpec.model_validate({"modelBaseUri": "s3://models/p"}).model_base_uri
+
+
+# --- evaluation --------------------------------------------------------------------------------
+
+
+def test_the_evaluator_scores_a_private_download_and_reports_its_digest(
+        server: ObjectServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The evaluator's copy step with an object store: both models are downloaded into its
+    0700 directory and digested there; the worker (replaced here: it needs TensorFlow) is
+    given those directories and those digests, never the store's say-so."""
+    import promoter.evaluation
+    from promoter.config.schema import EvaluationPolicy
+    from promoter.promotion.evaluator import SubprocessEvaluator
+
+    bucket = server.new_bucket()
+    upload(server, bucket, "m/churn/1", SAVED)
+    upload(server, bucket, "m/churn/2", {**SAVED, "saved_model.pb": b"graph 2"})
+    store = ObjectModelStore(server.url(bucket, "m"))
+    candidate, baseline = store.get("churn", 2), store.get("churn", 1)
+    server.put(bucket, "m/churn/2/saved_model.pb", b"GRAPH 2")  # rewritten after get()
+    seen: dict[str, Any] = {}
+
+    def worker(**kwargs: Any) -> str:
+        for name in ("candidate", "baseline"):
+            path = kwargs[f"{name}_dir"]
+            seen[name] = (saved_model_digest(path), kwargs[f"{name}_digest"],
+                          path.parent.stat().st_mode & 0o777)
+        return "report"
+
+    monkeypatch.setattr(promoter.evaluation, "evaluate_models", worker)
+    report = SubprocessEvaluator(store).evaluate(
+        candidate=candidate, baseline=baseline, holdout=tmp_path / "holdout.csv",
+        model=ModelSpec(name="churn"), policy=EvaluationPolicy(), environment="dev")
+    assert report == "report"
+    read, reported, mode = seen["candidate"]
+    assert read == reported != candidate.digest  # the gate then voids the verdict
+    assert mode == 0o700
+    assert seen["baseline"][:2] == (baseline.digest, baseline.digest)
