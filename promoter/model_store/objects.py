@@ -271,7 +271,8 @@ class ObjectModelStore:
         if not entries:
             known = self.list_versions(model)
             hint = (f"known versions of {model!r}: {', '.join(map(str, known))}" if known
-                    else f"the store at {self.url} has no model {model!r}")
+                    else f"the store at {self.url} has no model {model!r} (or its bucket "
+                         "does not exist: check modelStore.url)")
             raise VersionNotFoundError(
                 f"model {model!r} version {version} not found at {url}/", fix=hint)
         names = {entry.rel for entry in entries}
