@@ -23,7 +23,7 @@ from promoter.forge.base import Forge
 from promoter.forge.local import LocalForge
 from promoter.gitops.local import LocalGitRepository
 from promoter.gitops.port import GitOpsRepository
-from promoter.model_store import LocalModelStore
+from promoter.model_store import LocalModelStore, ModelStore
 from promoter.promotion.autopropose import AutoProposer
 from promoter.promotion.evaluator import SubprocessEvaluator
 from promoter.promotion.rollback import RollbackService
@@ -49,7 +49,7 @@ class Adapters:
 
     repo: GitOpsRepository
     forge: Forge
-    store: LocalModelStore
+    store: ModelStore
     cluster: ClusterReader | None = None
     """The cluster reader of promoter.yaml's `cluster:` section; None without one."""
     verdicts: VerdictStore | None = None
@@ -60,14 +60,14 @@ def build_adapters(loaded: LoadedSettings, *, environ: Mapping[str, str] | None 
                    read_cluster: bool = True) -> Adapters:
     """Wire the adapters promoter.yaml names: a local git repository and LocalForge (the
     embedded default), or GitHub (a local clone, or an HTTPS URL mirrored locally and pushed
-    to with the same credentials), a local store, and the cluster reader when there is a
+    to with the same credentials), the model store, and the cluster reader when there is a
     `cluster:` section (unless `read_cluster` is False: a command that connects with its own
     overrides, see `connect_cluster`). `environ` (default: the process's) is where the
     secrets named by `forge.github.auth` are looked up."""
     environ = os.environ if environ is None else environ
     settings = loaded.settings
     repo_url = settings.repository.url
-    store = build_store(loaded)
+    store = build_store(loaded, environ=environ)
     remote = "://" in repo_url or repo_url.startswith("git@")
     repo: GitOpsRepository
     forge: Forge
@@ -403,10 +403,33 @@ def forge_state_path(loaded: LoadedSettings, repo_path: Path) -> Path:
     return git_dir / "promoter" / "forge.sqlite"
 
 
-def build_store(loaded: LoadedSettings) -> LocalModelStore:
-    """The model store named by promoter.yaml (local directories only, for now)."""
-    store_url = loaded.settings.model_store.url
-    if "://" in store_url:
-        raise ConfigError(str(loaded.path), f"{store_url!r}: only local model stores exist yet",
-                          field="modelStore.url", fix="use a local directory")
-    return LocalModelStore(loaded.resolve(store_url))
+def build_store(loaded: LoadedSettings, *,
+                environ: Mapping[str, str] | None = None) -> ModelStore:
+    """The model store of promoter.yaml's `modelStore.url`: a local directory (relative to
+    promoter.yaml), or `s3://`/`gs://` on the standard credential chains, with its digests
+    cached in `$PROMOTER_CACHE_DIR/digests` (default ~/.cache/promoter) so another process
+    reads no version it has digested. Raises ConfigError for a URL it cannot use."""
+    spec = loaded.settings.model_store
+    store_url = spec.url
+    if "://" not in store_url:
+        return LocalModelStore(loaded.resolve(store_url),
+                               completion_marker=spec.completion_marker)
+    # Lazily: the object-store clients are slow to import and local stores never need them.
+    from promoter.errors import ModelStoreError
+    from promoter.model_store.objects import (
+        DigestCache,
+        ObjectModelStore,
+        is_object_store_url,
+    )
+
+    if not is_object_store_url(store_url):
+        raise ConfigError(str(loaded.path), f"{store_url!r}: not a model store URL",
+                          field="modelStore.url",
+                          fix="use a local directory, s3://BUCKET/PREFIX or gs://BUCKET/PREFIX")
+    environ = os.environ if environ is None else environ
+    try:
+        return ObjectModelStore(store_url, completion_marker=spec.completion_marker,
+                                digest_cache=DigestCache(_cache_dir(environ) / "digests"))
+    except ModelStoreError as exc:
+        raise ConfigError(str(loaded.path), exc.message, field="modelStore.url",
+                          fix=exc.fix) from exc

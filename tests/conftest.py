@@ -15,6 +15,7 @@ pytest_plugins = [
     "tests.fixtures.demo",
     "tests.fixtures.git",
     "tests.fixtures.models",
+    "tests.fixtures.object_stores",
 ]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

@@ -210,3 +210,14 @@ def test_a_private_copy_has_the_same_digest_and_its_own_bytes(tmp_path: Path) ->
     assert copy.stat().st_mode & 0o777 == 0o700
     (source / "saved_model.pb").write_bytes(b"swapped")  # the store changes afterwards...
     assert (copy / "saved_model.pb").read_bytes() == b"graph"  # ...the copy does not
+
+
+def test_a_completion_marker_seals_a_local_version(tmp_path: Path) -> None:
+    fake_saved_model(tmp_path / "churn" / "1")
+    fake_saved_model(tmp_path / "churn" / "2")
+    (tmp_path / "churn" / "2" / "_COMPLETE").write_bytes(b"")
+    (tmp_path / "churn" / "1" / "variables" / "_COMPLETE").write_bytes(b"")  # not at the top
+    sealed = {v.version: v.sealed for v in
+              LocalModelStore(tmp_path, completion_marker="_COMPLETE").scan_versions("churn")}
+    assert sealed == {1: False, 2: True}
+    assert not any(v.sealed for v in LocalModelStore(tmp_path).scan_versions("churn"))

@@ -28,7 +28,8 @@ class ModelVersion:
     digest: str
     """`sha256:<hex>` over the SavedModel directory's relative paths and bytes."""
     uri: str
-    """Where the version lives (a local path for now)."""
+    """Where the version lives: a local directory, or `gs://…`/`s3://…` for an object
+    store (no trailing slash)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,13 +46,19 @@ class StoredVersion:
     has_saved_model: bool
     """`saved_model.pb` (or `saved_model.pbtxt`) is a file in the directory."""
     has_variables: bool
-    """`variables/` is a directory in it."""
+    """`variables/` is a directory in it (in an object store: objects exist under it)."""
     last_changed: datetime | None
-    """Newest change of the directory or anything under it (UTC): the later of each entry's
-    mtime and ctime, since copies that keep timestamps (`cp -p`, `rsync -a`, `gsutil`) write
-    old mtimes while the upload is still running. None when it could not be read."""
+    """Newest change of the directory or anything under it (UTC). Local: the later of each
+    entry's mtime and ctime, since copies that keep timestamps (`cp -p`, `rsync -a`,
+    `gsutil`) write old mtimes while the upload is still running. Object store: when
+    promoter first saw the version's objects as they are now (names, sizes, generations or
+    ETags), by its own clock, since object timestamps are the start of a multipart upload
+    and come from another clock. None when it could not be read."""
     problem: str | None = None
     """Why the directory could not be read completely; such a version is never complete."""
+    sealed: bool = False
+    """The store's completion marker (`modelStore.completionMarker`) is in the version: the
+    uploader said it is done, so a complete version needs no settle time."""
 
     @property
     def complete(self) -> bool:

@@ -4,8 +4,8 @@
 without a person (`ModelPromotionSpec`):
 
 - an environment that promotes from nothing (the first) gets the newest *complete* version in
-  the model store: `saved_model.pb` and `variables/` present, nothing in the directory changed
-  for `settleSeconds`;
+  the model store: `saved_model.pb` and `variables/` present, and nothing in the directory
+  changed for `settleSeconds` or the store's completion marker is in it;
 - a later environment gets the version its upstream environment runs, once that rollout is
   healthy where a cluster reader is configured.
 
@@ -159,6 +159,10 @@ def _newest_in_store(model: ModelSpec, versions: Sequence[StoredVersion], now: d
         if missing is not None:
             notes.append((stored.version, f"not a complete SavedModel yet: {missing}"))
             continue
+        if stored.sealed:
+            return (VersionRef(model.name, stored.version),
+                    "new complete version in the model store (its completion marker is "
+                    "there)", notes[:1])
         assert stored.last_changed is not None  # complete implies it was read
         age = (now - stored.last_changed).total_seconds()
         if age < settle:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from promoter.config.schema import EvaluationPolicy, ModelSpec
 from promoter.domain.model_versions import ModelVersion
-from promoter.model_store import ModelStore, copy_saved_model, saved_model_digest
+from promoter.model_store import ModelStore, saved_model_digest
 
 if TYPE_CHECKING:
     # The evaluation package pulls in numpy; commands that never score should not pay for it.
@@ -37,9 +37,10 @@ class SubprocessEvaluator:
     untrusted code and must not run inside the service.
 
     The worker loads private copies of the models, made for this evaluation in a directory
-    only this process can write, and the report carries the digests of those copies, computed
-    after copying: a store directory swapped while the worker runs (and swapped back) cannot
-    put other bytes behind the reported digest."""
+    only this process can write (copied from a local store, downloaded from an object store),
+    and the report carries the digests of those copies, computed after copying: a store
+    directory or object swapped while the worker runs (and swapped back) cannot put other
+    bytes behind the reported digest."""
 
     def __init__(self, store: ModelStore, *, timeout_s: float = 600.0) -> None:
         self._store = store
@@ -53,11 +54,11 @@ class SubprocessEvaluator:
 
         with tempfile.TemporaryDirectory(prefix="promoter-models-") as private:
             candidate_dir = Path(private) / "candidate"
-            copy_saved_model(self._store.local_path(candidate), candidate_dir)
+            self._store.copy_version(candidate, candidate_dir)
             baseline_dir = None
             if baseline is not None:
                 baseline_dir = Path(private) / "baseline"
-                copy_saved_model(self._store.local_path(baseline), baseline_dir)
+                self._store.copy_version(baseline, baseline_dir)
             return evaluate_models(
                 candidate_dir=candidate_dir,
                 baseline_dir=baseline_dir,

@@ -8,7 +8,9 @@ models), so they can be substituted and dumped as they are.
 The ModelServerConfig is generated here rather than written in a template because it is a
 text proto, not YAML, and because it is the one thing that pins TensorFlow Serving to the
 promoted version: without `model_version_policy { specific { ... } }` TF Serving serves the
-newest version directory under the base path, whatever promoter promoted.
+newest version directory under the base path, whatever promoter promoted. Its base path is the
+pod's verified copy (`serving.servedBasePath`), not the store (`serving.modelBasePath`, which
+the `fetch-model` init container reads): TF Serving checks no digest.
 """
 
 from __future__ import annotations
@@ -25,6 +27,10 @@ _DIGEST = re.compile(r"^sha256:([0-9a-f]{64})$")
 
 DIGEST_SHORT_LENGTH = 12
 """Hex characters of the digest in `model.digestShort` (as short git shas, enough to tell)."""
+
+SERVED_MODELS_DIR = "/verified-models"
+"""Where the serving pod's emptyDir holds the copy its `fetch-model` init container verified;
+TF Serving's ModelServerConfig points here (`<dir>/<model>`), never at the store itself."""
 
 
 def build_variables(*, environment: EnvironmentSpec, model: ModelSpec,
@@ -50,7 +56,8 @@ def build_variables(*, environment: EnvironmentSpec, model: ModelSpec,
     serving = environment.serving
     training = environment.training
     base_path = model_base_path(serving.model_base_uri, model.name)
-    model_config = render_model_server_config(model_name=model.name, base_path=base_path,
+    served_path = model_base_path(SERVED_MODELS_DIR, model.name)
+    model_config = render_model_server_config(model_name=model.name, base_path=served_path,
                                               version=version.version)
     return {
         "model.name": model.name,
@@ -68,6 +75,9 @@ def build_variables(*, environment: EnvironmentSpec, model: ModelSpec,
         "serving.restPort": serving.rest_port,
         "serving.grpcPort": serving.grpc_port,
         "serving.modelBasePath": base_path,
+        "serving.servedModelsDir": SERVED_MODELS_DIR,
+        "serving.servedBasePath": served_path,
+        "serving.fetchImage": serving.fetch_image,
         "serving.modelConfig": model_config,
         "serving.modelConfigChecksum": "sha256:" + hashlib.sha256(
             model_config.encode()).hexdigest(),

@@ -94,6 +94,17 @@ def test_a_version_changed_within_the_settle_period_waits() -> None:
     assert only(plan([model("dev", settle=60)], envs(), stored(1, age_s=60.0))).version == 1
 
 
+def test_a_completion_marker_proposes_a_complete_version_without_the_settle_wait() -> None:
+    sealed = StoredVersion("churn", 2, True, True, NOW, sealed=True)
+    proposal = only(plan([model("dev", settle=600)], envs(), stored(1), sealed))
+    assert proposal.version == 2
+    assert "completion marker" in proposal.reason
+    # The marker does not make an incomplete upload complete.
+    broken = StoredVersion("churn", 3, True, False, NOW, sealed=True)
+    result = plan([model("dev", settle=600)], envs(), broken)
+    assert "no variables/" in held_reason(result)
+
+
 def test_settle_zero_proposes_at_once_and_a_future_change_time_waits() -> None:
     assert only(plan([model("dev", settle=0)], envs(), stored(1, age_s=0.0))).version == 1
     # A change time ahead of the clock (skew) is not "settled long ago".

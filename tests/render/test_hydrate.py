@@ -107,6 +107,32 @@ def test_every_object_is_in_the_environment_namespace(
         assert obj["metadata"]["namespace"] == namespace
 
 
+def test_serving_pods_serve_only_a_copy_verified_against_the_pinned_digest(
+        render: Render) -> None:
+    """TF Serving checks no digest, so it must never read the store itself: the init
+    container copies the pinned version from modelBaseUri into an emptyDir and checks its
+    digest first, and TF Serving reads that emptyDir only, read-only."""
+    pod = objects(render("prod"))[("Deployment", "churn")]["spec"]["template"]["spec"]
+    (fetch,) = pod["initContainers"]
+    assert fetch["command"] == ["promoter-fetch-model"]
+    assert fetch["args"] == ["--from=gs://example-ml-models/churn", "--version=3",
+                             "--digest=sha256:" + "ab" * 32,
+                             "--into=/verified-models/churn"]
+    assert fetch["image"] == "promoter:0.1.0"
+    assert fetch["securityContext"]["readOnlyRootFilesystem"] is True
+    assert fetch["envFrom"] == [{"secretRef": {"name": "churn-model-store",
+                                               "optional": True}}]
+    assert "env" not in fetch  # no credential in the manifests
+    (serving,) = pod["containers"]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes["verified-models"] == {"name": "verified-models", "emptyDir": {}}
+    mounts = {m["name"]: m for m in serving["volumeMounts"]}
+    assert mounts["verified-models"] == {"name": "verified-models",
+                                         "mountPath": "/verified-models", "readOnly": True}
+    assert fetch["volumeMounts"] == [{"name": "verified-models",
+                                      "mountPath": "/verified-models"}]
+
+
 def test_serving_objects_of_prod(render: Render) -> None:
     found = objects(render("prod"))
     deployment = found[("Deployment", "churn")]
@@ -131,7 +157,7 @@ def test_serving_objects_of_prod(render: Render) -> None:
         deployment["spec"]["selector"]["matchLabels"]
 
     config = found[("ConfigMap", "churn-model-config")]["data"]["models.config"]
-    assert 'base_path: "gs://example-ml-models/churn"' in config
+    assert 'base_path: "/verified-models/churn"' in config  # the pod's verified copy
     assert "versions: 3" in config
 
     service = found[("Service", "churn")]

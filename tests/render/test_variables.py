@@ -17,6 +17,7 @@ EXPECTED_NAMES = {
     "env.name", "env.namespace",
     "serving.image", "serving.replicas", "serving.maxReplicas", "serving.targetCpuUtilization",
     "serving.resources", "serving.restPort", "serving.grpcPort", "serving.modelBasePath",
+    "serving.servedModelsDir", "serving.servedBasePath", "serving.fetchImage",
     "serving.modelConfig", "serving.modelConfigChecksum",
     "training.image", "training.command", "training.workers", "training.parameterServers",
     "training.chief", "training.chiefReplicas", "training.resources",
@@ -37,6 +38,8 @@ def test_variables_of_prod(dry_source: tuple[Settings, DryConfig], churn: ModelS
     assert variables["model.signature"] == "serving_default"
     assert variables["env.namespace"] == "ml-prod"
     assert variables["serving.modelBasePath"] == "gs://example-ml-models/churn"
+    assert variables["serving.servedBasePath"] == "/verified-models/churn"
+    assert 'base_path: "/verified-models/churn"' in variables["serving.modelConfig"]
     assert variables["serving.resources"] == {"requests": {"cpu": "1", "memory": "2Gi"},
                                               "limits": {"cpu": "2", "memory": "4Gi"}}
     assert variables["training.command"] == ["python", "/opt/train/train.py"]

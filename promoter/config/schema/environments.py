@@ -43,9 +43,28 @@ class ServingSpec(Spec):
     target_cpu_utilization: int = Field(default=70, ge=1, le=100)
     resources: Resources = Resources()
     model_base_uri: str = "/models"
-    """Where the serving pods find the model store; the model lives at `<uri>/<model>`."""
+    """Where the serving pods find the model store; the model lives at `<uri>/<model>`.
+    The pod's `fetch-model` init container copies the pinned version from there (`s3://` or
+    `gs://` with the pod's own credentials, or a directory the template mounts into it)
+    and checks its digest; TF Serving reads only that verified copy. Nothing is mounted at
+    the default `/models`: set the store's URL, or add the volume."""
+    fetch_image: str = "promoter:0.1.0"
+    """Image of the `fetch-model` init container: promoter's own (the repository's
+    Dockerfile), which has the `promoter-fetch-model` command; pin a tag or a digest."""
     rest_port: int = Field(default=8501, ge=1, le=65535)
     grpc_port: int = Field(default=8500, ge=1, le=65535)
+
+    @field_validator("model_base_uri")
+    @classmethod
+    def _no_credentials_in_the_uri(cls, value: str) -> str:
+        # Rendered into manifests, i.e. committed: `s3://KEY:SECRET@bucket` would publish a
+        # key, and fsspec would even use it.
+        scheme, sep, rest = value.partition("://")
+        if sep and ("@" in rest.split("/", 1)[0] or "?" in rest or "#" in rest):
+            raise ValueError(f"{scheme}://… must not carry credentials or options: give "
+                             "scheme://BUCKET/PREFIX; pods take credentials from their "
+                             "service account or the secret the template names")
+        return value
 
     @model_validator(mode="after")
     def _replicas(self) -> ServingSpec:

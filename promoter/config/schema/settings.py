@@ -150,9 +150,27 @@ class ForgeSpec(Spec):
 
 
 class ModelStoreSpec(Spec):
+    """`modelStore:` in promoter.yaml. Never a credential: those come from the environment
+    (`AWS_*`, an AWS profile or role; `GOOGLE_APPLICATION_CREDENTIALS` or the metadata
+    server), so promoter.yaml can be committed."""
+
     url: str = "./models"
-    """Root of the TensorFlow Serving layout `<root>/<model>/<version>/saved_model.pb`.
-    A local path (relative to promoter.yaml); `gs://` and `s3://` are reserved for later."""
+    """Root of the TensorFlow Serving layout `<root>/<model>/<version>/saved_model.pb`: a
+    local path (relative to promoter.yaml), `s3://BUCKET/PREFIX` (AWS, or any S3-compatible
+    store at `$AWS_ENDPOINT_URL`) or `gs://BUCKET/PREFIX` (`$STORAGE_EMULATOR_HOST` for an
+    emulator)."""
+    completion_marker: str | None = Field(default=None,
+                                          pattern=r"^[A-Za-z0-9_.-]+$", max_length=100)
+    """Name of a file (an object) the uploader writes into a version once it is complete,
+    e.g. `_COMPLETE`: discovery then proposes the version at once instead of waiting until
+    nothing in it changed for `settleSeconds`. It is part of the version like any file."""
+
+    @field_validator("completion_marker")
+    @classmethod
+    def _marker_is_no_saved_model_file(cls, value: str | None) -> str | None:
+        if value in ("saved_model.pb", "saved_model.pbtxt", "variables", ".", ".."):
+            raise ValueError(f"{value!r} is part of every SavedModel, not a completion marker")
+        return value
 
 
 class ModelSpec(Spec):

@@ -1,21 +1,17 @@
-"""The model store: SavedModels in TensorFlow Serving's layout, `<root>/<model>/<version>/`.
+"""The local model store: SavedModels in TensorFlow Serving's layout, `<root>/<model>/<version>/`.
 
-A version is identified by its integer directory name and by a content digest: the digest is what
-promoter records in every environment branch, so "the same version" always means the same bytes.
-Only a local directory is implemented; `ModelStore` is the port a `gs://` or `s3://` store will
-implement (download to a local cache in `local_path`). The values it returns (`ModelVersion`,
-`StoredVersion`) are in `promoter.domain.model_versions`.
+A version is identified by its integer directory name and by its content digest
+(`promoter.model_store.digest`, the same for every store). The values it returns
+(`ModelVersion`, `StoredVersion`) are in `promoter.domain.model_versions`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import shutil
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Protocol
 
 from promoter.domain.model_versions import (
     SAVED_MODEL_FILES,
@@ -24,36 +20,10 @@ from promoter.domain.model_versions import (
     StoredVersion,
 )
 from promoter.errors import ModelStoreError
+from promoter.model_store.digest import saved_model_digest, walk_files
+from promoter.model_store.port import VersionNotFoundError
 
 log = logging.getLogger(__name__)
-
-
-class ModelStore(Protocol):
-    """Port to wherever SavedModels are kept."""
-
-    def list_versions(self, model: str) -> list[int]:
-        """Return the model's versions in ascending order; [] if the model is unknown."""
-        ...
-
-    def scan_versions(self, model: str) -> list[StoredVersion]:
-        """Every version directory of `model` with what discovery judges it by, ascending.
-
-        Never raises for a bad entry, because one stray upload must not stop discovery of
-        every other model: a name that is not a canonical version number (`tmp-upload`,
-        `007`) is skipped with a debug log line; an unreadable directory, or a file where a
-        version directory should be, is logged and listed as incomplete or skipped. [] when
-        the model is unknown or its directory unreadable (logged).
-        """
-        ...
-
-    def get(self, model: str, version: int) -> ModelVersion:
-        """Return the version with its digest. Raises ModelStoreError if it is missing or is
-        not a SavedModel directory."""
-        ...
-
-    def local_path(self, version: ModelVersion) -> Path:
-        """Return a local directory holding exactly the SavedModel of `version`."""
-        ...
 
 
 class LocalModelStore:
@@ -65,8 +35,12 @@ class LocalModelStore:
     cache: the worker loads a private copy whose digest is computed afresh.
     """
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, completion_marker: str | None = None) -> None:
+        """`completion_marker`: the name of a file an uploader writes into a version
+        directory once the upload is done (`modelStore.completionMarker`); a complete
+        version holding it is `sealed` and needs no settle time."""
         self.root = root
+        self.completion_marker = completion_marker
         self._digests: dict[tuple[Path, tuple[tuple[str, int, int, int, int], ...]], str] = {}
 
     def list_versions(self, model: str) -> list[int]:
@@ -104,7 +78,8 @@ class LocalModelStore:
                 log.warning("%s is not a directory; a version must be a SavedModel directory "
                             "(ignored)", entry.path)
                 continue
-            found.append(_scan_version(model, version, Path(entry.path)))
+            found.append(_scan_version(model, version, Path(entry.path),
+                                       marker=self.completion_marker))
         found.sort(key=lambda v: v.version)
         return found
 
@@ -114,18 +89,27 @@ class LocalModelStore:
             known = self.list_versions(model)
             hint = (f"known versions of {model!r}: {', '.join(map(str, known))}" if known
                     else f"the store at {self.root} has no model {model!r}")
-            raise ModelStoreError(f"model {model!r} version {version} not found at {path}",
-                                  fix=hint)
+            raise VersionNotFoundError(f"model {model!r} version {version} not found at {path}",
+                                       fix=hint)
         require_saved_model(path)
         return ModelVersion(name=model, version=version, digest=self._digest(path),
                             uri=str(path))
 
     def local_path(self, version: ModelVersion) -> Path:
+        """The version's directory in the store itself (not a copy)."""
         return Path(version.uri)
+
+    def copy_version(self, version: ModelVersion, destination: Path) -> None:
+        source = self.local_path(version)
+        if not source.is_dir():
+            raise VersionNotFoundError(
+                f"model {version.name!r} version {version.version} not found at {source}",
+                fix="restore the version in the store, or promote another")
+        copy_saved_model(source, destination)
 
     def _digest(self, path: Path) -> str:
         stamp = tuple((rel, st.st_dev, st.st_ino, st.st_ctime_ns, st.st_size)
-                      for rel, st in _walk_stats(path))
+                      for rel, st in walk_files(path))
         key = (path, stamp)
         if key not in self._digests:
             self._digests[key] = saved_model_digest(path)
@@ -143,7 +127,8 @@ def version_number(name: str) -> int | None:
     return int(name)
 
 
-def _scan_version(model: str, version: int, path: Path) -> StoredVersion:
+def _scan_version(model: str, version: int, path: Path, *,
+                  marker: str | None = None) -> StoredVersion:
     """Read one version directory's completeness and newest change; never raises OSError."""
     problems: list[str] = []
 
@@ -159,6 +144,7 @@ def _scan_version(model: str, version: int, path: Path) -> StoredVersion:
         has_saved_model = any(name in names and (path / name).is_file()
                               for name in SAVED_MODEL_FILES)
         has_variables = VARIABLES_DIR in names and (path / VARIABLES_DIR).is_dir()
+        sealed = marker is not None and marker in names and (path / marker).is_file()
     except OSError as exc:
         note(exc)
         log.warning("version %s of %r: %s", version, model, problems[-1])
@@ -176,7 +162,8 @@ def _scan_version(model: str, version: int, path: Path) -> StoredVersion:
     if problem is not None:
         log.warning("version %s of %r is incomplete: %s", version, model, problem)
     return StoredVersion(model, version, has_saved_model, has_variables,
-                         datetime.fromtimestamp(newest / 1e9, UTC), problem)
+                         datetime.fromtimestamp(newest / 1e9, UTC), problem,
+                         sealed=sealed)
 
 
 def require_saved_model(path: Path) -> None:
@@ -192,49 +179,23 @@ def require_saved_model(path: Path) -> None:
         )
 
 
-def saved_model_digest(path: Path) -> str:
-    """Digest a SavedModel directory: sha256 over sorted (relative path, size, bytes).
-
-    Paths use '/' and are length-prefixed, so renaming a file or moving bytes between files
-    changes the digest, and the result is the same on every machine.
-    """
-    digest = hashlib.sha256()
-    for rel, _ in _walk_stats(path):
-        data_path = path / rel
-        digest.update(f"{len(rel)}:{rel}\0".encode())
-        digest.update(f"{data_path.stat().st_size}\0".encode())
-        with data_path.open("rb") as handle:
-            for chunk in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(chunk)
-    return f"sha256:{digest.hexdigest()}"
-
-
 def copy_saved_model(source: Path, destination: Path) -> None:
     """Copy the SavedModel directory's regular files (what `saved_model_digest` covers) into
     `destination`, which must not exist, creating it mode 0700.
 
     Symbolic links are copied as the bytes they point to, as the digest reads them. Raises
-    ModelStoreError when the source cannot be read."""
-    destination.mkdir(mode=0o700)
+    ModelStoreError when the source cannot be read or `destination` exists (a copy never
+    mixes with files already there)."""
     try:
+        destination.mkdir(mode=0o700)
         for dirpath, _, _ in os.walk(source):
             rel_dir = Path(dirpath).relative_to(source)
             (destination / rel_dir).mkdir(mode=0o700, parents=True, exist_ok=True)
-        for rel, _ in _walk_stats(source):
+        for rel, _ in walk_files(source):
             target = destination / rel
             target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             shutil.copyfile(source / rel, target)
     except OSError as exc:
-        raise ModelStoreError(f"cannot copy {source} for evaluation: {exc.strerror or exc}",
-                              fix="check the model store's permissions and free space") from exc
-
-
-def _walk_stats(path: Path) -> list[tuple[str, os.stat_result]]:
-    found = []
-    for dirpath, dirnames, filenames in os.walk(path):
-        dirnames.sort()
-        for name in filenames:
-            full = Path(dirpath) / name
-            found.append((full.relative_to(path).as_posix(), full.stat()))
-    found.sort(key=lambda item: item[0])
-    return found
+        raise ModelStoreError(f"cannot copy {source} to {destination}: {exc.strerror or exc}",
+                              fix="check the model store's permissions and free space, and "
+                                  "that the destination does not exist yet") from exc

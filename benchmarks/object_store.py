@@ -1,0 +1,119 @@
+"""What a digest costs on an object store, with and without the digest cache.
+
+Starts moto's S3 server in a process of its own on 127.0.0.1 (so the server's work is not on
+this process's clock), uploads one version (one large variables shard and `--small` small
+files), and prints the median of `--repeats` runs of:
+
+- `get` cold: list, read every byte, digest (what the first sight of a version costs);
+- `get` cached, same store: list only (every discovery pass and resync after the first);
+- `get` cached, new store on the same cache directory (another CLI process);
+- `copy_version` + digest of the copy (the evaluator's private download, and what the pods'
+  init container does).
+
+Usage: `python benchmarks/object_store.py [--mib 256] [--small 200] [--repeats 3]`. Needs the
+test extras (moto).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from promoter.model_store import saved_model_digest
+from promoter.model_store.objects import DigestCache, ObjectModelStore
+
+
+def median_s(run: Callable[[], object], repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--mib", type=int, default=256)
+    parser.add_argument("--small", type=int, default=200)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    endpoint = f"http://127.0.0.1:{port}"
+    os.environ.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench",
+                      AWS_DEFAULT_REGION="us-east-1", AWS_ENDPOINT_URL=endpoint,
+                      AWS_EC2_METADATA_DISABLED="true")
+    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p",
+                               str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(200):
+            try:
+                urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.05)
+        import boto3
+
+        s3 = boto3.client("s3", endpoint_url=endpoint)
+        s3.create_bucket(Bucket="bench")
+        prefix = "models/churn/1"
+        s3.put_object(Bucket="bench", Key=f"{prefix}/saved_model.pb", Body=os.urandom(1 << 20))
+        s3.put_object(Bucket="bench", Key=f"{prefix}/variables/variables.index", Body=b"i" * 999)
+        with tempfile.TemporaryFile() as shard:
+            for _ in range(args.mib):
+                shard.write(os.urandom(1 << 20))
+            shard.seek(0)
+            s3.upload_fileobj(shard, "bench", f"{prefix}/variables/variables.data-00000-of-00001")
+        for index in range(args.small):
+            s3.put_object(Bucket="bench", Key=f"{prefix}/assets/a{index:04}", Body=b"x" * 100)
+        print(f"version: {args.mib} MiB shard + {args.small + 2} small objects; moto on "
+              f"loopback; median of {args.repeats}")
+
+        with tempfile.TemporaryDirectory() as work:
+            cache_dir = Path(work) / "digests"
+
+            def cold() -> None:
+                ObjectModelStore("s3://bench/models").get("churn", 1)
+
+            store = ObjectModelStore("s3://bench/models", digest_cache=DigestCache(cache_dir))
+            store.get("churn", 1)
+            copies = iter(range(1000))
+
+            def download() -> None:
+                target = Path(work) / f"copy-{next(copies)}"
+                store.copy_version(store.get("churn", 1), target)
+                saved_model_digest(target)
+
+            rows = [
+                ("get, cold (read and digest everything)", median_s(cold, args.repeats)),
+                ("get, cached (same store: list only)",
+                 median_s(lambda: store.get("churn", 1), args.repeats)),
+                ("get, cached (new store, cache on disk)",
+                 median_s(lambda: ObjectModelStore(
+                     "s3://bench/models", digest_cache=DigestCache(cache_dir)).get("churn", 1),
+                     args.repeats)),
+                ("copy_version + digest of the copy", median_s(download, args.repeats)),
+            ]
+        for label, seconds in rows:
+            print(f"  {label:44} {seconds * 1000:8.0f} ms")
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+if __name__ == "__main__":
+    main()
