@@ -34,6 +34,15 @@ Untrusted = UntrustedPullRequestError
 MARKER = re.compile(r"<!-- promoter:pull (\{.*?\}) -->")
 
 
+def _github_service(world: World, repo: LocalGitRepository,
+                    fake: FakeGitHub) -> PromotionService:
+    """The promotion service over `world` with the fake GitHub as its forge."""
+    return PromotionService(
+        settings=load_settings(world.root / "promoter.yaml"), repo=repo,
+        forge=token_forge(fake), store=LocalModelStore(world.root / "models"),
+        evaluator=world.evaluator, identity=fake.bot)
+
+
 def _edit_body(fake: FakeGitHub, number: int, edit: Callable[[str], str]) -> None:
     """`mallory`, who has write access, rewrites the description of PR `number`."""
     mallory = token_forge(fake, token=fake.add_user("mallory"), identity="mallory")
@@ -175,10 +184,7 @@ def test_a_pushed_head_disguised_in_the_marker_halts_the_promotion(tmp_path: Pat
     world = World(tmp_path / "gitops", ScriptedEvaluator())
     with running_fake(world.root) as fake:
         repo = LocalGitRepository(world.root)
-        service = PromotionService(
-            settings=load_settings(world.root / "promoter.yaml"), repo=repo,
-            forge=token_forge(fake), store=LocalModelStore(world.root / "models"),
-            evaluator=world.evaluator, identity=fake.bot)
+        service = _github_service(world, repo, fake)
         proposed = service.propose(environment="dev", model="churn", version=1, author="mia")
         assert proposed.pull_request is not None
         assert proposed.commit is not None
@@ -203,10 +209,7 @@ def test_status_reports_every_environment_beside_an_untrusted_pull_request(
     world = World(tmp_path / "gitops", ScriptedEvaluator())
     with running_fake(world.root) as fake:
         repo = LocalGitRepository(world.root)
-        service = PromotionService(
-            settings=load_settings(world.root / "promoter.yaml"), repo=repo,
-            forge=token_forge(fake), store=LocalModelStore(world.root / "models"),
-            evaluator=world.evaluator, identity=fake.bot)
+        service = _github_service(world, repo, fake)
         proposed = service.propose(environment="dev", model="churn", version=1, author="mia")
         assert proposed.pull_request is not None
         _edit_body(fake, proposed.pull_request.number,
