@@ -86,6 +86,7 @@ def changed(obj: dict[str, Any], *path: str | int, value: Any = None,
 
 def test_finds_every_shipped_crd() -> None:
     assert ("kubeflow.org/v1", "TFJob") in crd_kinds()
+    assert ("jobset.x-k8s.io/v1alpha2", "JobSet") in crd_kinds()
     assert ("source.toolkit.fluxcd.io/v1", "GitRepository") in crd_kinds()
     assert ("kustomize.toolkit.fluxcd.io/v1", "Kustomization") in crd_kinds()
     assert ("argoproj.io/v1alpha1", "Application") in crd_kinds()

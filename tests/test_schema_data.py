@@ -54,10 +54,10 @@ DATA_FILES = _data_files(files(PACKAGE))
 
 
 def test_sources_lists_every_schema_and_licence() -> None:
-    assert {"crds/kubeflow-tfjob.yaml", "crds/argocd-applicationset.yaml",
+    assert {"crds/kubeflow-tfjob.yaml", "crds/jobset.yaml", "crds/argocd-applicationset.yaml",
             "github/github-subset.json", "crds/LICENSE", "github/LICENSE.octokit-openapi",
             "github/webhooks/LICENSE.octokit-webhooks"} <= set(ROWS)
-    assert sum(name.startswith("crds/") and name.endswith(".yaml") for name in ROWS) == 8
+    assert sum(name.startswith("crds/") and name.endswith(".yaml") for name in ROWS) == 9
 
 
 @pytest.mark.parametrize("name", sorted(ROWS))
