@@ -7,7 +7,9 @@ re-render an environment and see that nothing changed, and what `RenderedManifes
 records in `hydrator.metadata`.
 
 Steps: build the variables (`variables.py`), parse and substitute each template
-(`templating.py`), drop TFJob roles with no replicas (`tfjob.py`), check the rendered objects
+(`templating.py`), drop TFJob roles with no replicas (`tfjob.py`), keep the training job of
+the environment's `training.kind` (`parts.py`), give a JobSet's replicas their TF_CONFIG
+(`jobset.py`), check the rendered objects
 against promotion's rules and their schemas (`invariants.py`, `validation.py`) and their place
 (`parts.py`: serving and training apart), dump them (`yaml_output.py`) and add a
 `kustomization.yaml` to each part and one at the root listing the parts, so Flux's
@@ -34,8 +36,15 @@ from promoter.config.schema import EnvironmentSpec, ModelSpec
 from promoter.domain.model_versions import ModelVersion
 from promoter.errors import RenderError
 from promoter.render.invariants import check_invariants
+from promoter.render.jobset import prepare_jobset
 from promoter.render.objects import TEMPLATE_ROOT, RenderedObject, document_location
-from promoter.render.parts import check_parts, is_generated_name, kustomizations, select_templates
+from promoter.render.parts import (
+    check_parts,
+    is_generated_name,
+    kustomizations,
+    select_templates,
+    select_training_kind,
+)
 from promoter.render.release import Release
 from promoter.render.templating import Variables, render_template
 from promoter.render.tfjob import drop_idle_replica_specs
@@ -93,7 +102,10 @@ def render_environment(templates: Mapping[str, str], *, environment: Environment
     """
     variables = build_variables(environment=environment, model=model, version=version)
     objects = render_objects(select_templates(_templates(templates), environment), variables)
+    objects = select_training_kind(objects, environment)
     check_parts(objects)
+    # After both: a JobSet is prepared only where JobSets run, and only under training/.
+    objects = [prepare_jobset(obj) for obj in objects]
     check_invariants(objects, Release(
         environment=environment.name,
         namespace=environment.namespace,

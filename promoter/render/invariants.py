@@ -22,7 +22,8 @@ the object, the field and the edit that fixes it:
 - Services and PodDisruptionBudgets select the pods of a rendered Deployment; an autoscaler
   targets a rendered Deployment, whose containers request CPU if it scales on CPU;
 - every TFJob carries the model version and digest, has a container named `tensorflow` in each
-  replica spec (the operator injects TF_CONFIG only there) and at most one Chief/Master.
+  replica spec (the operator injects TF_CONFIG only there) and at most one Chief/Master;
+- every JobSet carries the model version and digest (its TF_CONFIG rules are in `jobset`).
 
 The rules themselves are in `object_rules` (every object on its own) and `workload_rules`
 (serving Deployments, the objects around them, TFJobs); `Release` and the names they require in
@@ -34,6 +35,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from promoter.errors import RenderError
+from promoter.render.jobset import is_jobset
 from promoter.render.object_rules import (
     _check_containers,
     _check_identity,
@@ -47,6 +49,7 @@ from promoter.render.validation import ObjectSchemas
 from promoter.render.workload_rules import (
     _check_autoscaler,
     _check_deployment,
+    _check_jobset,
     _check_selects,
     _check_tfjob,
 )
@@ -87,6 +90,8 @@ def check_invariants(objects: Sequence[RenderedObject], release: Release, *,
             _check_autoscaler(obj, deployments, release)
         elif is_tfjob(obj):
             _check_tfjob(obj, release)
+        elif is_jobset(obj):
+            _check_jobset(obj, release)
 
 
 

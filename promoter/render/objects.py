@@ -125,7 +125,8 @@ PodTemplateAt = tuple[tuple[str | int, ...], dict[str, Any]]
 def pod_templates(body: Mapping[str, Any]) -> Iterator[PodTemplateAt]:
     """Yield (path, pod template) for every pod template inside a workload object.
 
-    Knows the core workload kinds and TFJob's replica specs; other kinds yield nothing.
+    Knows the core workload kinds, TFJob's replica specs and JobSet's replicated Jobs; other
+    kinds yield nothing.
     """
     kind = body.get("kind")
     if kind in {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job"}:
@@ -141,3 +142,8 @@ def pod_templates(body: Mapping[str, Any]) -> Iterator[PodTemplateAt]:
             template = get_in(spec, "template")
             if isinstance(template, dict):
                 yield ("spec", "tfReplicaSpecs", role, "template"), template
+    elif kind == "JobSet":
+        for index, job in enumerate(list_at(body, "spec", "replicatedJobs")):
+            template = get_in(job, "template", "spec", "template")
+            if isinstance(template, dict):
+                yield ("spec", "replicatedJobs", index, "template", "spec", "template"), template

@@ -27,7 +27,10 @@ Rules, checked when rendering so that a template cannot undo the split by mistak
   of the rollout promoter gates and rolls back on);
 - with `training.enabled: false` the training templates are not rendered at all (not even
   parsed); with it on, there must be at least one (else the training Kustomization would
-  point at a directory that does not exist).
+  point at a directory that does not exist);
+- of the training jobs (TFJob, JobSet), only those of the environment's `training.kind` are
+  kept, so one set of templates can hold both and each environment runs the kind its cluster
+  has; there must be one of that kind.
 """
 
 from __future__ import annotations
@@ -46,8 +49,13 @@ TRAINING = "training"
 """The part delivered on its own: its state is reported, never gating serving."""
 PARTS = (SERVING, TRAINING)
 
-TRAINING_GROUPS = frozenset({"kubeflow.org", "trainer.kubeflow.org"})
-"""API groups of Kubeflow's training kinds (TFJob and the other v1 jobs; Trainer v2)."""
+TRAINING_GROUPS = frozenset({"kubeflow.org", "trainer.kubeflow.org", "jobset.x-k8s.io"})
+"""API groups of training kinds: Kubeflow's (TFJob and the other v1 jobs; Trainer v2) and
+JobSet's."""
+
+TRAINING_JOBS = {"TFJob": ("kubeflow.org/v1", "TFJob"),
+                 "JobSet": ("jobset.x-k8s.io/v1alpha2", "JobSet")}
+"""`training.kind` to the (apiVersion, kind) of the job it renders."""
 
 _KUSTOMIZATION_NAMES = frozenset({"kustomization.yaml", "kustomization.yml", "kustomization"})
 
@@ -109,6 +117,28 @@ def check_parts(objects: Sequence[RenderedObject]) -> None:
                 "rollout that promoter gates and rolls back",
                 fix=f"move it to {TEMPLATE_ROOT}/{SERVING}/",
             )
+
+
+def select_training_kind(objects: Sequence[RenderedObject],
+                         environment: EnvironmentSpec) -> list[RenderedObject]:
+    """`objects` without the training jobs of another kind than `training.kind`.
+
+    Raises RenderError when training is enabled and no training template renders a job of
+    that kind. Objects that are not TFJobs or JobSets are kept, whatever their part.
+    """
+    wanted = TRAINING_JOBS[environment.training.kind]
+    others = set(TRAINING_JOBS.values()) - {wanted}
+    kept = [obj for obj in objects if (obj.api_version, obj.kind) not in others]
+    if environment.training.enabled and not any(
+            (obj.api_version, obj.kind) == wanted for obj in kept):
+        other = next(name for name in TRAINING_JOBS if name != environment.training.kind)
+        raise RenderError(
+            f"training.kind is {environment.training.kind} for {environment.name}, but no "
+            f"template under {TEMPLATE_ROOT}/{TRAINING}/ renders a {wanted[1]} ({wanted[0]})",
+            fix=f"add one to {TEMPLATE_ROOT}/{TRAINING}/, or set training.kind: {other} in "
+                f"environments/{environment.name}.yaml",
+        )
+    return kept
 
 
 def kustomizations(files: Mapping[str, bytes]) -> dict[str, bytes]:

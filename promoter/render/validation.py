@@ -12,7 +12,7 @@ and kind:
 2. the Kubernetes schemas that kubernetes-validate ships for `render.kubernetesVersion`, in
    strict mode: a field the schema does not declare is an error (the API server would refuse
    or silently drop it), as is a kind that version does not serve;
-3. the CRDs packaged in `promoter/schemas/crds/` (Flux, Argo CD, Kubeflow TFJob).
+3. the CRDs packaged in `promoter/schemas/crds/` (Flux, Argo CD, Kubeflow TFJob, JobSet).
 
 An object none of them serves is an unknown kind; the error suggests the closest known kind
 (difflib), or the apiVersion that serves the kind. Only the best-matching problem of an object

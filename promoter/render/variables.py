@@ -87,6 +87,9 @@ def build_variables(*, environment: EnvironmentSpec, model: ModelSpec,
         "training.parameterServers": training.parameter_servers,
         "training.chief": training.chief,
         "training.chiefReplicas": 1 if training.chief else 0,
+        # A JobSet succeeds when all Jobs of these replicatedJobs do: the chief (coordinator)
+        # if there is one, else every worker. Parameter servers never finish on their own.
+        "training.successReplicatedJobs": ["chief"] if training.chief else ["worker"],
         "training.resources": resources_to_kubernetes(training.resources),
         "training.activeDeadlineSeconds": training.active_deadline_seconds,
         "training.backoffLimit": training.backoff_limit,

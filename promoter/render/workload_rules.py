@@ -4,7 +4,8 @@ A serving Deployment carries the release's version and digest on its pod templat
 its own pods without the per-release version label, and runs TF Serving on the generated
 ModelServerConfig from a mounted, rendered ConfigMap; the Services, PodDisruptionBudgets and
 autoscalers around it must select or target a rendered Deployment. A TFJob carries the release
-annotations, a `tensorflow` container per replica spec and at most one coordinator. These rules
+annotations, a `tensorflow` container per replica spec and at most one coordinator; a JobSet
+carries the release annotations. These rules
 look at several objects at once, so `invariants.check_invariants` runs them last.
 """
 
@@ -243,3 +244,11 @@ def _check_tfjob(obj: RenderedObject, release: Release) -> None:
                 fix=f"name the training container {TENSORFLOW_CONTAINER!r}: the operator "
                     "injects TF_CONFIG only into the container with that name",
             )
+
+
+def _check_jobset(obj: RenderedObject, release: Release) -> None:
+    # The rest (task names, one pod per Job, the tensorflow container) was checked when
+    # TF_CONFIG was written (`jobset.prepare_jobset`).
+    _require_release_annotations(obj, mapping_at(obj.body, "metadata", "annotations"),
+                                 "metadata.annotations", release,
+                                 why="so the training job is tied to the release")

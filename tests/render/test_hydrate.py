@@ -29,17 +29,23 @@ from tests.schemas import validate_object
 GOLDEN = Path(__file__).parent / "golden"
 UPDATE_GOLDEN = os.environ.get("PROMOTER_UPDATE_GOLDEN") == "1"
 
-EXPECTED_FILES = [
-    KUSTOMIZATION_FILE,
-    "serving/configmap.yaml",
-    "serving/deployment.yaml",
-    "serving/hpa.yaml",
-    "serving/kustomization.yaml",
-    "serving/pdb.yaml",
-    "serving/service.yaml",
-    "training/kustomization.yaml",
-    "training/tfjob.yaml",
-]
+TRAINING_JOB = {"dev": ("tfjob.yaml", "TFJob"), "staging": ("jobset.yaml", "JobSet"),
+                "prod": ("tfjob.yaml", "TFJob")}
+"""The example's training job per environment (`training.kind`; staging runs a JobSet)."""
+
+
+def expected_files(env: str) -> list[str]:
+    return sorted([
+        KUSTOMIZATION_FILE,
+        "serving/configmap.yaml",
+        "serving/deployment.yaml",
+        "serving/hpa.yaml",
+        "serving/kustomization.yaml",
+        "serving/pdb.yaml",
+        "serving/service.yaml",
+        "training/kustomization.yaml",
+        f"training/{TRAINING_JOB[env][0]}",
+    ])
 
 
 def objects(rendered: RenderedManifests) -> dict[tuple[str, str], dict[str, Any]]:
@@ -82,7 +88,7 @@ def test_matches_golden_files(env: str, render: Render) -> None:
 def test_renders_one_file_per_template_and_a_kustomization_per_part(
         env: str, render: Render) -> None:
     rendered = render(env)
-    assert list(rendered.files) == EXPECTED_FILES
+    assert list(rendered.files) == expected_files(env)
 
     def listed(path: str) -> list[str]:
         kustomization = yaml.safe_load(rendered.files[path])
@@ -93,7 +99,7 @@ def test_renders_one_file_per_template_and_a_kustomization_per_part(
     assert listed(KUSTOMIZATION_FILE) == ["serving", "training"]
     assert listed("serving/kustomization.yaml") == [
         "configmap.yaml", "deployment.yaml", "hpa.yaml", "pdb.yaml", "service.yaml"]
-    assert listed("training/kustomization.yaml") == ["tfjob.yaml"]
+    assert listed("training/kustomization.yaml") == [TRAINING_JOB[env][0]]
 
 
 # --- what the example manifests promise ------------------------------------------------------
@@ -260,10 +266,10 @@ def test_rendered_files_are_read_only_and_sorted() -> None:
 @pytest.mark.parametrize("env", ENVIRONMENTS)
 def test_every_object_validates_against_its_schema(env: str, render: Render) -> None:
     found = objects(render(env))
-    assert sorted(kind for kind, _ in found) == [
+    assert sorted(kind for kind, _ in found) == sorted([
         "ConfigMap", "Deployment", "HorizontalPodAutoscaler", "PodDisruptionBudget", "Service",
-        "TFJob",
-    ]
+        TRAINING_JOB[env][1],
+    ])
     for obj in found.values():
         validate_object(obj)
 
@@ -286,7 +292,7 @@ def test_kubectl_kustomize_builds_the_rendered_tree(env: str, render: Render,
     # Each part builds on its own, as Flux (path ./serving, ./training) and Argo CD do.
     for part, kinds in (("serving", {"ConfigMap", "Deployment", "HorizontalPodAutoscaler",
                                      "PodDisruptionBudget", "Service"}),
-                        ("training", {"TFJob"})):
+                        ("training", {TRAINING_JOB[env][1]})):
         result = subprocess.run([kubectl, "kustomize", str(tmp_path / part)],
                                 capture_output=True, text=True, timeout=120, check=False)
         assert result.returncode == 0, f"kubectl kustomize {part} failed:\n{result.stderr}"

@@ -20,7 +20,8 @@ EXPECTED_NAMES = {
     "serving.servedModelsDir", "serving.servedBasePath", "serving.fetchImage",
     "serving.modelConfig", "serving.modelConfigChecksum",
     "training.image", "training.command", "training.workers", "training.parameterServers",
-    "training.chief", "training.chiefReplicas", "training.resources",
+    "training.chief", "training.chiefReplicas", "training.successReplicatedJobs",
+    "training.resources",
     "training.activeDeadlineSeconds", "training.backoffLimit",
 }
 
@@ -45,6 +46,7 @@ def test_variables_of_prod(dry_source: tuple[Settings, DryConfig], churn: ModelS
     assert variables["training.command"] == ["python", "/opt/train/train.py"]
     assert variables["training.chief"] is True
     assert variables["training.chiefReplicas"] == 1
+    assert variables["training.successReplicatedJobs"] == ["chief"]
     assert variables["training.activeDeadlineSeconds"] == 86400
     assert variables["serving.modelConfigChecksum"].startswith("sha256:")
 
@@ -74,6 +76,7 @@ def test_dev_has_no_deadline_and_no_chief(dry_source: tuple[Settings, DryConfig]
     variables = build_variables(environment=dev, model=churn, version=version)
     assert variables["training.activeDeadlineSeconds"] is None
     assert variables["training.chiefReplicas"] == 0
+    assert variables["training.successReplicatedJobs"] == ["worker"]
 
 
 def test_version_of_another_model_is_refused(dry_source: tuple[Settings, DryConfig],

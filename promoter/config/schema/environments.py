@@ -75,12 +75,26 @@ class ServingSpec(Spec):
         return self
 
 
+TRAINING_KINDS: dict[str, str] = {
+    "TFJob": "kubeflow.org/v1 TFJob (Kubeflow Training Operator v1.9; the operator injects "
+             "TF_CONFIG)",
+    "JobSet": "jobset.x-k8s.io/v1alpha2 JobSet (Kubernetes SIG Apps; promoter computes "
+              "TF_CONFIG)",
+}
+"""The training job kinds an environment may run (`training.kind`), with what they need."""
+
+
 class TrainingSpec(Spec):
     enabled: bool = True
     """Render `manifests/training/` for this environment. Off: no training objects on the
     environment branch and no training Kustomization/Application from `promoter flux|argo`
-    (for a cluster without the Kubeflow training operator, or where training runs
-    elsewhere). Serving never depends on it either way."""
+    (for a cluster without a training controller, or where training runs elsewhere).
+    Serving never depends on it either way."""
+    kind: Literal["TFJob", "JobSet"] = "TFJob"
+    """Which training job this environment runs: `TFJob` (needs the Kubeflow Training
+    Operator v1, which Kubeflow Trainer v2 replaces without a TensorFlow runtime) or
+    `JobSet` (needs only the JobSet controller; promoter writes each replica's TF_CONFIG).
+    Of the training templates, the job of the other kind is not rendered here."""
     image: str = "tensorflow/tensorflow:2.18.0"
     command: tuple[str, ...] = ("python", "/opt/train/train.py")
     workers: int = Field(default=1, ge=1, le=512)
@@ -90,6 +104,24 @@ class TrainingSpec(Spec):
     resources: Resources = Resources()
     active_deadline_seconds: int | None = Field(default=None, ge=1)
     backoff_limit: int = Field(default=3, ge=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_kind(cls, data: object) -> object:
+        # Before pydantic's own Literal check, whose message ("Input should be 'TFJob' or
+        # 'JobSet'") says neither what each kind needs nor that case matters.
+        if not isinstance(data, dict) or "kind" not in data:
+            return data
+        kind = data["kind"]
+        if kind in TRAINING_KINDS:
+            return data
+        close = [k for k in TRAINING_KINDS if isinstance(kind, str) and k.lower() == kind.lower()]
+        known = "; ".join(f"{name}: {what}" for name, what in TRAINING_KINDS.items())
+        raise FieldError(
+            "kind", f"{kind!r} is not a training kind promoter renders ({known})",
+            fix=(f"write {close[0]!r} (kinds are case-sensitive)" if close else
+                 "set training.kind to 'JobSet' (no deprecated operator needed) or 'TFJob', "
+                 "or training.enabled: false"))
 
 
 class EvaluationSpec(Spec):
