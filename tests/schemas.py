@@ -4,9 +4,10 @@
   the upstream JSON schemas shipped by the PyPI package `kubernetes-validate` (which
   `promoter.render.validation` uses at render time too), in strict mode (unknown fields are
   errors), against every version in `KUBERNETES_VERSIONS`.
-- Custom resources (TFJob, Flux GitRepository/Kustomization/Provider/Alert/Receiver, Argo CD
-  Application/ApplicationSet): `promoter.schemas.validate_crd_object`, against the CRDs packaged
-  in `promoter/schemas/crds/` (the conversion rules are in `promoter.schemas.crd`).
+- Custom resources (TFJob, JobSet, Flux GitRepository/Kustomization/Provider/Alert/Receiver,
+  Argo CD Application/ApplicationSet): `promoter.schemas.validate_crd_object`, against the
+  CRDs packaged in `promoter/schemas/crds/` (the conversion rules are in
+  `promoter.schemas.crd`).
 - `validate_object` picks one of the two: a CRD if one serves the kind, else the core schemas.
 
 Each raises `promoter.schemas.SchemaValidationError` listing every problem as

@@ -1,10 +1,12 @@
-"""Argo CD objects: Applications per environment (serving; training apart) and the TFJob check.
+"""Argo CD objects: Applications per environment (serving; training apart) and the training
+jobs' health checks.
 
 Per environment, `<name>` (default `promoter-<env>`) syncs the branch's `serving/`: the
 rollout promoter reads back, gates on and rolls back. With `training.enabled`,
-`<name>-training` syncs `training/` on its own, so that a TFJob that is queued, failed or
-suspended (Kueue), or a cluster without `tfjobs.kubeflow.org` (Kubeflow Trainer v2), degrades
-only that Application; promoter reports it as the rollout's `training` state.
+`<name>-training` syncs `training/` on its own, so that a TFJob or JobSet that is queued,
+failed or suspended (Kueue), or a cluster without its CRD (`tfjobs.kubeflow.org` is gone with
+Kubeflow Trainer v2), degrades only that Application; promoter reports it as the rollout's
+`training` state.
 
 One Application per environment rather than one ApplicationSet with a list generator: an
 ApplicationSet renders every environment's Application from one template, so a change to the
@@ -12,12 +14,15 @@ sync settings reaches prod in the same edit as dev. Separate files keep a change
 environment's delivery a change to that environment only, reviewed like any other; promoter
 reads each Application by name either way.
 
-Argo CD ships no health check for Kubeflow's TFJob, so the training Application would be
-Healthy as soon as the object exists. `tfjob_health_lua` is the check for `argocd-cm`'s
-`resource.customizations.health.kubeflow.org_TFJob`. It is written as a separate file and not
-listed in the generated `kustomization.yaml`: applying a partial `argocd-cm` with
-`kubectl apply` would drop the keys the Argo CD installation set, so it is meant to be merged
-into the installation's own `argocd-cm` (e.g. as a kustomize patch).
+Argo CD (v3.5.1) ships no health check for Kubeflow's TFJob or for JobSet (its
+`resource_customizations/` has neither `kubeflow.org` nor `jobset.x-k8s.io`), so the training
+Application would be Healthy as soon as the object exists. `tfjob_health_lua` is the check for
+`argocd-cm`'s `resource.customizations.health.kubeflow.org_TFJob`, `jobset.jobset_health_lua`
+the one for `..._jobset.x-k8s.io_JobSet`; each is written when some environment runs it.
+They are written as a separate file and not listed in the generated `kustomization.yaml`:
+applying a partial `argocd-cm` with `kubectl apply` would drop the keys the Argo CD
+installation set, so it is meant to be merged into the installation's own `argocd-cm` (e.g.
+as a kustomize patch).
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from promoter.companion.common import (
     labels_for,
     repository_url_for,
 )
+from promoter.companion.jobset import JOBSET_HEALTH_KEY, jobset_health_lua
 from promoter.config.schema import EnvironmentSpec
 from promoter.render.parts import SERVING, TRAINING
 from promoter.render.yaml_output import dump_documents
@@ -111,8 +117,8 @@ def generate_argo(environments: Iterable[EnvironmentSpec], *,
                   repository_url: str | None) -> CompanionFiles:
     """Return `<env>/application.yaml` (serving) and, where training is enabled,
     `<env>/application-training.yaml` per environment, a `kustomization.yaml` listing them,
-    and `argocd-cm-patch.yaml` with the TFJob health check when any environment trains (see
-    the module doc).
+    and `argocd-cm-patch.yaml` with the health checks of the training kinds the environments
+    run, when any trains (see the module doc).
 
     Raises BadInputError if an environment has no remote repository URL.
     """
@@ -131,16 +137,27 @@ def generate_argo(environments: Iterable[EnvironmentSpec], *,
     training = [env for env in envs if env.training.enabled]
     if not training:
         return CompanionFiles(files=files)
-    wait = any(env.delivery.wait_for_training for env in training)
-    files[ARGOCD_CM_FILE] = dump_documents([argocd_cm(wait_for_training=wait)], header=(
+    files[ARGOCD_CM_FILE] = dump_documents([argocd_cm(training)], header=(
         f"{_HEADER}\nMerge into the argocd-cm of your Argo CD installation (a kustomize "
         "patch);\ndo not `kubectl apply` it alone: that would drop argocd-cm's other keys."))
-    notes = (f"merge {ARGOCD_CM_FILE} into argocd-cm so TFJob health is known",)
+    kinds = " and ".join(sorted({env.training.kind for env in training}))
+    notes = (f"merge {ARGOCD_CM_FILE} into argocd-cm so {kinds} health is known",)
     return CompanionFiles(files=files, notes=notes)
 
 
-def argocd_cm(*, wait_for_training: bool) -> dict[str, Any]:
-    """The `argocd-cm` ConfigMap fragment holding the TFJob health check."""
+def argocd_cm(training: Iterable[EnvironmentSpec]) -> dict[str, Any]:
+    """The `argocd-cm` ConfigMap fragment holding the health check of each training kind the
+    `training` environments run. `argocd-cm` is one per Argo CD: a kind is waited for to
+    succeed if any environment running it sets `delivery.waitForTraining`."""
+    by_kind: dict[str, bool] = {}
+    for env in training:
+        kind = env.training.kind
+        by_kind[kind] = by_kind.get(kind, False) or env.delivery.wait_for_training
+    data = {}
+    if "TFJob" in by_kind:
+        data[TFJOB_HEALTH_KEY] = tfjob_health_lua(wait_for_training=by_kind["TFJob"])
+    if "JobSet" in by_kind:
+        data[JOBSET_HEALTH_KEY] = jobset_health_lua(wait_for_training=by_kind["JobSet"])
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
@@ -150,7 +167,7 @@ def argocd_cm(*, wait_for_training: bool) -> dict[str, Any]:
             "labels": {"app.kubernetes.io/name": "argocd-cm",
                        "app.kubernetes.io/part-of": "argocd"},
         },
-        "data": {TFJOB_HEALTH_KEY: tfjob_health_lua(wait_for_training=wait_for_training)},
+        "data": data,
     }
 
 

@@ -10,10 +10,11 @@ Per environment `<env>` (names from `delivery.name`, default `promoter-<env>`, i
   gates on and rolls back.
 - With `training.enabled`, a second `Kustomization` `<name>-training` applying `./training`
   from the same GitRepository, with its own `timeout` (`delivery.trainingTimeout`) and
-  `healthCheckExprs` for TFJob, which has no `Ready` condition that kstatus understands. No
-  `dependsOn` either way: a TFJob queued past its timeout, crashed or suspended (Kueue), or a
-  cluster without `tfjobs.kubeflow.org`, fails only this Kustomization; promoter reports it as
-  the rollout's `training` state and never rolls serving back for it.
+  `healthCheckExprs` for the environment's training job (TFJob or JobSet, `training.kind`),
+  neither of which has a `Ready` condition that kstatus understands. No `dependsOn` either
+  way: a job queued past its timeout, crashed or suspended (Kueue), or a cluster without its
+  CRD, fails only this Kustomization; promoter reports it as the rollout's `training` state
+  and never rolls serving back for it.
 - `Receiver` (notification.toolkit.fluxcd.io/v1, type `github`): a push to GitHub (a merged
   promotion) makes Flux fetch the GitRepository at once instead of at the next interval.
 - `Provider` + `Alert` (v1beta3, type `github`): Kustomization events become commit statuses
@@ -21,8 +22,8 @@ Per environment `<env>` (names from `delivery.name`, default `promoter-<env>`, i
 
 Why `wait: true` and not `healthChecks` on the serving Deployment: it also covers the Service,
 ConfigMap, HPA and PDB and any object a template author adds, without promoter having to know
-their names; TFJob is the one kind whose health needs a rule, given by `healthCheckExprs` on
-the training Kustomization.
+their names; the training jobs are the kinds whose health needs a rule, given by
+`healthCheckExprs` on the training Kustomization (TFJob here, JobSet in `jobset.py`).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from promoter.companion.common import (
     labels_for,
     repository_url_for,
 )
+from promoter.companion.jobset import jobset_health_exprs
 from promoter.config.schema import EnvironmentSpec
 from promoter.render.parts import SERVING, TRAINING
 from promoter.render.yaml_output import dump_documents
@@ -79,6 +81,14 @@ def tfjob_health_exprs(*, wait_for_training: bool) -> dict[str, str]:
         "failed": "has(status.conditions) && status.conditions.exists(e, e.type == 'Failed' "
                   "&& e.status == 'True')",
     }
+
+
+def training_health_exprs(env: EnvironmentSpec) -> dict[str, str]:
+    """The health rules of the environment's training job (`training.kind`)."""
+    wait = env.delivery.wait_for_training
+    if env.training.kind == "JobSet":
+        return jobset_health_exprs(wait_for_training=wait)
+    return tfjob_health_exprs(wait_for_training=wait)
 
 
 def generate_flux(environments: Iterable[EnvironmentSpec], *,
@@ -160,8 +170,7 @@ def _environment_objects(env: EnvironmentSpec, url: str) -> list[tuple[str, dict
                 "prune": True,
                 # Ready then says whether the TFJob runs (or succeeded): promoter reports it.
                 "wait": True,
-                "healthCheckExprs": [
-                    tfjob_health_exprs(wait_for_training=delivery.wait_for_training)],
+                "healthCheckExprs": [training_health_exprs(env)],
                 "targetNamespace": env.namespace,
             },
         }))

@@ -28,6 +28,7 @@ from promoter.companion import (
     tfjob_health_lua,
 )
 from promoter.companion.argo import ARGO_HEALTH_STATUSES, TFJOB_HEALTH_KEY
+from promoter.companion.jobset import JOBSET_HEALTH_KEY, jobset_health_exprs, jobset_health_lua
 from promoter.config import DirectorySource, EnvironmentSpec, load_dry_config, load_settings
 from promoter.config.loader import LoadedSettings
 from promoter.demo import copy_example
@@ -135,6 +136,9 @@ def test_flux_objects_are_wired_together(environments: list[EnvironmentSpec]) ->
     assert training["spec"]["timeout"] == "30m"
     assert training["spec"]["targetNamespace"] == "ml-prod"
     assert [e["kind"] for e in training["spec"]["healthCheckExprs"]] == ["TFJob"]
+    # Staging runs a JobSet (training.kind): its Kustomization has the JobSet rules.
+    staging = objects["staging/flux-kustomization-training.yaml"]["spec"]["healthCheckExprs"]
+    assert staging == [jobset_health_exprs(wait_for_training=False)]
     # Neither waits for the other: training can never hold serving's Ready back.
     assert "dependsOn" not in sync["spec"]
     assert "dependsOn" not in training["spec"]
@@ -332,6 +336,14 @@ def test_argocd_cm_holds_the_tfjob_check(environments: list[EnvironmentSpec]) ->
     assert cm["metadata"]["name"] == "argocd-cm"
     assert cm["data"][TFJOB_HEALTH_KEY] == tfjob_health_lua(wait_for_training=False)
     assert TFJOB_HEALTH_KEY == "resource.customizations.health.kubeflow.org_TFJob"
+    # Staging runs a JobSet: its check is there too, under Argo CD's <group>_<kind> key.
+    assert cm["data"][JOBSET_HEALTH_KEY] == jobset_health_lua(wait_for_training=False)
+    assert JOBSET_HEALTH_KEY == "resource.customizations.health.jobset.x-k8s.io_JobSet"
+    # Only the kinds some environment runs.
+    tfjob_only = [e.model_copy(update={"training": e.training.model_copy(
+        update={"kind": "TFJob"})}) for e in environments]
+    only = _objects(generate_argo(tfjob_only, repository_url=URL))["argocd-cm-patch.yaml"]
+    assert set(only["data"]) == {TFJOB_HEALTH_KEY}
 
 
 # --- CLI -------------------------------------------------------------------------------------
