@@ -41,7 +41,7 @@ class TrainingPhase(enum.StrEnum):
     """Applied and the job runs (or, with `delivery.waitForTraining`, succeeded)."""
     FAILED = "failed"
     """The controller reported failure: the job failed, did not run within
-    `delivery.trainingTimeout`, or could not be applied (no TFJob CRD)."""
+    `delivery.trainingTimeout`, or could not be applied (no TFJob or JobSet CRD)."""
     UNKNOWN = "unknown"
     """The training objects could not be read (missing, RBAC, an unexpected shape)."""
 

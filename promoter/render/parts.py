@@ -15,7 +15,7 @@ Layout of an environment branch (templates keep their path below `manifests/`):
     serving/kustomization.yaml   every file under serving/ (Flux path ./serving)
     serving/deployment.yaml ...
     training/kustomization.yaml  every file under training/, only when training.enabled
-    training/tfjob.yaml
+    training/tfjob.yaml          (or jobset.yaml: the job of `training.kind`)
     hydrator.metadata            (written by the promotion service, not here)
 
 Rules, checked when rendering so that a template cannot undo the split by mistake:

@@ -11,9 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 MODEL_VERSION_ANNOTATION = "promoter.dev/model-version"
-"""Annotation on pod templates and TFJobs: the model version (as a string) they run."""
+"""Annotation on pod templates and training jobs: the model version (as a string) they run."""
 MODEL_DIGEST_ANNOTATION = "promoter.dev/model-digest"
-"""Annotation on pod templates and TFJobs: the `sha256:` digest of the SavedModel."""
+"""Annotation on pod templates and training jobs: the `sha256:` digest of the SavedModel."""
 VERSION_LABEL = "app.kubernetes.io/version"
 MODEL_CONFIG_FLAG = "--model_config_file"
 TENSORFLOW_CONTAINER = "tensorflow"

@@ -147,6 +147,7 @@ def with_status(obj: dict[str, Any], **status: Any) -> dict[str, Any]:
 TRAINING_KUSTOMIZATION = "promoter-dev-training"
 TRAINING_APPLICATION = "promoter-dev-training"
 TFJOB = "TFJob/ml-dev/churn-train-v2"
+JOBSET = "JobSet/ml-dev/churn-train-v2"
 
 FLUX_TRAINING: dict[str, tuple[Condition, Condition | None]] = {
     # Ready and Healthy of the training Kustomization, in kustomize-controller's words, for a
@@ -168,8 +169,27 @@ FLUX_TRAINING: dict[str, tuple[Condition, Condition | None]] = {
         ("False", "ReconciliationFailed",
          f'{TFJOB} dry-run failed: no matches for kind "TFJob" in version "kubeflow.org/v1"'),
         None),
+    # The same for a JobSet (training.kind: JobSet, the JobSet rules of `promoter flux`).
+    "JobSet queued past the timeout": (
+        ("False", "HealthCheckFailed",
+         f"health check failed after 30m0s: timeout waiting for: [{JOBSET} status: "
+         "'InProgress']"),
+        ("False", "HealthCheckFailed", f"timeout waiting for: [{JOBSET} status: 'InProgress']")),
+    "JobSet failed": (
+        ("False", "HealthCheckFailed",
+         f"health check failed after 2m10s: failed early due to stalled resources: [{JOBSET} "
+         "status: 'Failed']"),
+        ("False", "HealthCheckFailed", f"[{JOBSET} status: 'Failed']")),
+    "JobSet suspended by Kueue": (
+        ("Unknown", "Progressing", "Running health checks for revision with a timeout of 30m0s"),
+        ("Unknown", "Progressing", f"[{JOBSET} status: 'InProgress']")),
+    "no JobSet CRD in the cluster": (
+        ("False", "ReconciliationFailed",
+         f'{JOBSET} dry-run failed: no matches for kind "JobSet" in version '
+         '"jobset.x-k8s.io/v1alpha2"'),
+        None),
 }
-"""How a training Kustomization reports a TFJob that is not running, by case."""
+"""How a training Kustomization reports a TFJob or JobSet that is not running, by case."""
 
 
 def training_kustomization(commit: str, case: str) -> dict[str, Any]:
@@ -186,6 +206,10 @@ ARGO_TRAINING: dict[str, tuple[str, str]] = {
     "failed": ("Degraded", "TFJob churn-train-v2 has failed because one Worker replica(s) "
                            "failed."),
     "suspended by Kueue": ("Suspended", "TFJob is suspended"),
+    # The JobSet check's words (tests/companion/test_training_health.py runs it on such JobSets).
+    "JobSet queued": ("Progressing", "Waiting for the JobSet's Jobs to run"),
+    "JobSet failed": ("Degraded", "jobset failed due to reaching max number of restarts"),
+    "JobSet suspended by Kueue": ("Suspended", "jobset is suspended"),
 }
 
 

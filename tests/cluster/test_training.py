@@ -36,6 +36,10 @@ FLUX_EXPECTED = {
     "failed": (TrainingPhase.FAILED, "status: 'Failed'"),
     "suspended by Kueue": (TrainingPhase.PROGRESSING, "Progressing"),
     "no TFJob CRD in the cluster": (TrainingPhase.FAILED, "no matches for kind"),
+    "JobSet queued past the timeout": (TrainingPhase.FAILED, "InProgress"),
+    "JobSet failed": (TrainingPhase.FAILED, "status: 'Failed'"),
+    "JobSet suspended by Kueue": (TrainingPhase.PROGRESSING, "Progressing"),
+    "no JobSet CRD in the cluster": (TrainingPhase.FAILED, "no matches for kind"),
 }
 
 

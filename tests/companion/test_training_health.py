@@ -26,6 +26,7 @@ from promoter.companion.jobset import jobset_health_exprs, jobset_health_lua
 from promoter.config import DirectorySource, load_dry_config, load_settings
 from promoter.domain.model_versions import ModelVersion
 from promoter.render import render_environment
+from tests.cluster.objects import ARGO_TRAINING
 from tests.conftest import REPO_ROOT
 
 Obj = dict[str, Any]
@@ -237,3 +238,15 @@ def test_the_jobset_lua_returns_only_argo_statuses(wait: bool) -> None:
         wait_for_training=wait)))
     assert statuses <= set(ARGO_HEALTH_STATUSES)
     assert {"Healthy", "Degraded", "Progressing", "Suspended"} <= statuses
+
+
+@pytest.mark.parametrize(("fixture_case", "state_case"), [
+    ("JobSet queued", "queued: pods pending"), ("JobSet failed", "failed"),
+    ("JobSet suspended by Kueue", "suspended by Kueue")])
+def test_the_fake_clusters_argo_health_is_what_the_check_says(
+        fixture_case: str, state_case: str, staging_jobset: Obj) -> None:
+    """The training Applications the cluster tests put in the fake API server carry the
+    health this Lua gives such a JobSet, not words made up for the test."""
+    obj = JOBSET_STATES[state_case][0](staging_jobset)
+    assert lua_health(jobset_health_lua(wait_for_training=False), obj) == ARGO_TRAINING[
+        fixture_case]

@@ -77,16 +77,29 @@ def _check_no_rollback(world: World, api: FakeKubernetesApi, expected: TrainingP
     assert statuses["promoter/rollout"] is StatusState.SUCCESS
 
 
+def _run_jobsets(world: World) -> None:
+    """dev trains with a JobSet (training.kind) from now on, in the dry source promoter reads."""
+    world.commit_dry_change("environments/dev.yaml", "  enabled: true",
+                            "  enabled: true\n  kind: JobSet")
+    assert world.service.dry_config()[1].environment("dev").training.kind == "JobSet"
+
+
 FLUX_PHASES = {"queued past the timeout": TrainingPhase.FAILED,
                "failed": TrainingPhase.FAILED,
                "suspended by Kueue": TrainingPhase.PROGRESSING,
-               "no TFJob CRD in the cluster": TrainingPhase.FAILED}
+               "no TFJob CRD in the cluster": TrainingPhase.FAILED,
+               "JobSet queued past the timeout": TrainingPhase.FAILED,
+               "JobSet failed": TrainingPhase.FAILED,
+               "JobSet suspended by Kueue": TrainingPhase.PROGRESSING,
+               "no JobSet CRD in the cluster": TrainingPhase.FAILED}
 
 
 @pytest.mark.parametrize("case", list(FLUX_TRAINING))
 def test_flux_training_trouble_rolls_nothing_back(case: str, world_at: Callable[..., World],
                                                   api: FakeKubernetesApi) -> None:
     world = world_at(1, 2)
+    if "JobSet" in case:
+        _run_jobsets(world)
     head = run_git(world.root, "rev-parse", "environments/dev")
     target = _target(world)
     assert target.training is not None
@@ -102,6 +115,8 @@ def test_argo_training_trouble_rolls_nothing_back(case: str, world_at: Callable[
     world = world_at(1, 2)
     world.commit_dry_change("environments/dev.yaml", "policy: dev\n",
                             "policy: dev\ndelivery:\n  tool: argo\n")
+    if "JobSet" in case:
+        _run_jobsets(world)
     head = run_git(world.root, "rev-parse", "environments/dev")
     target = _target(world)
     assert target.tool == "argo"
@@ -141,16 +156,20 @@ def _with_cluster(world: World, kubeconfig: Path) -> None:
     settings.write_text(settings.read_text() + f"cluster:\n  kubeconfig: {kubeconfig}\n")
 
 
-def test_status_and_health_report_training_on_its_own(world_at: Callable[..., World],
+@pytest.mark.parametrize("case", ["failed", "JobSet failed"])
+def test_status_and_health_report_training_on_its_own(case: str,
+                                                      world_at: Callable[..., World],
                                                       api: FakeKubernetesApi,
                                                       tmp_path: Path) -> None:
     world = world_at(1, 2)
+    if "JobSet" in case:
+        _run_jobsets(world)
     head = run_git(world.root, "rev-parse", "environments/dev")
     target = _target(world)
     assert target.training is not None
     api.put(target.git_repository, git_repository(commit=head))
     api.put(target.kustomization, applied(head))
-    api.put(target.training, training_kustomization(head, "failed"))
+    api.put(target.training, training_kustomization(head, case))
     config = _kubeconfig(tmp_path / "kubeconfig", api.url)
 
     result = CliRunner().invoke(health, ["--env", "dev", "--kubeconfig", str(config)],

@@ -226,11 +226,11 @@ class DeliverySpec(Spec):
     """How long promoter waits for a merged commit to be applied and healthy before it
     counts the rollout as failed (and proposes a rollback)."""
     wait_for_training: bool = False
-    """Count a TFJob healthy only once it Succeeded. Off: once it runs. Either way this is
-    the health of the training Kustomization/Application only: training never gates the
-    serving rollout."""
+    """Count the training job (TFJob, JobSet) healthy only once it Succeeded (Completed).
+    Off: once it runs. Either way this is the health of the training Kustomization/Application
+    only: training never gates the serving rollout."""
     training_timeout: Duration = "30m"
-    """How long the training Kustomization waits for its objects (the TFJob running, or
+    """How long the training Kustomization waits for its objects (the job running, or
     succeeded with `waitForTraining`) before Flux reports it failed. Reported as the
     rollout's `training` state; never a reason to roll serving back."""
     argo_project: DnsName = "default"
