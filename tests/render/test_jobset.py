@@ -26,6 +26,7 @@ from promoter.config.loader import validate_model
 from promoter.domain.model_versions import ModelVersion
 from promoter.errors import ConfigError, InvalidManifestError, RenderError
 from promoter.render import RenderedManifests, render_environment
+from tests.conftest import REPO_ROOT
 from tests.render.conftest import Render
 
 Dry = tuple[Settings, DryConfig]
@@ -297,3 +298,11 @@ def test_an_unknown_training_kind_is_a_clear_config_error(written: str, fix: str
                               "a training kind promoter renders (TFJob: kubeflow.org/v1")
     assert caught.value.fix == fix
     assert caught.value.exit_code == 2
+
+
+def test_the_readme_shows_the_tf_config_staging_renders(render: Render) -> None:
+    jobset = jobset_of(render("staging"))
+    (worker,) = [c for c in jobset["spec"]["replicatedJobs"][0]["template"]["spec"]["template"]
+                 ["spec"]["containers"] if c["name"] == "tensorflow"]
+    value = {e["name"]: e for e in worker["env"]}["TF_CONFIG"]["value"]
+    assert f"  value: '{value}'" in (REPO_ROOT / "README.md").read_text(encoding="utf-8")
