@@ -104,7 +104,8 @@ def build_service(loaded: LoadedSettings, *,
 def instrument_adapters(adapters: Adapters, metrics: ServerMetrics) -> Adapters:
     """The same adapters, reporting to `promoter serve`'s metrics: every forge call (by
     operation and result) and, where there is a cluster, the time from a merge to promoter's
-    first healthy reading of its rollout. Behaviour is unchanged, capabilities included."""
+    first healthy reading of its rollout, and training's state at each reading. Behaviour is
+    unchanged, capabilities included."""
     from promoter.forge.instrumented import instrument_forge
     from promoter.server.rollouts import TimedClusterReader
 
@@ -113,7 +114,7 @@ def instrument_adapters(adapters: Adapters, metrics: ServerMetrics) -> Adapters:
     if cluster is not None:
         cluster = TimedClusterReader(
             cluster, commit_time=lambda sha: repo.commit_info(sha).committed_at,
-            observe=metrics.rollout_healthy)
+            observe=metrics.rollout_healthy, on_reading=metrics.rollout_read)
     return replace(adapters, forge=instrument_forge(adapters.forge, on_call=metrics.forge_call),
                    cluster=cluster)
 

@@ -15,6 +15,8 @@ from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from promoter.cluster.port import RolloutState, TrainingPhase
+
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 WEBHOOK_EVENTS = frozenset({
@@ -75,6 +77,11 @@ class ServerMetrics:
             "its healthy rollout (the controller's time, else promoter's first healthy "
             "reading), per environment; once per commit and process.",
             ["environment"], registry=r, buckets=_DURATION_BUCKETS)
+        self.training_state = Gauge(
+            "promoter_training_state", "Training's state in the last rollout reading, per "
+            "environment: 1 for the phase it is in, 0 for the others (never part of the "
+            "serving rollout's verdict).",
+            ["environment", "phase"], registry=r)
         self.forge_calls = Counter(
             "promoter_forge_calls", "Calls of the forge port by operation and result (`ok`, "
             "the error's class, or `unexpected`); one call may be several HTTP requests.",
@@ -97,6 +104,15 @@ class ServerMetrics:
     def rollout_healthy(self, environment: str, seconds: float) -> None:
         """Observe merge -> healthy (`promoter.server.rollouts.TimedClusterReader`)."""
         self.merge_to_healthy.labels(environment=environment).observe(seconds)
+
+    def rollout_read(self, state: RolloutState) -> None:
+        """Set training's state from one rollout reading (`TimedClusterReader.on_reading`);
+        a reading without training's state (a reader that does not read it) changes nothing."""
+        if state.training is None:
+            return
+        for phase in TrainingPhase:
+            self.training_state.labels(environment=state.environment, phase=str(phase)).set(
+                1 if phase is state.training.phase else 0)
 
     def watch_scheduler(self, queue_depth: Callable[[], float],
                         running: Callable[[], float]) -> None:

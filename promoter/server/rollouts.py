@@ -1,6 +1,7 @@
 """Time from a merge to its healthy rollout, measured where promoter reads rollouts back.
 
-`TimedClusterReader` decorates the `ClusterReader` the promotion service uses. Every rollout
+`TimedClusterReader` decorates the `ClusterReader` the promotion service uses (and hands every
+reading to `on_reading`, which sets training's state gauge). Every rollout
 promoter reads (the rollout check of each resync, the upstream-rollout gate of each reconcile)
 goes through it; the first time it reads HEALTHY for an environment's commit, it reports the
 time from the commit to healthy. Environment branches move only through merges (promotions and
@@ -42,8 +43,11 @@ class TimedClusterReader:
 
     def __init__(self, reader: ClusterReader, *, commit_time: Callable[[str], datetime],
                  observe: Callable[[str, float], None],
-                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 on_reading: Callable[[RolloutState], None] | None = None) -> None:
         self._reader = reader
+        self._on_reading = on_reading
+        """Told of every reading (training's state gauge); its errors are logged only."""
         self._commit_time = commit_time
         self._observe = observe
         self._clock = clock
@@ -57,6 +61,11 @@ class TimedClusterReader:
     def rollout_state(self, env: EnvironmentSpec, *, commit: str) -> RolloutState:
         state = self._reader.rollout_state(env, commit=commit)
         self._note(env.name, state)
+        if self._on_reading is not None:
+            try:
+                self._on_reading(state)
+            except Exception:  # a metric must never fail a gate or a rollout check
+                log.exception("could not record the reading of %s", env.name)
         return state
 
     def request_reconcile(self, env: EnvironmentSpec, *, requested_at: str) -> None:

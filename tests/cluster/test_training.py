@@ -4,6 +4,9 @@ as the rollout's `training` state and never changes serving's verdict."""
 
 from __future__ import annotations
 
+import re
+from datetime import UTC, datetime
+
 import pytest
 
 from promoter.cluster import (
@@ -14,7 +17,10 @@ from promoter.cluster import (
     wait_for_rollout,
 )
 from promoter.cluster.kubernetes import KubernetesClusterReader
+from promoter.cluster.port import RolloutState
 from promoter.config import EnvironmentSpec
+from promoter.server.metrics import ServerMetrics
+from promoter.server.rollouts import TimedClusterReader
 from tests.cluster.conftest import environment
 from tests.cluster.fake_api import FakeKubernetesApi
 from tests.cluster.objects import (
@@ -174,3 +180,48 @@ def test_argo_refresh_reaches_the_training_application_too(api: FakeKubernetesAp
     reader.request_reconcile(argo_env, requested_at="now")
     assert api.current(ARGO.training)["metadata"]["annotations"] == {
         "argocd.argoproj.io/refresh": "normal"}
+
+
+def _training_gauge(metrics: ServerMetrics) -> dict[str, float]:
+    text = metrics.exposition().decode()
+    found = {}
+    for line in text.splitlines():
+        match = re.match(r'^promoter_training_state\{environment="dev",phase="(\w+)"\} (\S+)$',
+                         line)
+        if match:
+            found[match.group(1)] = float(match.group(2))
+    return found
+
+
+def test_training_state_is_a_metric_of_its_own(api: FakeKubernetesApi,
+                                               reader: KubernetesClusterReader,
+                                               flux_env: EnvironmentSpec) -> None:
+    """What `promoter serve` exposes: every reading (each resync's rollout check) sets
+    `promoter_training_state`, one phase at 1; serving's verdict is untouched."""
+    metrics = ServerMetrics()
+    timed = TimedClusterReader(reader, commit_time=lambda sha: datetime.now(UTC),
+                               observe=lambda env, s: None, on_reading=metrics.rollout_read)
+    api.put(FLUX.git_repository, git_repository(commit=COMMIT))
+    api.put(FLUX.kustomization, applied(COMMIT))
+    assert FLUX.training is not None
+    api.put(FLUX.training, training_kustomization(COMMIT, "JobSet failed"))
+    assert timed.rollout_state(flux_env, commit=COMMIT).phase is RolloutPhase.HEALTHY
+    assert _training_gauge(metrics) == {str(p): (1.0 if p is TrainingPhase.FAILED else 0.0)
+                                        for p in TrainingPhase}
+    api.put(FLUX.training, applied(COMMIT, name=FLUX.training.name))
+    timed.rollout_state(flux_env, commit=COMMIT)
+    assert _training_gauge(metrics)["healthy"] == 1.0
+    assert _training_gauge(metrics)["failed"] == 0.0
+
+
+def test_a_failing_metric_never_fails_the_reading(api: FakeKubernetesApi,
+                                                  reader: KubernetesClusterReader,
+                                                  flux_env: EnvironmentSpec) -> None:
+    def broken(state: RolloutState) -> None:
+        raise RuntimeError("registry gone")
+
+    timed = TimedClusterReader(reader, commit_time=lambda sha: datetime.now(UTC),
+                               observe=lambda env, s: None, on_reading=broken)
+    api.put(FLUX.git_repository, git_repository(commit=COMMIT))
+    api.put(FLUX.kustomization, applied(COMMIT))
+    assert timed.rollout_state(flux_env, commit=COMMIT).phase is RolloutPhase.HEALTHY
