@@ -296,7 +296,7 @@ class Pipeline:
     def dry_config(self) -> tuple[str, DryConfig]:
         return self._service.dry_config()
 
-    def status(self) -> Sequence[EnvironmentStatus]:
+    def status(self, *, rollouts: bool = False) -> Sequence[EnvironmentStatus]:
         return self._service.status()
 
     def reconcile(self) -> Sequence[ReconcileOutcome]:

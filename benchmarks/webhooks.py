@@ -60,7 +60,7 @@ class CountingService:
     def dry_config(self) -> tuple[str, DryConfig]:
         return "0" * 40, DryConfig(environments={}, policies={}, templates={}, source="bench")
 
-    def status(self) -> list[Any]:
+    def status(self, *, rollouts: bool = False) -> list[Any]:
         return []
 
     def reconcile(self) -> list[ReconcileOutcome]:

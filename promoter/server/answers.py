@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+from promoter.cluster.port import RolloutState
 from promoter.domain.pull_requests import Review, ReviewState, StatusState
 from promoter.policy import GateResult
 from promoter.promotion.phase import PromotionPhase
@@ -70,6 +71,35 @@ class OpenPromotionAnswer(Answer):
     gates: list[GateAnswer]
 
 
+class TrainingAnswer(Answer):
+    """Training's state beside a rollout: reported only, never part of serving's verdict."""
+
+    phase: str = Field(description="disabled, pending, progressing, healthy, failed or "
+                                   "unknown (its objects could not be read).")
+    reason: str
+
+
+class RolloutAnswer(Answer):
+    """The cluster's reading of an environment branch's head (`promoter health`'s verdict)."""
+
+    environment: str
+    commit: str
+    phase: str = Field(description="Serving's verdict: pending, progressing, healthy, "
+                                   "failed (timed_out only from a wait).")
+    reason: str
+    observed_revision: str | None
+    training: TrainingAnswer | None = Field(
+        description="The training part's state for the same commit; null when not read.")
+
+    @classmethod
+    def of(cls, state: RolloutState) -> RolloutAnswer:
+        training = state.training
+        return cls(environment=state.environment, commit=state.commit, phase=str(state.phase),
+                   reason=state.reason, observed_revision=state.observed_revision,
+                   training=None if training is None else TrainingAnswer(
+                       phase=str(training.phase), reason=training.reason))
+
+
 class EnvironmentAnswer(Answer):
     name: str
     branch: str
@@ -80,6 +110,11 @@ class EnvironmentAnswer(Answer):
     promotion_error: str | None = Field(
         default=None, description="Why the open promotion could not be read (e.g. its signed "
                                   "marker does not verify); null when it could.")
+    rollout: RolloutAnswer | None = Field(
+        default=None, description="With `?rollouts=true` and a `cluster:` in promoter.yaml: "
+                                  "serving's rollout and training's state; else null.")
+    rollout_error: str | None = Field(
+        default=None, description="Why the rollout could not be read, when it was asked for.")
 
     @classmethod
     def of(cls, env: EnvironmentStatus) -> EnvironmentAnswer:
@@ -93,7 +128,9 @@ class EnvironmentAnswer(Answer):
                 model=proposed.model if proposed else None,
                 version=proposed.version if proposed else None,
                 gates=[GateAnswer.of(g) for g in env.gates]),
-            promotion_error=env.promotion_error)
+            promotion_error=env.promotion_error,
+            rollout=None if env.rollout is None else RolloutAnswer.of(env.rollout),
+            rollout_error=env.rollout_error)
 
 
 class EnvironmentsAnswer(Answer):

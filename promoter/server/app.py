@@ -16,7 +16,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, Header, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
@@ -316,17 +316,24 @@ def _promotions(service: PromotionPort) -> list[PromotionAnswer]:
     return PromotionAnswer.all_of(service.status())
 
 
+RolloutsQuery = Annotated[bool, Query(
+    description="Also read each environment's rollout from the cluster (serving's verdict "
+                "and training's state, as `promoter status` shows them); off by default, so "
+                "that a plain request does not call the cluster.")]
+
+
 def _api_router() -> APIRouter:
     router = APIRouter(tags=["api"])
 
     @router.get("/environments")
-    def environments(service: ServiceDep) -> EnvironmentsAnswer:
+    def environments(service: ServiceDep, rollouts: RolloutsQuery = False) -> EnvironmentsAnswer:
         """Every environment in promotion order: what is deployed, and the open promotion."""
-        return EnvironmentsAnswer.of(service.status())
+        return EnvironmentsAnswer.of(service.status(rollouts=rollouts))
 
     @router.get("/environments/{name}", responses={404: {"description": "no such environment"}})
-    def environment(name: str, service: ServiceDep) -> EnvironmentAnswer:
-        for env in EnvironmentsAnswer.of(service.status()).environments:
+    def environment(name: str, service: ServiceDep,
+                    rollouts: RolloutsQuery = False) -> EnvironmentAnswer:
+        for env in EnvironmentsAnswer.of(service.status(rollouts=rollouts)).environments:
             if env.name == name:
                 return env
         raise ApiError(404, f"no environment named {name!r}",

@@ -6,6 +6,7 @@ fake API server, on a real repository where dev runs v2 after v1 (so a rollback 
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from promoter.model_store import LocalModelStore
 from promoter.promotion import PromotionService
 from promoter.promotion.rollback import RollbackService
 from promoter.schemas import validate_crd_object
+from promoter.wiring import build_app
 from tests.cluster.fake_api import FakeKubernetesApi
 from tests.cluster.objects import (
     ARGO_TRAINING,
@@ -36,6 +38,12 @@ from tests.cluster.objects import (
 from tests.fixtures.git import run_git
 from tests.promotion.world import World
 from tests.rollback.test_cli import Obj, _kubeconfig
+from tests.server.support import SECRET
+
+with warnings.catch_warnings():
+    # As in tests/server/conftest.py: Starlette 1.x asks for the `httpx2` fork at import time.
+    warnings.filterwarnings("ignore", message=r"Using `httpx` with `starlette\.testclient`")
+    from fastapi.testclient import TestClient
 
 
 @pytest.fixture
@@ -195,3 +203,42 @@ def test_status_and_health_report_training_on_its_own(case: str,
     # staging and prod have no branch yet: nothing to read.
     assert [e["rollout"] for e in json.loads(as_json.output)["environments"][1:]] == [None,
                                                                                       None]
+
+
+def test_the_api_reports_training_on_its_own(world_at: Callable[..., World],
+                                             api: FakeKubernetesApi) -> None:
+    """GET /api/v1/environments?rollouts=true answers what `promoter status` shows: serving
+    healthy, training (a failed JobSet) failed beside it. Without the parameter the API does
+    not call the cluster."""
+    world = world_at(1, 2)
+    _run_jobsets(world)
+    head = run_git(world.root, "rev-parse", "environments/dev")
+    target = _target(world)
+    assert target.training is not None
+    api.put(target.git_repository, git_repository(commit=head))
+    api.put(target.kustomization, applied(head))
+    api.put(target.training, training_kustomization(head, "JobSet failed"))
+    with KubernetesClusterReader.for_host(api.url, request_timeout_s=5) as reader:
+        app = build_app(_service(world, reader), webhook_secret=SECRET,
+                        resync_interval_s=None)
+        with TestClient(app) as client:
+            assert app.state.parts.scheduler.wait_idle(30)  # the resync at start is done
+            plain = client.get("/api/v1/environments/dev")
+            assert plain.status_code == 200, plain.text
+            assert plain.json()["rollout"] is None
+            audited = len(api.audit)
+            assert client.get("/api/v1/environments").json()["environments"][0][
+                "rollout"] is None
+            assert len(api.audit) == audited, "a plain request reads no cluster"
+            answer = client.get("/api/v1/environments/dev", params={"rollouts": "true"})
+            assert answer.status_code == 200, answer.text
+            rollout = answer.json()["rollout"]
+            listed = client.get("/api/v1/environments?rollouts=true").json()["environments"]
+    assert rollout["phase"] == "healthy"
+    assert rollout["commit"] == head
+    assert rollout["training"]["phase"] == "failed"
+    assert "JobSet/ml-dev/churn-train-v2 status: 'Failed'" in rollout["training"]["reason"]
+    assert listed[0]["rollout"] == rollout
+    assert [e["rollout"] for e in listed[1:]] == [None, None]  # no branch yet
+    # Nothing was rolled back by the resync either.
+    assert run_git(world.root, "rev-parse", "environments/dev") == head

@@ -112,7 +112,7 @@ class FakeService:
         return "0" * 40, DryConfig(environments=dict(self._envs), policies={}, templates={},
                                    source="fake")
 
-    def status(self) -> list[EnvironmentStatus]:
+    def status(self, *, rollouts: bool = False) -> list[EnvironmentStatus]:
         self._record("status", None)
         out = []
         for name, env in self._envs.items():

@@ -52,23 +52,24 @@ def statuses() -> list[EnvironmentStatus]:
 
 def test_environments_answer_keeps_the_documents_shape() -> None:
     # The document as the API (and `promoter status --json`) answered before the models
-    # existed, key order included, plus `promotionError` (added since, last).
+    # existed, key order included, plus `promotionError`, `rollout` and `rolloutError`
+    # (added since, last; the rollout only with ?rollouts=true).
     assert list(EnvironmentsAnswer.of(statuses()).as_json()["environments"]) == [
         {"name": "dev", "branch": "environments/dev", "head": "a" * 40,
          "deployed": {"model": "churn", "version": 2, "digest": DIGEST, "promotedFrom": None},
-         "openPromotion": None, "promotionError": None},
+         "openPromotion": None, "promotionError": None, "rollout": None, "rolloutError": None},
         {"name": "staging", "branch": "environments/staging", "head": None, "deployed": None,
          "openPromotion": {
              "number": 7, "head": "c" * 40, "author": "mia", "phase": "waiting_for_approval",
              "model": "churn", "version": 2,
              "gates": [{"context": "promoter/approvals", "state": "pending",
                         "description": "needs 1 approval"}]},
-         "promotionError": None},
+         "promotionError": None, "rollout": None, "rolloutError": None},
     ]
     first = EnvironmentsAnswer.of(statuses()).as_json()["environments"]
     assert isinstance(first, list)
     assert list(first[1]) == ["name", "branch", "head", "deployed", "openPromotion",
-                              "promotionError"]
+                              "promotionError", "rollout", "rolloutError"]
 
 
 def test_promotion_and_review_answers() -> None:
@@ -105,7 +106,10 @@ def test_openapi_document_describes_the_answers() -> None:
         "$ref": "#/components/schemas/EnvironmentAnswer"}
     environment = schemas["EnvironmentAnswer"]["properties"]
     assert set(environment) == {"name", "branch", "head", "deployed", "openPromotion",
-                                "promotionError"}
+                                "promotionError", "rollout", "rolloutError"}
+    assert set(schemas["RolloutAnswer"]["properties"]) == {
+        "environment", "commit", "phase", "reason", "observedRevision", "training"}
+    assert set(schemas["TrainingAnswer"]["properties"]) == {"phase", "reason"}
     assert set(schemas["OpenPromotionAnswer"]["properties"]) == {
         "number", "head", "author", "phase", "model", "version", "gates"}
     assert schemas["GateAnswer"]["properties"]["state"] == {
