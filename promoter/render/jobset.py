@@ -40,8 +40,9 @@ and shares the Job template through a YAML anchor; promoter removes a replicated
 replicas is 0 and then injects the two variables into each replicatedJob's container named
 `tensorflow`. What this module refuses, because TF_CONFIG would be wrong: a replicatedJob not
 named after a task type, a Job running other than one pod, DNS hostnames turned off, a
-template that sets TF_CONFIG itself, no `tensorflow` container, and pod names JobSet's
-webhook would refuse (over 63 characters).
+template that sets TF_CONFIG itself or the pod's hostname or subdomain, two replicatedJobs of
+one task type, no `tensorflow` container, and pod names JobSet's webhook would refuse (over
+63 characters).
 """
 
 from __future__ import annotations
@@ -113,6 +114,13 @@ def prepare_jobset(obj: RenderedObject) -> RenderedObject:
         raise obj.error("spec.replicatedJobs", "has no replicatedJob with replicas > 0",
                         fix="give worker `replicas: ${training.workers}`")
     counts = [_task(obj, index, job) for index, job in enumerate(kept)]
+    seen: set[str] = set()
+    for index, (task, _) in enumerate(counts):
+        if task in seen:
+            raise obj.error(format_path(("spec", "replicatedJobs", index, "name")),
+                            f"{task!r} is a second replicatedJob of that task type",
+                            fix=f"keep one {task} replicatedJob and set its replicas")
+        seen.add(task)
     subdomain = _subdomain(obj)
     cluster = tf_cluster(jobset=obj.name, subdomain=subdomain, replicas=counts)
     jobs_out = [_with_tf_config(obj, index, job, tf_config_value(cluster, task))
@@ -149,6 +157,15 @@ def _task(obj: RenderedObject, index: int, job: Any) -> tuple[str, int]:
                 f"is {spec.get(field)!r}; each Job must run exactly one pod (one task), so "
                 "that the Job's index is the task index",
                 fix=f"set `{field}: 1` and the number of tasks in `replicas:`")
+    pod_spec = mapping_at(spec, "template", "spec")
+    for field in ("hostname", "subdomain"):
+        if field in pod_spec:
+            raise obj.error(
+                format_path((*path, "template", "spec", "template", "spec", field)),
+                "is set, but TF_CONFIG names every task by the hostname and subdomain "
+                "JobSet gives its pod",
+                fix=f"remove {field} from the pod; a JobSet's subdomain is "
+                    "spec.network.subdomain")
     if replicas > 0:
         longest = f"{obj.name}-{name}-{replicas - 1}-0"
         if len(longest) + _POD_SUFFIX > _POD_NAME_MAX:

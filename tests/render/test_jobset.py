@@ -222,6 +222,15 @@ BAD = {
     "no task at all": (
         "replicas: ${training.workers}", "replicas: 0", {"parameterServers": 0},
         "spec.replicatedJobs: has no replicatedJob with replicas > 0"),
+    "two replicatedJobs of one task type": (
+        "    - name: ps\n", "    - name: worker\n", {},
+        "spec.replicatedJobs[1].name: 'worker' is a second replicatedJob of that task type"),
+    "a hostname of the pod's own": (
+        "restartPolicy: Never", "restartPolicy: Never\n              hostname: trainer", {},
+        "template.spec.template.spec.hostname: is set, but TF_CONFIG names every task"),
+    "a subdomain of the pod's own": (
+        "restartPolicy: Never", "restartPolicy: Never\n              subdomain: tf", {},
+        "template.spec.template.spec.subdomain: is set"),
     "a typo in the pod (strict CRD schema)": (
         "restartPolicy: Never", "restartPolicy: Never\n              hostNetwrk: true", {},
         "hostNetwrk"),
