@@ -99,5 +99,5 @@ def flux(obj: Any, out: Path, repo_url: str | None) -> None:
 @click.pass_obj
 @handle_errors
 def argo(obj: Any, out: Path, repo_url: str | None) -> None:
-    """Write an Argo CD Application per environment and the argocd-cm TFJob health check."""
+    """Write an Argo CD Application per environment and the argocd-cm training health checks."""
     _generate(obj, out, repo_url, "argo")

@@ -201,7 +201,7 @@ def training_kustomization(commit: str, case: str) -> dict[str, Any]:
 
 
 ARGO_TRAINING: dict[str, tuple[str, str]] = {
-    # The training Application's health, from the argocd-cm TFJob check of `promoter argo`.
+    # The training Application's health, from the argocd-cm checks of `promoter argo`.
     "queued": ("Progressing", "Waiting for the TFJob's replicas to run"),
     "failed": ("Degraded", "TFJob churn-train-v2 has failed because one Worker replica(s) "
                            "failed."),
