@@ -19,10 +19,13 @@ ready or succeeded runs, which counts as healthy (a training run may take hours)
 else, including a JobSet the controller has not reported on yet, is in progress.
 
 Flux: the `current` rule excludes `Failed=True`, so the verdict does not depend on the order in
-which kustomize-controller tries `failed` and `current`; every field is guarded with `has()`
-because a JobSet without status yet must not be an evaluation error. These rules are only ever
-set on the training Kustomization, and the Lua only judges the training Application: a JobSet
-never gates serving.
+which kustomize-controller tries `failed` and `current`; every field below `status` is guarded
+with `has()`. A JobSet with no `status` at all (not seen by the controller yet) may still be an
+evaluation error, since Flux documents that `has()` cannot test a top-level field; the
+controller then keeps waiting, as for a job in progress, which is the verdict wanted. (The
+tests' CEL interpreter, cel-python, answers false there, and counts an error as not true.)
+These rules are only ever set on the training Kustomization, and the Lua only judges the
+training Application: a JobSet never gates serving.
 """
 
 from __future__ import annotations
