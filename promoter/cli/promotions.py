@@ -68,13 +68,13 @@ def propose(obj: Any, environment: str, model: str, version: int, user: str | No
     from promoter.wiring import build_adapters, build_service
 
     if dry_run:
-        from promoter.cli.plans import plan_proposal
+        from promoter.cli.plans import describe_plan, plan_document
 
         loaded = obj.settings()
-        adapters = build_adapters(loaded, read_cluster=False)
-        plan = plan_proposal(loaded, adapters, build_service(loaded, adapters=adapters),
-                             environment=environment, model=model, version=version)
-        emit(plan.document(), plan.describe())
+        service = build_service(loaded, adapters=build_adapters(loaded, read_cluster=False))
+        plan = service.plan_proposal(environment=environment, model=model, version=version,
+                                     author=user or login())
+        emit(plan_document(plan), describe_plan(plan))
         return
     result = build_service(obj.settings()).propose(
         environment=environment, model=model, version=version, author=user or login())

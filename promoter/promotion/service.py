@@ -36,6 +36,7 @@ from promoter.promotion.proposing import Proposer
 from promoter.promotion.reconciling import Reconciler
 from promoter.promotion.results import (
     EnvironmentStatus,
+    ProposalPlan,
     ProposalResult,
     ReconcileOutcome,
     RolloutCheck,
@@ -159,6 +160,13 @@ class PromotionService:
         (see `Proposer.propose`: nothing is written when the input is bad)."""
         return self._proposer.propose(environment=environment, model=model, version=version,
                                       author=author)
+
+    def plan_proposal(self, *, environment: str, model: str, version: int,
+                      author: str) -> ProposalPlan:
+        """What `propose` would do now, by reading only (see `Proposer.plan`): `propose`
+        carries out exactly this plan."""
+        return self._proposer.plan(environment=environment, model=model, version=version,
+                                   author=author)
 
     def reconcile(self) -> list[ReconcileOutcome]:
         """Run the gates of every open promotion and merge those that pass."""

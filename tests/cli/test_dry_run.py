@@ -35,9 +35,33 @@ def test_propose_dry_run_writes_nothing_and_says_what_it_would(cli_world: World)
                   "--as", "mia", "-o", "json")
     document = json.loads(real.stdout)
     again = json.loads(invoke(cli_world, "propose", "--env", "dev", "--model", "churn",
-                              "--version", "2", "--dry-run", "-o", "json").stdout)
+                              "--version", "2", "--dry-run", "--as", "mia", "-o",
+                              "json").stdout)
     assert (again["action"], again["pullRequest"]) == ("unchanged",
                                                        document["pullRequest"]["number"])
+    # Another proposer becomes an author of the PR: a new commit names them both.
+    after = _snapshot(cli_world)
+    other = json.loads(invoke(cli_world, "propose", "--env", "dev", "--model", "churn",
+                              "--version", "2", "--dry-run", "--as", "sam", "-o",
+                              "json").stdout)
+    assert (other["action"], other["writesCommit"]) == ("update", True)
+    assert _snapshot(cli_world) == after
+    real = invoke(cli_world, "propose", "--env", "dev", "--model", "churn", "--version", "2",
+                  "--as", "sam", "-o", "json")
+    assert json.loads(real.stdout)["outcome"] == "updated"
+
+
+def test_propose_dry_run_refuses_a_foreign_push_without_commenting(cli_world: World) -> None:
+    first = cli_world.service.propose(environment="dev", model="churn", version=1,
+                                      author="mia")
+    assert first.pull_request is not None
+    git(cli_world.root, "branch", "-f", "environments/dev-next", "main")  # a person's push
+    before = _snapshot(cli_world)
+    result = invoke(cli_world, "propose", "--env", "dev", "--model", "churn", "--version",
+                    "2", "--dry-run", "--as", "mia")
+    assert result.exit_code == 2
+    assert "someone else pushed to the proposal branch" in result.stderr
+    assert _snapshot(cli_world) == before  # the real propose comments on the PR; not this
 
 
 def test_propose_dry_run_refuses_what_propose_refuses(cli_world: World) -> None:
