@@ -3,8 +3,10 @@ writes nothing (no ref, no forge row, no stored verdict); reconcile still evalua
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
+from typing import Any
 
 from promoter.gitops.local import LocalGitRepository
 from promoter.gitops.port import Signature
@@ -111,23 +113,74 @@ def test_reconcile_dry_run_as_json(cli_world: World) -> None:
                                                                 "upsert_comment"}
 
 
-def test_reconcile_dry_run_stops_where_a_commit_would_be_written(cli_world: World) -> None:
-    cli_world.promote("dev", 1)
-    cli_world.service.propose(environment="dev", model="churn", version=2, author="mia")
-    # Someone commits to environments/dev: reconcile would re-propose on top of it.
-    repo = LocalGitRepository(cli_world.root)
-    head = git(cli_world.root, "rev-parse", "environments/dev")
+def _bytes(world: World) -> dict[str, str]:
+    """Every file of the repository (objects, refs, the forge's database, stored verdicts)
+    by its sha256: a dry run must leave each byte as it was."""
+    return {str(p.relative_to(world.root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(world.root.rglob("*")) if p.is_file()}
+
+
+def _move_environment(world: World, env: str) -> None:
+    """Someone commits to environments/<env>: its open promotion must be re-proposed."""
+    repo = LocalGitRepository(world.root)
+    head = git(world.root, "rev-parse", f"environments/{env}")
     files = {p: repo.read_file(head, p) or b"" for p in repo.list_files(head)}
     moved = repo.create_commit(files={**files, "NOTES.md": b"hand edit\n"}, parents=[head],
                                message="hand edit", author=Signature("eve", "eve@example.com"))
-    git(cli_world.root, "update-ref", "refs/heads/environments/dev", moved)
-    before = _snapshot(cli_world)
-    result = invoke(cli_world, "reconcile", "--dry-run")
+    git(world.root, "update-ref", f"refs/heads/environments/{env}", moved)
+
+
+def _plan(outcomes: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    return [(o["pullRequest"], o["environment"], o["version"],
+             "merged" if o["note"] == "dry run: every gate passes; reconcile would merge it now"
+             else o["phase"], [(g["context"], g["state"]) for g in o["gates"]])
+            for o in outcomes]
+
+
+def test_reconcile_dry_run_reports_the_whole_plan_and_reconcile_does_it(
+        cli_world: World) -> None:
+    """A promotion whose environment moved is re-proposed (a new commit), judged and merged;
+    the next one is judged after that merge (its upstream no longer runs its version:
+    blocked); a third fails its evaluation. The dry run says all of it, leaves every byte as
+    it was, and the real reconcile then does exactly that."""
+    cli_world.promote("dev", 1)
+    cli_world.promote("staging", 1)
+    cli_world.promote("dev", 2)
+    cli_world.service.propose(environment="staging", model="churn", version=2, author="mia")
+    cli_world.service.propose(environment="prod", model="churn", version=1, author="mia")
+    cli_world.service.propose(environment="dev", model="churn", version=3, author="mia")
+    _move_environment(cli_world, "staging")
+    before = _bytes(cli_world)
+    result = invoke(cli_world, "reconcile", "--dry-run", "-o", "json")
     assert result.exit_code == 0, result.output
-    assert "note: dry run: would write a new commit (Hydrate churn v2 for dev)" in result.stdout
-    assert "create_commit on " in result.stdout
-    assert "error" not in result.output
-    assert _snapshot(cli_world) == before
+    assert _bytes(cli_world) == before
+    document = json.loads(result.stdout)
+    planned = _plan(document["promotions"])
+    writes = [(w["operation"], w["target"]) for w in document["wouldWrite"]]
+    # staging: the re-proposal is written, its PR moved to it, judged, and merged.
+    assert ("update_branch", "environments/staging-next") in writes
+    assert ("merge", f"PR #{_pr(planned, 'staging')}") in writes
+    assert [w[0] for w in writes].count("create_commit") == 1  # the re-proposal only
+    assert {p[1]: p[3] for p in planned} == {"prod": "blocked", "staging": "merged",
+                                             "dev": "blocked"}
+    prod = next(o for o in document["promotions"] if o["environment"] == "prod")
+    assert {"context": "promoter/upstream", "state": "failure",
+            "description": "staging runs churn v2, not churn v1"} in prod["gates"]
+    text = invoke(cli_world, "reconcile", "--dry-run")
+    assert "note: dry run: would write" not in text.stdout
+    assert "create_commit " in text.stdout
+    assert _bytes(cli_world) == before
+
+    real = invoke(cli_world, "reconcile", "-o", "json")
+    assert real.exit_code == 0, real.output
+    assert _plan(json.loads(real.stdout)["promotions"]) == [
+        (n, e, v, "merged" if s == "merged" else s, g) for n, e, v, s, g in planned]
+    assert git(cli_world.root, "log", "-1", "--format=%s", "environments/staging^2") == (
+        "Hydrate churn v2 for staging")
+
+
+def _pr(planned: list[tuple[Any, ...]], env: str) -> int:
+    return int(next(p[0] for p in planned if p[1] == env))
 
 
 def test_rollback_dry_run_names_the_commit_and_writes_nothing(cli_world: World) -> None:
