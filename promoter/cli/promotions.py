@@ -18,7 +18,6 @@ import getpass
 import os
 import sys
 from collections.abc import Callable
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -27,12 +26,7 @@ from promoter.cli.errors import handle_errors
 from promoter.cli.output import emit, emit_error, reports, style
 from promoter.cli.progress import progress_for
 from promoter.errors import BadInputError
-from promoter.plain_text import (
-    format_proposal,
-    format_reconcile,
-    format_status,
-    in_pipeline_order,
-)
+from promoter.plain_text import format_proposal, format_reconcile, format_status
 
 if TYPE_CHECKING:
     from promoter.promotion.results import EnvironmentStatus, ReconcileOutcome
@@ -187,7 +181,6 @@ def status(obj: Any, environments: tuple[str, ...], models: tuple[str, ...]) -> 
     everything = build_service(loaded).status(rollouts=True)
     shown = _filtered(everything, environments, models,
                       known_models=[m.name for m in loaded.settings.models])
-    shown = [replace(env, gates=in_pipeline_order(env.gates)) for env in shown]
     # The document GET /api/v1/environments answers, for the environments shown, plus each
     # rollout as the cluster reads it.
     document = EnvironmentsAnswer.of(shown).as_json()

@@ -30,6 +30,7 @@ from promoter.promotion.approving import Approver
 from promoter.promotion.context import PromotionContext
 from promoter.promotion.evaluation_gate import EvaluationGate
 from promoter.promotion.evaluator import Evaluator
+from promoter.promotion.gate_order import in_pipeline_order
 from promoter.promotion.gates import GateRunner
 from promoter.promotion.phase import PromotionFacts, PromotionPhase, derive_phase, read_facts
 from promoter.promotion.proposing import Proposer
@@ -123,7 +124,9 @@ class PromotionService:
                 except MetadataError:
                     proposed = None
                 statuses = tuple(ctx.forge.list_statuses(pull.head_sha))
-                gates = tuple(GateResult(s.context, s.state, s.description) for s in statuses)
+                # In the order they are decided, not the forge's (by name).
+                gates = in_pipeline_order(GateResult(s.context, s.state, s.description)
+                                          for s in statuses)
                 phase = derive_phase(PromotionFacts(pull.state, statuses))
             rollout, rollout_error = None, None
             if rollouts:
