@@ -20,6 +20,7 @@ directory.
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from promoter.cli.dry_run_forge import DryRunForge
 from promoter.cli.dry_run_git import DryRunRepository, Recorder, Write
@@ -28,6 +29,9 @@ from promoter.config.loader import LoadedSettings
 from promoter.config.schema import EnvironmentSpec
 from promoter.promotion.results import PromotionState, ReconcileOutcome
 from promoter.promotion.verdicts import MemoryVerdictStore, StoredVerdict, VerdictStore
+
+if TYPE_CHECKING:
+    from promoter.wiring import Adapters
 
 __all__ = ["DryRunForge", "DryRunRepository", "Recorder", "Write", "dry_run_reconcile"]
 
@@ -60,18 +64,20 @@ class ReadOnlyVerdicts:
         self._new.put(key, verdict)
 
 
-def dry_run_reconcile(loaded: LoadedSettings) -> tuple[list[ReconcileOutcome], list[Write]]:
-    """What `reconcile` would decide and write now; writes nothing (see the module doc)."""
+def dry_run_reconcile(loaded: LoadedSettings, *, adapters: Adapters | None = None
+                      ) -> tuple[list[ReconcileOutcome], list[Write]]:
+    """What `reconcile` would decide and write now over `adapters` (default: those
+    promoter.yaml names); writes nothing through them (see the module doc)."""
     from promoter.wiring import build_adapters, build_service
 
     recorder = Recorder()
-    real = build_adapters(loaded)
+    real = adapters or build_adapters(loaded)
     repo = DryRunRepository(real.repo, recorder)
-    adapters = replace(
+    wrapped = replace(
         real, repo=repo, forge=DryRunForge(real.forge, repo, recorder),
         cluster=DryRunCluster(real.cluster, recorder) if real.cluster is not None else None,
         verdicts=ReadOnlyVerdicts(real.verdicts))
-    outcomes = build_service(loaded, adapters=adapters).reconcile()
+    outcomes = build_service(loaded, adapters=wrapped).reconcile()
     return [_as_planned(o, repo) for o in outcomes], recorder.writes
 
 

@@ -8,10 +8,17 @@ import json
 import sqlite3
 from typing import Any
 
+from promoter.cli.dry_run import dry_run_reconcile
+from promoter.config.loader import load_settings
+from promoter.domain.pull_requests import PullRequestState
 from promoter.gitops.local import LocalGitRepository
 from promoter.gitops.port import Signature
+from promoter.model_store import LocalModelStore
+from promoter.promotion.verdicts import DirectoryVerdictStore
+from promoter.wiring import Adapters, build_service
 from tests.cli.conftest import invoke
 from tests.fakes.scripted import ScriptedEvaluator
+from tests.promotion.test_interrupted_writes import CommitCluster
 from tests.promotion.world import World, git, refs
 
 
@@ -181,6 +188,40 @@ def test_reconcile_dry_run_reports_the_whole_plan_and_reconcile_does_it(
 
 def _pr(planned: list[tuple[Any, ...]], env: str) -> int:
     return int(next(p[0] for p in planned if p[1] == env))
+
+
+def test_reconcile_dry_run_plans_the_rollback_of_a_failed_rollout(cli_world: World) -> None:
+    """With a cluster, reconcile first reads rollouts back: a failed one closes the open
+    promotion as superseded, opens the rollback PR and merges it. The dry run plans all of
+    that (a new PR, numbered as the local forge would number it) and writes none of it; the
+    real reconcile then does it."""
+    root = cli_world.root
+    cluster = CommitCluster()
+    loaded = load_settings(root / "promoter.yaml")
+    adapters = Adapters(repo=LocalGitRepository(root), forge=cli_world.forge,
+                        store=LocalModelStore(root / "models"), cluster=cluster,
+                        verdicts=DirectoryVerdictStore(root / ".git" / "promoter" / "verdicts"))
+    cli_world.promote("dev", 1)
+    cli_world.promote("dev", 2)
+    cli_world.service.propose(environment="dev", model="churn", version=3, author="mia")
+    cluster.failing.add(git(root, "rev-parse", "environments/dev"))
+    before = _bytes(cli_world)
+    outcomes, writes = dry_run_reconcile(loaded, adapters=adapters)
+    assert _bytes(cli_world) == before
+    ops = [(w.operation, w.target) for w in writes]
+    assert [op for op, _ in ops] == ["set_status", "close", "create_commit", "update_branch",
+                                     "open_pull_request", "merge"]
+    assert writes[0].detail.startswith("promoter/rollout failure")
+    assert ops[1] == ("close", "PR #3")
+    assert ops[4] == ("open_pull_request", "environments/dev-next -> environments/dev")
+    assert ops[5] == ("merge", "PR #4")
+    assert outcomes == []  # the promotion was superseded before the PRs were listed
+
+    build_service(loaded, adapters=adapters).reconcile()
+    assert cli_world.metadata("environments/dev")["promoter"]["version"] == 1
+    assert cli_world.forge.get_pull_request(3).state is PullRequestState.CLOSED
+    rollback = cli_world.forge.get_pull_request(4)
+    assert (rollback.state, "rollback" in rollback.labels) == (PullRequestState.MERGED, True)
 
 
 def test_rollback_dry_run_names_the_commit_and_writes_nothing(cli_world: World) -> None:
