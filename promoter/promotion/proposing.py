@@ -114,13 +114,11 @@ class Proposer:
             # nothing is overwritten.
             ctx.repo.update_branch(env.proposal_branch, commit, expected=plan.proposal_head,
                                    fast_forward_only=False)
-        existing = (ctx.forge.get_pull_request(plan.pull_request)
-                    if plan.pull_request is not None else None)
         pull = ctx.forge.open_or_update_pull_request(
             head=env.proposal_branch, base=env.branch,
             title=f"Promote {model} v{version} to {env.name}",
             body=self._pull_body(target, candidate, list(plan.changed_files), commit),
-            author=existing.author if existing else require_author_name(author),
+            author=plan.pull_author or require_author_name(author),
             labels=[PROMOTER_LABEL, f"env:{env.name}", f"model:{model}"],
         )
         if plan.replaces is not None:
@@ -175,8 +173,8 @@ class Proposer:
                        files=files)
         if deployed is not None and deployed.deployed.manifests_digest == rendered.digest():
             return plan(outcome=ProposalOutcome.ALREADY_DEPLOYED, pull_request=None,
-                        proposal_head=None, commit=None, replaces=None, changed_files=(),
-                        authors=(author,))
+                        pull_author=None, proposal_head=None, commit=None, replaces=None,
+                        changed_files=(), authors=(author,))
         changed = tuple(self._changed_files(env_head, rendered))
 
         existing = ctx.forge.find_open_pull_request(head=env.proposal_branch, base=env.branch)
@@ -217,6 +215,7 @@ class Proposer:
                     and ctx.repo.commit_info(next_head).parents == (env_head,)):
                 replaces = next_head  # it looked like a proposal: say it was not taken
         return plan(outcome=outcome, pull_request=existing.number if existing else None,
+                    pull_author=existing.author if existing else None,
                     proposal_head=next_head, commit=next_head if adoptable else None,
                     replaces=replaces, changed_files=changed, authors=authors)
 

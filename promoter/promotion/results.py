@@ -62,6 +62,8 @@ class ProposalPlan:
     pull_request: int | None
     """The open PR it would update or leave as it is; None: it would open one (or, for
     ALREADY_DEPLOYED, none is needed)."""
+    pull_author: str | None
+    """Who opened that PR: its author stays, whoever proposes now."""
     proposal_head: str | None
     """Where the proposal branch is now: the lease its update is made under."""
     commit: str | None
