@@ -1,11 +1,11 @@
 """`--dry-run` on propose, reconcile, rollback and discover: it says what would be written and
-writes nothing (no ref, no forge row, no stored verdict); reconcile still evaluates."""
+writes nothing: every byte of the repository (objects, refs, forge database, verdicts) is
+left as it was; reconcile still evaluates."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
 from typing import Any
 
 from promoter.cli.dry_run import dry_run_reconcile
@@ -19,15 +19,14 @@ from promoter.wiring import Adapters, build_service
 from tests.cli.conftest import invoke
 from tests.fakes.scripted import ScriptedEvaluator
 from tests.promotion.test_interrupted_writes import CommitCluster
-from tests.promotion.world import World, git, refs
+from tests.promotion.world import World, git
 
 
-def _snapshot(world: World) -> tuple[dict[str, str], list[str], list[str]]:
-    with sqlite3.connect(world.forge.db_path) as db:
-        rows = list(db.iterdump())
-    verdicts = world.root / ".git" / "promoter" / "verdicts"
-    stored = sorted(p.name for p in verdicts.rglob("*")) if verdicts.exists() else []
-    return refs(world.root), rows, stored
+def _snapshot(world: World) -> dict[str, str]:
+    """Every file of the repository (objects, refs, the forge's database, stored verdicts)
+    by its sha256: a dry run must leave each byte as it was."""
+    return {str(p.relative_to(world.root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(world.root.rglob("*")) if p.is_file()}
 
 
 def test_propose_dry_run_writes_nothing_and_says_what_it_would(cli_world: World) -> None:
@@ -120,13 +119,6 @@ def test_reconcile_dry_run_as_json(cli_world: World) -> None:
                                                                 "upsert_comment"}
 
 
-def _bytes(world: World) -> dict[str, str]:
-    """Every file of the repository (objects, refs, the forge's database, stored verdicts)
-    by its sha256: a dry run must leave each byte as it was."""
-    return {str(p.relative_to(world.root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(world.root.rglob("*")) if p.is_file()}
-
-
 def _move_environment(world: World, env: str) -> None:
     """Someone commits to environments/<env>: its open promotion must be re-proposed."""
     repo = LocalGitRepository(world.root)
@@ -157,10 +149,10 @@ def test_reconcile_dry_run_reports_the_whole_plan_and_reconcile_does_it(
     cli_world.service.propose(environment="prod", model="churn", version=1, author="mia")
     cli_world.service.propose(environment="dev", model="churn", version=3, author="mia")
     _move_environment(cli_world, "staging")
-    before = _bytes(cli_world)
+    before = _snapshot(cli_world)
     result = invoke(cli_world, "reconcile", "--dry-run", "-o", "json")
     assert result.exit_code == 0, result.output
-    assert _bytes(cli_world) == before
+    assert _snapshot(cli_world) == before
     document = json.loads(result.stdout)
     planned = _plan(document["promotions"])
     writes = [(w["operation"], w["target"]) for w in document["wouldWrite"]]
@@ -176,7 +168,7 @@ def test_reconcile_dry_run_reports_the_whole_plan_and_reconcile_does_it(
     text = invoke(cli_world, "reconcile", "--dry-run")
     assert "note: dry run: would write" not in text.stdout
     assert "create_commit " in text.stdout
-    assert _bytes(cli_world) == before
+    assert _snapshot(cli_world) == before
 
     real = invoke(cli_world, "reconcile", "-o", "json")
     assert real.exit_code == 0, real.output
@@ -205,9 +197,9 @@ def test_reconcile_dry_run_plans_the_rollback_of_a_failed_rollout(cli_world: Wor
     cli_world.promote("dev", 2)
     cli_world.service.propose(environment="dev", model="churn", version=3, author="mia")
     cluster.failing.add(git(root, "rev-parse", "environments/dev"))
-    before = _bytes(cli_world)
+    before = _snapshot(cli_world)
     outcomes, writes = dry_run_reconcile(loaded, adapters=adapters)
-    assert _bytes(cli_world) == before
+    assert _snapshot(cli_world) == before
     ops = [(w.operation, w.target) for w in writes]
     assert [op for op, _ in ops] == ["set_status", "close", "create_commit", "update_branch",
                                      "open_pull_request", "merge"]
