@@ -9,26 +9,23 @@ terminal's output without this module knowing about terminals; roles are `ok`, `
 
 One vocabulary everywhere: a promotion is named by its phase (`promoter.promotion.phase`:
 `waiting_for_approval`, `blocked`, `merged`, ...) in `status` and in `reconcile` alike, and
-gates are listed in pipeline order (`GATE_ORDER`) wherever they appear.
+gates are listed in pipeline order (`promoter.promotion.gate_order`) wherever they appear.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from promoter.cluster.gate import ROLLOUT_CONTEXT, UPSTREAM_ROLLOUT_CONTEXT
 from promoter.cluster.port import RolloutState
 from promoter.domain.pull_requests import StatusState
 from promoter.policy import (
     APPROVALS_CONTEXT,
     EVALUATION_CONTEXT,
-    EXTERNAL_CHECKS_CONTEXT,
-    PROPOSAL_CONTEXT,
     SOAK_CONTEXT,
-    UPSTREAM_CONTEXT,
     GateResult,
 )
+from promoter.promotion.gate_order import in_pipeline_order
 from promoter.promotion.phase import CHANGE_WINDOW_CONTEXT, PromotionPhase
 from promoter.promotion.results import (
     EnvironmentStatus,
@@ -45,22 +42,6 @@ Style = Callable[[str, str], str]
 def plain(text: str, role: str) -> str:
     """The default style: text unchanged."""
     return text
-
-
-GATE_ORDER = (
-    PROPOSAL_CONTEXT, UPSTREAM_CONTEXT, EVALUATION_CONTEXT, APPROVALS_CONTEXT,
-    UPSTREAM_ROLLOUT_CONTEXT, SOAK_CONTEXT, CHANGE_WINDOW_CONTEXT, EXTERNAL_CHECKS_CONTEXT,
-    ROLLOUT_CONTEXT,
-)
-"""The order `promoter.promotion.gates.GateRunner` decides the gates in (the proposal check
-first: when it fails nothing else ran). The forge lists statuses by context name; people read
-them in this order. Unknown contexts come last, by name."""
-
-
-def in_pipeline_order(gates: Iterable[GateResult]) -> tuple[GateResult, ...]:
-    """`gates` sorted by `GATE_ORDER`."""
-    rank = {context: index for index, context in enumerate(GATE_ORDER)}
-    return tuple(sorted(gates, key=lambda g: (rank.get(g.context, len(rank)), g.context)))
 
 
 _MARK = {

@@ -5,12 +5,14 @@ Expects the `promoter` group's context object (`ctx.obj.settings()`); the group 
 with `main.add_command(discover)`.
 
 Exit codes: 0 the pass ran (whether or not it proposed anything), 1 some proposal was refused
-(the others were still made), 2 bad input (configuration).
+(the others were still made), 2 bad input (configuration). `--dry-run` exits as the pass
+would: 1 when propose would refuse some proposal.
 """
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -19,7 +21,8 @@ from promoter.cli.errors import handle_errors
 from promoter.cli.output import emit, emit_error, reports
 
 if TYPE_CHECKING:
-    from promoter.promotion.autopropose import ProposalAttempt
+    from promoter.errors import PromoterError
+    from promoter.promotion.autopropose import PlannedProposal, ProposalAttempt
     from promoter.promotion.discovery import AutoProposal
 
 
@@ -47,34 +50,14 @@ def discover(obj: Any, dry_run: bool) -> None:
              f"no model lists environments in promotion.autoPropose ({loaded.path}); "
              "nothing to discover")
         return
-    attempts: tuple[ProposalAttempt, ...] = ()
-    lines: list[str] = []
-    proposals: list[dict[str, Any]] = []
     if dry_run:
-        plan = proposer.plan()
-        for proposal in plan.proposals:
-            lines.append(f"would propose {proposal.model} v{proposal.version} to "
-                         f"{proposal.environment}: {proposal.reason}")
-            proposals.append(_proposal_document(proposal))
+        preview = proposer.preview()
+        plan = preview.plan
+        lines, proposals, failed = _previewed(preview.proposals)
     else:
         run = proposer.run()
-        plan, attempts = run.plan, run.attempts
-        for attempt in attempts:
-            p, result = attempt.proposal, attempt.result
-            document = _proposal_document(p)
-            if result is not None:
-                document["outcome"] = str(result.outcome)
-                document["pullRequest"] = (result.pull_request.number
-                                           if result.pull_request else None)
-            if attempt.error is not None:
-                document["error"] = {"error": attempt.error.message, "fix": attempt.error.fix}
-            proposals.append(document)
-            if result is None:
-                continue
-            pull = (f"PR #{result.pull_request.number} {result.outcome}"
-                    if result.pull_request else str(result.outcome))
-            lines.append(f"proposed {p.model} v{p.version} to {p.environment} ({pull}): "
-                         f"{p.reason}")
+        plan = run.plan
+        lines, proposals, failed = _proposed(run.attempts)
     held = []
     for waiting in plan.held:
         version = f" v{waiting.version}" if waiting.version is not None else ""
@@ -86,15 +69,61 @@ def discover(obj: Any, dry_run: bool) -> None:
         lines.append("nothing to propose")
     emit({"enabled": True, "dryRun": dry_run, "proposals": proposals, "held": held},
          "\n".join(lines))
-    failed = [a for a in attempts if a.error is not None]
-    for attempt in failed:
-        p = attempt.proposal
-        assert attempt.error is not None
-        emit_error(f"proposing {p.model} v{p.version} to {p.environment}: "
-                   f"{attempt.error.message}", fix=attempt.error.fix,
-                   kind=type(attempt.error).__name__, exit_code=1)
+    for p, error in failed:
+        emit_error(f"proposing {p.model} v{p.version} to {p.environment}: {error.message}",
+                   fix=error.fix, kind=type(error).__name__, exit_code=1)
     if failed:
         sys.exit(1)
+
+
+Reported = tuple[list[str], list[dict[str, Any]], list[tuple["AutoProposal", "PromoterError"]]]
+"""Text lines, one document per proposal, and the refused proposals with their errors."""
+
+
+def _previewed(planned_proposals: Sequence[PlannedProposal]) -> Reported:
+    from promoter.cli.plans import describe_plan, plan_document
+
+    lines: list[str] = []
+    proposals: list[dict[str, Any]] = []
+    failed: list[tuple[AutoProposal, PromoterError]] = []
+    for planned in planned_proposals:
+        proposal = planned.proposal
+        lines.append(f"would propose {proposal.model} v{proposal.version} to "
+                     f"{proposal.environment}: {proposal.reason}")
+        document = _proposal_document(proposal)
+        if planned.plan is not None:
+            lines.append("  " + describe_plan(planned.plan).splitlines()[0]
+                         .removeprefix("dry run: "))
+            document["plan"] = plan_document(planned.plan)
+        if planned.error is not None:
+            document["error"] = {"error": planned.error.message, "fix": planned.error.fix}
+            failed.append((proposal, planned.error))
+        proposals.append(document)
+    return lines, proposals, failed
+
+
+def _proposed(attempts: Sequence[ProposalAttempt]) -> Reported:
+    lines: list[str] = []
+    proposals: list[dict[str, Any]] = []
+    failed: list[tuple[AutoProposal, PromoterError]] = []
+    for attempt in attempts:
+        p, result = attempt.proposal, attempt.result
+        document = _proposal_document(p)
+        if result is not None:
+            document["outcome"] = str(result.outcome)
+            document["pullRequest"] = (result.pull_request.number
+                                       if result.pull_request else None)
+        if attempt.error is not None:
+            document["error"] = {"error": attempt.error.message, "fix": attempt.error.fix}
+            failed.append((p, attempt.error))
+        proposals.append(document)
+        if result is None:
+            continue
+        pull = (f"PR #{result.pull_request.number} {result.outcome}"
+                if result.pull_request else str(result.outcome))
+        lines.append(f"proposed {p.model} v{p.version} to {p.environment} ({pull}): "
+                     f"{p.reason}")
+    return lines, proposals, failed
 
 
 def _proposal_document(proposal: AutoProposal) -> dict[str, Any]:

@@ -12,8 +12,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from promoter.domain.pull_requests import PullRequest
-from promoter.plain_text import in_pipeline_order, reconcile_phase
+from promoter.plain_text import reconcile_phase
 from promoter.policy import GateResult
+from promoter.promotion.gate_order import in_pipeline_order
 from promoter.promotion.results import ProposalResult, ReconcileOutcome
 
 Document = dict[str, Any]

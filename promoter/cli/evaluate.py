@@ -28,8 +28,9 @@ from click.core import ParameterSource
 from promoter.cli.errors import handle_errors
 from promoter.cli.output import Format, emit, reports
 from promoter.cli.progress import progress_for
-from promoter.config.loader import find_settings_file, load_settings, parse_yaml, validate_model
+from promoter.config.loader import find_settings_file, load_settings
 from promoter.config.schema import ModelSpec, PolicySpec
+from promoter.config.yaml_documents import parse_yaml, validate_model
 from promoter.errors import BadInputError, ConfigError
 
 log = logging.getLogger(__name__)

@@ -18,7 +18,6 @@ import getpass
 import os
 import sys
 from collections.abc import Callable
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -27,12 +26,7 @@ from promoter.cli.errors import handle_errors
 from promoter.cli.output import emit, emit_error, reports, style
 from promoter.cli.progress import progress_for
 from promoter.errors import BadInputError
-from promoter.plain_text import (
-    format_proposal,
-    format_reconcile,
-    format_status,
-    in_pipeline_order,
-)
+from promoter.plain_text import format_proposal, format_reconcile, format_status
 
 if TYPE_CHECKING:
     from promoter.promotion.results import EnvironmentStatus, ReconcileOutcome
@@ -68,13 +62,13 @@ def propose(obj: Any, environment: str, model: str, version: int, user: str | No
     from promoter.wiring import build_adapters, build_service
 
     if dry_run:
-        from promoter.cli.plans import plan_proposal
+        from promoter.cli.plans import describe_plan, plan_document
 
         loaded = obj.settings()
-        adapters = build_adapters(loaded, read_cluster=False)
-        plan = plan_proposal(loaded, adapters, build_service(loaded, adapters=adapters),
-                             environment=environment, model=model, version=version)
-        emit(plan.document(), plan.describe())
+        service = build_service(loaded, adapters=build_adapters(loaded, read_cluster=False))
+        plan = service.plan_proposal(environment=environment, model=model, version=version,
+                                     author=user or login())
+        emit(plan_document(plan), describe_plan(plan))
         return
     result = build_service(obj.settings()).propose(
         environment=environment, model=model, version=version, author=user or login())
@@ -187,7 +181,6 @@ def status(obj: Any, environments: tuple[str, ...], models: tuple[str, ...]) -> 
     everything = build_service(loaded).status(rollouts=True)
     shown = _filtered(everything, environments, models,
                       known_models=[m.name for m in loaded.settings.models])
-    shown = [replace(env, gates=in_pipeline_order(env.gates)) for env in shown]
     # The document GET /api/v1/environments answers, for the environments shown, plus each
     # rollout as the cluster reads it.
     document = EnvironmentsAnswer.of(shown).as_json()

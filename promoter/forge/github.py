@@ -1,11 +1,11 @@
 """`GitHubForge`: the `Forge` port on GitHub (or GitHub Enterprise Server), through PyGithub.
 
-This module and its siblings `github_calls`, `github_checks` and `github_markers` are the only
-ones that call the `github` library (with `github_auth`, which builds the client). Every
-`GithubException` is translated at this boundary into promoter's errors, chained: 404 on a pull
-request -> PullRequestNotFoundError, 409 on merge -> StaleHeadError, 405 on merge ->
-NotMergeableError, anything else -> ForgeError. Messages carry GitHub's `message`, never
-request headers, so a token cannot leak through an error.
+This module and its siblings `github_calls`, `github_checks`, `github_reviews` and
+`github_markers` are the only ones that call the `github` library (with `github_auth`,
+which builds the client). Every `GithubException` is translated at this boundary into
+promoter's errors, chained: 404 on a pull request -> PullRequestNotFoundError, 409 on merge
+-> StaleHeadError, 405 on merge -> NotMergeableError, anything else -> ForgeError. Messages
+carry GitHub's `message`, never request headers, so a token cannot leak through an error.
 
 What GitHub does not keep (who proposed a promotion, the head promoter saw, which comment is
 which), promoter keeps in hidden, signed markers in the PR body and its comments: see
@@ -13,7 +13,8 @@ which), promoter keeps in hidden, signed markers in the PR body and its comments
 it (`get_pull_request`, `find_open_pull_request`) raises UntrustedPullRequestError, writing
 it (`open_or_update_pull_request`, `merge`) refuses without writing, and `list_open_pull_requests`
 lists it with an empty `author` and `head_sha`, so nothing can take it for a usable proposal.
-Statuses and check runs are in `github_checks`; the error translation in `github_calls`.
+Statuses and check runs are in `github_checks`; reviews, promoter's comments and the
+approver team in `github_reviews`; the error translation in `github_calls`.
 
 Calls. Creates look before they create (a retried POST cannot duplicate a pull request or a
 comment), writes are skipped when nothing changed, and objects are lazy (`Github(lazy=True)`),
@@ -24,16 +25,12 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from promoter.domain.pull_requests import (
-    Comment,
     PullRequest,
     PullRequestState,
-    Review,
-    ReviewState,
-    login_key,
 )
 from promoter.errors import (
     ForgeError,
@@ -49,12 +46,10 @@ from promoter.forge.github_calls import (
 )
 from promoter.forge.github_checks import GitHubChecks
 from promoter.forge.github_markers import (
-    _KEY_PATTERN,
     PullMarkers,
-    _comment_key,
-    _to_comment,
     _without_pull_marker,
 )
+from promoter.forge.github_reviews import GitHubReviews
 
 if TYPE_CHECKING:
     import github
@@ -64,10 +59,9 @@ log = logging.getLogger(__name__)
 
 CLOSE_COMMENT_KEY = "close-reason"
 """Same key as `promoter.forge.local.CLOSE_COMMENT_KEY`."""
-_REVIEW_STATES = {s.value: s for s in ReviewState}
 
 
-class GitHubForge(GitHubChecks, PullMarkers):
+class GitHubForge(GitHubChecks, GitHubReviews, PullMarkers):
     """The `Forge` port over the GitHub repository `repository` (`owner/name`).
 
     `client` is a PyGithub `Github` built with `lazy=True` (see `github_auth.build_client`).
@@ -261,79 +255,6 @@ class GitHubForge(GitHubChecks, PullMarkers):
         log.info("merged pull request #%d into %s as %s", number, base, result.sha)
         return str(result.sha)
 
-    # -- statuses, reviews, comments ---------------------------------------------------------
-
-    def list_reviews(self, number: int) -> list[Review]:
-        """Every submitted review of the PR, oldest first (pending drafts are left out)."""
-        with self._calls(f"reading reviews of #{number}", number=number):
-            raws = list(self._repo.get_pull(number).get_reviews())
-            reviews = []
-            for r in raws:
-                state = _REVIEW_STATES.get(r.state)
-                if state is None or r.submitted_at is None or r.user is None:
-                    continue  # PENDING: a draft its author has not submitted
-                reviews.append(Review(user=r.user.login, state=state,
-                                      commit_sha=r.commit_id or "",
-                                      submitted_at=_aware(r.submitted_at)))
-        reviews.sort(key=lambda r: r.submitted_at)
-        return reviews
-
-    def upsert_comment(self, number: int, *, key: str, body: str) -> Comment:
-        """Create promoter's comment `key` on PR `number`, or edit it in place."""
-        if not _KEY_PATTERN.match(key):
-            raise ValueError(f"invalid comment key {key!r}")
-        full = f"{body}\n\n<!-- promoter:key={key} -->"
-        with self._calls(f"writing comment {key} on #{number}", number=number):
-            issue = self._issue(number)
-            for raw in issue.get_comments():
-                if _comment_key(raw.body) == key:
-                    if raw.body != full:
-                        raw.edit(full)
-                    return _to_comment(raw, key)
-            return _to_comment(issue.create_comment(full), key)
-
-    def list_comments(self, number: int) -> list[Comment]:
-        """Promoter's comments on PR `number` (those with a key marker), oldest first."""
-        with self._calls(f"reading comments of #{number}", number=number):
-            raws = list(self._issue(number).get_comments())
-        return [_to_comment(r, key) for r in raws if (key := _comment_key(r.body)) is not None]
-
-    # -- capabilities beyond the port --------------------------------------------------------
-
-    def team_members_among(self, users: Iterable[str], *, team: str | None = None
-                           ) -> frozenset[str]:
-        """Those of `users` who are *active* members of `team` (`org/slug`, default: the
-        approver team); one `GET /orgs/{org}/teams/{slug}/memberships/{user}` per user.
-        A pending invitation or a 404 is not membership.
-
-        Logins are case-insensitive on GitHub: spellings of one login (`Rita`, ` rita`) are
-        asked about once, and each spelling given is returned if that login is a member.
-        """
-        team = team or self._approver_team
-        if team is None:
-            return frozenset()
-        org, _, slug = team.partition("/")
-        spellings: dict[str, set[str]] = {}
-        for user in users:
-            if user.strip():
-                spellings.setdefault(login_key(user), set()).add(user)
-        found: set[str] = set()
-        for key in sorted(spellings):
-            login = min(spellings[key]).strip()
-            try:
-                membership = (self._client.get_organization(org).get_team_by_slug(slug)
-                              .get_team_membership(login))
-                if membership.state == "active":
-                    found |= spellings[key]
-            except _github_exception() as exc:
-                if getattr(exc, "status", None) == 404:
-                    continue
-                raise self._error(exc, f"checking {login}'s membership of {team}") from exc
-            except _transport_exceptions() as exc:
-                raise ForgeError(f"checking team membership: GitHub unreachable: "
-                                 f"{type(exc).__name__}") from exc
-        return frozenset(found)
-
     # -- helpers -----------------------------------------------------------------------------
 
     def _create(self, *, head: str, base: str, title: str, body: str,
@@ -390,9 +311,6 @@ class GitHubForge(GitHubChecks, PullMarkers):
             raw = self._repo.get_pull(number)
             raw.state  # noqa: B018  # completes the lazy object (GET) inside the guard
             return raw
-
-    def _issue(self, number: int) -> Any:
-        return self._repo.get_issue(number)
 
     def _to_pull(self, raw: github.PullRequest.PullRequest, *,
                  listed: bool = False) -> PullRequest:

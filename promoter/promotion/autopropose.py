@@ -32,7 +32,7 @@ from promoter.promotion.discovery import (
     VersionRef,
     plan_proposals,
 )
-from promoter.promotion.results import EnvironmentStatus, ProposalResult
+from promoter.promotion.results import EnvironmentStatus, ProposalPlan, ProposalResult
 from promoter.promotion.rollback import ROLLBACK_LABEL, RollbackService
 from promoter.promotion.service import PromotionService
 from promoter.render.metadata import METADATA_FILE, HydratorMetadata, MetadataError
@@ -48,6 +48,28 @@ class ProposalAttempt:
     result: ProposalResult | None
     """None when proposing failed (see `error`)."""
     error: PromoterError | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedProposal:
+    """One automatic proposal and what `propose` would do with it (its own plan)."""
+
+    proposal: AutoProposal
+    plan: ProposalPlan | None
+    """None when propose would refuse (see `error`)."""
+    error: PromoterError | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DiscoveryPreview:
+    """What one discovery pass would do now, found by reading only."""
+
+    plan: DiscoveryPlan
+    proposals: tuple[PlannedProposal, ...]
+
+    @property
+    def failed(self) -> tuple[PlannedProposal, ...]:
+        return tuple(p for p in self.proposals if p.error is not None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +128,21 @@ class AutoProposer:
             log.debug("discovery: %s %s%s waits: %s", held.environment, held.model,
                       f" v{held.version}" if held.version is not None else "", held.reason)
         return plan
+
+    def preview(self) -> DiscoveryPreview:
+        """What `run` would do now: the plan, and for each proposal the proposer's own plan
+        (`PromotionService.plan_proposal`, which `propose` carries out) or the error
+        `propose` would raise. Writes nothing."""
+        plan = self.plan()
+        planned = []
+        for proposal in plan.proposals:
+            try:
+                planned.append(PlannedProposal(proposal, self._service.plan_proposal(
+                    environment=proposal.environment, model=proposal.model,
+                    version=proposal.version, author=self._author)))
+            except PromoterError as exc:
+                planned.append(PlannedProposal(proposal, None, exc))
+        return DiscoveryPreview(plan, tuple(planned))
 
     def run(self) -> DiscoveryRun:
         """Plan, then propose each decision. A failed proposal is logged and recorded, and

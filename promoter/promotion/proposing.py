@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Mapping
+from functools import partial
 
 from promoter.config.schema import EnvironmentSpec
 from promoter.domain.model_versions import ModelVersion
@@ -34,7 +35,7 @@ from promoter.promotion.conventions import (
     ROLLBACK_LABEL,
 )
 from promoter.promotion.hydrate import hydrate
-from promoter.promotion.results import ProposalOutcome, ProposalResult
+from promoter.promotion.results import ProposalOutcome, ProposalPlan, ProposalResult
 from promoter.render import RenderedManifests
 from promoter.render.metadata import (
     METADATA_FILE,
@@ -51,6 +52,19 @@ _RENDER_CACHE_SIZE = 512
 REPLACED_COMMENT_KEY = "replaced-commit"
 """The PR comment that says a commit on `<env>-next` was not promoter's and was not used."""
 
+FOREIGN_PUSH_COMMENT_KEY = "foreign-push"
+"""The PR comment that says someone else pushed to `<env>-next` and promoter stopped."""
+
+
+class ForeignPushError(PromotionError):
+    """Someone other than promoter pushed to a proposal branch: promoter will not overwrite
+    it. `propose` says so on the PR (`comment`) before raising."""
+
+    def __init__(self, message: str, *, fix: str, pull_number: int, comment: str) -> None:
+        super().__init__(message, fix=fix)
+        self.pull_number = pull_number
+        self.comment = comment
+
 
 class Proposer:
     """Writes proposals: one commit on `<env>-next` and one pull request per environment."""
@@ -64,11 +78,71 @@ class Proposer:
 
     def propose(self, *, environment: str, model: str, version: int,
                 author: str) -> ProposalResult:
-        """Hydrate `model` `version` for `environment` and open or update its pull request.
+        """Hydrate `model` `version` for `environment` and open or update its pull request:
+        carry out `plan` (the same call a dry run makes, so the two cannot disagree).
 
         Everything is validated before the first write: a bad config, an unknown model or
         version, a version not deployed upstream, or a template error raise BadInputError and
-        leave every branch and the forge as they were.
+        leave every branch and the forge as they were. A foreign push on the proposal branch
+        is said on the PR (one comment), then refused with ForeignPushError.
+        """
+        ctx = self._ctx
+        try:
+            plan = self.plan(environment=environment, model=model, version=version,
+                             author=author)
+        except ForeignPushError as exc:
+            ctx.forge.upsert_comment(exc.pull_number, key=FOREIGN_PUSH_COMMENT_KEY,
+                                     body=exc.comment)
+            raise
+        target = ctx.target(environment)
+        env = target.environment
+        candidate = plan.candidate
+        if plan.outcome is ProposalOutcome.ALREADY_DEPLOYED:
+            log.info("%s already renders %s v%s; nothing to propose", env.branch, model, version)
+            return ProposalResult(
+                environment=env.name, model=model, version=version, digest=plan.digest,
+                outcome=plan.outcome, pull_request=None, commit=None, changed_files=(),
+            )
+        env_head = plan.base_head or self._create_environment_branch(env)
+        commit = plan.commit
+        if commit is None:
+            commit = ctx.repo.create_commit(
+                files=plan.files, parents=[env_head], author=BOT,
+                message=self._commit_message(target, candidate, env_head, plan.authors),
+            )
+            # Lease on what promoter last saw: a concurrent proposal makes this fail, and
+            # nothing is overwritten.
+            ctx.repo.update_branch(env.proposal_branch, commit, expected=plan.proposal_head,
+                                   fast_forward_only=False)
+        pull = ctx.forge.open_or_update_pull_request(
+            head=env.proposal_branch, base=env.branch,
+            title=f"Promote {model} v{version} to {env.name}",
+            body=self._pull_body(target, candidate, list(plan.changed_files), commit),
+            author=plan.pull_author or require_author_name(author),
+            labels=[PROMOTER_LABEL, f"env:{env.name}", f"model:{model}"],
+        )
+        if plan.replaces is not None:
+            ctx.forge.upsert_comment(pull.number, key=REPLACED_COMMENT_KEY, body=(
+                f"⚠️ `{env.proposal_branch}` held `{plan.replaces}`, which is not byte for "
+                f"byte what promoter renders for {model} v{version}; promoter did not take it "
+                f"over and proposes its own render `{commit}` instead."))
+            log.warning("%s held %s, not promoter's render; replaced by %s",
+                        env.proposal_branch, plan.replaces[:12], commit[:12])
+        log.info("proposed %s v%s to %s as PR #%s (%s)", model, version, env.name,
+                 pull.number, plan.outcome)
+        return ProposalResult(
+            environment=env.name, model=model, version=version, digest=plan.digest,
+            outcome=plan.outcome, pull_request=pull, commit=commit,
+            changed_files=plan.changed_files,
+        )
+
+    def plan(self, *, environment: str, model: str, version: int,
+             author: str) -> ProposalPlan:
+        """What `propose` would do now, found by reading only: nothing is written.
+
+        Raises what `propose` raises before its first write: BadInputError subclasses for bad
+        input (config, model, version, templates, a version not deployed upstream, an open
+        rollback) and ForeignPushError when someone else pushed to the proposal branch.
         """
         ctx = self._ctx
         author = require_author_name(author)
@@ -91,16 +165,17 @@ class Proposer:
         files = self._proposal_files(target, rendered, candidate)
         self._remember(target, candidate, files)
 
-        env_head = ctx.repo.branch_head(env.branch) or self._create_environment_branch(env)
-        deployed = ctx.metadata_at(env_head, where=env.branch)
-        changed = self._changed_files(env_head, rendered)
+        env_head = ctx.repo.branch_head(env.branch)
+        deployed = ctx.metadata_at(env_head, where=env.branch) if env_head else None
+        plan = partial(ProposalPlan, environment=env.name, model=model, version=version,
+                       digest=candidate.digest, head_branch=env.proposal_branch,
+                       base_branch=env.branch, base_head=env_head, candidate=candidate,
+                       files=files)
         if deployed is not None and deployed.deployed.manifests_digest == rendered.digest():
-            log.info("%s already renders %s v%s; nothing to propose", env.branch, model, version)
-            return ProposalResult(
-                environment=env.name, model=model, version=version, digest=candidate.digest,
-                outcome=ProposalOutcome.ALREADY_DEPLOYED, pull_request=None, commit=None,
-                changed_files=(),
-            )
+            return plan(outcome=ProposalOutcome.ALREADY_DEPLOYED, pull_request=None,
+                        pull_author=None, proposal_head=None, commit=None, replaces=None,
+                        changed_files=(), authors=(author,))
+        changed = tuple(self._changed_files(env_head, rendered))
 
         existing = ctx.forge.find_open_pull_request(head=env.proposal_branch, base=env.branch)
         if existing is not None and ROLLBACK_LABEL in existing.labels:
@@ -111,66 +186,38 @@ class Proposer:
         next_head = ctx.repo.branch_head(env.proposal_branch)
         # Everyone who authored a revision stays an author (none of them may approve).
         authors = merge_authors(authors_of(ctx.repo, existing) if existing else (), [author])
-        adoptable = next_head is not None and self._is_own_commit(
-            next_head, env_head, files, target, candidate, authors)
+        # A commit already on `<env>-next` is reused only if it is exactly what this call
+        # would write: its metadata alone proves nothing (anyone can copy it). A branch that
+        # does not exist yet has no commit of promoter's on it.
+        adoptable = (env_head is not None and next_head is not None and self._is_own_commit(
+            next_head, env_head, files, target, candidate, authors))
         if (existing is not None and next_head is not None and next_head != existing.head_sha
                 and not adoptable):
             # Not a commit a killed `propose` left (that one is exactly what promoter writes).
-            ctx.forge.upsert_comment(existing.number, key="foreign-push", body=(
-                f"⚠️ `{env.proposal_branch}` is at `{next_head}`, but promoter last wrote "
-                f"`{existing.head_sha}`. Promoter will not overwrite a push it did not make: "
-                "review those commits, then close this PR and delete the branch to start over."
-            ))
-            raise PromotionError(
+            raise ForeignPushError(
                 f"{env.proposal_branch} is at {next_head[:12]} but promoter last wrote "
                 f"{existing.head_sha[:12]}: someone else pushed to the proposal branch",
                 fix=f"look at the extra commits on {env.proposal_branch}, then close "
                     f"PR #{existing.number} and delete the branch to start over",
-            )
-
-        # A commit already on `<env>-next` is reused only if it is exactly what this call
-        # would write: its metadata alone proves nothing (anyone can copy it).
-        commit = next_head if adoptable else None
-        replaced = None
-        if commit is None:
-            commit = ctx.repo.create_commit(
-                files=files, parents=[env_head], author=BOT,
-                message=self._commit_message(target, candidate, env_head, authors),
-            )
-            # Lease on what promoter last saw: a concurrent proposal makes this fail, and
-            # nothing is overwritten.
-            ctx.repo.update_branch(env.proposal_branch, commit, expected=next_head,
-                                   fast_forward_only=False)
-            outcome = ProposalOutcome.UPDATED if existing else ProposalOutcome.OPENED
-            if (existing is None and next_head is not None
-                    and ctx.repo.commit_info(next_head).parents == (env_head,)):
-                replaced = next_head  # it looked like a proposal: say it was not taken
-        elif existing is not None:
-            unchanged = existing.head_sha == commit
-            outcome = ProposalOutcome.UNCHANGED if unchanged else ProposalOutcome.UPDATED
+                pull_number=existing.number, comment=(
+                    f"⚠️ `{env.proposal_branch}` is at `{next_head}`, but promoter last wrote "
+                    f"`{existing.head_sha}`. Promoter will not overwrite a push it did not "
+                    "make: review those commits, then close this PR and delete the branch to "
+                    "start over."))
+        replaces = None
+        if adoptable:
+            outcome = (ProposalOutcome.OPENED if existing is None
+                       else ProposalOutcome.UNCHANGED if existing.head_sha == next_head
+                       else ProposalOutcome.UPDATED)
         else:
-            outcome = ProposalOutcome.OPENED
-
-        pull = ctx.forge.open_or_update_pull_request(
-            head=env.proposal_branch, base=env.branch,
-            title=f"Promote {model} v{version} to {env.name}",
-            body=self._pull_body(target, candidate, changed, commit),
-            author=existing.author if existing else author,
-            labels=[PROMOTER_LABEL, f"env:{env.name}", f"model:{model}"],
-        )
-        if replaced is not None:
-            ctx.forge.upsert_comment(pull.number, key=REPLACED_COMMENT_KEY, body=(
-                f"⚠️ `{env.proposal_branch}` held `{replaced}`, which is not byte for byte "
-                f"what promoter renders for {model} v{version}; promoter did not take it over "
-                f"and proposes its own render `{commit}` instead."))
-            log.warning("%s held %s, not promoter's render; replaced by %s",
-                        env.proposal_branch, replaced[:12], commit[:12])
-        log.info("proposed %s v%s to %s as PR #%s (%s)", model, version, env.name,
-                 pull.number, outcome)
-        return ProposalResult(
-            environment=env.name, model=model, version=version, digest=candidate.digest,
-            outcome=outcome, pull_request=pull, commit=commit, changed_files=tuple(changed),
-        )
+            outcome = ProposalOutcome.UPDATED if existing else ProposalOutcome.OPENED
+            if (existing is None and next_head is not None and env_head is not None
+                    and ctx.repo.commit_info(next_head).parents == (env_head,)):
+                replaces = next_head  # it looked like a proposal: say it was not taken
+        return plan(outcome=outcome, pull_request=existing.number if existing else None,
+                    pull_author=existing.author if existing else None,
+                    proposal_head=next_head, commit=next_head if adoptable else None,
+                    replaces=replaces, changed_files=changed, authors=authors)
 
     # --- internals ----------------------------------------------------------------------------
 
@@ -281,8 +328,13 @@ class Proposer:
             return False  # names a commit this repository does not have
         return described.to_json() == actual
 
-    def _changed_files(self, env_head: str, rendered: RenderedManifests) -> list[str]:
+    def _changed_files(self, env_head: str | None,
+                       rendered: RenderedManifests) -> list[str]:
+        """Rendered files that differ from `env_head` (None: a branch still to be created,
+        which holds no manifest)."""
         repo = self._ctx.repo
+        if env_head is None:
+            return sorted(rendered.files)
         current = {p: repo.read_file(env_head, p)
                    for p in repo.list_files(env_head)
                    if p not in (METADATA_FILE, "README.md")}

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from promoter.cluster.port import RolloutState
+from promoter.domain.model_versions import ModelVersion
 from promoter.domain.pull_requests import PullRequest
 from promoter.errors import PromoterError
 from promoter.policy import GateResult
@@ -38,6 +40,52 @@ class ProposalResult:
     """The proposal commit on `<env>-next`, if there is one."""
     changed_files: tuple[str, ...]
     """Rendered files that differ from the environment branch."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProposalPlan:
+    """What `propose` would do now, decided by reading only (`Proposer.plan`); `propose`
+    carries out exactly this plan, so a dry run and the real command cannot disagree."""
+
+    environment: str
+    model: str
+    version: int
+    digest: str
+    outcome: ProposalOutcome
+    """What `propose` would report."""
+    head_branch: str
+    """The proposal branch, `<env>-next`."""
+    base_branch: str
+    base_head: str | None
+    """The environment branch's commit the proposal sits on; None: the branch does not exist
+    yet, and propose first creates it (one commit with a README)."""
+    pull_request: int | None
+    """The open PR it would update or leave as it is; None: it would open one (or, for
+    ALREADY_DEPLOYED, none is needed)."""
+    pull_author: str | None
+    """Who opened that PR: its author stays, whoever proposes now."""
+    proposal_head: str | None
+    """Where the proposal branch is now: the lease its update is made under."""
+    commit: str | None
+    """The commit already on the proposal branch that propose would use as it is (byte for
+    byte its render, e.g. left by an interrupted propose); None: it writes a new commit (or,
+    for ALREADY_DEPLOYED, nothing)."""
+    replaces: str | None
+    """A commit on the proposal branch that looks like a proposal but is not promoter's
+    render: propose writes its own instead and says so on the PR."""
+    changed_files: tuple[str, ...]
+    """Rendered files that differ from the environment branch."""
+    authors: tuple[str, ...]
+    """Everyone who proposed a revision of the PR, this proposer included."""
+    candidate: ModelVersion
+    """The version as the store describes it (the manifests pin its digest)."""
+    files: Mapping[str, bytes] = field(repr=False, compare=False)
+    """Every file of the proposal commit (manifests, README, hydrator.metadata)."""
+
+    @property
+    def writes_commit(self) -> bool:
+        """True if propose would write a new proposal commit and move the branch to it."""
+        return self.outcome is not ProposalOutcome.ALREADY_DEPLOYED and self.commit is None
 
 
 class PromotionState(enum.StrEnum):

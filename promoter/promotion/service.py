@@ -30,12 +30,14 @@ from promoter.promotion.approving import Approver
 from promoter.promotion.context import PromotionContext
 from promoter.promotion.evaluation_gate import EvaluationGate
 from promoter.promotion.evaluator import Evaluator
+from promoter.promotion.gate_order import in_pipeline_order
 from promoter.promotion.gates import GateRunner
 from promoter.promotion.phase import PromotionFacts, PromotionPhase, derive_phase, read_facts
 from promoter.promotion.proposing import Proposer
 from promoter.promotion.reconciling import Reconciler
 from promoter.promotion.results import (
     EnvironmentStatus,
+    ProposalPlan,
     ProposalResult,
     ReconcileOutcome,
     RolloutCheck,
@@ -122,7 +124,9 @@ class PromotionService:
                 except MetadataError:
                     proposed = None
                 statuses = tuple(ctx.forge.list_statuses(pull.head_sha))
-                gates = tuple(GateResult(s.context, s.state, s.description) for s in statuses)
+                # In the order they are decided, not the forge's (by name).
+                gates = in_pipeline_order(GateResult(s.context, s.state, s.description)
+                                          for s in statuses)
                 phase = derive_phase(PromotionFacts(pull.state, statuses))
             rollout, rollout_error = None, None
             if rollouts:
@@ -159,6 +163,13 @@ class PromotionService:
         (see `Proposer.propose`: nothing is written when the input is bad)."""
         return self._proposer.propose(environment=environment, model=model, version=version,
                                       author=author)
+
+    def plan_proposal(self, *, environment: str, model: str, version: int,
+                      author: str) -> ProposalPlan:
+        """What `propose` would do now, by reading only (see `Proposer.plan`): `propose`
+        carries out exactly this plan."""
+        return self._proposer.plan(environment=environment, model=model, version=version,
+                                   author=author)
 
     def reconcile(self) -> list[ReconcileOutcome]:
         """Run the gates of every open promotion and merge those that pass."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 
 import pytest
@@ -83,3 +85,37 @@ def test_a_bad_auto_propose_entry_exits_2_naming_the_field(world: World) -> None
             + ": models[0].promotion.autoPropose[1]: 'qa' is not an environment") in (
         result.output)
     assert "fix: use names from environments: dev, staging, prod" in result.output
+
+
+def _bytes(world: World) -> dict[str, str]:
+    return {str(p.relative_to(world.root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(world.root.rglob("*")) if p.is_file()}
+
+
+def test_dry_run_leaves_every_byte_and_says_what_propose_would_do(world: World) -> None:
+    world.service.propose(environment="dev", model="churn", version=2, author="mia")
+    before = _bytes(world)
+    result = run(world, "discover", "--dry-run", "-o", "json")
+    assert result.exit_code == 0, result.output
+    assert _bytes(world) == before
+    [proposal] = json.loads(result.stdout)["proposals"]
+    assert (proposal["version"], proposal["plan"]["action"], proposal["plan"]["pullRequest"],
+            proposal["plan"]["writesCommit"]) == (3, "update", 1, True)
+    text = run(world, "discover", "--dry-run")
+    assert text.output.splitlines()[1] == "  propose would update PR #1: promote churn v3 (" + (
+        proposal["plan"]["digest"][:19] + ") to dev")
+    real = run(world, "discover")
+    assert real.output.startswith("proposed churn v3 to dev (PR #1 updated): ")
+
+
+def test_dry_run_exits_1_where_the_pass_would_refuse_and_writes_nothing(world: World) -> None:
+    world.service.propose(environment="dev", model="churn", version=2, author="mia")
+    head = git(world.root, "rev-parse", "environments/dev-next")
+    theirs = git(world.root, "commit-tree", f"{head}^{{tree}}", "-p", head, "-m", "hotfix")
+    git(world.root, "update-ref", "refs/heads/environments/dev-next", theirs)
+    before = _bytes(world)
+    result = run(world, "discover", "--dry-run")
+    assert result.exit_code == 1
+    assert ("error: proposing churn v3 to dev: environments/dev-next is at "
+            f"{theirs[:12]}") in result.output
+    assert _bytes(world) == before  # the real pass comments on the PR; the dry run does not

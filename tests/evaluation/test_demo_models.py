@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from promoter.config.loader import parse_yaml, validate_model
 from promoter.config.schema import ModelSpec, PolicySpec
+from promoter.config.yaml_documents import parse_yaml, validate_model
 from promoter.demo_data import FEATURE_COLUMNS, LABEL_COLUMN, generate_churn, write_holdout_csv
 from promoter.evaluation import EvaluationReport, Verdict, check_thresholds, evaluate_models
 
