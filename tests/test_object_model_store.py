@@ -308,7 +308,8 @@ def test_a_model_base_uri_with_credentials_is_refused(uri: str) -> None:
 
     with pytest.raises(ValidationError, match="must not carry credentials"):
         ServingSpec.model_validate({"modelBaseUri": uri})
-    assert ServingSpec.model_validate({"modelBaseUri": "s3://models/p"}).model_base_uri
+    assert ServingSpec.model_validate({"modelBaseUri": "s3://models/p",
+                                       "fetchImage": "r.example/fetch:1"}).model_base_uri
 
 
 # --- evaluation --------------------------------------------------------------------------------

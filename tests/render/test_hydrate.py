@@ -118,7 +118,7 @@ def test_serving_pods_serve_only_a_copy_verified_against_the_pinned_digest(
     assert fetch["args"] == ["--from=gs://example-ml-models/churn", "--version=3",
                              "--digest=sha256:" + "ab" * 32,
                              "--into=/verified-models/churn"]
-    assert fetch["image"] == "promoter:0.1.0"
+    assert fetch["image"] == "registry.example.com/ml/promoter-fetch-model:0.1.0"
     assert fetch["securityContext"]["readOnlyRootFilesystem"] is True
     assert fetch["envFrom"] == [{"secretRef": {"name": "churn-model-store",
                                                "optional": True}}]

@@ -21,6 +21,10 @@ from promoter.config.schema.common import (
     require_usable_branch,
 )
 
+LOCAL_FETCH_IMAGE = "promoter-fetch-model:0.1.0"
+"""What `docker build --target fetch -t promoter-fetch-model:0.1.0 .` names the fetch image:
+the default of `serving.fetchImage` for a local cluster that has the image (kind, minikube)."""
+
 
 class ResourceAmounts(Spec):
     cpu: Quantity | None = None
@@ -48,9 +52,12 @@ class ServingSpec(Spec):
     `gs://` with the pod's own credentials, or a directory the template mounts into it)
     and checks its digest; TF Serving reads only that verified copy. Nothing is mounted at
     the default `/models`: set the store's URL, or add the volume."""
-    fetch_image: str = "promoter:0.1.0"
-    """Image of the `fetch-model` init container: promoter's own (the repository's
-    Dockerfile), which has the `promoter-fetch-model` command; pin a tag or a digest."""
+    fetch_image: str = LOCAL_FETCH_IMAGE
+    """Image of the `fetch-model` init container: the Dockerfile's slim `fetch` target
+    (`promoter-fetch-model` without TensorFlow), pushed to a registry the cluster pulls
+    from; pin a tag or a digest. The default is only the name a local build gives it
+    (`docker build --target fetch -t promoter-fetch-model:0.1.0 .`), which no registry
+    serves, so it is refused with an object-store `modelBaseUri`: such a cluster pulls."""
     rest_port: int = Field(default=8501, ge=1, le=65535)
     grpc_port: int = Field(default=8500, ge=1, le=65535)
 
@@ -65,6 +72,22 @@ class ServingSpec(Spec):
                              "scheme://BUCKET/PREFIX; pods take credentials from their "
                              "service account or the secret the template names")
         return value
+
+    @model_validator(mode="after")
+    def _fetch_image_for_object_stores(self) -> ServingSpec:
+        scheme = self.model_base_uri.partition("://")[0]
+        if (scheme in ("s3", "gs") and "fetch_image" not in self.model_fields_set
+                and "://" in self.model_base_uri):
+            raise FieldError(
+                "fetchImage",
+                f"is required with modelBaseUri {scheme}://…: the serving pods' fetch-model "
+                f"init container would run the default {LOCAL_FETCH_IMAGE!r}, the name of a "
+                "local build, which no registry serves (the pods would never start)",
+                fix="build the Dockerfile's fetch target and push it where the cluster pulls "
+                    "from, e.g. `docker build --target fetch -t REGISTRY/promoter-fetch-model:"
+                    "0.1.0 . && docker push REGISTRY/promoter-fetch-model:0.1.0`, then set "
+                    "serving.fetchImage to that image (a pinned tag or digest)")
+        return self
 
     @model_validator(mode="after")
     def _replicas(self) -> ServingSpec:
