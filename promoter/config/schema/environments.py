@@ -3,6 +3,7 @@ training sizes, namespace, holdout set), how it is delivered, and which policy g
 
 from __future__ import annotations
 
+import re
 import string
 from typing import Literal
 
@@ -115,9 +116,32 @@ class TrainingSpec(Spec):
     backoff_limit: int = Field(default=3, ge=0)
 
 
+_SHA256 = re.compile(r"^sha256:[0-9a-f]{64}$")
+
+
 class EvaluationSpec(Spec):
     holdout: str
-    """Holdout CSV, relative to promoter.yaml; `{model}` is replaced by the model name."""
+    """Holdout CSV or TFRecord: a path relative to promoter.yaml, or an `s3://`/`gs://` URL
+    (fetched into promoter's cache, by digest); `{model}` is replaced by the model name."""
+    holdout_digest: str | dict[DnsName, str] | None = None
+    """Pins the holdout's bytes: `sha256:<hex>` (what `sha256sum` prints), or one per model
+    name when `holdout` has `{model}`. An evaluation on other bytes is refused, naming the
+    file and both digests. Unset: the holdout is scored as found (its digest is reported)."""
+
+    @field_validator("holdout_digest")
+    @classmethod
+    def _digests(cls, value: str | dict[str, str] | None) -> str | dict[str, str] | None:
+        for digest in ([value] if isinstance(value, str) else (value or {}).values()):
+            if not _SHA256.match(digest):
+                raise ValueError(f"{digest!r} is not 'sha256:' and 64 lowercase hex digits "
+                                 "(`sha256sum FILE` prints the hex)")
+        return value
+
+    def pinned_digest(self, model: str) -> str | None:
+        """The digest `model`'s holdout is pinned to, or None when it is not pinned."""
+        if isinstance(self.holdout_digest, dict):
+            return self.holdout_digest.get(model)
+        return self.holdout_digest
 
     @model_validator(mode="after")
     def _holdout_placeholders(self) -> EvaluationSpec:
