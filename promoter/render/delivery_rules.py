@@ -13,7 +13,8 @@ unverified bytes, so each is refused at render time:
   may write it);
 - TF Serving's base path on another volume, another place in the volume, its own filesystem,
   or under a second mount laid over the copy;
-- the copy mounted writable by TF Serving or by any container but `fetch-model`.
+- the copy mounted writable by TF Serving or by any container but `fetch-model`;
+- a container serving a `--model_base_path` of its own (a second TF Serving on the bucket).
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ from typing import Any
 
 from promoter.render.objects import RenderedObject, format_path, list_at, mapping_at
 from promoter.render.release import FETCH_COMMAND, FETCH_CONTAINER, MODEL_CONFIG_FLAG, Release
+
+BASE_PATH_FLAG = "--model_base_path"
+"""TF Serving's flag for serving one model from a path (or bucket) of its own choosing."""
 
 _TEMPLATE_FIX = ("keep the fetch-model init container of the example manifests/serving/"
                  "deployment.yaml")
@@ -78,6 +82,14 @@ def check_verified_delivery(deployment: RenderedObject, release: Release) -> Non
                 "serving.modelBaseUri at it")
     _check_writers(deployment, pod, volume)
     containers = list_at(pod, "containers")
+    for position, container in enumerate(containers):
+        if isinstance(container, dict) and _passes(container, BASE_PATH_FLAG):
+            raise deployment.error(
+                format_path((*at, "containers", position, "args")),
+                f"container {container.get('name')!r} passes {BASE_PATH_FLAG}: TF Serving "
+                "would serve that path, which nothing verified",
+                fix=f"remove {BASE_PATH_FLAG}; TF Serving serves the verified copy through "
+                    f"{MODEL_CONFIG_FLAG}")
     for position, container in enumerate(containers):
         if isinstance(container, dict) and _passes(container, MODEL_CONFIG_FLAG):
             _check_serving_mount(deployment, (*at, "containers", position), container,

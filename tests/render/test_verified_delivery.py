@@ -103,6 +103,17 @@ ATTACKS = [
                  "containers[0].volumeMounts[0]: container 'rewriter' mounts volume "
                  "'verified-models' writable", "readOnly: true",
                  id="a-sidecar-that-writes-the-copy"),
+    pytest.param("            - --model_config_file=/etc/tfserving/models.config\n",
+                 "            - --model_config_file=/etc/tfserving/models.config\n"
+                 "            - --model_base_path=s3://models/churn\n",
+                 "containers[0].args: container 'tensorflow-serving' passes "
+                 "--model_base_path", "remove --model_base_path", id="serving-the-bucket"),
+    pytest.param("      containers:\n",
+                 "      containers:\n        - name: second\n"
+                 "          image: ${serving.image}\n"
+                 "          args: [--model_name=churn, --model_base_path=s3://models/churn]\n",
+                 "containers[0].args: container 'second' passes --model_base_path",
+                 "remove --model_base_path", id="a-second-server-on-the-bucket"),
     pytest.param("              mountPath: ${serving.servedModelsDir}\n      containers:",
                  "              mountPath: ${serving.servedModelsDir}\n              "
                  "readOnly: true\n      containers:",
