@@ -9,6 +9,8 @@ unverified bytes, so each is refused at render time:
 
 - no `fetch-model` init container, another command or image, or arguments other than the
   four it needs with the release's values (an extra or repeated flag could override one);
+  or one that may run as root, escalate privileges or write its root filesystem (it holds
+  the store's credentials);
 - the copy on anything but an emptyDir (a hostPath or a claim outlives the pod, and others
   may write it);
 - TF Serving's base path on another volume, another place in the volume, its own filesystem,
@@ -28,6 +30,9 @@ from promoter.render.release import FETCH_COMMAND, FETCH_CONTAINER, MODEL_CONFIG
 
 BASE_PATH_FLAG = "--model_base_path"
 """TF Serving's flag for serving one model from a path (or bucket) of its own choosing."""
+
+_FETCH_SECURITY = {"runAsNonRoot": True, "readOnlyRootFilesystem": True,
+                   "allowPrivilegeEscalation": False}
 
 _TEMPLATE_FIX = ("keep the fetch-model init container of the example manifests/serving/"
                  "deployment.yaml")
@@ -105,6 +110,16 @@ def _check_fetch_container(deployment: RenderedObject, at: tuple[str | int, ...]
             "another image's command need not check the digest",
             fix="set `image: ${serving.fetchImage}` (set serving.fetchImage in "
                 f"environments/{release.environment}.yaml)")
+    context = mapping_at(fetch, "securityContext")
+    for field, wanted in _FETCH_SECURITY.items():
+        if context.get(field) is not wanted:
+            raise deployment.error(
+                format_path((*at, "securityContext", field)),
+                f"is {context.get(field)!r}: the init container that holds the store's "
+                "credentials runs unprivileged, as a non-root user, on a read-only root "
+                "filesystem",
+                fix=f"set `{field}: {str(wanted).lower()}` (the uid is "
+                    "serving.fetch.runAsUser)")
     argv = [*list_at(fetch, "command"), *list_at(fetch, "args")]
     if not argv or argv[0] != FETCH_COMMAND:
         shown = argv[0] if argv else "the image's entrypoint"

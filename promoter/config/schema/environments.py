@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 import string
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import (
     Field,
@@ -39,6 +39,31 @@ class Resources(Spec):
     limits: ResourceAmounts = ResourceAmounts()
 
 
+_OBJECT_NAME = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+"""A Kubernetes object name (DNS-1123 subdomain): ServiceAccounts, Secrets."""
+ObjectName = Annotated[str, Field(pattern=_OBJECT_NAME, max_length=253)]
+
+
+class FetchSpec(Spec):
+    """`serving.fetch`: the serving pods' `fetch-model` init container, which copies the
+    pinned version from the store and verifies its digest before TF Serving starts."""
+
+    resources: Resources = Resources(requests=ResourceAmounts(cpu="100m", memory="256Mi"),
+                                     limits=ResourceAmounts(memory="512Mi"))
+    """Its requests and limits. A copy streams in 64 MiB blocks, about two per object in
+    memory, so 512Mi is enough for any model size; more CPU makes large copies faster."""
+    run_as_user: int = Field(default=10001, ge=1, le=2147483647)
+    """The uid it runs as: never root (0). 10001 is the fetch image's own user."""
+    service_account_name: ObjectName = "default"
+    """The pods' ServiceAccount (TF Serving runs as it too): for workload identity (IRSA on
+    EKS, Workload Identity on GKE), the one bound to a role that may read the store."""
+    secret_name: ObjectName | None = None
+    """A Secret whose keys become the init container's environment (`AWS_ACCESS_KEY_ID`,
+    `AWS_SECRET_ACCESS_KEY`, `AWS_ENDPOINT_URL`, ...), for stores without workload
+    identity. Named here, it must exist (the pod waits for it); unset, the optional secret
+    `<model>-model-store` is used if it exists."""
+
+
 class ServingSpec(Spec):
     image: str = "tensorflow/serving:2.18.0"
     """TensorFlow Serving image; pin a tag or a digest, never `latest`."""
@@ -59,6 +84,8 @@ class ServingSpec(Spec):
     from; pin a tag or a digest. The default is only the name a local build gives it
     (`docker build --target fetch -t promoter-fetch-model:0.1.0 .`), which no registry
     serves, so it is refused with an object-store `modelBaseUri`: such a cluster pulls."""
+    fetch: FetchSpec = FetchSpec()
+    """The `fetch-model` init container's resources, uid and credentials."""
     rest_port: int = Field(default=8501, ge=1, le=65535)
     grpc_port: int = Field(default=8500, ge=1, le=65535)
 
