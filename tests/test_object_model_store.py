@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import logging
 import socket
+import threading
+import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -256,6 +259,63 @@ def test_an_unreachable_endpoint_is_a_store_error_with_a_fix(
     assert "s3://models-absent/m/churn/1" in caught.value.message
     assert "AWS_ENDPOINT_URL" in (caught.value.fix or "")
     assert store.scan_versions("churn") == []  # discovery logs it and goes on
+
+
+@pytest.fixture
+def hung_store(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, list[int]]]:
+    """A loopback server that accepts every connection, reads the request and never
+    answers: a store that hangs. Yields its URL and the count of connections it took."""
+    import promoter.model_store.objects as objects
+
+    monkeypatch.setattr(objects, "CONNECT_TIMEOUT_S", 0.5)
+    monkeypatch.setattr(objects, "READ_TIMEOUT_S", 0.5)
+    monkeypatch.setattr(objects, "ATTEMPTS", 2)
+    monkeypatch.setattr(objects, "BODY_ATTEMPTS", 1)  # gcsfs: always its own 6 (about 37 s)
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)
+    accepted: list[int] = []
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def serve() -> None:
+        server.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                connection, _ = server.accept()
+            except TimeoutError:
+                continue
+            accepted.append(1)
+            held.append(connection)  # kept open, never answered
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.getsockname()[1]}", accepted
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        for connection in held:
+            connection.close()
+        server.close()
+
+
+def test_a_store_that_hangs_times_out_and_is_retried_then_fails_with_a_fix(
+        server: ObjectServer, hung_store: tuple[str, list[int]],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """With promoter's own client settings (object_filesystem), not a test's: every request
+    has a timeout, and a failed one is tried again before the error."""
+    url, accepted = hung_store
+    monkeypatch.setenv("AWS_ENDPOINT_URL" if server.scheme == "s3" else "STORAGE_EMULATOR_HOST",
+                       url)
+    store = ObjectModelStore(f"{server.scheme}://models-hung/m")
+    started = time.monotonic()
+    with pytest.raises(ModelStoreError) as caught:
+        store.get("churn", 1)
+    assert time.monotonic() - started < 60
+    assert len(accepted) >= 2, caught.value.message  # retried
+    assert f"{server.scheme}://models-hung/m/churn/1" in caught.value.message
+    assert "timeout" in caught.value.message.lower()
 
 
 def settings_with_store(tmp_path: Path, store: str) -> Path:
