@@ -88,6 +88,30 @@ def test_a_version_copied_from_local_disk_keeps_its_digest(server: ObjectServer,
     assert remote.uri == f"{server.url(bucket, 'm')}/churn/4"
 
 
+def test_a_version_read_in_many_ranged_reads_has_the_local_digest(
+        server: ObjectServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both servers serve ranged reads as the clients make them (a large shard is read in
+    `BLOCK_BYTES` blocks): with 64 KiB blocks a 300 kB shard takes five, and the digest and
+    the downloaded copy are still the local ones."""
+    import promoter.model_store.objects as objects
+
+    monkeypatch.setattr(objects, "BLOCK_BYTES", 64 << 10)
+    shard = bytes(range(256)) * 1200
+    files = {**SAVED, "variables/variables.data-00000-of-00001": shard}
+    local = tmp_path / "store" / "churn" / "1"
+    for rel, data in files.items():
+        (local / rel).parent.mkdir(parents=True, exist_ok=True)
+        (local / rel).write_bytes(data)
+    bucket = server.new_bucket()
+    upload(server, bucket, "m/churn/1", files)
+    store = ObjectModelStore(server.url(bucket, "m"))
+    version = store.get("churn", 1)
+    assert version.digest == saved_model_digest(local)
+    store.copy_version(version, tmp_path / "copy")
+    assert (tmp_path / "copy" / "variables" / "variables.data-00000-of-00001").read_bytes() \
+        == shard
+
+
 def test_a_resync_reads_no_object_and_a_rewritten_one_is_read_again(
         server: ObjectServer, tmp_path: Path) -> None:
     bucket = server.new_bucket()
