@@ -30,6 +30,38 @@ COPY manifests ./manifests
 RUN /opt/venv/bin/pip install --editable . \
     && /opt/venv/bin/promoter --help >/dev/null
 
+# The `fetch` target: the serving pods' init container, `promoter-fetch-model`
+# (promoter/model_store/fetch.py), in an image of its own so that serving pods do not pull
+# TensorFlow twice: promoter without its dependencies, and only the object-store clients the
+# command imports (the same bounds as pyproject.toml; tests/test_dockerfile.py compares them).
+#
+#   docker build --target fetch -t promoter-fetch-model:0.1.0 .
+#
+# Push it where the cluster pulls from and set `serving.fetchImage` to it.
+FROM ${PYTHON_IMAGE} AS fetch-build
+ENV PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PYTHONDONTWRITEBYTECODE=1
+WORKDIR /opt/promoter
+RUN python -m venv /opt/venv
+COPY pyproject.toml README.md ./
+COPY promoter ./promoter
+RUN /opt/venv/bin/pip install --no-deps . \
+    && /opt/venv/bin/pip install "s3fs>=2026.9" "gcsfs>=2026.10" "aiobotocore>=3.10,<3.11" \
+    && /opt/venv/bin/promoter-fetch-model --help >/dev/null
+
+FROM ${PYTHON_IMAGE} AS fetch
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PATH=/opt/venv/bin:$PATH
+# The uid the rendered init container runs as (runAsUser: 10001, runAsNonRoot).
+RUN groupadd --gid 10001 promoter \
+    && useradd --uid 10001 --gid 10001 --no-create-home --shell /usr/sbin/nologin promoter
+COPY --from=fetch-build /opt/venv /opt/venv
+USER 10001:10001
+ENTRYPOINT ["promoter-fetch-model"]
+
+# The default target: promoter itself.
 FROM ${PYTHON_IMAGE}
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \

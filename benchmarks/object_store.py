@@ -1,17 +1,24 @@
 """What a digest costs on an object store, with and without the digest cache.
 
 Starts moto's S3 server in a process of its own on 127.0.0.1 (so the server's work is not on
-this process's clock), uploads one version (one large variables shard and `--small` small
-files), and prints the median of `--repeats` runs of:
+this process's clock), and prints medians of `--repeats` runs, measured side by side in one
+run:
 
-- `get` cold: list, read every byte, digest (what the first sight of a version costs);
+One version (one large variables shard of `--mib` MiB and `--small` small files):
+- `get` cold: list, read every byte, digest (what the first sight of a version costs), and
+  its throughput in MB/s;
 - `get` cached, same store: list only (every discovery pass and resync after the first);
 - `get` cached, new store on the same cache directory (another CLI process);
 - `copy_version` + digest of the copy (the evaluator's private download, and what the pods'
-  init container does).
+  init container does), and its throughput.
 
-Usage: `python benchmarks/object_store.py [--mib 256] [--small 200] [--repeats 3]`. Needs the
-test extras (moto).
+A resync over `--models` models (one version each, `--model-mib` MiB): per model
+`scan_versions` and `get` of its newest version, as discovery and the evaluation gate do,
+cold (nothing cached), warm (same process) and warm from the cache on disk (a new store),
+with the ratio to cold.
+
+Usage: `python benchmarks/object_store.py [--mib 256] [--small 200] [--models 50]
+[--model-mib 2] [--repeats 3]`. Needs the test extras (moto).
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ import time
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -47,6 +55,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--mib", type=int, default=256)
     parser.add_argument("--small", type=int, default=200)
+    parser.add_argument("--models", type=int, default=50)
+    parser.add_argument("--model-mib", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
 
@@ -98,21 +108,65 @@ def main() -> None:
                 store.copy_version(store.get("churn", 1), target)
                 saved_model_digest(target)
 
+            cold_s = median_s(cold, args.repeats)
+            copy_s = median_s(download, args.repeats)
             rows = [
-                ("get, cold (read and digest everything)", median_s(cold, args.repeats)),
+                ("get, cold (read and digest everything)", cold_s),
                 ("get, cached (same store: list only)",
                  median_s(lambda: store.get("churn", 1), args.repeats)),
                 ("get, cached (new store, cache on disk)",
                  median_s(lambda: ObjectModelStore(
                      "s3://bench/models", digest_cache=DigestCache(cache_dir)).get("churn", 1),
                      args.repeats)),
-                ("copy_version + digest of the copy", median_s(download, args.repeats)),
+                ("copy_version + digest of the copy", copy_s),
             ]
-        for label, seconds in rows:
-            print(f"  {label:44} {seconds * 1000:8.0f} ms")
+            for label, seconds in rows:
+                print(f"  {label:44} {seconds * 1000:8.0f} ms")
+            size = sum(o["Size"] for o in s3.list_objects_v2(
+                Bucket="bench", Prefix=prefix + "/")["Contents"])
+            print(f"  digest throughput, cold get: {size / cold_s / 1e6:8.1f} MB/s; "
+                  f"copy_version + digest: {size / copy_s / 1e6:8.1f} MB/s "
+                  f"({size / 1e6:.0f} MB)")
+            resync(s3, args, Path(work) / "resync-digests")
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def resync(s3: Any, args: argparse.Namespace, cache_dir: Path) -> None:
+    """A resync over `args.models` models: scan each and digest its newest version."""
+    models = [f"m{index:02}" for index in range(args.models)]
+    for model in models:
+        base = f"fleet/{model}/1"
+        s3.put_object(Bucket="bench", Key=f"{base}/saved_model.pb",
+                      Body=os.urandom(64 << 10))
+        s3.put_object(Bucket="bench", Key=f"{base}/variables/variables.index",
+                      Body=b"i" * 999)
+        s3.put_object(Bucket="bench",
+                      Key=f"{base}/variables/variables.data-00000-of-00001",
+                      Body=os.urandom(args.model_mib << 20))
+
+    def one_pass(store: ObjectModelStore) -> None:
+        for model in models:
+            newest = store.scan_versions(model)[-1]
+            store.get(model, newest.version)
+
+    def cold() -> None:
+        one_pass(ObjectModelStore("s3://bench/fleet"))
+
+    warm_store = ObjectModelStore("s3://bench/fleet", digest_cache=DigestCache(cache_dir))
+    one_pass(warm_store)
+    cold_s = median_s(cold, args.repeats)
+    warm_s = median_s(lambda: one_pass(warm_store), args.repeats)
+    disk_s = median_s(lambda: one_pass(ObjectModelStore(
+        "s3://bench/fleet", digest_cache=DigestCache(cache_dir))), args.repeats)
+    print(f"resync of {args.models} models ({args.model_mib} MiB each): scan_versions + get "
+          f"of the newest, median of {args.repeats}")
+    for label, seconds in (("cold (no digest cache)", cold_s),
+                           ("warm digest cache, same store", warm_s),
+                           ("warm digest cache on disk, new store", disk_s)):
+        print(f"  {label:44} {seconds * 1000:8.0f} ms  ({seconds / cold_s:6.3f} x cold, "
+              f"{seconds / args.models * 1000:6.1f} ms per model)")
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ from promoter.forge.local import LocalForge
 from promoter.gitops.local import LocalGitRepository
 from promoter.gitops.port import GitOpsRepository
 from promoter.model_store import LocalModelStore, ModelStore
+from promoter.model_store.holdouts import Holdouts
 from promoter.promotion.autopropose import AutoProposer
 from promoter.promotion.evaluator import SubprocessEvaluator
 from promoter.promotion.rollback import RollbackService
@@ -98,7 +99,18 @@ def build_service(loaded: LoadedSettings, *,
     return PromotionService(settings=loaded, repo=parts.repo, forge=parts.forge,
                             store=parts.store, evaluator=SubprocessEvaluator(parts.store),
                             identity=_identity(loaded), cluster=parts.cluster,
-                            rollbacks=build_rollback_service(parts), verdicts=parts.verdicts)
+                            rollbacks=build_rollback_service(parts), verdicts=parts.verdicts,
+                            holdouts=build_holdouts(resolve=loaded.resolve, environ=environ))
+
+
+def build_holdouts(*, resolve: Callable[[str], Path],
+                   environ: Mapping[str, str] | None = None) -> Holdouts:
+    """Where evaluations find their holdouts: local paths through `resolve` (relative to
+    promoter.yaml for environments, to the working directory for `promoter evaluate`),
+    `s3://` and `gs://` objects fetched into `$PROMOTER_CACHE_DIR/holdouts` (default
+    ~/.cache/promoter) on the standard credential chains, by digest."""
+    environ = os.environ if environ is None else environ
+    return Holdouts(resolve=resolve, cache_dir=_cache_dir(environ) / "holdouts")
 
 
 def instrument_adapters(adapters: Adapters, metrics: ServerMetrics) -> Adapters:

@@ -155,3 +155,39 @@ def test_the_entrypoint_is_the_console_script() -> None:
     scripts = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["scripts"]
     assert value == ["promoter"]
     assert scripts["promoter"] == "promoter.cli:main"
+
+
+def _stage(name: str) -> list[Instruction]:
+    """The instructions of the stage `FROM ... AS name`, up to the next FROM."""
+    instructions = _instructions()
+    start = next(i for i, ins in enumerate(instructions) if ins.keyword == "FROM"
+                 and ins.arguments.split()[-1] == name)
+    end = next((i for i in range(start + 1, len(instructions))
+                if instructions[i].keyword == "FROM"), len(instructions))
+    return instructions[start:end]
+
+
+def test_the_fetch_target_is_slim_and_runs_the_fetch_command() -> None:
+    """`docker build --target fetch`: promoter without its dependencies, and only the
+    object-store clients, with the bounds pyproject.toml gives them; no TensorFlow."""
+    build = " ".join(i.arguments for i in _stage("fetch-build") if i.keyword == "RUN")
+    assert "pip install --no-deps ." in build
+    installed = {re.split(r"[<>=!~]", spec)[0]: spec
+                 for spec in re.findall(r'"([^"]+)"', build)}
+    declared = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
+    bounds = {re.split(r"[<>=!~;\[ ]", spec)[0]: spec for spec in declared["dependencies"]}
+    assert set(installed) == {"s3fs", "gcsfs", "aiobotocore"}
+    for name, spec in installed.items():
+        assert bounds[name] == spec, f"the fetch target installs {spec}, pyproject {bounds[name]}"
+    assert "tensorflow" not in build
+    fetch = _stage("fetch")
+    assert [i.arguments for i in fetch if i.keyword == "USER"] == ["10001:10001"]
+    assert "--uid 10001" in " ".join(i.arguments for i in fetch if i.keyword == "RUN")
+    (entrypoint,) = [i for i in fetch if i.keyword == "ENTRYPOINT"]
+    assert json.loads(entrypoint.arguments) == ["promoter-fetch-model"]
+    scripts = declared["scripts"]
+    assert scripts["promoter-fetch-model"] == "promoter.model_store.fetch:main"
+    # The default target (the last stage) is still promoter itself.
+    last = _instructions()[max(i for i, ins in enumerate(_instructions())
+                               if ins.keyword == "FROM")]
+    assert len(last.arguments.split()) == 1

@@ -61,7 +61,7 @@ def test_a_holdout_that_is_not_the_pinned_one_is_refused(s3_server: ObjectServer
     bucket = s3_server.new_bucket()
     s3_server.put(bucket, "data/h.csv", CSV.replace(b"7", b"8"))
     cache = HoldoutCache(tmp_path / "holdouts")
-    with pytest.raises(HoldoutError, match="not the pinned"):
+    with pytest.raises(HoldoutError, match=f"but the pinned digest pins {digest_of(CSV)}"):
         cache.fetch(f"s3://{bucket}/data/h.csv", digest=digest_of(CSV))
     assert not (tmp_path / "holdouts" / "blobs").exists()
     assert list((tmp_path / "holdouts").iterdir()) == []  # no partial download left

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import logging
 import socket
+import threading
+import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -83,6 +86,30 @@ def test_a_version_copied_from_local_disk_keeps_its_digest(server: ObjectServer,
     remote = ObjectModelStore(server.url(bucket, "m")).get("churn", 4)
     assert remote.digest == local_version.digest
     assert remote.uri == f"{server.url(bucket, 'm')}/churn/4"
+
+
+def test_a_version_read_in_many_ranged_reads_has_the_local_digest(
+        server: ObjectServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both servers serve ranged reads as the clients make them (a large shard is read in
+    `BLOCK_BYTES` blocks): with 64 KiB blocks a 300 kB shard takes five, and the digest and
+    the downloaded copy are still the local ones."""
+    import promoter.model_store.objects as objects
+
+    monkeypatch.setattr(objects, "BLOCK_BYTES", 64 << 10)
+    shard = bytes(range(256)) * 1200
+    files = {**SAVED, "variables/variables.data-00000-of-00001": shard}
+    local = tmp_path / "store" / "churn" / "1"
+    for rel, data in files.items():
+        (local / rel).parent.mkdir(parents=True, exist_ok=True)
+        (local / rel).write_bytes(data)
+    bucket = server.new_bucket()
+    upload(server, bucket, "m/churn/1", files)
+    store = ObjectModelStore(server.url(bucket, "m"))
+    version = store.get("churn", 1)
+    assert version.digest == saved_model_digest(local)
+    store.copy_version(version, tmp_path / "copy")
+    assert (tmp_path / "copy" / "variables" / "variables.data-00000-of-00001").read_bytes() \
+        == shard
 
 
 def test_a_resync_reads_no_object_and_a_rewritten_one_is_read_again(
@@ -258,6 +285,63 @@ def test_an_unreachable_endpoint_is_a_store_error_with_a_fix(
     assert store.scan_versions("churn") == []  # discovery logs it and goes on
 
 
+@pytest.fixture
+def hung_store(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, list[int]]]:
+    """A loopback server that accepts every connection, reads the request and never
+    answers: a store that hangs. Yields its URL and the count of connections it took."""
+    import promoter.model_store.objects as objects
+
+    monkeypatch.setattr(objects, "CONNECT_TIMEOUT_S", 0.5)
+    monkeypatch.setattr(objects, "READ_TIMEOUT_S", 0.5)
+    monkeypatch.setattr(objects, "ATTEMPTS", 2)
+    monkeypatch.setattr(objects, "BODY_ATTEMPTS", 1)  # gcsfs: always its own 6 (about 37 s)
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)
+    accepted: list[int] = []
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def serve() -> None:
+        server.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                connection, _ = server.accept()
+            except TimeoutError:
+                continue
+            accepted.append(1)
+            held.append(connection)  # kept open, never answered
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.getsockname()[1]}", accepted
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        for connection in held:
+            connection.close()
+        server.close()
+
+
+def test_a_store_that_hangs_times_out_and_is_retried_then_fails_with_a_fix(
+        server: ObjectServer, hung_store: tuple[str, list[int]],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """With promoter's own client settings (object_filesystem), not a test's: every request
+    has a timeout, and a failed one is tried again before the error."""
+    url, accepted = hung_store
+    monkeypatch.setenv("AWS_ENDPOINT_URL" if server.scheme == "s3" else "STORAGE_EMULATOR_HOST",
+                       url)
+    store = ObjectModelStore(f"{server.scheme}://models-hung/m")
+    started = time.monotonic()
+    with pytest.raises(ModelStoreError) as caught:
+        store.get("churn", 1)
+    assert time.monotonic() - started < 60
+    assert len(accepted) >= 2, caught.value.message  # retried
+    assert f"{server.scheme}://models-hung/m/churn/1" in caught.value.message
+    assert "timeout" in caught.value.message.lower()
+
+
 def settings_with_store(tmp_path: Path, store: str) -> Path:
     path = tmp_path / "promoter.yaml"
     path.write_text(f"modelStore:\n{store}\nmodels: [{{name: churn}}]\nenvironments: [dev]\n")
@@ -308,7 +392,8 @@ def test_a_model_base_uri_with_credentials_is_refused(uri: str) -> None:
 
     with pytest.raises(ValidationError, match="must not carry credentials"):
         ServingSpec.model_validate({"modelBaseUri": uri})
-    assert ServingSpec.model_validate({"modelBaseUri": "s3://models/p"}).model_base_uri
+    assert ServingSpec.model_validate({"modelBaseUri": "s3://models/p",
+                                       "fetchImage": "r.example/fetch:1"}).model_base_uri
 
 
 # --- evaluation --------------------------------------------------------------------------------

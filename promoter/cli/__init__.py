@@ -162,7 +162,10 @@ def validate(obj: Context) -> None:
                              "branch": env.branch, "promotesFrom": env.promotes_from,
                              "policy": env.policy})
         for model in loaded.settings.models:
-            holdout = loaded.resolve(env.evaluation.holdout.format(model=model.name))
+            configured = env.evaluation.holdout.format(model=model.name)
+            if "://" in configured:
+                continue  # an object: fetched (and its digest checked) when evaluated
+            holdout = loaded.resolve(configured)
             if not holdout.is_file():
                 warnings.append(f"holdout for {model.name} not found at {holdout}")
                 if not is_structured():

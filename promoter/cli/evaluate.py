@@ -47,9 +47,13 @@ _SPEC_OPTIONS = {"signature": "signature", "output": "output", "label_column": "
 @click.command("evaluate")
 @click.option("--model-dir", required=True, type=_DIR,
               help="SavedModel directory of the candidate.")
-@click.option("--holdout", required=True, type=_DIR,
+@click.option("--holdout", required=True,
               help="Holdout: CSV with a header row, or TFRecord of tf.train.Example "
-                   "(.tfrecord, .tfrecords, .tfrec).")
+                   "(.tfrecord, .tfrecords, .tfrec); a local path, or an s3:// or gs:// "
+                   "URL (fetched into $PROMOTER_CACHE_DIR/holdouts).")
+@click.option("--holdout-digest", default=None, metavar="sha256:HEX",
+              help="Refuse the holdout unless its bytes have this digest (as "
+                   "evaluation.holdoutDigest does for an environment).")
 @click.option("--baseline-dir", type=_DIR,
               help="SavedModel to compare with (the model deployed now), on the same rows.")
 @click.option("--policy", "policy_file", type=_DIR,
@@ -80,7 +84,8 @@ _SPEC_OPTIONS = {"signature": "signature", "output": "output", "label_column": "
               help="Seconds before scoring is stopped.")
 @click.pass_context
 @handle_errors
-def evaluate(ctx: click.Context, model_dir: Path, holdout: Path, baseline_dir: Path | None,
+def evaluate(ctx: click.Context, model_dir: Path, holdout: str, holdout_digest: str | None,
+             baseline_dir: Path | None,
              policy_file: Path | None, model_name: str | None, label_column: str,
              output: str | None, signature: str, threshold: float, task: str,
              weight_column: str | None, top_k: int, memory_limit_mb: int,
@@ -103,11 +108,13 @@ def evaluate(ctx: click.Context, model_dir: Path, holdout: Path, baseline_dir: P
     require_saved_model(model_dir)
     if baseline_dir is not None:
         require_saved_model(baseline_dir)
+    holdout_file = _holdout_file(holdout, holdout_digest)
     with progress_for(live_only=True) as progress:
         progress.stage(f"scoring {spec.name}" + (" and its baseline" if baseline_dir else "")
-                       + f" on {holdout.name}")
+                       + f" on {holdout_file.name}")
         report = evaluate_models(
-            candidate_dir=model_dir, baseline_dir=baseline_dir, holdout=holdout, model=spec,
+            candidate_dir=model_dir, baseline_dir=baseline_dir, holdout=holdout_file,
+            model=spec,
             policy=policy.evaluation if policy else None, timeout_s=timeout_s,
             candidate_digest=saved_model_digest(model_dir),
             baseline_digest=saved_model_digest(baseline_dir) if baseline_dir else None,
@@ -115,6 +122,17 @@ def evaluate(ctx: click.Context, model_dir: Path, holdout: Path, baseline_dir: P
         )
     emit(report.to_json_dict(), lambda: report.to_markdown().removesuffix("\n"))
     sys.exit(0 if report.passed else 1)
+
+
+def _holdout_file(holdout: str, digest: str | None) -> Path:
+    """The local file to score on: `holdout` itself, or an object's verified copy in the
+    cache; checked against `digest` when given (HoldoutError, exit 2, otherwise)."""
+    if digest is None and "://" not in holdout:
+        return Path(holdout)  # read once, by the worker, which reports its digest
+    from promoter.wiring import build_holdouts
+
+    return build_holdouts(resolve=Path).locate(holdout, digest=digest,
+                                               pinned_by="--holdout-digest").path
 
 
 def _model_spec(ctx: click.Context, model_dir: Path, model_name: str | None,

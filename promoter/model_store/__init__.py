@@ -18,10 +18,17 @@ from promoter.model_store.local import (
     require_saved_model,
     version_number,
 )
-from promoter.model_store.port import ModelStore, VersionNotFoundError
+from promoter.model_store.port import (
+    HoldoutSource,
+    LocatedHoldout,
+    ModelStore,
+    VersionNotFoundError,
+)
 
 __all__ = [
+    "HoldoutSource",
     "LocalModelStore",
+    "LocatedHoldout",
     "ModelStore",
     "VersionDigest",
     "VersionNotFoundError",

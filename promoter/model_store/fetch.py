@@ -102,6 +102,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """The console script; returns the exit status (see the module docstring)."""
     parser = argparse.ArgumentParser(
         prog="promoter-fetch-model",
+        # No abbreviations: `--dig sha256:…` must not stand for --digest (the render rule
+        # in promoter/render/delivery_rules.py allows exactly the four flags, spelt out).
+        allow_abbrev=False,
         description="Copy one model version from the model store and verify its digest "
                     "(the init container of promoter's serving Deployment).")
     parser.add_argument("--from", dest="source", required=True,

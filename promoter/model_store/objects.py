@@ -63,6 +63,21 @@ BLOCK_BYTES = 64 << 20
 """Bytes per ranged read. Measured on loopback against moto (256 MiB object): 8 MiB blocks
 read 80 MiB/s, 32 MiB 125, 64 MiB 215; memory stays about two blocks per open object."""
 
+CONNECT_TIMEOUT_S = 10.0
+"""Seconds to open a connection to the store before the attempt counts as failed."""
+READ_TIMEOUT_S = 60.0
+"""Seconds without a byte from the store before the attempt counts as failed: a 64 MiB
+block needs at least 1.1 MB/s; a hung store never holds a resync or a pod start for ever."""
+ATTEMPTS = 3
+"""Attempts per S3 request (botocore's standard retry mode: throttling, 5xx, timeouts and
+refused connections), with exponential backoff, before a ModelStoreError says what failed.
+GCS: gcsfs's own 6 attempts, which it does not let a caller change."""
+BODY_ATTEMPTS = 2
+"""s3fs's own attempts around a request and the read of its body (a connection dropped
+mid-object), each of them `ATTEMPTS` requests. So a hung store fails a read after at most
+6 silent timeouts on S3 (6 attempts and backoff on GCS), about 6 minutes at the defaults:
+never holds a resync or a pod start for ever."""
+
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9._-]{1,221}[a-z0-9]$")
 
 
@@ -122,18 +137,31 @@ def object_filesystem(scheme: str) -> Any:
 
     Listings are never cached by fsspec (a version's objects change while it uploads, and
     promoter caches digests itself), and instances are not shared with other users of fsspec
-    in the process."""
+    in the process. Every request has the timeouts and attempts above; a partial download
+    never lands anywhere (`download` and the holdout cache check sizes, and writers rename
+    only what they verified)."""
     if scheme == "s3":
         import s3fs  # lazily: aiobotocore is slow to import and local stores never need it
 
-        return s3fs.S3FileSystem(skip_instance_cache=True, use_listings_cache=False)
+        s3 = s3fs.S3FileSystem(
+            skip_instance_cache=True, use_listings_cache=False,
+            config_kwargs={"connect_timeout": CONNECT_TIMEOUT_S,
+                           "read_timeout": READ_TIMEOUT_S,
+                           "retries": {"max_attempts": ATTEMPTS, "mode": "standard"}})
+        s3.retries = BODY_ATTEMPTS  # s3fs's own attempts: an attribute, not an argument
+        return s3
     if scheme == "gs":
         # gcsfs.core's filesystem, not the package's default export: that one probes every
         # bucket's type over gRPC first (for zonal buckets), which emulators do not serve.
+        import aiohttp
         from gcsfs.core import GCSFileSystem
 
         token = "anon" if os.environ.get("STORAGE_EMULATOR_HOST") else None
-        return GCSFileSystem(token=token, skip_instance_cache=True, use_listings_cache=False)
+        # gcsfs retries every request itself, 6 times with backoff up to 32 s (fixed in
+        # gcsfs: its decorator binds the count when the class is defined).
+        return GCSFileSystem(token=token, skip_instance_cache=True, use_listings_cache=False,
+                             requests_timeout=aiohttp.ClientTimeout(
+                                 sock_connect=CONNECT_TIMEOUT_S, sock_read=READ_TIMEOUT_S))
     raise ModelStoreError(f"no object store client for {scheme}://",
                           fix=f"use one of {', '.join(s + '://' for s in SCHEMES)}")
 

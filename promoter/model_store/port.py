@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -48,4 +49,28 @@ class ModelStore(Protocol):
         the copy, because only the copy's digest says what a reader of the copy reads (an
         object rewritten during the download changes it). Raises ModelStoreError when the
         version cannot be read."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class LocatedHoldout:
+    """A holdout as an evaluation reads it: a local file and the digest of its bytes."""
+
+    path: Path
+    """The local file: the configured one, or the verified copy in the cache."""
+    digest: str | None
+    """`sha256:` of the file as it is now; None for a local file that cannot be read (and
+    is not pinned): the evaluator then reports the missing file with its fix."""
+    source: str
+    """Where it comes from, for messages: the configured path or the object's URL."""
+
+
+class HoldoutSource(Protocol):
+    """Port to where holdouts are kept: local files, or objects fetched into a cache."""
+
+    def locate(self, holdout: str, *, digest: str | None = None,
+               pinned_by: str = "the pinned digest") -> LocatedHoldout:
+        """The local file of `holdout` (a configured path or an `s3://`/`gs://` URL) with
+        its digest. With `digest`, raises HoldoutError unless the bytes are exactly those,
+        naming `pinned_by` (the setting that pins it) and both digests."""
         ...

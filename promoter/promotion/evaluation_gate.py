@@ -6,6 +6,9 @@ What binds the proof to the merge:
   hydrator.metadata names (the digest the rendered manifests pin);
 - the baseline is the deployed version only if its bytes still have the deployed digest; one
   that does not is a failed check, never "first deployment";
+- the holdout is a local file (one in an object store is fetched into promoter's cache by
+  digest first), digested as it is now, and refused unless it has the digest the
+  environment's `evaluation.holdoutDigest` pins, when it pins one;
 - the worker reports the digests of the bytes it loaded and read (models from a private copy
   checked against those digests, the holdout hashed as it is parsed); a verdict whose digests
   differ from what the proposal names is a failure, never a pass;
@@ -17,16 +20,15 @@ The report is one PR comment, edited in place.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from promoter.config.schema import EnvironmentSpec, ModelSpec
 from promoter.domain.model_versions import ModelVersion
 from promoter.domain.pull_requests import PullRequest, StatusState
 from promoter.errors import BadInputError, ForgeError
+from promoter.model_store import HoldoutSource
 from promoter.policy import EVALUATION_CONTEXT, GateResult, fit_description
 from promoter.promotion.context import PromotionContext, Target
 from promoter.promotion.evaluator import Evaluator
@@ -57,10 +59,11 @@ class EvaluationGate:
     """Judges a proposal's candidate model; writes the report comment and check run."""
 
     def __init__(self, context: PromotionContext, evaluator: Evaluator,
-                 verdicts: VerdictStore) -> None:
+                 verdicts: VerdictStore, holdouts: HoldoutSource) -> None:
         self._ctx = context
         self._evaluator = evaluator
         self._verdicts = verdicts
+        self._holdouts = holdouts
 
     def judge(self, target: Target, pull: PullRequest, promo: DeployedModel) -> EvaluationVerdict:
         """Score the candidate against the deployed baseline, or reuse the recorded verdict
@@ -69,7 +72,11 @@ class EvaluationGate:
         env = target.environment
         try:
             spec = ctx.model_spec(promo.model, target.dry)
-            holdout = ctx.settings.resolve(env.evaluation.holdout.format(model=promo.model))
+            located = self._holdouts.locate(
+                env.evaluation.holdout.format(model=promo.model),
+                digest=env.evaluation.pinned_digest(promo.model),
+                pinned_by=f"evaluation.holdoutDigest in environments/{env.name}.yaml")
+            holdout = located.path
             candidate = ctx.store.get(promo.model, promo.version)
             if candidate.digest != promo.digest:
                 return _failed(f"{promo.model} v{promo.version} changed in the store since it "
@@ -78,7 +85,7 @@ class EvaluationGate:
                 baseline = self._baseline(env)
             except _BaselineMismatch as exc:
                 return _failed(str(exc))
-            holdout_digest = _file_digest(holdout)
+            holdout_digest = located.digest
             key = _verdict_key(target, spec, candidate, baseline, holdout_digest)
             stored = self._verdicts.get(key) if holdout_digest is not None else None
             if stored is not None:
@@ -191,16 +198,3 @@ def _verdict_key(target: Target, spec: ModelSpec, candidate: ModelVersion,
         "policy": target.policy.evaluation.model_dump(mode="json"),
         "model": spec.model_dump(mode="json"),
     })
-
-
-def _file_digest(path: Path) -> str | None:
-    """`sha256:<hex>` of the file, as the worker reports what it read; None if unreadable
-    (the evaluator then reports the missing file with the fix)."""
-    try:
-        digest = hashlib.sha256()
-        with path.open("rb") as handle:
-            for chunk in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(chunk)
-        return f"sha256:{digest.hexdigest()}"
-    except OSError:
-        return None

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 
 from promoter.cluster.errors import ClusterError
 from promoter.cluster.port import ClusterReader, RolloutState
@@ -24,7 +25,8 @@ from promoter.domain.pull_requests import Review
 from promoter.errors import ForgeError
 from promoter.forge.base import Forge
 from promoter.gitops.port import GitOpsRepository
-from promoter.model_store import ModelStore
+from promoter.model_store import HoldoutSource, ModelStore
+from promoter.model_store.holdouts import Holdouts
 from promoter.policy import GateResult
 from promoter.promotion.approving import Approver
 from promoter.promotion.context import PromotionContext
@@ -58,18 +60,24 @@ class PromotionService:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         identity: str = "promoter", cluster: ClusterReader | None = None,
         rollbacks: RollbackService | None = None, verdicts: VerdictStore | None = None,
+        holdouts: HoldoutSource | None = None,
     ) -> None:
         """`cluster` (optional) reads rollouts back: with it, an environment promotes only
         from a healthy upstream rollout, merges ask Flux/Argo CD to sync now, and a failed
         rollout is rolled back through `rollbacks`. Without it (the demo), promotions gate on
         git and the forge only. `verdicts` is where evaluation verdicts are recorded and
-        reused from (default: this process's memory, so a new process scores again)."""
+        reused from (default: this process's memory, so a new process scores again).
+        `holdouts` finds each environment's holdout (default: local paths relative to
+        promoter.yaml, objects cached in ~/.cache/promoter/holdouts)."""
         self._ctx = PromotionContext(settings=settings, repo=repo, forge=forge, store=store,
                                      clock=clock, identity=identity, cluster=cluster)
         self._proposer = Proposer(self._ctx)
+        if holdouts is None:
+            holdouts = Holdouts(resolve=settings.resolve,
+                                cache_dir=Path.home() / ".cache" / "promoter" / "holdouts")
         self._evaluation = EvaluationGate(self._ctx, evaluator,
                                           verdicts if verdicts is not None
-                                          else MemoryVerdictStore())
+                                          else MemoryVerdictStore(), holdouts)
         self._rollouts = RolloutWatcher(self._ctx, rollbacks)
         self._rollback_gate = RollbackGate(self._ctx, rollbacks)
         self._reconciler = Reconciler(

@@ -113,6 +113,9 @@ def render_environment(templates: Mapping[str, str], *, environment: Environment
         version=version.version,
         digest=version.digest,
         model_config=str(variables["serving.modelConfig"]),
+        fetch_image=str(variables["serving.fetchImage"]),
+        model_base_path=str(variables["serving.modelBasePath"]),
+        served_base_path=str(variables["serving.servedBasePath"]),
     ), schemas=schemas or ObjectSchemas())
     by_template: dict[str, list[dict[str, Any]]] = {}
     for obj in objects:

@@ -19,6 +19,9 @@ the object, the field and the edit that fixes it:
   promotion rolls the pods), selects its own pods without the per-release version label (a
   Deployment's selector is immutable), and runs TF Serving with `--model_config_file` pointing
   at a mounted ConfigMap that holds exactly the generated ModelServerConfig;
+- and TF Serving reads only the copy its `fetch-model` init container verified against the
+  pinned digest: on an emptyDir, at the config's base path, mounted read-only, written by no
+  other container (`delivery_rules`);
 - Services and PodDisruptionBudgets select the pods of a rendered Deployment; an autoscaler
   targets a rendered Deployment, whose containers request CPU if it scales on CPU;
 - every TFJob carries the model version and digest, has a container named `tensorflow` in each
@@ -26,7 +29,8 @@ the object, the field and the edit that fixes it:
 - every JobSet carries the model version and digest (its TF_CONFIG rules are in `jobset`).
 
 The rules themselves are in `object_rules` (every object on its own) and `workload_rules`
-(serving Deployments, the objects around them, TFJobs); `Release` and the names they require in
+(serving Deployments, the objects around them, TFJobs) and `delivery_rules` (what the
+serving pods may read); `Release` and the names they require in
 `release`. This module holds the order in which they and the schemas apply.
 """
 
@@ -35,6 +39,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from promoter.errors import RenderError
+from promoter.render.delivery_rules import check_verified_delivery
 from promoter.render.jobset import is_jobset
 from promoter.render.object_rules import (
     _check_containers,
@@ -81,6 +86,7 @@ def check_invariants(objects: Sequence[RenderedObject], release: Release, *,
         )
     for deployment in deployments:
         _check_deployment(deployment, objects, release)
+        check_verified_delivery(deployment, release)
     for obj in objects:
         if obj.group == "" and obj.kind == "Service":
             _check_selects(obj, ("spec", "selector"), deployments)

@@ -17,6 +17,10 @@ MODEL_DIGEST_ANNOTATION = "promoter.dev/model-digest"
 VERSION_LABEL = "app.kubernetes.io/version"
 MODEL_CONFIG_FLAG = "--model_config_file"
 TENSORFLOW_CONTAINER = "tensorflow"
+FETCH_CONTAINER = "fetch-model"
+"""The serving pod's init container that copies the pinned version and verifies its digest."""
+FETCH_COMMAND = "promoter-fetch-model"
+"""Its command (promoter/model_store/fetch.py), in the image `serving.fetchImage` names."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,3 +35,9 @@ class Release:
     digest: str
     model_config: str
     """The ModelServerConfig text the serving ConfigMap must hold."""
+    fetch_image: str
+    """`serving.fetchImage`: the image the `fetch-model` init container must run."""
+    model_base_path: str
+    """`serving.modelBasePath`: where `fetch-model` copies the version from."""
+    served_base_path: str
+    """`serving.servedBasePath`: the verified copy, TF Serving's base path in the config."""

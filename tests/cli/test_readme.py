@@ -72,7 +72,9 @@ BLOCKS = shell_blocks(README.read_text(encoding="utf-8"))
 def test_the_blocks_not_run_are_exactly_these() -> None:
     not_run = {b.first_line.split("#")[0].strip(): b.not_run for b in BLOCKS if b.not_run}
     assert set(not_run) == {"make demo", "export PROMOTER_WEBHOOK_SECRET=...",
-                            "kubectl create namespace promoter"}, not_run
+                            "kubectl create namespace promoter",
+                            "docker build --target fetch -t "
+                            "registry.example.com/ml/promoter-fetch-model:0.1.0 ."}, not_run
     assert all(not_run.values()), "every marker says why"
     assert len(BLOCKS) - len(not_run) >= 4, "the demo, promotion, Flux and discovery blocks run"
 

@@ -298,3 +298,25 @@ def test_replicas_above_max_replicas(example: Path) -> None:
     path = example / "environments/prod.yaml"
     path.write_text(path.read_text().replace("maxReplicas: 10", "maxReplicas: 2"))
     assert "serving: maxReplicas (2) must be at least replicas (3)" in str(error_of(example))
+
+
+def test_an_object_store_without_a_fetch_image_is_refused(example: Path) -> None:
+    """The default fetch image is a local build's name: a cluster serving from a bucket
+    would pull it from no registry, and the pods would never start."""
+    path = example / "environments/prod.yaml"
+    lines = path.read_text().splitlines(keepends=True)
+    path.write_text("".join(line for line in lines if "fetchImage:" not in line))
+    err = error_of(example)
+    assert str(err).startswith(
+        "environments/prod.yaml: serving.fetchImage: is required with modelBaseUri gs://…")
+    assert err.fix is not None
+    assert "docker build --target fetch" in err.fix
+
+
+def test_a_local_store_keeps_the_local_fetch_image(example: Path) -> None:
+    path = example / "environments/dev.yaml"
+    lines = path.read_text().splitlines(keepends=True)
+    path.write_text("".join(line.replace("gs://example-ml-models", "/models") for line in lines
+                            if "fetchImage:" not in line))
+    _, dry = load(example)
+    assert dry.environments["dev"].serving.fetch_image == "promoter-fetch-model:0.1.0"

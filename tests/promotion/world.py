@@ -15,7 +15,7 @@ from promoter.config.loader import load_settings
 from promoter.demo import copy_example
 from promoter.forge.local import LocalForge
 from promoter.gitops.local import LocalGitRepository
-from promoter.model_store import LocalModelStore
+from promoter.model_store import HoldoutSource, LocalModelStore
 from promoter.promotion import PromotionService, PromotionState
 from promoter.promotion.rollback import RollbackService
 from promoter.promotion.verdicts import DirectoryVerdictStore
@@ -57,7 +57,9 @@ class World:
         self.evaluator = evaluator
         self.service = self.build()
 
-    def build(self) -> PromotionService:
+    def build(self, *, holdouts: HoldoutSource | None = None) -> PromotionService:
+        """The service over this world's repository, forge and store; `holdouts` finds the
+        holdouts (default: the service's own, local paths relative to promoter.yaml)."""
         loaded = load_settings(self.root / "promoter.yaml")
         repo = LocalGitRepository(self.root)
         self.forge = LocalForge(self.root / ".git" / "promoter" / "forge.sqlite", repo)
@@ -66,7 +68,8 @@ class World:
                                 store=LocalModelStore(self.root / "models"),
                                 evaluator=self.evaluator,
                                 verdicts=DirectoryVerdictStore(
-                                    self.root / ".git" / "promoter" / "verdicts"))
+                                    self.root / ".git" / "promoter" / "verdicts"),
+                                holdouts=holdouts)
 
     def commit_dry_change(self, path: str, old: str, new: str) -> None:
         file = self.root / path

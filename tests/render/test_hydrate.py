@@ -19,9 +19,12 @@ from typing import Any
 
 import pytest
 import yaml
+from pydantic import ValidationError
 
-from promoter.config import DryConfig, Settings
-from promoter.render import KUSTOMIZATION_FILE, RenderedManifests
+from promoter.config import DryConfig, ModelSpec, Settings
+from promoter.config.schema import FetchSpec
+from promoter.domain.model_versions import ModelVersion
+from promoter.render import KUSTOMIZATION_FILE, RenderedManifests, render_environment
 from tests.conftest import REPO_ROOT
 from tests.render.conftest import ENVIRONMENTS, Render
 from tests.schemas import validate_object
@@ -124,7 +127,7 @@ def test_serving_pods_serve_only_a_copy_verified_against_the_pinned_digest(
     assert fetch["args"] == ["--from=gs://example-ml-models/churn", "--version=3",
                              "--digest=sha256:" + "ab" * 32,
                              "--into=/verified-models/churn"]
-    assert fetch["image"] == "promoter:0.1.0"
+    assert fetch["image"] == "registry.example.com/ml/promoter-fetch-model:0.1.0"
     assert fetch["securityContext"]["readOnlyRootFilesystem"] is True
     assert fetch["envFrom"] == [{"secretRef": {"name": "churn-model-store",
                                                "optional": True}}]
@@ -137,6 +140,40 @@ def test_serving_pods_serve_only_a_copy_verified_against_the_pinned_digest(
                                          "mountPath": "/verified-models", "readOnly": True}
     assert fetch["volumeMounts"] == [{"name": "verified-models",
                                       "mountPath": "/verified-models"}]
+    assert fetch["resources"] == {"requests": {"cpu": "100m", "memory": "256Mi"},
+                                  "limits": {"memory": "512Mi"}}
+    assert fetch["securityContext"]["runAsUser"] == 10001
+    assert pod["serviceAccountName"] == "default"
+
+
+def test_the_init_containers_resources_uid_and_credentials_come_from_the_environment(
+        dry_source: tuple[Settings, DryConfig], churn: ModelSpec,
+        version: ModelVersion) -> None:
+    env = dry_source[1].environment("prod")
+    fetch = FetchSpec.model_validate({
+        "resources": {"requests": {"cpu": "1", "memory": "1Gi"}},
+        "runAsUser": 20000, "serviceAccountName": "churn-serving",
+        "secretName": "ml-store-credentials"})
+    configured = env.model_copy(update={"serving": env.serving.model_copy(
+        update={"fetch": fetch})})
+    rendered = render_environment(dry_source[1].templates, environment=configured,
+                                  model=churn, version=version)
+    pod = objects(rendered)[("Deployment", "churn")]["spec"]["template"]["spec"]
+    (init,) = pod["initContainers"]
+    assert init["resources"] == {"requests": {"cpu": "1", "memory": "1Gi"}}
+    assert init["securityContext"]["runAsUser"] == 20000
+    assert pod["serviceAccountName"] == "churn-serving"
+    # Named, the secret must exist: a typo fails the pod visibly instead of fetching anonymously.
+    assert init["envFrom"] == [{"secretRef": {"name": "ml-store-credentials",
+                                              "optional": False}}]
+
+
+@pytest.mark.parametrize("fetch", [{"runAsUser": 0}, {"serviceAccountName": "Not_A_Name"},
+                                   {"secretName": "a" * 254}])
+def test_the_init_container_cannot_be_configured_as_root_or_with_bad_names(
+        fetch: dict[str, object]) -> None:
+    with pytest.raises(ValidationError):
+        FetchSpec.model_validate(fetch)
 
 
 def test_serving_objects_of_prod(render: Render) -> None:

@@ -18,6 +18,8 @@ EXPECTED_NAMES = {
     "serving.image", "serving.replicas", "serving.maxReplicas", "serving.targetCpuUtilization",
     "serving.resources", "serving.restPort", "serving.grpcPort", "serving.modelBasePath",
     "serving.servedModelsDir", "serving.servedBasePath", "serving.fetchImage",
+    "serving.fetchResources", "serving.fetchRunAsUser", "serving.fetchSecretName",
+    "serving.fetchSecretOptional", "serving.serviceAccountName",
     "serving.modelConfig", "serving.modelConfigChecksum",
     "training.image", "training.command", "training.workers", "training.parameterServers",
     "training.chief", "training.chiefReplicas", "training.successReplicatedJobs",

@@ -3,8 +3,9 @@ training sizes, namespace, holdout set), how it is delivered, and which policy g
 
 from __future__ import annotations
 
+import re
 import string
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import (
     Field,
@@ -21,6 +22,10 @@ from promoter.config.schema.common import (
     require_usable_branch,
 )
 
+LOCAL_FETCH_IMAGE = "promoter-fetch-model:0.1.0"
+"""What `docker build --target fetch -t promoter-fetch-model:0.1.0 .` names the fetch image:
+the default of `serving.fetchImage` for a local cluster that has the image (kind, minikube)."""
+
 
 class ResourceAmounts(Spec):
     cpu: Quantity | None = None
@@ -32,6 +37,31 @@ class Resources(Spec):
 
     requests: ResourceAmounts = ResourceAmounts()
     limits: ResourceAmounts = ResourceAmounts()
+
+
+_OBJECT_NAME = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+"""A Kubernetes object name (DNS-1123 subdomain): ServiceAccounts, Secrets."""
+ObjectName = Annotated[str, Field(pattern=_OBJECT_NAME, max_length=253)]
+
+
+class FetchSpec(Spec):
+    """`serving.fetch`: the serving pods' `fetch-model` init container, which copies the
+    pinned version from the store and verifies its digest before TF Serving starts."""
+
+    resources: Resources = Resources(requests=ResourceAmounts(cpu="100m", memory="256Mi"),
+                                     limits=ResourceAmounts(memory="512Mi"))
+    """Its requests and limits. A copy streams in 64 MiB blocks, about two per object in
+    memory, so 512Mi is enough for any model size; more CPU makes large copies faster."""
+    run_as_user: int = Field(default=10001, ge=1, le=2147483647)
+    """The uid it runs as: never root (0). 10001 is the fetch image's own user."""
+    service_account_name: ObjectName = "default"
+    """The pods' ServiceAccount (TF Serving runs as it too): for workload identity (IRSA on
+    EKS, Workload Identity on GKE), the one bound to a role that may read the store."""
+    secret_name: ObjectName | None = None
+    """A Secret whose keys become the init container's environment (`AWS_ACCESS_KEY_ID`,
+    `AWS_SECRET_ACCESS_KEY`, `AWS_ENDPOINT_URL`, ...), for stores without workload
+    identity. Named here, it must exist (the pod waits for it); unset, the optional secret
+    `<model>-model-store` is used if it exists."""
 
 
 class ServingSpec(Spec):
@@ -48,9 +78,14 @@ class ServingSpec(Spec):
     `gs://` with the pod's own credentials, or a directory the template mounts into it)
     and checks its digest; TF Serving reads only that verified copy. Nothing is mounted at
     the default `/models`: set the store's URL, or add the volume."""
-    fetch_image: str = "promoter:0.1.0"
-    """Image of the `fetch-model` init container: promoter's own (the repository's
-    Dockerfile), which has the `promoter-fetch-model` command; pin a tag or a digest."""
+    fetch_image: str = LOCAL_FETCH_IMAGE
+    """Image of the `fetch-model` init container: the Dockerfile's slim `fetch` target
+    (`promoter-fetch-model` without TensorFlow), pushed to a registry the cluster pulls
+    from; pin a tag or a digest. The default is only the name a local build gives it
+    (`docker build --target fetch -t promoter-fetch-model:0.1.0 .`), which no registry
+    serves, so it is refused with an object-store `modelBaseUri`: such a cluster pulls."""
+    fetch: FetchSpec = FetchSpec()
+    """The `fetch-model` init container's resources, uid and credentials."""
     rest_port: int = Field(default=8501, ge=1, le=65535)
     grpc_port: int = Field(default=8500, ge=1, le=65535)
 
@@ -65,6 +100,22 @@ class ServingSpec(Spec):
                              "scheme://BUCKET/PREFIX; pods take credentials from their "
                              "service account or the secret the template names")
         return value
+
+    @model_validator(mode="after")
+    def _fetch_image_for_object_stores(self) -> ServingSpec:
+        scheme = self.model_base_uri.partition("://")[0]
+        if (scheme in ("s3", "gs") and "fetch_image" not in self.model_fields_set
+                and "://" in self.model_base_uri):
+            raise FieldError(
+                "fetchImage",
+                f"is required with modelBaseUri {scheme}://…: the serving pods' fetch-model "
+                f"init container would run the default {LOCAL_FETCH_IMAGE!r}, the name of a "
+                "local build, which no registry serves (the pods would never start)",
+                fix="build the Dockerfile's fetch target and push it where the cluster pulls "
+                    "from, e.g. `docker build --target fetch -t REGISTRY/promoter-fetch-model:"
+                    "0.1.0 . && docker push REGISTRY/promoter-fetch-model:0.1.0`, then set "
+                    "serving.fetchImage to that image (a pinned tag or digest)")
+        return self
 
     @model_validator(mode="after")
     def _replicas(self) -> ServingSpec:
@@ -124,9 +175,32 @@ class TrainingSpec(Spec):
                  "or training.enabled: false"))
 
 
+_SHA256 = re.compile(r"^sha256:[0-9a-f]{64}$")
+
+
 class EvaluationSpec(Spec):
     holdout: str
-    """Holdout CSV, relative to promoter.yaml; `{model}` is replaced by the model name."""
+    """Holdout CSV or TFRecord: a path relative to promoter.yaml, or an `s3://`/`gs://` URL
+    (fetched into promoter's cache, by digest); `{model}` is replaced by the model name."""
+    holdout_digest: str | dict[DnsName, str] | None = None
+    """Pins the holdout's bytes: `sha256:<hex>` (what `sha256sum` prints), or one per model
+    name when `holdout` has `{model}`. An evaluation on other bytes is refused, naming the
+    file and both digests. Unset: the holdout is scored as found (its digest is reported)."""
+
+    @field_validator("holdout_digest")
+    @classmethod
+    def _digests(cls, value: str | dict[str, str] | None) -> str | dict[str, str] | None:
+        for digest in ([value] if isinstance(value, str) else (value or {}).values()):
+            if not _SHA256.match(digest):
+                raise ValueError(f"{digest!r} is not 'sha256:' and 64 lowercase hex digits "
+                                 "(`sha256sum FILE` prints the hex)")
+        return value
+
+    def pinned_digest(self, model: str) -> str | None:
+        """The digest `model`'s holdout is pinned to, or None when it is not pinned."""
+        if isinstance(self.holdout_digest, dict):
+            return self.holdout_digest.get(model)
+        return self.holdout_digest
 
     @model_validator(mode="after")
     def _holdout_placeholders(self) -> EvaluationSpec:
