@@ -77,7 +77,8 @@ class GitHubChecks(GitHubCalls):
                     continue
                 latest[s.context] = CommitStatus(context=s.context, state=StatusState(s.state),
                                                  description=s.description or "",
-                                                 target_url=s.target_url)
+                                                 target_url=s.target_url,
+                                                 created_at=s.created_at)
         except _github_exception() as exc:
             if getattr(exc, "status", None) in (404, 422):
                 return []
