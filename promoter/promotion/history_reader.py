@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from promoter.config.schema import EnvironmentSpec
-from promoter.errors import ForgeError, GitError
+from promoter.errors import BadInputError, ForgeError, GitError
 from promoter.gitops.port import CommitInfo
 from promoter.model_store import ModelStore
 from promoter.promotion.context import PromotionContext
@@ -48,7 +48,10 @@ class HistoryReader:
         Raises BadInputError (through the dry config) for an unknown `environment`.
         """
         _, dry = self._ctx.dry_config()
-        envs = ([dry.environment(environment)] if environment is not None
+        if environment is not None and environment not in dry.environments:
+            raise BadInputError(f"no environment named {environment!r}",
+                                fix=f"use one of: {', '.join(dry.environments)}")
+        envs = ([dry.environments[environment]] if environment is not None
                 else list(dry.environments.values()))
         return [self._environment(env, limit=limit) for env in envs]
 
