@@ -49,6 +49,19 @@ def parse_window(text: str) -> timedelta:
     return int(match["count"]) * _UNITS[match["unit"]]
 
 
+def parse_until(text: str) -> datetime:
+    """An RFC 3339 time with its offset (`2026-12-01T00:00:00Z`) as the window's end;
+    BadInputError for anything else (a time without an offset would depend on the machine)."""
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is None:
+        raise BadInputError(f"{text!r} is not a time with its UTC offset",
+                            fix="pass --until like 2026-12-01T00:00:00Z")
+    return moment
+
+
 @dataclass(frozen=True, slots=True)
 class Window:
     """The time span figures are computed over: start inclusive, end exclusive."""

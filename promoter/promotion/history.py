@@ -41,6 +41,10 @@ from promoter.promotion.authorship import authors_in, merge_authors
 from promoter.promotion.conventions import RESTORES, ROLLBACK_OF
 from promoter.render.metadata import HydratorMetadata
 
+DEFAULT_LIMIT = 200
+"""Merges read per environment by default: months of daily promotions, a few hundred forge
+calls on GitHub."""
+
 _PULL_NUMBER = re.compile(r"\(#(?P<number>[0-9]{1,9})\)\s*$")
 _TRAILERS = re.compile(rf"^(?P<key>{ROLLBACK_OF}|{RESTORES}): (?P<sha>[0-9a-f]{{40}})$",
                        re.MULTILINE)

@@ -19,6 +19,7 @@ from promoter.gitops.port import CommitInfo
 from promoter.model_store import ModelStore
 from promoter.promotion.context import PromotionContext
 from promoter.promotion.history import (
+    DEFAULT_LIMIT,
     EnvironmentHistory,
     MergeFacts,
     environment_history,
@@ -28,9 +29,6 @@ from promoter.render.metadata import HydratorMetadata, MetadataError
 
 log = logging.getLogger(__name__)
 
-DEFAULT_LIMIT = 200
-"""Merges read per environment by default: months of daily promotions, a few hundred forge
-calls on GitHub."""
 _MAX_WALK = 10_000
 """First-parent commits walked at most per environment (a runaway guard)."""
 

@@ -32,8 +32,8 @@ from promoter.promotion.dora import DoraFigures, Window, dora_figures
 from promoter.promotion.evaluation_gate import EvaluationGate
 from promoter.promotion.evaluator import Evaluator
 from promoter.promotion.gates import GateRunner
-from promoter.promotion.history import EnvironmentHistory
-from promoter.promotion.history_reader import DEFAULT_LIMIT, HistoryReader, completion_times
+from promoter.promotion.history import DEFAULT_LIMIT, EnvironmentHistory
+from promoter.promotion.history_reader import HistoryReader, completion_times
 from promoter.promotion.phase import PromotionFacts, PromotionPhase, derive_phase, read_facts
 from promoter.promotion.proposing import Proposer
 from promoter.promotion.reconciling import Reconciler

@@ -22,8 +22,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
 from promoter.errors import PromoterError
-from promoter.promotion.dora import DEFAULT_WINDOW, parse_window
-from promoter.promotion.history_reader import DEFAULT_LIMIT
+from promoter.promotion.dora import DEFAULT_WINDOW, parse_until, parse_window
+from promoter.promotion.history import DEFAULT_LIMIT
 from promoter.server.answers import (
     EnvironmentAnswer,
     EnvironmentsAnswer,
@@ -359,11 +359,13 @@ def _api_router() -> APIRouter:
         return HistoryAnswer.of(service.history(environment=environment, limit=limit))
 
     @router.get("/dora", responses={400: {"description": "a bad window or environment"}})
-    def dora(service: ServiceDep, window: str = DEFAULT_WINDOW,
+    def dora(service: ServiceDep, window: str = DEFAULT_WINDOW, until: str | None = None,
              environment: str | None = None) -> DoraAnswer:
-        """DORA figures per model and environment over the window ending now (`30d`, `12h`,
-        `2w`): deployment frequency, lead time, change failure rate, time to restore."""
-        return DoraAnswer.of(window, service.dora(window=parse_window(window),
+        """DORA figures per model and environment over the window (`30d`, `12h`, `2w`)
+        ending `until` (RFC 3339 with offset; now by default): deployment frequency, lead
+        time, change failure rate, time to restore."""
+        length, end = parse_window(window), None if until is None else parse_until(until)
+        return DoraAnswer.of(window, service.dora(window=length, end=end,
                                                   environment=environment))
 
     def review(number: int, body: ReviewRequest | None, user: str, parts: ServerParts, *,
