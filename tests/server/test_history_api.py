@@ -8,9 +8,13 @@ from datetime import timedelta
 
 import pytest
 from fastapi.testclient import TestClient
+from prometheus_client.parser import text_string_to_metric_families
 
+from promoter.errors import GitError
+from promoter.promotion.dora import DoraFigures
+from promoter.server.metrics import ServerMetrics
 from promoter.wiring import build_app
-from tests.promotion.history_week import Week, played_week
+from tests.promotion.history_week import H, Week, played_week
 from tests.server.support import SECRET, TOKENS
 
 
@@ -89,3 +93,47 @@ def test_openapi_describes_history_and_dora(api: TestClient) -> None:
     schemas = document["components"]["schemas"]
     assert "changeFailureRate" in schemas["DoraFiguresAnswer"]["properties"]
     assert "approvers" in schemas["DeploymentAnswer"]["properties"]
+
+
+def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples
+            if s.name.startswith("promoter_dora")}
+
+
+def test_dora_gauges_on_metrics(week: Week) -> None:
+    calls = []
+
+    def figures() -> list[DoraFigures]:
+        calls.append(1)
+        return week.service.dora(window=timedelta(days=1), end=week.t0 + 5 * H)
+
+    app = build_app(week.service, webhook_secret=SECRET, resync_interval_s=None, dora=figures)
+    assert calls == []  # registering computes nothing: no history walk at start-up
+    with TestClient(app) as client:
+        samples = _samples(client.get("/metrics").text)
+        client.get("/metrics")
+    assert len(calls) == 1  # the second scrape within the TTL reuses the figures
+
+    def labels(env: str) -> tuple[tuple[str, str], ...]:
+        return (("environment", env), ("model", "churn"), ("window", "30d"))
+
+    assert samples[("promoter_dora_up", ())] == 1.0
+    assert samples[("promoter_dora_deployments", labels("dev"))] == 3
+    assert samples[("promoter_dora_change_failure_rate", labels("dev"))] == pytest.approx(1 / 3)
+    assert samples[("promoter_dora_time_to_restore_seconds", labels("dev"))] == 1800
+    assert samples[("promoter_dora_change_failure_rate", labels("prod"))] == 0.0
+    # Nothing failed in prod: no time to restore, so no sample at all (not a 0).
+    assert ("promoter_dora_time_to_restore_seconds", labels("prod")) not in samples
+
+
+def test_dora_gauges_when_the_figures_cannot_be_computed() -> None:
+    now = [0.0]
+
+    def broken() -> list[DoraFigures]:
+        raise GitError("cannot read environments/dev")
+
+    metrics = ServerMetrics()
+    metrics.watch_dora(broken, window="30d", ttl_s=60, clock=lambda: now[0])
+    samples = _samples(metrics.exposition().decode())
+    assert samples == {("promoter_dora_up", ()): 0.0}
