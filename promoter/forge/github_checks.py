@@ -138,7 +138,8 @@ class GitHubChecks(GitHubCalls):
                               _fit("required checks passed: " + ", ".join(sorted(required))))
 
     def publish_check_run(self, sha: str, *, name: str, state: StatusState, title: str,
-                          summary: str, text: str | None = None) -> int:
+                          summary: str, text: str | None = None,
+                          details_url: str | None = None) -> int:
         """Publish a report as the check run `name` on `sha` (Checks API), edited in place if
         a run of that name exists there already; return its id.
 
@@ -153,6 +154,8 @@ class GitHubChecks(GitHubCalls):
         if text is not None:
             output["text"] = text[:65535]
         fields: dict[str, Any] = {"output": output}
+        if details_url is not None:
+            fields["details_url"] = details_url
         if state is StatusState.PENDING:
             fields["status"] = "in_progress"
         else:
