@@ -1,7 +1,8 @@
 """History and audit of environment branches: every merge and rollback, and who did what. Pure.
 
 An environment branch only moves through promoter's guarded merges, so its first-parent
-history is the list of deployments: each merge commit names its pull request in its subject
+history is the list of deployments (every commit there that holds `hydrator.metadata`; one
+pushed by hand shows too, with no PR): each merge commit names its pull request in its subject
 (`... (#12)`), carries `Rollback-of`/`Restores` trailers when it is a rollback, and its tree
 holds the `hydrator.metadata` of what it deployed. The forge adds who proposed (the PR's
 author and every `Proposed-by` trailer of the merged head), who reviewed and on which head,

@@ -4,7 +4,9 @@ Walks each environment branch's first-parent history from its head, and for ever
 commit gathers the `MergeFacts` that `promoter.promotion.history` turns into deployments:
 the `hydrator.metadata` at the merge and before it, the PR the forge confirms merged as that
 commit, its reviews, the statuses of the merged head and of the merge. At most `limit`
-merges per environment, newest first; older ones are simply not read (`truncated` says so).
+deployments per environment, newest first; older ones are not read (`truncated` says so).
+A PR is found from the number a merge's subject ends with, as promoter writes it; GitHub's
+`rebase` merge method keeps the proposal's own message, so such merges show with no PR.
 """
 
 from __future__ import annotations
@@ -62,20 +64,25 @@ class HistoryReader:
             if sha is None:
                 break
             info = repo.commit_info(sha)
-            if len(info.parents) > 1:
+            # Every first-parent commit that renders something: a merge commit (the local
+            # forge, GitHub's `merge`), a squashed one (GitHub's `squash`), or a commit someone
+            # pushed by hand, which then shows with no PR. The branch's first commit (its
+            # README) renders nothing.
+            metadata = self._metadata(info.sha, env.branch)
+            if metadata is not None:
                 if len(facts) == limit:
                     truncated = True
                     break
-                facts.append(self._facts(env, info))
+                facts.append(self._facts(env, info, metadata))
             sha = info.parents[0] if info.parents else None
         return EnvironmentHistory(environment=env.name, branch=env.branch,
                                   deployments=environment_history(facts), truncated=truncated)
 
-    def _facts(self, env: EnvironmentSpec, info: CommitInfo) -> MergeFacts:
+    def _facts(self, env: EnvironmentSpec, info: CommitInfo,
+               metadata: HydratorMetadata) -> MergeFacts:
         ctx = self._ctx
         forge = ctx.forge
-        metadata = self._metadata(info.sha, env.branch)
-        previous = self._metadata(info.parents[0], env.branch)
+        previous = self._metadata(info.parents[0], env.branch) if info.parents else None
         pull = None
         number = pull_number_in(info.subject)
         if number is not None:

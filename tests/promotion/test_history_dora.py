@@ -136,13 +136,16 @@ def test_a_merge_naming_another_pull_request_gets_none_of_its_audit_trail(week: 
     number = week.pulls[("dev", 1)]
     forged = git(root, "commit-tree", f"{head}^{{tree}}", "-p", head, "-p", f"{head}^2",
                  "-m", f"Promote churn v3 to dev (#{number})")
-    git(root, "update-ref", "refs/heads/environments/dev", forged, head)
+    # and on top of it, a plain commit pushed by hand (one parent, as a squash would be).
+    pushed = git(root, "commit-tree", f"{head}^{{tree}}", "-p", forged, "-m", "hotfix")
+    git(root, "update-ref", "refs/heads/environments/dev", pushed, head)
     try:
         [dev] = week.service.history(environment="dev")
     finally:
-        git(root, "update-ref", "refs/heads/environments/dev", head, forged)
-    newest = dev.deployments[0]
+        git(root, "update-ref", "refs/heads/environments/dev", head, pushed)
+    by_hand, newest = dev.deployments[0], dev.deployments[1]
+    assert (by_hand.merge_sha, by_hand.pull_number, by_hand.version) == (pushed, None, 3)
     assert newest.merge_sha == forged
     assert (newest.pull_number, newest.proposed_by, newest.reviews) == (None, (), ())
     assert (newest.proposed_at, newest.head_sha, newest.evaluation_state) == (None, None, None)
-    assert dev.deployments[1].pull_number == week.pulls[("dev", 3)]
+    assert dev.deployments[2].pull_number == week.pulls[("dev", 3)]
