@@ -114,8 +114,9 @@ def dora_figures(histories: Sequence[EnvironmentHistory], *,
                  completed: Mapping[tuple[str, int], datetime],
                  window: Window) -> list[DoraFigures]:
     """Figures for every (model, environment) in `histories`, in the order environments are
-    given and models first appear in them (newest first). `completed` maps (model, version)
-    to when the version was complete in the store."""
+    given and models first appear in them. Each history's deployments are newest first, in
+    the branch's order, as `history` gives them. `completed` maps (model, version) to when
+    the version was complete in the store."""
     figures = []
     for history in histories:
         oldest = history.deployments[-1].merged_at if history.deployments else None
@@ -130,8 +131,9 @@ def dora_figures(histories: Sequence[EnvironmentHistory], *,
 def _figures(model: str, environment: str, deployments: Sequence[Deployment], *,
              completed: Mapping[tuple[str, int], datetime], window: Window,
              complete: bool) -> DoraFigures:
-    # Oldest first from here on.
-    everything = sorted(deployments, key=lambda d: d.merged_at)
+    # Oldest first from here on, in the branch's own order (git's, not the clock's: two
+    # merges within one second keep their order).
+    everything = list(reversed(deployments))
     mine = [d for d in everything if d.model == model and d.merged_at in window]
     promotions = [d for d in mine if d.kind is DeploymentKind.PROMOTION]
     rollbacks = [d for d in mine if d.kind is DeploymentKind.ROLLBACK]
@@ -143,6 +145,7 @@ def _figures(model: str, environment: str, deployments: Sequence[Deployment], *,
             lead_times.append((healthy - done).total_seconds())
     failures = [d for d in promotions if d.failed]
     by_sha = {d.merge_sha: d for d in everything}
+    position = {d.merge_sha: i for i, d in enumerate(everything)}
     restores, unrestored, unmeasured = [], 0, 0
     for failure in failures:
         rollback = by_sha.get(failure.rolled_back_by) if failure.rolled_back_by else None
@@ -150,8 +153,8 @@ def _figures(model: str, environment: str, deployments: Sequence[Deployment], *,
         if started is None:
             unmeasured += 1
             continue
-        restored = next((d.healthy_at for d in everything
-                         if d.merged_at > failure.merged_at and d.healthy_at is not None), None)
+        restored = next((d.healthy_at for d in everything[position[failure.merge_sha] + 1:]
+                         if d.healthy_at is not None), None)
         if restored is None:
             unrestored += 1
         else:

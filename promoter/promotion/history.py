@@ -152,7 +152,8 @@ class Deployment:
 
     @property
     def healthy_at(self) -> datetime | None:
-        """When promoter saw its rollout healthy; None when not (yet) or unknown."""
+        """When promoter recorded its `promoter/rollout` status as healthy: its first healthy
+        reading, unless the status changed since. None when not (yet) healthy or unknown."""
         healthy = self.rollout_state is StatusState.SUCCESS
         return self.rollout_recorded_at if healthy else None
 

@@ -108,3 +108,14 @@ def test_only_a_subject_ending_in_a_pull_number_names_one() -> None:
     assert pull_number_in("Roll back prod to churn v2 (#7)\n") == 7
     assert pull_number_in("Fix (#12) by hand") is None
     assert pull_number_in("Start environment branch for prod") is None
+
+
+def test_the_branch_order_counts_not_the_clock() -> None:
+    # A failure and its rollback merged within the same second: git's order says which came
+    # first, so the restoration is still found.
+    bad = dep("b", 2, 3 * H, previous=1, rollout=StatusState.FAILURE, seen=3 * H)
+    rollback = dep("r", 1, 3 * H, kind=DeploymentKind.ROLLBACK, rollout=StatusState.SUCCESS,
+                   seen=4 * H)
+    history = EnvironmentHistory("prod", "environments/prod", (rollback, bad), False)
+    [f] = dora_figures([history], completed={}, window=DAY)
+    assert (f.change_failures, f.time_to_restore_seconds) == (1, 3600)
