@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -25,7 +25,7 @@ from promoter.gitops.local import LocalGitRepository
 from promoter.gitops.port import GitOpsRepository
 from promoter.model_store import LocalModelStore, ModelStore
 from promoter.promotion.autopropose import AutoProposer
-from promoter.promotion.dora import DoraFigures, parse_window
+from promoter.promotion.dora import parse_window
 from promoter.promotion.evaluator import SubprocessEvaluator
 from promoter.promotion.rollback import RollbackService
 from promoter.promotion.service import PromotionService
@@ -173,15 +173,12 @@ def build_app(service: PromotionPort, *, webhook_secret: bytes,
               metrics: ServerMetrics | None = None,
               discover: Callable[[], object] | None = None,
               max_webhook_bytes: int | None = None,
-              max_request_bytes: int | None = None,
-              dora: Callable[[], Sequence[DoraFigures]] | None = None) -> FastAPI:
+              max_request_bytes: int | None = None) -> FastAPI:
     """The HTTP app over `service`: reconcile jobs, a scheduler of `workers` threads
     resyncing every `resync_interval_s` (None: only at start), and `metrics` (default: a
     fresh registry; pass the one the service's adapters already report to, see
     `instrument_adapters`). `discover` (e.g. `AutoProposer.run`) runs before every resync.
     The body caps default to `create_app`'s (25 MiB for webhooks, 64 KiB otherwise).
-    `dora` (e.g. the service's figures over `DORA_GAUGE_WINDOW`) feeds the `promoter_dora_*`
-    gauges of /metrics; None: no such gauges.
     Tests and benchmarks call this with a fake service; `build_server` with the real one."""
     # Lazily: FastAPI is slow to import and only `promoter serve` needs it.
     from promoter.server.app import MAX_REQUEST_BYTES, MAX_WEBHOOK_BYTES, create_app
@@ -196,8 +193,6 @@ def build_app(service: PromotionPort, *, webhook_secret: bytes,
         on_coalesced=metrics.jobs_coalesced.inc, expected_errors=(PromoterError,))
     jobs.bind(scheduler.submit)
     metrics.watch_scheduler(lambda: scheduler.queue_depth, lambda: scheduler.running)
-    if dora is not None:
-        metrics.watch_dora(dora, window=DORA_GAUGE_WINDOW)
     return create_app(
         service, webhook_secret=webhook_secret, scheduler=scheduler, jobs=jobs,
         metrics=metrics, api_tokens=api_tokens, repository=repository, dry_branch=dry_branch,
@@ -266,6 +261,9 @@ def build_server(loaded: LoadedSettings, options: ServeOptions, *,
     metrics = ServerMetrics()
     adapters = instrument_adapters(build_adapters(loaded, environ=environ), metrics)
     service = build_service(loaded, adapters=adapters)
+    # The DORA gauges of /metrics, computed from the history when scraped (at most every 5 min).
+    metrics.watch_dora(lambda: service.dora(window=parse_window(DORA_GAUGE_WINDOW)),
+                       window=DORA_GAUGE_WINDOW)
     # New versions flow in without a person where promoter.yaml says so (autoPropose).
     proposer = build_auto_proposer(loaded, adapters=adapters, service=service)
     app = build_app(
@@ -275,8 +273,7 @@ def build_server(loaded: LoadedSettings, options: ServeOptions, *,
         or github_repository(loaded.settings.repository.url),
         dry_branch=loaded.settings.repository.dry_branch,
         workers=options.workers or spec.workers,
-        resync_interval_s=options.resync_interval_s or spec.resync_interval_seconds,
-        dora=lambda: service.dora(window=parse_window(DORA_GAUGE_WINDOW)))
+        resync_interval_s=options.resync_interval_s or spec.resync_interval_seconds)
     return Server(app=app, host=options.host or spec.host,
                   port=spec.port if options.port is None else options.port,
                   access_log=options.access_log)

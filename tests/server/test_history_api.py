@@ -108,7 +108,9 @@ def test_dora_gauges_on_metrics(week: Week) -> None:
         calls.append(1)
         return week.service.dora(window=timedelta(days=1), end=week.t0 + 5 * H)
 
-    app = build_app(week.service, webhook_secret=SECRET, resync_interval_s=None, dora=figures)
+    metrics = ServerMetrics()
+    metrics.watch_dora(figures, window="30d")
+    app = build_app(week.service, webhook_secret=SECRET, resync_interval_s=None, metrics=metrics)
     assert calls == []  # registering computes nothing: no history walk at start-up
     with TestClient(app) as client:
         samples = _samples(client.get("/metrics").text)
