@@ -58,7 +58,8 @@ class HistoryReader:
     def _environment(self, env: EnvironmentSpec, *, limit: int) -> EnvironmentHistory:
         repo = self._ctx.repo
         sha = repo.branch_head(env.branch)
-        facts: list[MergeFacts] = []
+        found: list[tuple[CommitInfo, HydratorMetadata]] = []
+        metadata_of: dict[str, HydratorMetadata | None] = {}
         truncated = False
         for _ in range(_MAX_WALK):
             if sha is None:
@@ -68,21 +69,28 @@ class HistoryReader:
             # forge, GitHub's `merge`), a squashed one (GitHub's `squash`), or a commit someone
             # pushed by hand, which then shows with no PR. The branch's first commit (its
             # README) renders nothing.
-            metadata = self._metadata(info.sha, env.branch)
+            metadata = metadata_of[info.sha] = self._metadata(info.sha, env.branch)
             if metadata is not None:
-                if len(facts) == limit:
+                if len(found) == limit:
                     truncated = True
                     break
-                facts.append(self._facts(env, info, metadata))
+                found.append((info, metadata))
             sha = info.parents[0] if info.parents else None
+        facts = []
+        for info, metadata in found:
+            # What ran before: the parent's metadata, already read by the walk but for the
+            # oldest one kept.
+            parent = info.parents[0] if info.parents else None
+            previous = (None if parent is None else metadata_of[parent]
+                        if parent in metadata_of else self._metadata(parent, env.branch))
+            facts.append(self._facts(env, info, metadata, previous))
         return EnvironmentHistory(environment=env.name, branch=env.branch,
                                   deployments=environment_history(facts), truncated=truncated)
 
-    def _facts(self, env: EnvironmentSpec, info: CommitInfo,
-               metadata: HydratorMetadata) -> MergeFacts:
+    def _facts(self, env: EnvironmentSpec, info: CommitInfo, metadata: HydratorMetadata,
+               previous: HydratorMetadata | None) -> MergeFacts:
         ctx = self._ctx
         forge = ctx.forge
-        previous = self._metadata(info.parents[0], env.branch) if info.parents else None
         pull = None
         number = pull_number_in(info.subject)
         if number is not None:
