@@ -14,5 +14,6 @@ def test_history_benchmark_quick_run() -> None:
          "--repeats", "1"], capture_output=True, text=True, timeout=300, cwd=REPO_ROOT,
         check=False)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert "history: median" in result.stdout
-    assert "x history)" in result.stdout
+    assert "history, cold: median" in result.stdout
+    assert "faster than cold)" in result.stdout
+    assert "x warm history)" in result.stdout
