@@ -215,7 +215,8 @@ class _CheckRunPublishing:
         self._recorder = recorder
 
     def publish_check_run(self, sha: str, *, name: str, state: StatusState, title: str,
-                          summary: str, text: str | None = None) -> int:
+                          summary: str, text: str | None = None,
+                          details_url: str | None = None) -> int:
         self._recorder.add("publish_check_run", sha[:12], f"{name} {state}: {title}")
         return 0
 
