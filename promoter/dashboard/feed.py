@@ -1,0 +1,42 @@
+"""Change notices for the pages' live updates (server-sent events).
+
+Whatever may move a promotion calls `changed()`: the end of every reconcile job (webhooks,
+the periodic resync) and a review given through the dashboard. Each open page holds an
+`EventSource`; when the feed's version moves past the one it last saw, the stream sends a
+`changed` event and the page fetches itself again, so what it shows is always rendered by
+the server from the service (never patched up by the script). Reconciles run on worker
+threads and the streams on the event loop, so the version is a counter read under a lock and
+the streams poll it: a few comparisons a second per open page, and no callback into the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+
+class ChangeFeed:
+    """A counter that moves whenever a promotion may have moved."""
+
+    def __init__(self) -> None:
+        self._version = 0
+        self._lock = threading.Lock()
+
+    @property
+    def version(self) -> int:
+        with self._lock:
+            return self._version
+
+    def changed(self) -> None:
+        with self._lock:
+            self._version += 1
+
+    async def wait_past(self, seen: int, *, timeout_s: float, poll_s: float = 0.25) -> int:
+        """The version once it is past `seen`, or the current one after `timeout_s`."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            current = self.version
+            if current > seen or time.monotonic() >= deadline:
+                return current
+            await asyncio.sleep(poll_s)

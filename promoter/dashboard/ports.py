@@ -1,0 +1,26 @@
+"""What the dashboard needs from the promotion service (`PromotionService` satisfies it)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from promoter.config.loader import DryConfig
+from promoter.domain.pull_requests import Review
+from promoter.promotion.results import EnvironmentStatus, PromotionRecord
+
+
+class DashboardPort(Protocol):
+    def dry_config(self) -> tuple[str, DryConfig]:
+        """Environments and policies from the head of the dry branch (ConfigError if broken)."""
+        ...
+
+    def pipelines(self) -> Sequence[EnvironmentStatus]:
+        """`status()` with each branch head's rollout health: the pipelines page."""
+        ...
+
+    def promotion(self, number: int) -> PromotionRecord:
+        """One pull request, open or not (PullRequestNotFoundError if unknown)."""
+        ...
+
+    def approve(self, number: int, *, user: str, reject: bool = False) -> Review: ...
