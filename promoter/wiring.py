@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from promoter.config.loader import LoadedSettings
 from promoter.errors import BadInputError, ConfigError, PromoterError
@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 
     from promoter.cluster.kubernetes import KubernetesClusterReader
     from promoter.cluster.port import ClusterReader
+    from promoter.dashboard.feed import ChangeFeed
     from promoter.dashboard.ports import DashboardPort
     from promoter.server.metrics import ServerMetrics
     from promoter.server.ports import PromotionPort
@@ -172,7 +173,7 @@ def build_app(service: PromotionPort, *, webhook_secret: bytes,
               discover: Callable[[], object] | None = None,
               max_webhook_bytes: int | None = None,
               max_request_bytes: int | None = None,
-              dashboard: DashboardPort | None = None,
+              dashboard: DashboardPort | None = None, feed: ChangeFeed | None = None,
               pull_url: Callable[[int], str] | None = None,
               require_auth_for_reads: bool = False) -> FastAPI:
     """The HTTP app over `service`: reconcile jobs, a scheduler of `workers` threads
@@ -181,7 +182,8 @@ def build_app(service: PromotionPort, *, webhook_secret: bytes,
     `instrument_adapters`). `discover` (e.g. `AutoProposer.run`) runs before every resync.
     The body caps default to `create_app`'s (25 MiB for webhooks, 64 KiB otherwise).
     With `dashboard` (the service again, as the pages' port) the app also serves the
-    dashboard's pages at `/`; `pull_url` links a PR on a forge that takes reviews on its own
+    dashboard's pages at `/`, their live updates from `feed` (default: a new one);
+    `pull_url` links a PR on a forge that takes reviews on its own
     site (GitHub). Tests and benchmarks call this with a fake service; `build_server` with
     the real one."""
     # Lazily: FastAPI is slow to import and only `promoter serve` needs it.
@@ -192,7 +194,7 @@ def build_app(service: PromotionPort, *, webhook_secret: bytes,
     from promoter.server.scheduler import Scheduler
 
     metrics = metrics or ServerMetrics()
-    feed = ChangeFeed()
+    feed = feed or ChangeFeed()
     jobs = ReconcileJobs(service, metrics, discover=discover, on_change=feed.changed)
     scheduler = Scheduler(
         workers=workers, resync=jobs.resync(), resync_interval_s=resync_interval_s,
@@ -240,13 +242,25 @@ class Server:
     host: str
     port: int
     access_log: bool = False
+    on_exit: Callable[[], None] | None = None
+    """Called first when a signal stops the server (ends the dashboard's event streams,
+    which uvicorn would otherwise wait for)."""
 
     def run(self) -> None:
         """Serve until interrupted (uvicorn in this thread; 30 s to finish on shutdown)."""
         import uvicorn  # lazily: `promoter --help` stays fast
 
-        uvicorn.run(self.app, host=self.host, port=self.port, log_config=None,
-                    access_log=self.access_log, timeout_graceful_shutdown=30)
+        on_exit = self.on_exit
+
+        class _Server(uvicorn.Server):
+            def handle_exit(self, sig: int, frame: Any) -> None:
+                if on_exit is not None:
+                    on_exit()
+                super().handle_exit(sig, frame)
+
+        _Server(uvicorn.Config(self.app, host=self.host, port=self.port, log_config=None,
+                               access_log=self.access_log,
+                               timeout_graceful_shutdown=30)).run()
 
 
 def build_server(loaded: LoadedSettings, options: ServeOptions, *,
@@ -274,7 +288,10 @@ def build_server(loaded: LoadedSettings, options: ServeOptions, *,
                       secrets=[secret])
     _log_api_tokens(tokens)
 
+    from promoter.dashboard.feed import ChangeFeed
+
     metrics = ServerMetrics()
+    feed = ChangeFeed()
     adapters = instrument_adapters(build_adapters(loaded, environ=environ), metrics)
     service = build_service(loaded, adapters=adapters)
     # New versions flow in without a person where promoter.yaml says so (autoPropose).
@@ -287,11 +304,11 @@ def build_server(loaded: LoadedSettings, options: ServeOptions, *,
         dry_branch=loaded.settings.repository.dry_branch,
         workers=options.workers or spec.workers,
         resync_interval_s=options.resync_interval_s or spec.resync_interval_seconds,
-        dashboard=service, pull_url=_pull_url(loaded),
+        dashboard=service, feed=feed, pull_url=_pull_url(loaded),
         require_auth_for_reads=spec.require_auth_for_reads)
     return Server(app=app, host=options.host or spec.host,
                   port=spec.port if options.port is None else options.port,
-                  access_log=options.access_log)
+                  access_log=options.access_log, on_exit=feed.close)
 
 
 _GITHUB_URL = re.compile(

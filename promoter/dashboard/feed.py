@@ -21,7 +21,19 @@ class ChangeFeed:
 
     def __init__(self) -> None:
         self._version = 0
+        self._closed = False
         self._lock = threading.Lock()
+
+    @property
+    def closed(self) -> bool:
+        """True once the server is stopping: every stream ends, so none holds the shutdown
+        (uvicorn waits for open responses before it stops)."""
+        with self._lock:
+            return self._closed
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
 
     @property
     def version(self) -> int:
@@ -33,10 +45,11 @@ class ChangeFeed:
             self._version += 1
 
     async def wait_past(self, seen: int, *, timeout_s: float, poll_s: float = 0.25) -> int:
-        """The version once it is past `seen`, or the current one after `timeout_s`."""
+        """The version once it is past `seen`, or the current one after `timeout_s` or once
+        the feed is closed."""
         deadline = time.monotonic() + timeout_s
         while True:
             current = self.version
-            if current > seen or time.monotonic() >= deadline:
+            if current > seen or time.monotonic() >= deadline or self.closed:
                 return current
             await asyncio.sleep(poll_s)

@@ -156,6 +156,13 @@ def _calibration(report: Mapping[str, Any]) -> Plot:
     return Plot("calibration", title, _figure(paint, title=title))
 
 
+def slice_checks(report: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The slice checks with a value, failing ones first (then in the report's order)."""
+    rows = [c for c in report.get("checks", ())
+            if c.get("slice") is not None and c.get("observed") is not None]
+    return sorted(rows, key=lambda c: c["verdict"] != "fail")
+
+
 def _forest(report: Mapping[str, Any]) -> Plot:
     """Each vsBaseline check: the improvement, its interval, and the bound it must reach."""
     title = "Change against the baseline"
@@ -191,11 +198,10 @@ def _forest(report: Mapping[str, Any]) -> Plot:
 def _slices(report: Mapping[str, Any]) -> Plot:
     """Each slice check as a bar of its value beside its bound, failing ones first."""
     title = "Slices against their thresholds"
-    rows = [c for c in report.get("checks", ())
-            if c.get("slice") is not None and c.get("observed") is not None]
+    rows = slice_checks(report)
     if not rows:
         return Plot("slices", title, None, "no slice thresholds in this environment's policy")
-    rows = sorted(rows, key=lambda c: c["verdict"] != "fail")[::-1]
+    rows = rows[::-1]  # matplotlib counts rows from the bottom: the first one on top
 
     def paint(ax: Any) -> None:
         ys = range(len(rows))

@@ -320,8 +320,11 @@ async def _stream(request: Request, feed: ChangeFeed) -> AsyncIterator[str]:
     seen = feed.version
     end = time.monotonic() + STREAM_SECONDS
     yield f"retry: 3000\nevent: hello\ndata: {seen}\n\n"
-    while time.monotonic() < end and not await request.is_disconnected():
+    while (time.monotonic() < end and not feed.closed
+           and not await request.is_disconnected()):
         current = await feed.wait_past(seen, timeout_s=15.0)
+        if feed.closed:
+            return
         if current > seen:
             seen = current
             yield f"event: changed\ndata: {current}\n\n"
