@@ -25,6 +25,7 @@ from promoter.gitops.local import LocalGitRepository
 from promoter.gitops.port import GitOpsRepository
 from promoter.model_store import LocalModelStore, ModelStore
 from promoter.promotion.autopropose import AutoProposer
+from promoter.promotion.dora import parse_window
 from promoter.promotion.evaluator import SubprocessEvaluator
 from promoter.promotion.rollback import RollbackService
 from promoter.promotion.service import PromotionService
@@ -42,6 +43,8 @@ if TYPE_CHECKING:
     from promoter.server.ports import PromotionPort
     from promoter.server.tokens import ApiTokens
 
+DORA_GAUGE_WINDOW = "30d"
+"""The window of the `promoter_dora_*` gauges `promoter serve` exposes."""
 PROMOTER_IDENTITY = "promoter"
 
 
@@ -294,6 +297,9 @@ def build_server(loaded: LoadedSettings, options: ServeOptions, *,
     feed = ChangeFeed()
     adapters = instrument_adapters(build_adapters(loaded, environ=environ), metrics)
     service = build_service(loaded, adapters=adapters)
+    # The DORA gauges of /metrics, computed from the history when scraped (at most every 5 min).
+    metrics.watch_dora(lambda: service.dora(window=parse_window(DORA_GAUGE_WINDOW)),
+                       window=DORA_GAUGE_WINDOW)
     # New versions flow in without a person where promoter.yaml says so (autoPropose).
     proposer = build_auto_proposer(loaded, adapters=adapters, service=service)
     app = build_app(

@@ -22,6 +22,7 @@ import click
 
 from promoter import __version__
 from promoter.cli.api_tokens import token
+from promoter.cli.audit import dora, history
 from promoter.cli.companion import argo, flux
 from promoter.cli.discover import discover
 from promoter.cli.errors import handle_errors
@@ -239,6 +240,6 @@ def demo(workdir: Path) -> None:
 
 
 for command in (propose, reconcile, approve, status, evaluate, flux, argo, rollback, health,
-                serve, token, discover):
+                serve, token, discover, history, dora):
     main.add_command(command)
 add_global_options(main)

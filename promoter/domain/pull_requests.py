@@ -9,7 +9,7 @@ them. The port that returns them is `promoter.forge.base.Forge`.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 
@@ -65,6 +65,11 @@ class CommitStatus:
     description: str
     """One line shown next to the status (GitHub cuts it at 140 characters)."""
     target_url: str | None = None
+    created_at: datetime | None = field(default=None, compare=False)
+    """When the forge recorded this status, as read back (None on one about to be set). Not
+    part of equality: a status is the same verdict whenever it was recorded. History reads
+    the `promoter/rollout` status's time as when promoter saw the rollout healthy or
+    failed."""
 
 
 @dataclass(frozen=True, slots=True)

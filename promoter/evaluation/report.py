@@ -17,9 +17,12 @@ from promoter.evaluation.gate import CheckResult, Verdict
 from promoter.evaluation.metrics import HIGHER_IS_BETTER, METRIC_NAMES, TASK_METRICS
 from promoter.evaluation.report_parts import HoldoutInfo, ModelResult, SliceResult, _finite_or_none
 
-REPORT_SCHEMA_VERSION = 2
-"""Bumped on any incompatible change to `to_json_dict()`'s shape. 2: task, intervals,
-inconclusive verdicts, slices, budgets (latency, size), signature diff, confinement."""
+REPORT_SCHEMA_VERSION = 3
+"""Bumped on any change to `to_json_dict()`'s shape. 2: task, intervals, inconclusive
+verdicts, slices, budgets (latency, size), signature diff, confinement. 3: each model's
+`plots` (ROC and precision-recall points, calibration bins; `evaluation.plots`)."""
+READABLE_SCHEMA_VERSIONS = (2, 3)
+"""Versions `from_json_dict` reads: a version-2 report is a version-3 one without plots."""
 SUMMARY_MAX_CHARS = 140
 
 _ICONS = {Verdict.PASS: "✅", Verdict.FAIL: "❌", Verdict.SKIPPED: "⏭",
@@ -145,15 +148,17 @@ class EvaluationReport:
 
     @classmethod
     def from_json_dict(cls, data: Mapping[str, Any]) -> EvaluationReport:
-        """Read a report written by `to_json_dict`. Raises ValueError for another schema
-        version, KeyError/TypeError for a malformed one."""
+        """Read a report written by `to_json_dict` at any of `READABLE_SCHEMA_VERSIONS` (read
+        as the current version). Raises ValueError for another schema version,
+        KeyError/TypeError for a malformed one."""
         version = data.get("schemaVersion")
-        if version != REPORT_SCHEMA_VERSION:
-            raise ValueError(f"evaluation report schema version {version!r} is not "
-                             f"{REPORT_SCHEMA_VERSION}")
+        if version not in READABLE_SCHEMA_VERSIONS:
+            raise ValueError(f"evaluation report schema version {version!r} is not one of "
+                             + ", ".join(map(str, READABLE_SCHEMA_VERSIONS)))
         baseline = data.get("baseline")
         holdout = data["holdout"]
         return cls(
+            schema_version=REPORT_SCHEMA_VERSION,
             candidate=ModelResult.from_json_dict(data["candidate"]),
             baseline=None if baseline is None else ModelResult.from_json_dict(baseline),
             holdout=HoldoutInfo(path=str(holdout["path"]), digest=str(holdout["digest"]),

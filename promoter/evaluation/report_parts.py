@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from promoter.evaluation.plots import ModelPlots
 from promoter.evaluation.signature import SignatureInfo
 
 
@@ -38,6 +39,9 @@ class ModelResult:
     """`p50Ms`, `p99Ms` (single row), `batchP50Ms`, `batchP99Ms`, `batchSize`."""
     size_bytes: int | None = None
     """Size of the SavedModel directory on disk."""
+    plots: ModelPlots | None = None
+    """ROC and precision-recall points and calibration bins (`plots`); binary
+    classification only, and None in a report older than schema version 3."""
 
     def to_json_dict(self) -> dict[str, Any]:
         return {
@@ -50,11 +54,13 @@ class ModelResult:
             "scoringSeconds": self.scoring_seconds,
             "latencyMs": None if self.latency_ms is None else dict(self.latency_ms),
             "sizeBytes": self.size_bytes,
+            "plots": None if self.plots is None else self.plots.to_json_dict(),
         }
 
     @classmethod
     def from_json_dict(cls, data: Mapping[str, Any]) -> ModelResult:
         signature = data.get("signature")
+        plots = data.get("plots")
         return cls(
             model_dir=str(data["modelDir"]),
             digest=data.get("digest"),
@@ -66,6 +72,7 @@ class ModelResult:
             scoring_seconds=data.get("scoringSeconds"),
             latency_ms=data.get("latencyMs"),
             size_bytes=data.get("sizeBytes"),
+            plots=None if plots is None else ModelPlots.from_json_dict(plots),
         )
 
 

@@ -18,7 +18,9 @@ from typing import Any
 import numpy as np
 
 from promoter.config.schema import EvaluationPolicy
+from promoter.evaluation.binary_stats import BinaryClassificationStats
 from promoter.evaluation.gate import CheckResult, Verdict
+from promoter.evaluation.plots import binary_plots
 from promoter.evaluation.report import EvaluationReport
 from promoter.evaluation.report_parts import HoldoutInfo, ModelResult
 from promoter.evaluation.signature import SignatureInfo
@@ -56,7 +58,9 @@ def _load_result(data: Mapping[str, Any], out: Path, *, model_dir: Path, digest:
                          scoring_seconds=float(data["seconds"]),
                          latency_ms=None if latency is None else {
                              str(k): float(v) for k, v in latency.items()},
-                         size_bytes=_size_on_disk(model_dir))
+                         size_bytes=_size_on_disk(model_dir),
+                         plots=binary_plots(stats)
+                         if isinstance(stats, BinaryClassificationStats) else None)
     classes = getattr(stats, "classes", 0)
     return result, _Extra(blocks=arrays["blocks"], classes=classes, slices=slices)
 

@@ -59,9 +59,11 @@ class TeamDirectory(Protocol):
 @runtime_checkable
 class CheckRunPublisher(Protocol):
     def publish_check_run(self, sha: str, *, name: str, state: StatusState, title: str,
-                          summary: str, text: str | None = None) -> int:
+                          summary: str, text: str | None = None,
+                          details_url: str | None = None) -> int:
         """Publish a report (Markdown `summary`/`text`) as the check run `name` on `sha`,
-        editing the run of that name if there is one."""
+        editing the run of that name if there is one; `details_url` is where the run's
+        "Details" link goes (the promotion's page)."""
         ...
 
 

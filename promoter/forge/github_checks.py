@@ -77,7 +77,8 @@ class GitHubChecks(GitHubCalls):
                     continue
                 latest[s.context] = CommitStatus(context=s.context, state=StatusState(s.state),
                                                  description=s.description or "",
-                                                 target_url=s.target_url)
+                                                 target_url=s.target_url,
+                                                 created_at=s.created_at)
         except _github_exception() as exc:
             if getattr(exc, "status", None) in (404, 422):
                 return []
@@ -137,7 +138,8 @@ class GitHubChecks(GitHubCalls):
                               _fit("required checks passed: " + ", ".join(sorted(required))))
 
     def publish_check_run(self, sha: str, *, name: str, state: StatusState, title: str,
-                          summary: str, text: str | None = None) -> int:
+                          summary: str, text: str | None = None,
+                          details_url: str | None = None) -> int:
         """Publish a report as the check run `name` on `sha` (Checks API), edited in place if
         a run of that name exists there already; return its id.
 
@@ -152,6 +154,8 @@ class GitHubChecks(GitHubCalls):
         if text is not None:
             output["text"] = text[:65535]
         fields: dict[str, Any] = {"output": output}
+        if details_url is not None:
+            fields["details_url"] = details_url
         if state is StatusState.PENDING:
             fields["status"] = "in_progress"
         else:

@@ -162,9 +162,11 @@ class _TeamLookup(_Instrumented):
 
 class _CheckRunPublishing(_Instrumented):
     def publish_check_run(self, sha: str, *, name: str, state: StatusState, title: str,
-                          summary: str, text: str | None = None) -> int:
+                          summary: str, text: str | None = None,
+                          details_url: str | None = None) -> int:
         return self._call("publish_check_run", lambda: self._forge.publish_check_run(
-            sha, name=name, state=state, title=title, summary=summary, text=text))
+            sha, name=name, state=state, title=title, summary=summary, text=text,
+            details_url=details_url))
 
 
 def instrument_forge(forge: Forge, *, on_call: OnCall) -> InstrumentedForge:

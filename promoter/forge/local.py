@@ -250,13 +250,14 @@ class LocalForge(MergeRepair):
             return []
         with self._transaction(write=False) as conn:
             rows = conn.execute(
-                "SELECT context, state, description, target_url FROM statuses AS s"
+                "SELECT context, state, description, target_url, created_at FROM statuses AS s"
                 " WHERE sha = ? AND id = (SELECT MAX(id) FROM statuses"
                 " WHERE sha = s.sha AND context = s.context) ORDER BY context",
                 (full,),
             ).fetchall()
         return [CommitStatus(context=r["context"], state=StatusState(r["state"]),
-                             description=r["description"], target_url=r["target_url"])
+                             description=r["description"], target_url=r["target_url"],
+                             created_at=datetime.fromisoformat(r["created_at"]))
                 for r in rows]
 
     def submit_review(self, number: int, *, user: str, state: ReviewState) -> Review:

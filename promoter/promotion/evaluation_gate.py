@@ -121,7 +121,8 @@ class EvaluationGate:
             try:
                 check_runs.publish_check_run(pull.head_sha, name=EVALUATION_CONTEXT,
                                              state=state, title=verdict.summary,
-                                             summary=markdown)
+                                             summary=markdown,
+                                             details_url=self._page(pull.number))
             except ForgeError as exc:
                 # Only GitHub Apps may create check runs; the status and comment still say it.
                 log.warning("no check run for PR #%s: %s", pull.number, exc.message)
@@ -164,8 +165,16 @@ class EvaluationGate:
                 f"{env.name} runs ({baseline.digest[:19]} != {deployed.digest[:19]})")
         return baseline
 
+    def _page(self, number: int) -> str | None:
+        """The promotion's page on the dashboard, when `service.publicUrl` is set."""
+        public_url = self._ctx.settings.settings.service.public_url
+        return None if public_url is None else f"{public_url}/promotions/{number}"
+
     def _upsert_report(self, number: int, markdown: str) -> None:
         forge = self._ctx.forge
+        page = self._page(number)
+        if page is not None:
+            markdown = markdown.rstrip("\n") + f"\n\n[Open this promotion in promoter]({page})\n"
         current = next((c for c in forge.list_comments(number)
                         if c.key == REPORT_COMMENT_KEY), None)
         if current is None or current.body != markdown:

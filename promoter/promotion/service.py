@@ -14,7 +14,7 @@ This is a facade over the parts that do the work, each in its own module:
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from promoter.cluster.errors import ClusterError
 from promoter.cluster.gate import ROLLOUT_CONTEXT
@@ -29,9 +29,12 @@ from promoter.model_store import ModelStore
 from promoter.policy import GateResult
 from promoter.promotion.approving import Approver
 from promoter.promotion.context import PromotionContext
+from promoter.promotion.dora import DoraFigures, Window, dora_figures
 from promoter.promotion.evaluation_gate import EvaluationGate
 from promoter.promotion.evaluator import Evaluator
 from promoter.promotion.gates import GateRunner
+from promoter.promotion.history import DEFAULT_LIMIT, EnvironmentHistory
+from promoter.promotion.history_reader import HistoryReader, completion_times
 from promoter.promotion.phase import PromotionFacts, PromotionPhase, derive_phase, read_facts
 from promoter.promotion.proposing import Proposer
 from promoter.promotion.reconciling import Reconciler
@@ -224,3 +227,22 @@ class PromotionService:
     def rollout_of(self, environment: EnvironmentSpec) -> RolloutState | None:
         """The cluster's reading of `environment`'s branch head (see RolloutWatcher)."""
         return self._rollouts.rollout_of(environment)
+
+    # --- history and DORA ---------------------------------------------------------------------
+
+    def history(self, *, environment: str | None = None,
+                limit: int = DEFAULT_LIMIT) -> list[EnvironmentHistory]:
+        """Every merge and rollback per environment (newest first, at most `limit` each), with
+        who proposed and approved, the digests, and the times, read from git and the forge
+        (`promoter.promotion.history`). BadInputError for an unknown `environment`."""
+        return HistoryReader(self._ctx).history(environment=environment, limit=limit)
+
+    def dora(self, *, window: timedelta, end: datetime | None = None,
+             environment: str | None = None) -> list[DoraFigures]:
+        """DORA figures per model and environment over the `window` ending at `end` (now by
+        default): see `promoter.promotion.dora` for what each counts."""
+        histories = self.history(environment=environment)
+        span = Window.ending(end or self._ctx.clock(), window)
+        models = {d.model for h in histories for d in h.deployments}
+        return dora_figures(histories, completed=completion_times(self._ctx.store, models),
+                            window=span)

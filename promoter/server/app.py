@@ -16,12 +16,14 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, Header, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
 from promoter.errors import PromoterError
+from promoter.promotion.dora import DEFAULT_WINDOW, parse_until, parse_window
+from promoter.promotion.history import DEFAULT_LIMIT
 from promoter.server.answers import (
     EnvironmentAnswer,
     EnvironmentsAnswer,
@@ -35,6 +37,7 @@ from promoter.server.answers import (
 )
 from promoter.server.deliveries import DeliveryMemory
 from promoter.server.errors import ApiError, error_body, install_error_handlers
+from promoter.server.history_answers import DoraAnswer, HistoryAnswer
 from promoter.server.jobs import ReconcileJobs
 from promoter.server.limits import BodyLimitMiddleware
 from promoter.server.metrics import CONTENT_TYPE, ServerMetrics
@@ -347,6 +350,23 @@ def _api_router() -> APIRouter:
                            fix="GET /api/v1/promotions lists the open ones")
         return PromotionDetailAnswer(**dict(found),
                                      evaluation_report=service.evaluation_report(number))
+
+    @router.get("/history", responses={400: {"description": "no such environment"}})
+    def history(service: ServiceDep, environment: str | None = None,
+                limit: Annotated[int, Query(ge=1, le=1000)] = DEFAULT_LIMIT) -> HistoryAnswer:
+        """Every merge and rollback per environment, newest first: who proposed and approved
+        (on which head), the evaluation, the digests, proposal -> merge -> healthy."""
+        return HistoryAnswer.of(service.history(environment=environment, limit=limit))
+
+    @router.get("/dora", responses={400: {"description": "a bad window or environment"}})
+    def dora(service: ServiceDep, window: str = DEFAULT_WINDOW, until: str | None = None,
+             environment: str | None = None) -> DoraAnswer:
+        """DORA figures per model and environment over the window (`30d`, `12h`, `2w`)
+        ending `until` (RFC 3339 with offset; now by default): deployment frequency, lead
+        time, change failure rate, time to restore."""
+        length, end = parse_window(window), None if until is None else parse_until(until)
+        return DoraAnswer.of(window, service.dora(window=length, end=end,
+                                                  environment=environment))
 
     def review(number: int, body: ReviewRequest | None, user: str, parts: ServerParts, *,
                reject: bool) -> ReviewAnswer:

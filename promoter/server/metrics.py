@@ -11,9 +11,19 @@ no longer reconciled.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from promoter.errors import PromoterError
+from promoter.promotion.dora import DoraFigures
+
+log = logging.getLogger(__name__)
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -104,5 +114,75 @@ class ServerMetrics:
         self.queue_depth.set_function(queue_depth)
         self.jobs_running.set_function(running)
 
+    def watch_dora(self, source: Callable[[], Sequence[DoraFigures]], *, window: str,
+                   ttl_s: float = 300.0,
+                   clock: Callable[[], float] = time.monotonic) -> None:
+        """Expose `source`'s DORA figures as gauges (`promoter_dora_*`), computed at scrape
+        time at most once per `ttl_s` (each computation walks the history on the forge)."""
+        self.registry.register(DoraCollector(source, window=window, ttl_s=ttl_s, clock=clock))
+
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
+
+
+_DORA_GAUGES = (
+    ("promoter_dora_deployments", "Promotions merged in the window.", "deployments"),
+    ("promoter_dora_deployments_per_day", "Promotions merged per day of the window.",
+     "deployments_per_day"),
+    ("promoter_dora_lead_time_seconds", "Median time from a version complete in the store "
+     "to its rollout seen healthy; absent when none was measured.", "lead_time_seconds"),
+    ("promoter_dora_change_failure_rate", "Failed or rolled-back promotions / promotions in "
+     "the window; absent without promotions.", "change_failure_rate"),
+    ("promoter_dora_time_to_restore_seconds", "Median time from a failure to the next "
+     "deployment seen healthy; absent when none was measured.", "time_to_restore_seconds"),
+)
+
+
+class DoraCollector(Collector):
+    """DORA figures per model and environment as gauges, labelled `model`, `environment` and
+    `window`. A figure that cannot be measured (None) has no sample, never a 0: Prometheus
+    reads an absent series as unknown. `promoter_dora_up` is 0 when the last computation
+    failed (the forge or git unreadable); the gauges are then absent until the next one."""
+
+    def __init__(self, source: Callable[[], Sequence[DoraFigures]], *, window: str,
+                 ttl_s: float, clock: Callable[[], float]) -> None:
+        self._source = source
+        self._window = window
+        self._ttl_s = ttl_s
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._cached: tuple[float, Sequence[DoraFigures] | None] | None = None
+
+    def describe(self) -> Iterator[GaugeMetricFamily]:
+        # Without this the registry would call collect() on registration: a history walk
+        # at start-up.
+        yield GaugeMetricFamily("promoter_dora_up", "1 when the figures could be computed.")
+        for name, help_text, _ in _DORA_GAUGES:
+            yield GaugeMetricFamily(name, help_text, labels=["model", "environment", "window"])
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        figures = self._figures()
+        up = GaugeMetricFamily("promoter_dora_up", "1 when the figures could be computed.")
+        up.add_metric([], 0.0 if figures is None else 1.0)
+        yield up
+        for name, help_text, attribute in _DORA_GAUGES:
+            family = GaugeMetricFamily(name, help_text,
+                                       labels=["model", "environment", "window"])
+            for f in figures or ():
+                value = getattr(f, attribute)
+                if value is not None:
+                    family.add_metric([f.model, f.environment, self._window], float(value))
+            yield family
+
+    def _figures(self) -> Sequence[DoraFigures] | None:
+        with self._lock:
+            now = self._clock()
+            if self._cached is not None and now - self._cached[0] < self._ttl_s:
+                return self._cached[1]
+            try:
+                figures: Sequence[DoraFigures] | None = self._source()
+            except PromoterError as exc:
+                log.warning("DORA figures not computed: %s", exc.message)
+                figures = None
+            self._cached = (now, figures)
+            return figures

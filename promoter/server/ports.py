@@ -4,10 +4,13 @@ do the fakes of the tests and the benchmark."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from promoter.config.loader import DryConfig
 from promoter.domain.pull_requests import Review
+from promoter.promotion.dora import DoraFigures
+from promoter.promotion.history import EnvironmentHistory
 from promoter.promotion.results import EnvironmentStatus, ReconcileOutcome
 
 
@@ -25,3 +28,9 @@ class PromotionPort(Protocol):
     def evaluation_report(self, number: int) -> str | None: ...
 
     def approve(self, number: int, *, user: str, reject: bool = False) -> Review: ...
+
+    def history(self, *, environment: str | None = None,
+                limit: int = ...) -> Sequence[EnvironmentHistory]: ...
+
+    def dora(self, *, window: timedelta, end: datetime | None = None,
+             environment: str | None = None) -> Sequence[DoraFigures]: ...

@@ -7,6 +7,8 @@ implementation (`tests/contract/harness.py`, fixtures in `conftest.py`).
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
 from promoter.domain.pull_requests import (
@@ -150,6 +152,20 @@ def test_statuses_latest_per_context_sorted(forge_harness: ForgeHarness) -> None
     ]
     assert forge.list_statuses(other) == [
         CommitStatus("promoter/evaluation", StatusState.FAILURE, "old")]
+
+
+def test_statuses_say_when_they_were_recorded(forge_harness: ForgeHarness) -> None:
+    # History reads the time of the `promoter/rollout` status as when a rollout was seen
+    # healthy or failed: every forge must give it, time-zone aware. GitHub keeps seconds.
+    sha = propose(forge_harness)
+    before = datetime.now(UTC).replace(microsecond=0)
+    forge_harness.forge.set_status(sha, CommitStatus("promoter/rollout", StatusState.SUCCESS,
+                                                     "dev: healthy"))
+    after = datetime.now(UTC)
+    [status] = forge_harness.forge.list_statuses(sha)
+    assert status.created_at is not None
+    assert status.created_at.tzinfo is not None
+    assert before <= status.created_at <= after
 
 
 def test_status_on_unknown_commit_is_refused(forge_harness: ForgeHarness) -> None:

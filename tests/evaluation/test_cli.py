@@ -34,12 +34,20 @@ def test_passing_gate_exits_0_and_prints_json(demo_store: dict[int, Path],
                           "--json")
     assert (code, err) == (0, "")
     data = json.loads(out)
-    assert data["schemaVersion"] == 2
+    assert data["schemaVersion"] == 3
     assert data["passed"] is True
     assert set(data["candidate"]["metrics"]) == set(BINARY_METRICS)
     assert data["baseline"]["metrics"]["auc"] < data["candidate"]["metrics"]["auc"]
     assert data["candidate"]["digest"].startswith("sha256:")
     assert data["holdout"]["rows"] == 4000
+    for role in ("candidate", "baseline"):  # the points a dashboard plots, exact and thinned
+        roc = data[role]["plots"]["roc"]
+        assert 2 < len(roc["fpr"]) <= 101
+        assert (roc["fpr"][0], roc["tpr"][0], roc["fpr"][-1], roc["tpr"][-1]) == (0, 0, 1, 1)
+        area = sum((b - a) * (c + d) / 2 for a, b, c, d in zip(
+            roc["fpr"], roc["fpr"][1:], roc["tpr"], roc["tpr"][1:], strict=False))
+        assert area == pytest.approx(data[role]["metrics"]["auc"], abs=2e-3)
+        assert sum(data[role]["plots"]["calibration"]["count"]) == 4000
     assert [(c["name"], c["verdict"]) for c in data["checks"]] == [
         ("auc.min", "pass"), ("auc.vsBaseline", "pass"), ("accuracy.min", "pass"),
         ("log_loss.max", "pass"), ("log_loss.vsBaseline", "pass")]

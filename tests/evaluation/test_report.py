@@ -101,7 +101,7 @@ def test_summary_line_fits_a_commit_status(candidate: ModelResult,
 def test_json_is_versioned_complete_and_round_trips() -> None:
     report = _report(BETTER, DEPLOYED)
     data = json.loads(json.dumps(report.to_json_dict(), allow_nan=False))
-    assert data["schemaVersion"] == 2
+    assert data["schemaVersion"] == 3
     assert data["passed"] is True
     assert data["candidate"]["metrics"] == {"accuracy": 0.8579, "auc": 0.9263, "log_loss": 0.3339}
     assert data["baseline"]["modelDir"] == "models/churn/1"
@@ -124,7 +124,7 @@ def test_json_has_no_infinities_and_other_versions_are_refused() -> None:
     data = report.to_json_dict()
     json.dumps(data, allow_nan=False)
     assert data["checks"][0]["observed"] is None
-    with pytest.raises(ValueError, match="schema version 1"):
+    with pytest.raises(ValueError, match="schema version 1 is not one of"):
         EvaluationReport.from_json_dict({**data, "schemaVersion": 1})
 
 

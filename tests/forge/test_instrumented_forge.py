@@ -58,7 +58,8 @@ class _Teams:
 
 class _CheckRuns:
     def publish_check_run(self, sha: str, *, name: str, state: StatusState, title: str,
-                          summary: str, text: str | None = None) -> int:
+                          summary: str, text: str | None = None,
+                          details_url: str | None = None) -> int:
         return 42
 
 

@@ -371,7 +371,7 @@ class FakeGitHub:
                     node_id=f"CR_{run['id']}", external_id="",
                     url=f"{self._repo_url}/check-runs/{run['id']}",
                     html_url=f"{self.base_url}/{self.owner}/{self.name}/runs/{run['id']}",
-                    details_url=None, started_at=_iso(_now()),
+                    details_url=run.get("details_url"), started_at=_iso(_now()),
                     completed_at=_iso(_now()) if run["conclusion"] else None,
                     pull_requests=[])
         slug = run["app"]
@@ -796,7 +796,7 @@ class FakeGitHub:
 
 
 def _apply_check_run(run: dict[str, Any], body: dict[str, Any]) -> None:
-    for key in ("status", "conclusion"):
+    for key in ("status", "conclusion", "details_url"):
         if key in body:
             run[key] = body[key]
     if run["status"] != "completed":

@@ -161,13 +161,16 @@ def test_app_publishes_the_report_as_one_check_run(
     first = forge.publish_check_run(head, name="promoter/evaluation",
                                     state=StatusState.PENDING, title="Evaluating",
                                     summary="Scoring v2 against v1")
+    page = "https://promoter.example.com/promotions/7"
     again = forge.publish_check_run(head, name="promoter/evaluation",
                                     state=StatusState.SUCCESS, title="AUC 0.91",
-                                    summary="## Evaluation\n\n| auc | 0.91 |")
+                                    summary="## Evaluation\n\n| auc | 0.91 |",
+                                    details_url=page)
     assert again == first
     (run,) = fake_github.check_runs[head]
     assert (run["status"], run["conclusion"], run["title"]) == ("completed", "success",
                                                                 "AUC 0.91")
+    assert run["details_url"] == page  # GitHub's "Details" link: the promotion's page
     pr = open_pr(forge)
     fake_github.required_checks["environments/prod"] = ["promoter/evaluation", "ci/lint"]
     fake_github.add_check_run(head, name="ci/lint", conclusion="success")

@@ -392,9 +392,13 @@ class ForgeWithRequiredChecks(LocalForge):
                            ) -> frozenset[str]:
         return frozenset(users) & self.team
 
+    details_urls: list[str | None]
+
     def publish_check_run(self, sha: str, *, name: str, state: StatusState, title: str,
-                          summary: str, text: str | None = None) -> int:
+                          summary: str, text: str | None = None,
+                          details_url: str | None = None) -> int:
         self.check_runs.append((sha, name, state, summary))
+        self.details_urls = [*getattr(self, "details_urls", []), details_url]
         return len(self.check_runs)
 
 def test_required_external_checks_hold_the_merge(world: World) -> None:
@@ -414,12 +418,36 @@ def test_required_external_checks_hold_the_merge(world: World) -> None:
     assert [(sha, name, state) for sha, name, state, _ in forge.check_runs] == [
         (result.commit, "promoter/evaluation", StatusState.SUCCESS)]
     assert "## Evaluation" in forge.check_runs[0][3]
+    assert forge.details_urls == [None]  # no service.publicUrl: no page to link to
     forge.checks = ExternalChecks(StatusState.FAILURE, "ci/e2e failed", failing=("ci/e2e",))
     assert world.service.reconcile_pull(result.pull_request.number).state is (
         PromotionState.BLOCKED)
     forge.checks = ExternalChecks(StatusState.SUCCESS, "all required checks passed")
     assert world.service.reconcile_pull(result.pull_request.number).state is (
         PromotionState.MERGED)
+
+
+def test_comment_and_check_run_link_to_the_promotion_page_with_a_public_url(
+        world: World) -> None:
+    settings = world.root / "promoter.yaml"
+    assert "\nservice:" not in settings.read_text()
+    settings.write_text(settings.read_text()
+                        + "\nservice:\n  publicUrl: https://promoter.example.com/\n")
+    forge = ForgeWithRequiredChecks(world.forge.db_path, LocalGitRepository(world.root))
+    forge.check_runs = []
+    forge.checks = ExternalChecks(StatusState.SUCCESS, "none required")
+    service = PromotionService(
+        settings=load_settings(settings), repo=LocalGitRepository(world.root), forge=forge,
+        store=LocalModelStore(world.root / "models"), evaluator=world.evaluator)
+    result = service.propose(environment="dev", model="churn", version=1, author="mia")
+    assert result.pull_request is not None
+    number = result.pull_request.number
+    service.reconcile_pull(number)
+    page = f"https://promoter.example.com/promotions/{number}"  # the trailing / is dropped
+    assert forge.details_urls == [page]
+    report = service.evaluation_report(number)
+    assert report is not None
+    assert report.endswith(f"[Open this promotion in promoter]({page})\n")
 
 
 def test_members_of_the_approver_team_count(world: World) -> None:

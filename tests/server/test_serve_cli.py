@@ -172,4 +172,7 @@ def test_build_server_composes_from_promoter_yaml_and_the_given_environment(
     assert parts.repository is None  # a local repository: webhooks of any repository
     # One registry: the service's forge reports to the app's /metrics.
     parts.service.status()
-    assert "promoter_forge_calls_total" in parts.metrics.exposition().decode()
+    exposition = parts.metrics.exposition().decode()
+    assert "promoter_forge_calls_total" in exposition
+    # The DORA gauges read the service's history (nothing merged yet: no figures, but up).
+    assert "promoter_dora_up 1.0" in exposition

@@ -4,6 +4,7 @@ deployment."""
 
 from __future__ import annotations
 
+import urllib.parse
 from typing import Literal
 
 from pydantic import (
@@ -258,6 +259,25 @@ class ServiceSpec(Spec):
     """Address to listen on; loopback by default (put a reverse proxy or ingress in front)."""
     port: int = Field(default=8080, ge=0, le=65535)
     """TCP port; 0 picks a free one."""
+    public_url: str | None = None
+    """Where people reach this server (e.g. `https://promoter.example.com`, behind the
+    ingress): the evaluation comment and check run link to `{publicUrl}/promotions/{pr}`.
+    None: no link. An http(s) URL without credentials, query or fragment."""
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, url: str | None) -> str | None:
+        if url is None:
+            return None
+        parts = urllib.parse.urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"{url!r} is not an http(s) URL with a host, e.g. "
+                             "https://promoter.example.com")
+        if "@" in parts.netloc or parts.query or parts.fragment or any(
+                c.isspace() or not c.isprintable() for c in url):
+            raise ValueError(f"{url!r}: give only scheme, host, port and path (no "
+                             "credentials, query, fragment or blanks)")
+        return url.rstrip("/")
     webhook_secret_env: EnvVarName = "PROMOTER_WEBHOOK_SECRET"
     """Environment variable holding the GitHub webhook secret (required by `serve`)."""
     api_tokens_file: str | None = None
