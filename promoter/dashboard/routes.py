@@ -36,6 +36,7 @@ from promoter.dashboard.sessions import (
 )
 from promoter.domain.pull_requests import PullRequestState
 from promoter.errors import PromoterError, PullRequestNotFoundError
+from promoter.promotion.dora import DEFAULT_WINDOW, parse_window
 from promoter.server.errors import http_status
 from promoter.server.tokens import ApiTokens
 
@@ -51,6 +52,8 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
+WINDOW_CHOICES = ("7d", "30d", "90d")
+"""The DORA page's windows to pick from; any `?window=` that `parse_window` reads works."""
 STREAM_SECONDS = 300.0
 """An event stream ends after this long; the browser's EventSource opens a new one."""
 
@@ -72,15 +75,14 @@ class DashboardParts:
     sessions: SessionStore = field(default_factory=SessionStore)
     plots: PlotCache = field(default_factory=PlotCache)
     templates: jinja2.Environment = field(default_factory=lambda: template_environment())
-    extra_pages: dict[str, Callable[[Request], dict[str, Any]]] = field(default_factory=dict)
-    """History and DORA pages: template name -> a function giving the template's values."""
 
 
 def template_environment() -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.PackageLoader("promoter.dashboard", "templates"),
                              autoescape=True, undefined=jinja2.StrictUndefined)
     env.globals.update(number=views.number, short_digest=views.short_digest,
-                       baseline_label=views.baseline_label)
+                       baseline_label=views.baseline_label, duration=views.duration,
+                       percent=views.percent, when=views.when)
     return env
 
 
@@ -134,7 +136,7 @@ def render(request: Request, parts: DashboardParts, template: str, *, status: in
     session = current_session(request, parts)
     html = parts.templates.get_template(template).render(
         session=session, path=request.url.path, can_login=parts.api_tokens is not None,
-        extra_pages=tuple(parts.extra_pages), **values)
+        **values)
     return HTMLResponse(html, status_code=status, headers=SECURITY_HEADERS)
 
 
@@ -143,8 +145,7 @@ def _router() -> APIRouter:
     _page_routes(router)
     _review_routes(router)
     _login_routes(router)
-    for name, values in _extra_page_routes():
-        router.add_api_route(f"/{name}", values, methods=["GET"], response_class=HTMLResponse)
+    _audit_routes(router)
     return router
 
 
@@ -251,20 +252,26 @@ def _login_routes(router: APIRouter) -> None:
         return response
 
 
-def _extra_page_routes() -> list[tuple[str, Callable[..., Response]]]:
-    def page(name: str) -> Callable[..., Response]:
-        def handler(request: Request, parts: DashboardDep, session: ReaderDep) -> Response:
-            values = parts.extra_pages.get(name)
-            if values is None:
-                return render(request, parts, "error.html", status=404,
-                              error=PromoterError(f"this server has no {name} page"))
-            try:
-                return render(request, parts, f"{name}.html", **values(request))
-            except PromoterError as exc:
-                return render(request, parts, "error.html", status=http_status(exc),
-                              error=exc)
-        return handler
-    return [(name, page(name)) for name in ("history", "dora")]
+def _audit_routes(router: APIRouter) -> None:
+    @router.get("/history", response_class=HTMLResponse)
+    def history(request: Request, parts: DashboardDep, session: ReaderDep,
+                environment: str | None = None) -> Response:
+        try:
+            histories = parts.service.history(environment=environment or None)
+        except PromoterError as exc:
+            return render(request, parts, "error.html", status=http_status(exc), error=exc)
+        return render(request, parts, "history.html", histories=histories,
+                      environment=environment)
+
+    @router.get("/dora", response_class=HTMLResponse)
+    def dora(request: Request, parts: DashboardDep, session: ReaderDep,
+             window: str = DEFAULT_WINDOW) -> Response:
+        try:
+            figures = parts.service.dora(window=parse_window(window))
+        except PromoterError as exc:
+            return render(request, parts, "error.html", status=http_status(exc), error=exc)
+        return render(request, parts, "dora.html", figures=figures, window=window,
+                      windows=WINDOW_CHOICES)
 
 
 def _promotion_page(request: Request, parts: DashboardParts, number: int, *,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from promoter.domain.pull_requests import StatusState
@@ -228,3 +229,27 @@ def baseline_label(deployed: DeployedModel | None, report: Mapping[str, Any]) ->
     if deployed is not None and deployed.digest == baseline.get("digest"):
         return f"{deployed.model} v{deployed.version} (deployed now)"
     return "the version deployed when it was evaluated"
+
+
+def duration(seconds: float | None) -> str:
+    """`3d 4h`, `2h 5m`, `12m`, `45s`; an en dash when unknown."""
+    if seconds is None:
+        return "\u2013"
+    total = round(seconds)
+    if total < 60:
+        return f"{total}s"
+    minutes, _ = divmod(total, 60)
+    hours, minutes = divmod(minutes, 60)
+    days, hours = divmod(hours, 24)
+    if days:
+        return f"{days}d {hours}h"
+    return f"{hours}h {minutes}m" if hours else f"{minutes}m"
+
+
+def percent(rate: float | None) -> str:
+    return "\u2013" if rate is None else f"{rate:.0%}"
+
+
+def when(moment: datetime | None) -> str:
+    """A time for a table, in UTC to the minute."""
+    return "\u2013" if moment is None else moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M")
