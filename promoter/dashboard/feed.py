@@ -14,6 +14,10 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import Callable
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
 
 
 class ChangeFeed:
@@ -53,3 +57,32 @@ class ChangeFeed:
             if current > seen or time.monotonic() >= deadline or self.closed:
                 return current
             await asyncio.sleep(poll_s)
+
+
+class SinceLastChange(Generic[T]):
+    """One value computed at most once per version of `feed`: the pipelines page's statuses.
+
+    Everything that moves a promotion through the server moves the feed (reconciles after
+    webhooks, reviews, the periodic resync), so between two moves the service would answer
+    the same; the page then costs its rendering only. What changes outside the server
+    without a webhook (the CLI on the local forge) shows after the next resync, as the
+    reconciles see it (`service.resyncIntervalSeconds`)."""
+
+    def __init__(self, feed: ChangeFeed) -> None:
+        self._feed = feed
+        self._lock = threading.Lock()
+        self._cached: tuple[int, T] | None = None
+        self.computed = 0
+        """How many times the value was computed (tests, the benchmark)."""
+
+    def get(self, compute: Callable[[], T]) -> T:
+        version = self._feed.version
+        with self._lock:
+            if self._cached is not None and self._cached[0] == version:
+                return self._cached[1]
+        value = compute()  # outside the lock: a slow read must not queue every page
+        with self._lock:
+            self.computed += 1
+            if self._cached is None or self._cached[0] <= version:
+                self._cached = (version, value)
+        return value

@@ -23,7 +23,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response, Streamin
 from fastapi.staticfiles import StaticFiles
 
 from promoter.dashboard import views
-from promoter.dashboard.feed import ChangeFeed
+from promoter.dashboard.feed import ChangeFeed, SinceLastChange
 from promoter.dashboard.plots import PlotCache
 from promoter.dashboard.ports import DashboardPort
 from promoter.dashboard.sessions import (
@@ -75,6 +75,13 @@ class DashboardParts:
     sessions: SessionStore = field(default_factory=SessionStore)
     plots: PlotCache = field(default_factory=PlotCache)
     templates: jinja2.Environment = field(default_factory=lambda: template_environment())
+    statuses: SinceLastChange[Any] | None = None
+    """The dry config and the pipelines' statuses, computed once per change of `feed` (set
+    from it by default)."""
+
+    def __post_init__(self) -> None:
+        if self.statuses is None:
+            object.__setattr__(self, "statuses", SinceLastChange(self.feed))
 
 
 def template_environment() -> jinja2.Environment:
@@ -153,8 +160,9 @@ def _page_routes(router: APIRouter) -> None:
     @router.get("/", response_class=HTMLResponse)
     def pipelines(request: Request, parts: DashboardDep, session: ReaderDep) -> Response:
         try:
-            _, dry = parts.service.dry_config()
-            statuses = parts.service.pipelines()
+            assert parts.statuses is not None
+            dry, statuses = parts.statuses.get(
+                lambda: (parts.service.dry_config()[1], parts.service.pipelines()))
         except PromoterError as exc:
             return render(request, parts, "error.html", status=http_status(exc), error=exc)
         edges = {name: env.promotes_from for name, env in dry.environments.items()}

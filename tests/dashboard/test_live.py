@@ -68,3 +68,25 @@ def test_a_change_ends_a_wait() -> None:
     feed = ChangeFeed()
     threading.Timer(0.2, feed.changed).start()
     assert asyncio.run(feed.wait_past(0, timeout_s=30)) == 1
+
+
+def test_the_pipelines_are_read_once_per_change_and_again_after_one(tmp_path: Path) -> None:
+    world, number = waiting_world(tmp_path / "gitops")
+    app = build_app(world.service, webhook_secret=SECRET, api_tokens=TOKENS,
+                    resync_interval_s=None, dashboard=world.service)
+    with serve_in_thread(app) as url:
+        assert app.state.parts.scheduler.wait_idle(30)
+        statuses = app.state.dashboard.statuses
+        first = httpx.get(f"{url}/").text
+        computed = statuses.computed
+        assert httpx.get(f"{url}/").text == first
+        assert statuses.computed == computed  # nothing moved: not read again
+        assert "waiting for approval" in first
+        approved = httpx.post(f"{url}/api/v1/promotions/{number}/approve",
+                              headers=bearer(RITA_TOKEN))
+        assert approved.status_code == 200
+        assert app.state.parts.scheduler.wait_idle(30)  # the reconcile merges and moves the feed
+        after = httpx.get(f"{url}/").text
+        assert statuses.computed == computed + 1
+        assert "waiting for approval" not in after
+        app.state.dashboard.feed.close()
