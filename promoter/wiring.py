@@ -208,7 +208,8 @@ def build_app(service: PromotionPort, *, webhook_secret: bytes,
         service, webhook_secret=webhook_secret, scheduler=scheduler, jobs=jobs,
         metrics=metrics, api_tokens=api_tokens, repository=repository, dry_branch=dry_branch,
         max_webhook_bytes=MAX_WEBHOOK_BYTES if max_webhook_bytes is None else max_webhook_bytes,
-        max_request_bytes=MAX_REQUEST_BYTES if max_request_bytes is None else max_request_bytes)
+        max_request_bytes=MAX_REQUEST_BYTES if max_request_bytes is None else max_request_bytes,
+        require_auth_for_reads=require_auth_for_reads)
     if dashboard is not None:
         from promoter.dashboard.routes import DashboardParts, install_dashboard
 
@@ -283,6 +284,11 @@ def build_server(loaded: LoadedSettings, options: ServeOptions, *,
     spec = loaded.settings.service
     secret = _webhook_secret(options.webhook_secret_env or spec.webhook_secret_env, environ)
     tokens = _api_tokens(loaded, environ)
+    if spec.require_auth_for_reads and tokens is None:
+        raise BadInputError(
+            "service.requireAuthForReads is set but there is no tokens file: nobody could read",
+            fix="set $PROMOTER_API_TOKENS_FILE or service.apiTokensFile (`promoter token "
+                "new USER`), or turn requireAuthForReads off")
 
     root = logging.getLogger()
     configure_logging(level=min(root.level or logging.INFO, logging.INFO),

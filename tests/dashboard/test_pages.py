@@ -164,6 +164,10 @@ def test_reads_need_a_login_where_the_config_says_so(tmp_path: Path) -> None:
             response = client.get(path)
             assert response.status_code == 303, path
             assert response.headers["location"] == f"/login?next={path}"
+        assert client.get("/api/v1/environments").status_code == 401
+        assert client.get("/api/v1/history").status_code == 401
+        assert client.get("/api/v1/environments",
+                          headers={"Authorization": f"Bearer {BOB_TOKEN}"}).status_code == 200
         log_in(client, BOB_TOKEN)
         assert client.get("/").status_code == 200
 

@@ -297,7 +297,8 @@ class ServiceSpec(Spec):
     """Reconcile worker threads; at most one works on an environment branch at a time."""
     require_auth_for_reads: bool = False
     """The dashboard's pages (and their event stream) only for people logged in with a
-    token of the tokens file; by default they are open to read, like the REST API's GETs."""
+    token of the tokens file, and the REST API's GETs only with one as a bearer token; by
+    default both are open to read."""
 
 
 class ClusterSpec(Spec):
