@@ -278,7 +278,9 @@ def _figure(paint: Callable[[Any], None], *, title: str, height: float = 3.6,
     from matplotlib.backends.backend_svg import FigureCanvasSVG
     from matplotlib.figure import Figure
 
+    # parse_math off: a label is data (a slice's value may be "$5"), never TeX to interpret.
     with _lock, matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "promoter",
+                                       "text.parse_math": False,
                                        "font.size": 9, "axes.spines.top": False,
                                        "axes.spines.right": False}):
         figure = Figure(figsize=(4.6 * panels, height),

@@ -319,8 +319,10 @@ def _set_cookie(response: Response, name: str, value: str, *, max_age: int) -> N
 
 
 def _safe_next(path: str) -> str:
-    """Where to go after login: a path on this server only (never `//evil.example`)."""
-    if not path.startswith("/") or path.startswith("//") or "\\" in path or "\n" in path:
+    """Where to go after login: a path on this server only (never `//evil.example`, nor
+    a slash, a tab and `/evil.example`, which a browser reads as `//evil.example`)."""
+    if (not path.startswith("/") or path.startswith("//") or "\\" in path
+            or any(c.isspace() or not c.isprintable() for c in path)):
         return "/"
     return path
 

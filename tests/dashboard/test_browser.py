@@ -76,6 +76,8 @@ def dashboard(demo_run: DemoRun, tmp_path: Path) -> Iterator[Dashboard]:
 
 
 def _load(browser: Any, url: str) -> None:
+    # Leave the last page first: its event stream would retry a server that is gone.
+    browser.get("about:blank")
     browser.get_log("browser")  # drop what earlier pages logged
     browser.get(url)
     _wait(browser, lambda: browser.execute_script("return document.readyState") == "complete")

@@ -73,7 +73,8 @@ def test_login_with_an_unknown_token_is_refused(served: Served) -> None:
 
 
 def test_login_never_redirects_to_another_site(served: Served) -> None:
-    for target in ("//evil.example/", "https://evil.example/", "/\\evil.example"):
+    for target in ("//evil.example/", "https://evil.example/", "/\\evil.example",
+                   "/\t/evil.example", "/\n/evil.example"):
         page = served.client.get("/login")
         response = served.client.post("/login", data={
             "token": SAM_TOKEN, "csrf": csrf_of(page.text, "/login"), "next": target})

@@ -111,3 +111,12 @@ def test_a_check_without_numbers_is_left_out_not_drawn_as_zero(field: str) -> No
     else:
         assert forest.svg is not None
         assert len(re.findall(r"\(inconclusive\)|\(pass\)", forest.svg)) == 2
+
+
+def test_labels_from_the_data_are_text_not_markup_or_tex() -> None:
+    data = report()
+    data["checks"][1]["slice"] = "region=<script>alert(1)</script> $5 & more"
+    slices = next(p for p in draw_all(data) if p.key == "slices")
+    assert slices.svg is not None
+    assert "<script" not in slices.svg
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; $5 &amp; more" in slices.svg
