@@ -182,7 +182,7 @@ def main() -> int:
         **{f"{k}_median_ms": round(v, 1) for k, v in median.items()},
         **{f"{k}_p90_ms": round(statistics.quantiles(v, n=10)[-1], 1)
            for k, v in samples.items()},
-        "page_over_api": round(median["page"] / median["api"], 2),
+        "page_over_api": round(median["page"] / median["api"], 4),
         "page_after_change_over_api": round(median["page_after_change"] / median["api"], 2),
         "render_share_of_page": round(median["render_only"] / median["page"], 2),
         "page_html_bytes": len(page.encode()),

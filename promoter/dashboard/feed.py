@@ -71,18 +71,24 @@ class SinceLastChange(Generic[T]):
     def __init__(self, feed: ChangeFeed) -> None:
         self._feed = feed
         self._lock = threading.Lock()
+        self._computing = threading.Lock()
         self._cached: tuple[int, T] | None = None
         self.computed = 0
         """How many times the value was computed (tests, the benchmark)."""
 
     def get(self, compute: Callable[[], T]) -> T:
+        """The value of the feed's current version; computed by one caller at a time, so
+        the pages that a change reloads at once share one read of the service."""
         version = self._feed.version
         with self._lock:
             if self._cached is not None and self._cached[0] == version:
                 return self._cached[1]
-        value = compute()  # outside the lock: a slow read must not queue every page
-        with self._lock:
-            self.computed += 1
-            if self._cached is None or self._cached[0] <= version:
+        with self._computing:
+            with self._lock:  # another caller may have computed it meanwhile
+                if self._cached is not None and self._cached[0] >= version:
+                    return self._cached[1]
+            value = compute()
+            with self._lock:
+                self.computed += 1
                 self._cached = (version, value)
-        return value
+            return value

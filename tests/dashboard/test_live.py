@@ -9,7 +9,7 @@ from pathlib import Path
 
 import httpx
 
-from promoter.dashboard.feed import ChangeFeed
+from promoter.dashboard.feed import ChangeFeed, SinceLastChange
 from promoter.server.runner import serve_in_thread
 from promoter.wiring import build_app
 from tests.dashboard.conftest import waiting_world
@@ -90,3 +90,25 @@ def test_the_pipelines_are_read_once_per_change_and_again_after_one(tmp_path: Pa
         assert statuses.computed == computed + 1
         assert "waiting for approval" not in after
         app.state.dashboard.feed.close()
+
+
+def test_pages_reloaded_at_once_after_a_change_share_one_read() -> None:
+    feed = ChangeFeed()
+    cache: SinceLastChange[int] = SinceLastChange(feed)
+    reads: list[int] = []
+
+    def slow_read() -> int:
+        reads.append(1)
+        time.sleep(0.3)
+        return len(reads)
+
+    feed.changed()
+    results: list[int] = []
+    threads = [threading.Thread(target=lambda: results.append(cache.get(slow_read)))
+               for _ in range(5)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert results == [1] * 5
+    assert cache.computed == 1
