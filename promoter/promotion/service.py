@@ -79,6 +79,7 @@ class PromotionService:
             self._ctx, self._proposer, GateRunner(self._ctx, self._evaluation, self._rollouts),
             self._rollouts, self._rollback_gate)
         self._approver = Approver(self._ctx)
+        self._history = HistoryReader(self._ctx)
 
     @property
     def forge(self) -> Forge:
@@ -235,7 +236,7 @@ class PromotionService:
         """Every merge and rollback per environment (newest first, at most `limit` each), with
         who proposed and approved, the digests, and the times, read from git and the forge
         (`promoter.promotion.history`). BadInputError for an unknown `environment`."""
-        return HistoryReader(self._ctx).history(environment=environment, limit=limit)
+        return self._history.history(environment=environment, limit=limit)
 
     def dora(self, *, window: timedelta, end: datetime | None = None,
              environment: str | None = None) -> list[DoraFigures]:

@@ -17,7 +17,12 @@ from datetime import timedelta
 
 import pytest
 
-from promoter.domain.pull_requests import ReviewState, StatusState
+from promoter.cluster.gate import ROLLOUT_CONTEXT
+from promoter.config.loader import load_settings
+from promoter.domain.pull_requests import CommitStatus, ReviewState, StatusState
+from promoter.forge.instrumented import instrument_forge
+from promoter.gitops.local import LocalGitRepository
+from promoter.promotion import PromotionService
 from promoter.promotion.dora import DoraFigures
 from promoter.promotion.history import DeploymentKind, EnvironmentHistory
 from tests.promotion.history_week import H, M, Week, played_week
@@ -149,3 +154,32 @@ def test_a_merge_naming_another_pull_request_gets_none_of_its_audit_trail(week: 
     assert (newest.pull_number, newest.proposed_by, newest.reviews) == (None, (), ())
     assert (newest.proposed_at, newest.head_sha, newest.evaluation_state) == (None, None, None)
     assert dev.deployments[2].pull_number == week.pulls[("dev", 3)]
+
+
+def test_a_second_reading_asks_the_forge_only_about_the_heads(week: Week) -> None:
+    calls: list[str] = []
+    forge = instrument_forge(week.forge, on_call=lambda op, result, seconds: calls.append(op))
+    service = PromotionService(
+        settings=load_settings(week.world.root / "promoter.yaml"),
+        repo=LocalGitRepository(week.world.root), forge=forge, store=week.store,
+        evaluator=week.world.evaluator, clock=week.clock)
+    first = service.history()
+    cold = len(calls)
+    calls.clear()
+    assert service.history() == first
+    # Warm: the head of each of the 3 branches (PR, reviews, 2 status lists), nothing older.
+    assert len(calls) == 3 * 4 < cold
+    # The head's rollout is read afresh: a new status on it shows at once.
+    head = first[0].deployments[0].merge_sha
+    week.clock.now = week.t0 + 6 * H
+    week.forge.set_status(head, CommitStatus(ROLLOUT_CONTEXT, StatusState.FAILURE,
+                                             "dev: failed: scripted"))
+    try:
+        [dev] = service.history(environment="dev")
+        assert dev.deployments[0].failed_at == week.t0 + 6 * H
+    finally:  # put the week back as it was, time included
+        week.clock.now = week.t0 + 4 * H + 40 * M
+        week.forge.set_status(head, CommitStatus(ROLLOUT_CONTEXT, StatusState.SUCCESS,
+                                                 "dev: healthy: scripted healthy"))
+        week.clock.now = week.t0 + 5 * H
+    assert service.history() == first
