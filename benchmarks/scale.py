@@ -133,6 +133,11 @@ class PassingReport:
         return (f"## Evaluation (scripted)\n\n{self.candidate.name} v{self.candidate.version} "
                 "passes: the scale benchmark measures promoter, not the models.\n")
 
+    def to_json_dict(self) -> dict[str, object]:
+        return {"passed": True, "summary": self.summary_line(),
+                "candidate": {"digest": self.candidate.digest, "metrics": {}},
+                "baseline": None, "holdout": {"digest": self.holdout.digest}, "checks": []}
+
 
 class PassingEvaluator:
     """Passes every candidate after `delay_s`, without loading it: the rest of a promotion

@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from promoter.config.loader import LoadedSettings
 from promoter.errors import BadInputError, ConfigError, PromoterError
@@ -38,6 +38,8 @@ if TYPE_CHECKING:
 
     from promoter.cluster.kubernetes import KubernetesClusterReader
     from promoter.cluster.port import ClusterReader
+    from promoter.dashboard.feed import ChangeFeed
+    from promoter.dashboard.ports import DashboardPort
     from promoter.server.metrics import ServerMetrics
     from promoter.server.ports import PromotionPort
     from promoter.server.tokens import ApiTokens
@@ -186,31 +188,51 @@ def build_app(service: PromotionPort, *, webhook_secret: bytes,
               metrics: ServerMetrics | None = None,
               discover: Callable[[], object] | None = None,
               max_webhook_bytes: int | None = None,
-              max_request_bytes: int | None = None) -> FastAPI:
+              max_request_bytes: int | None = None,
+              dashboard: DashboardPort | None = None, feed: ChangeFeed | None = None,
+              pull_url: Callable[[int], str] | None = None,
+              require_auth_for_reads: bool = False) -> FastAPI:
     """The HTTP app over `service`: reconcile jobs, a scheduler of `workers` threads
     resyncing every `resync_interval_s` (None: only at start), and `metrics` (default: a
     fresh registry; pass the one the service's adapters already report to, see
     `instrument_adapters`). `discover` (e.g. `AutoProposer.run`) runs before every resync.
     The body caps default to `create_app`'s (25 MiB for webhooks, 64 KiB otherwise).
-    Tests and benchmarks call this with a fake service; `build_server` with the real one."""
+    With `dashboard` (the service again, as the pages' port) the app also serves the
+    dashboard's pages at `/`, their live updates from `feed` (default: a new one);
+    `pull_url` links a PR on a forge that takes reviews on its own
+    site (GitHub). Tests and benchmarks call this with a fake service; `build_server` with
+    the real one."""
     # Lazily: FastAPI is slow to import and only `promoter serve` needs it.
+    from promoter.dashboard.feed import ChangeFeed
     from promoter.server.app import MAX_REQUEST_BYTES, MAX_WEBHOOK_BYTES, create_app
     from promoter.server.jobs import ReconcileJobs
     from promoter.server.metrics import ServerMetrics
     from promoter.server.scheduler import Scheduler
 
     metrics = metrics or ServerMetrics()
-    jobs = ReconcileJobs(service, metrics, discover=discover)
+    feed = feed or ChangeFeed()
+    jobs = ReconcileJobs(service, metrics, discover=discover, on_change=feed.changed)
     scheduler = Scheduler(
         workers=workers, resync=jobs.resync(), resync_interval_s=resync_interval_s,
         on_coalesced=metrics.jobs_coalesced.inc, expected_errors=(PromoterError,))
     jobs.bind(scheduler.submit)
     metrics.watch_scheduler(lambda: scheduler.queue_depth, lambda: scheduler.running)
-    return create_app(
+    app = create_app(
         service, webhook_secret=webhook_secret, scheduler=scheduler, jobs=jobs,
         metrics=metrics, api_tokens=api_tokens, repository=repository, dry_branch=dry_branch,
         max_webhook_bytes=MAX_WEBHOOK_BYTES if max_webhook_bytes is None else max_webhook_bytes,
-        max_request_bytes=MAX_REQUEST_BYTES if max_request_bytes is None else max_request_bytes)
+        max_request_bytes=MAX_REQUEST_BYTES if max_request_bytes is None else max_request_bytes,
+        require_auth_for_reads=require_auth_for_reads)
+    if dashboard is not None:
+        from promoter.dashboard.routes import DashboardParts, install_dashboard
+
+        def reconcile(number: int, branch: str) -> None:
+            scheduler.submit(jobs.pull(number, branch=branch))
+
+        install_dashboard(app, DashboardParts(
+            service=dashboard, feed=feed, api_tokens=api_tokens, pull_url=pull_url,
+            require_auth_for_reads=require_auth_for_reads, reconcile=reconcile))
+    return app
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,13 +259,25 @@ class Server:
     host: str
     port: int
     access_log: bool = False
+    on_exit: Callable[[], None] | None = None
+    """Called first when a signal stops the server (ends the dashboard's event streams,
+    which uvicorn would otherwise wait for)."""
 
     def run(self) -> None:
         """Serve until interrupted (uvicorn in this thread; 30 s to finish on shutdown)."""
         import uvicorn  # lazily: `promoter --help` stays fast
 
-        uvicorn.run(self.app, host=self.host, port=self.port, log_config=None,
-                    access_log=self.access_log, timeout_graceful_shutdown=30)
+        on_exit = self.on_exit
+
+        class _Server(uvicorn.Server):
+            def handle_exit(self, sig: int, frame: Any) -> None:
+                if on_exit is not None:
+                    on_exit()
+                super().handle_exit(sig, frame)
+
+        _Server(uvicorn.Config(self.app, host=self.host, port=self.port, log_config=None,
+                               access_log=self.access_log,
+                               timeout_graceful_shutdown=30)).run()
 
 
 def build_server(loaded: LoadedSettings, options: ServeOptions, *,
@@ -263,6 +297,11 @@ def build_server(loaded: LoadedSettings, options: ServeOptions, *,
     spec = loaded.settings.service
     secret = _webhook_secret(options.webhook_secret_env or spec.webhook_secret_env, environ)
     tokens = _api_tokens(loaded, environ)
+    if spec.require_auth_for_reads and tokens is None:
+        raise BadInputError(
+            "service.requireAuthForReads is set but there is no tokens file: nobody could read",
+            fix="set $PROMOTER_API_TOKENS_FILE or service.apiTokensFile (`promoter token "
+                "new USER`), or turn requireAuthForReads off")
 
     root = logging.getLogger()
     configure_logging(level=min(root.level or logging.INFO, logging.INFO),
@@ -271,7 +310,10 @@ def build_server(loaded: LoadedSettings, options: ServeOptions, *,
                       secrets=[secret])
     _log_api_tokens(tokens)
 
+    from promoter.dashboard.feed import ChangeFeed
+
     metrics = ServerMetrics()
+    feed = ChangeFeed()
     adapters = instrument_adapters(build_adapters(loaded, environ=environ), metrics)
     service = build_service(loaded, adapters=adapters)
     # The DORA gauges of /metrics, computed from the history when scraped (at most every 5 min).
@@ -286,10 +328,12 @@ def build_server(loaded: LoadedSettings, options: ServeOptions, *,
         or github_repository(loaded.settings.repository.url),
         dry_branch=loaded.settings.repository.dry_branch,
         workers=options.workers or spec.workers,
-        resync_interval_s=options.resync_interval_s or spec.resync_interval_seconds)
+        resync_interval_s=options.resync_interval_s or spec.resync_interval_seconds,
+        dashboard=service, feed=feed, pull_url=_pull_url(loaded),
+        require_auth_for_reads=spec.require_auth_for_reads)
     return Server(app=app, host=options.host or spec.host,
                   port=spec.port if options.port is None else options.port,
-                  access_log=options.access_log)
+                  access_log=options.access_log, on_exit=feed.close)
 
 
 _GITHUB_URL = re.compile(
@@ -301,6 +345,15 @@ def github_repository(url: str) -> str | None:
     """`owner/name` of a github.com repository URL, or None for anything else."""
     match = _GITHUB_URL.match(url)
     return match.group("name") if match else None
+
+
+def _pull_url(loaded: LoadedSettings) -> Callable[[int], str] | None:
+    """Where a PR is reviewed on a forge that takes reviews on its own site; None when the
+    dashboard takes them (the local forge)."""
+    if loaded.settings.forge.type != "github":
+        return None
+    name = github_repository(loaded.settings.repository.url)
+    return None if name is None else (lambda number: f"https://github.com/{name}/pull/{number}")
 
 
 def _webhook_secret(name: str, environ: Mapping[str, str]) -> str:

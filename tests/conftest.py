@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 pytest_plugins = [
+    "tests.fixtures.browser",
     "tests.fixtures.demo",
     "tests.fixtures.git",
     "tests.fixtures.models",

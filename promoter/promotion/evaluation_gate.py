@@ -32,7 +32,12 @@ from promoter.model_store import HoldoutSource
 from promoter.policy import EVALUATION_CONTEXT, GateResult, fit_description
 from promoter.promotion.context import PromotionContext, Target
 from promoter.promotion.evaluator import Evaluator
-from promoter.promotion.verdicts import StoredVerdict, VerdictStore, verdict_key
+from promoter.promotion.verdicts import (
+    StoredVerdict,
+    VerdictStore,
+    pull_report_key,
+    verdict_key,
+)
 from promoter.render.metadata import DeployedModel
 
 log = logging.getLogger(__name__)
@@ -90,6 +95,7 @@ class EvaluationGate:
             stored = self._verdicts.get(key) if holdout_digest is not None else None
             if stored is not None:
                 self._upsert_report(pull.number, stored.report_markdown)
+                self._remember_for_pull(pull, stored)
                 return _verdict(stored, evaluated=False)
             report = self._evaluator.evaluate(
                 candidate=candidate, baseline=baseline, holdout=holdout, model=spec,
@@ -113,8 +119,9 @@ class EvaluationGate:
             needs_approval=bool(report.needs_approval), report_markdown=markdown,
             candidate_digest=candidate.digest,
             baseline_digest=baseline.digest if baseline else None,
-            holdout_digest=str(holdout_digest))
+            holdout_digest=str(holdout_digest), report_json=report.to_json_dict())
         self._verdicts.put(key, verdict)
+        self._remember_for_pull(pull, verdict)
         state = StatusState.SUCCESS if verdict.passed else StatusState.FAILURE
         check_runs = ctx.forge.capabilities.check_runs
         if check_runs is not None:
@@ -134,7 +141,20 @@ class EvaluationGate:
                         if c.key == REPORT_COMMENT_KEY), None)
         return None if comment is None else comment.body.rstrip() + "\n"
 
+    def report_data(self, number: int, head_sha: str) -> dict[str, Any] | None:
+        """The JSON report (`EvaluationReport.to_json_dict()`) that promoter recorded when it
+        judged PR `number` at `head_sha`, or None (never judged there, or judged before
+        reports were kept). Read from promoter's own verdict store, never from the forge: a
+        comment anyone can edit must not draw the plots a release manager decides on."""
+        stored = self._verdicts.get(pull_report_key(number, head_sha))
+        return None if stored is None else stored.report_json
+
     # --- internals ----------------------------------------------------------------------------
+
+    def _remember_for_pull(self, pull: PullRequest, verdict: StoredVerdict) -> None:
+        key = pull_report_key(pull.number, pull.head_sha)
+        if self._verdicts.get(key) != verdict:
+            self._verdicts.put(key, verdict)
 
     def _baseline(self, env: EnvironmentSpec) -> ModelVersion | None:
         """The deployed version as the baseline; None only before the first deployment.

@@ -9,7 +9,7 @@ from datetime import datetime
 
 from promoter.cluster.port import RolloutState
 from promoter.domain.model_versions import ModelVersion
-from promoter.domain.pull_requests import PullRequest
+from promoter.domain.pull_requests import PullRequest, Review, StatusState
 from promoter.errors import PromoterError
 from promoter.policy import GateResult
 from promoter.promotion.phase import PromotionPhase
@@ -157,6 +157,31 @@ class EnvironmentStatus:
     promotion_error: str | None = None
     """Why the open promotion could not be read (e.g. a PR whose signed marker does not
     verify); the other environments are still reported."""
+    head_rollout: StatusState | None = None
+    """The `promoter/rollout` status on the branch head (what promoter last published from
+    the cluster's reading), when asked for (`status(health=True)`); None without one."""
+
+
+@dataclass(frozen=True, slots=True)
+class PromotionRecord:
+    """One promotion pull request, open or not, with everything its page shows."""
+
+    pull: PullRequest
+    environment: str | None
+    """The environment whose branch the PR targets; None if no environment uses it now."""
+    phase: PromotionPhase
+    """Derived by `derive_phase`, as everywhere else."""
+    gates: tuple[GateResult, ...]
+    """The latest `promoter/*` statuses on its head."""
+    proposed: DeployedModel | None
+    """What it deploys, from the head's hydrator.metadata."""
+    deployed: DeployedModel | None
+    """What the environment branch runs now (the baseline while the PR is open)."""
+    reviews: tuple[Review, ...]
+    report_markdown: str | None
+    """The evaluation report comment, as the PR shows it."""
+    report: dict[str, object] | None
+    """The report promoter recorded when it judged this head (its verdict store), or None."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from promoter.cluster.errors import ClusterError
+from promoter.cluster.gate import ROLLOUT_CONTEXT
 from promoter.cluster.port import ClusterReader, RolloutState
 from promoter.config.loader import DryConfig, LoadedSettings
 from promoter.config.schema import EnvironmentSpec
@@ -42,6 +43,7 @@ from promoter.promotion.proposing import Proposer
 from promoter.promotion.reconciling import Reconciler
 from promoter.promotion.results import (
     EnvironmentStatus,
+    PromotionRecord,
     ProposalPlan,
     ProposalResult,
     ReconcileOutcome,
@@ -109,12 +111,13 @@ class PromotionService:
         """The model version the environment branch renders now, or None before the first."""
         return self._ctx.deployed(environment)
 
-    def status(self, *, rollouts: bool = False) -> list[EnvironmentStatus]:
+    def status(self, *, rollouts: bool = False, health: bool = False) -> list[EnvironmentStatus]:
         """Per environment, in promotion order: what is deployed and what is proposed; with
         `rollouts`, also the cluster's reading of each branch head (serving's verdict and
         training's state; a cluster that cannot be read is `rollout_error`, never raised).
         Off by default: the HTTP API calls this on every request and need not read the
-        cluster each time."""
+        cluster each time. With `health`, also the `promoter/rollout` status promoter last
+        published on each branch head (one forge read per environment, no cluster read)."""
         ctx = self._ctx
         _, dry = ctx.dry_config()
         result = []
@@ -146,8 +149,13 @@ class PromotionService:
                     rollout = self._rollouts.rollout_of(env)
                 except ClusterError as exc:
                     rollout_error = exc.message
+            head = ctx.repo.branch_head(env.branch)
+            head_rollout = None
+            if health and head is not None:
+                head_rollout = next((s.state for s in ctx.forge.list_statuses(head)
+                                     if s.context == ROLLOUT_CONTEXT), None)
             result.append(EnvironmentStatus(
-                environment=env.name, branch=env.branch, head=ctx.repo.branch_head(env.branch),
+                environment=env.name, branch=env.branch, head=head, head_rollout=head_rollout,
                 deployed=ctx.deployed(env),
                 open_promotion=pull, proposed=proposed, gates=gates, phase=phase,
                 rollout=rollout, rollout_error=rollout_error, promotion_error=promotion_error,
@@ -162,6 +170,34 @@ class PromotionService:
         """
         pull = self._ctx.forge.get_pull_request(number)
         return derive_phase(read_facts(pull, repo=self._ctx.repo, forge=self._ctx.forge))
+
+    def pipelines(self) -> list[EnvironmentStatus]:
+        """`status` with the rollout health of every branch head: what the dashboard shows."""
+        return self.status(health=True)
+
+    def promotion(self, number: int) -> PromotionRecord:
+        """PR `number` (open, merged or closed) with its phase, gates, reviews and report.
+
+        The phase is `derive_phase` over `read_facts`, as `promotion_phase` and `status` say
+        it. Raises PullRequestNotFoundError for an unknown number."""
+        ctx = self._ctx
+        pull = ctx.forge.get_pull_request(number)
+        phase = derive_phase(read_facts(pull, repo=ctx.repo, forge=ctx.forge))
+        target = ctx.target_for_branch(pull.base_branch)
+        statuses = ctx.forge.list_statuses(pull.head_sha)
+        try:
+            meta = ctx.metadata_at(pull.head_sha, where=pull.head_branch)
+        except MetadataError:
+            meta = None
+        return PromotionRecord(
+            pull=pull, environment=target.environment.name if target else None, phase=phase,
+            gates=tuple(GateResult(s.context, s.state, s.description) for s in statuses
+                        if s.context.startswith("promoter/")),
+            proposed=meta.deployed if meta else None,
+            deployed=ctx.deployed(target.environment) if target else None,
+            reviews=tuple(ctx.forge.list_reviews(number)),
+            report_markdown=self._evaluation.report(number),
+            report=self._evaluation.report_data(number, pull.head_sha))
 
     def evaluation_report(self, number: int) -> str | None:
         """The Markdown evaluation report on PR `number`, as a reader of the PR sees it."""

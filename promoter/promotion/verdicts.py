@@ -20,7 +20,7 @@ import threading
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +37,15 @@ class StoredVerdict:
     candidate_digest: str
     baseline_digest: str | None
     holdout_digest: str
+    report_json: dict[str, Any] | None = None
+    """The whole report (`EvaluationReport.to_json_dict()`), for the dashboard's plots; None
+    in verdicts recorded before it was kept."""
+
+
+def pull_report_key(number: int, head_sha: str) -> str:
+    """The key under which the verdict judged for PR `number` at `head_sha` is also recorded,
+    so the dashboard finds the report of a pull request without recomputing digests."""
+    return verdict_key({"pull": number, "head": head_sha})
 
 
 def verdict_key(parts: Mapping[str, object]) -> str:

@@ -69,6 +69,8 @@ class ServerParts:
     api_tokens: ApiTokens | None
     repository: str | None
     dry_branch: str
+    require_auth_for_reads: bool = False
+    """`service.requireAuthForReads`: the API's GETs need a bearer token too."""
 
 
 # The dependencies are `async def` although they do not await: FastAPI runs a plain `def`
@@ -117,12 +119,20 @@ async def authenticate(parts: PartsDep, credentials: Annotated[
 TokenUserDep = Annotated[str, Depends(authenticate)]
 
 
+async def read_guard(parts: PartsDep, credentials: Annotated[
+        HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> None:
+    """Where `service.requireAuthForReads` says so, every API call needs a known token."""
+    if parts.require_auth_for_reads:
+        await authenticate(parts, credentials)
+
+
 def create_app(service: PromotionPort, *, webhook_secret: bytes, scheduler: Scheduler,
                jobs: ReconcileJobs, metrics: ServerMetrics, api_tokens: ApiTokens | None = None,
                repository: str | None = None, dry_branch: str = "main",
                deliveries: DeliveryMemory | None = None,
                max_webhook_bytes: int = MAX_WEBHOOK_BYTES,
-               max_request_bytes: int = MAX_REQUEST_BYTES) -> FastAPI:
+               max_request_bytes: int = MAX_REQUEST_BYTES,
+               require_auth_for_reads: bool = False) -> FastAPI:
     """The FastAPI app. Starts `scheduler` on startup and shuts it down on exit.
 
     `repository` (`owner/name`) limits the webhooks acted on; None accepts any repository.
@@ -148,7 +158,8 @@ def create_app(service: PromotionPort, *, webhook_secret: bytes, scheduler: Sche
     app.state.parts = ServerParts(
         service=service, scheduler=scheduler, jobs=jobs, metrics=metrics,
         deliveries=deliveries or DeliveryMemory(), webhook_secret=webhook_secret,
-        api_tokens=api_tokens, repository=repository, dry_branch=dry_branch)
+        api_tokens=api_tokens, repository=repository, dry_branch=dry_branch,
+        require_auth_for_reads=require_auth_for_reads)
     install_error_handlers(app)
 
     def body_limit(path: str) -> int:
@@ -165,7 +176,7 @@ def create_app(service: PromotionPort, *, webhook_secret: bytes, scheduler: Sche
     app.add_middleware(BodyLimitMiddleware, limit_for=body_limit, refusal=too_large)
     app.include_router(_health_router())
     app.include_router(_webhook_router())
-    app.include_router(_api_router(), prefix="/api/v1")
+    app.include_router(_api_router(), prefix="/api/v1", dependencies=[Depends(read_guard)])
     return app
 
 

@@ -24,12 +24,16 @@ class ReconcileJobs:
     `submit` (set by `bind`) lets an environment job queue the environments downstream of it.
     `clock` (wall time; injectable for tests) times proposal -> merge.
     `discover` (optional) runs a discovery pass (`AutoProposer.run`) before each resync.
+    `on_change` (optional) is called after every reconcile, e.g. the dashboard's
+    `ChangeFeed.changed`, so that open pages update.
     """
 
     def __init__(self, service: PromotionPort, metrics: ServerMetrics, *,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-                 discover: Callable[[], object] | None = None) -> None:
+                 discover: Callable[[], object] | None = None,
+                 on_change: Callable[[], None] | None = None) -> None:
         self._service = service
+        self._on_change = on_change
         self._discover = discover
         self._metrics = metrics
         self._clock = clock
@@ -120,6 +124,8 @@ class ReconcileJobs:
             note = f" ({outcome.note})" if outcome.note else ""
             log.info("PR #%s %s -> %s: %s%s", outcome.pull_number, what,
                      outcome.environment, outcome.state, note, extra=extra)
+        if self._on_change is not None:
+            self._on_change()
 
     def _timed(self, kind: str) -> _Timed:
         return _Timed(self._metrics, kind)

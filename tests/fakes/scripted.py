@@ -1,7 +1,8 @@
 """Scripted stand-ins for the evaluator and cluster-reader ports: tests decide each answer.
 
 `ScriptedEvaluator` implements the `Evaluator` port with the part of `EvaluationReport` the
-service reads (`passed`, `summary_line`, `to_markdown`, and the digests of what was read),
+service reads (`passed`, `summary_line`, `to_markdown`, `to_json_dict` and the digests of what was
+read),
 records every call so tests can assert that a verdict was reused instead of scored again, and
 can raise the evaluator's bad-input errors. `ScriptedCluster` answers rollout readings per
 environment. Both pass the same contract tests as the real adapters (tests/contract).
@@ -42,6 +43,18 @@ class ScriptedReport:
     def to_markdown(self) -> str:
         base = f"v{self.baseline.version}" if self.baseline else "none"
         return f"## Evaluation\n\ncandidate v{self.candidate.version}, baseline {base}\n"
+
+    def to_json_dict(self) -> dict[str, object]:
+        """The report's JSON shape, with the fields the dashboard reads."""
+        def model(version: ModelVersion) -> dict[str, object]:
+            return {"modelDir": version.uri, "digest": version.digest, "rows": 0,
+                    "metrics": {"auc": 0.8 if self.passed else 0.61}}
+        return {"schemaVersion": 3, "passed": self.passed, "needsApproval": self.needs_approval,
+                "summary": self.summary_line(), "task": "binary_classification",
+                "candidate": model(self.candidate),
+                "baseline": model(self.baseline) if self.baseline else None,
+                "holdout": {"path": "holdout.csv", "digest": self.holdout.digest, "rows": 0},
+                "checks": [], "slices": [], "signatureDiff": []}
 
 
 @dataclass

@@ -135,7 +135,8 @@ def test_promoter_serve_reports_forge_calls_in_its_metrics(
 
     world = World(tmp_path / "gitops", ScriptedEvaluator())
     apps: list[FastAPI] = []
-    monkeypatch.setattr(uvicorn, "run", lambda app, **_: apps.append(app))
+    # `Server.run` serves through uvicorn.Server; record its app instead of serving.
+    monkeypatch.setattr(uvicorn.Server, "run", lambda server: apps.append(server.config.app))
     monkeypatch.setenv("PROMOTER_WEBHOOK_SECRET", "s3cret-value")
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level

@@ -4,6 +4,7 @@ win, and refusals at start (exit 2) for what would run with the wrong credential
 from __future__ import annotations
 
 import logging
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -46,7 +47,13 @@ def uvicorn_calls(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
     import uvicorn
 
     calls: list[dict[str, Any]] = []
-    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: calls.append({"app": app, **kw}))
+
+    def run(server: uvicorn.Server) -> None:  # `Server.run` serves through uvicorn.Server
+        config = server.config
+        calls.append({"app": config.app, "host": config.host, "port": config.port,
+                      "access_log": config.access_log, "server": server})
+
+    monkeypatch.setattr(uvicorn.Server, "run", run)
     return calls
 
 
@@ -86,6 +93,12 @@ def test_serve_wires_the_app_from_config_and_flags(
     assert parts.api_tokens.user_for(SAM_TOKEN) == "sam"
     assert parts.repository == "acme/ml-gitops"
     assert parts.dry_branch == "main"
+    # A signal ends the dashboard's event streams first, so open pages do not hold the
+    # shutdown (uvicorn waits for responses in flight).
+    feed = call["app"].state.dashboard.feed
+    assert not feed.closed
+    call["server"].handle_exit(signal.SIGTERM, None)
+    assert feed.closed
     # Who may approve is logged; where the tokens are and what they hash to is not.
     assert "2 token(s) for rita, sam" in result.output
     assert "secret-mount-7f3a" not in result.output
@@ -176,3 +189,18 @@ def test_build_server_composes_from_promoter_yaml_and_the_given_environment(
     assert "promoter_forge_calls_total" in exposition
     # The DORA gauges read the service's history (nothing merged yet: no figures, but up).
     assert "promoter_dora_up 1.0" in exposition
+
+
+def test_serve_refuses_reads_behind_a_login_nobody_has(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        uvicorn_calls: list[dict[str, Any]]) -> None:
+    world = World(tmp_path / "gitops", ScriptedEvaluator())
+    config = world.root / "promoter.yaml"
+    config.write_text(config.read_text() + "service:\n  requireAuthForReads: true\n")
+    monkeypatch.setenv("PROMOTER_WEBHOOK_SECRET", "s3cret-value")
+    monkeypatch.delenv("PROMOTER_API_TOKEN", raising=False)
+    monkeypatch.delenv("PROMOTER_API_TOKENS_FILE", raising=False)
+    result = CliRunner().invoke(cli_with(config), ["serve"])
+    assert result.exit_code == 2
+    assert "service.requireAuthForReads is set but there is no tokens file" in result.output
+    assert uvicorn_calls == []

@@ -295,6 +295,10 @@ class ServiceSpec(Spec):
     """How often every open promotion is reconciled even without a webhook."""
     workers: int = Field(default=4, ge=1, le=64)
     """Reconcile worker threads; at most one works on an environment branch at a time."""
+    require_auth_for_reads: bool = False
+    """The dashboard's pages (and their event stream) only for people logged in with a
+    token of the tokens file, and the REST API's GETs only with one as a bearer token; by
+    default both are open to read."""
 
 
 class ClusterSpec(Spec):
