@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 
     from promoter.cluster.kubernetes import KubernetesClusterReader
     from promoter.cluster.port import ClusterReader
+    from promoter.evaluation.worker_pool import WorkerPool
     from promoter.server.metrics import ServerMetrics
     from promoter.server.ports import PromotionPort
     from promoter.server.tokens import ApiTokens
@@ -92,11 +93,14 @@ def build_adapters(loaded: LoadedSettings, *, environ: Mapping[str, str] | None 
 
 def build_service(loaded: LoadedSettings, *,
                   environ: Mapping[str, str] | None = None,
-                  adapters: Adapters | None = None) -> PromotionService:
-    """The promotion service over `adapters` (default: those promoter.yaml names)."""
+                  adapters: Adapters | None = None,
+                  pool: WorkerPool | None = None) -> PromotionService:
+    """The promotion service over `adapters` (default: those promoter.yaml names), its
+    evaluations in `pool`'s pre-started workers when one is given (`promoter serve`)."""
     parts = adapters or build_adapters(loaded, environ=environ)
     return PromotionService(settings=loaded, repo=parts.repo, forge=parts.forge,
-                            store=parts.store, evaluator=SubprocessEvaluator(parts.store),
+                            store=parts.store,
+                            evaluator=SubprocessEvaluator(parts.store, pool=pool),
                             identity=_identity(loaded), cluster=parts.cluster,
                             rollbacks=build_rollback_service(parts), verdicts=parts.verdicts)
 
@@ -221,13 +225,22 @@ class Server:
     host: str
     port: int
     access_log: bool = False
+    pool: WorkerPool | None = None
+    """Pre-started evaluation workers (`service.evaluationWorkers`), started with the server
+    and stopped after it; None: off."""
 
     def run(self) -> None:
         """Serve until interrupted (uvicorn in this thread; 30 s to finish on shutdown)."""
         import uvicorn  # lazily: `promoter --help` stays fast
 
-        uvicorn.run(self.app, host=self.host, port=self.port, log_config=None,
-                    access_log=self.access_log, timeout_graceful_shutdown=30)
+        if self.pool is not None:
+            self.pool.start()
+        try:
+            uvicorn.run(self.app, host=self.host, port=self.port, log_config=None,
+                        access_log=self.access_log, timeout_graceful_shutdown=30)
+        finally:
+            if self.pool is not None:
+                self.pool.close()
 
 
 def build_server(loaded: LoadedSettings, options: ServeOptions, *,
@@ -257,7 +270,8 @@ def build_server(loaded: LoadedSettings, options: ServeOptions, *,
 
     metrics = ServerMetrics()
     adapters = instrument_adapters(build_adapters(loaded, environ=environ), metrics)
-    service = build_service(loaded, adapters=adapters)
+    pool = build_worker_pool(spec.evaluation_workers)
+    service = build_service(loaded, adapters=adapters, pool=pool)
     # New versions flow in without a person where promoter.yaml says so (autoPropose).
     proposer = build_auto_proposer(loaded, adapters=adapters, service=service)
     app = build_app(
@@ -270,7 +284,18 @@ def build_server(loaded: LoadedSettings, options: ServeOptions, *,
         resync_interval_s=options.resync_interval_s or spec.resync_interval_seconds)
     return Server(app=app, host=options.host or spec.host,
                   port=spec.port if options.port is None else options.port,
-                  access_log=options.access_log)
+                  access_log=options.access_log, pool=pool)
+
+
+def build_worker_pool(size: int) -> WorkerPool | None:
+    """`size` pre-started evaluation workers with the evaluator's memory limit, not yet
+    started (`WorkerPool.start`); None for 0."""
+    if size == 0:
+        return None
+    from promoter.evaluation.evaluate import DEFAULT_MEMORY_LIMIT_MB
+    from promoter.evaluation.worker_pool import WorkerPool
+
+    return WorkerPool(size, memory_limit_bytes=DEFAULT_MEMORY_LIMIT_MB * 2**20)
 
 
 _GITHUB_URL = re.compile(

@@ -92,19 +92,27 @@ def _run_worker(request: Mapping[str, Any], *, timeout_s: float,
     except subprocess.TimeoutExpired:
         _kill(process)
         _, stderr = process.communicate()
-        raise ModelLoadError(
-            f"evaluation timed out after {timeout_s:g} s while {_stage(stderr)}; the worker was "
-            "stopped",
-            fix="raise the timeout (--timeout) if the holdout is large, or check the model for "
-                "an endless loop") from None
+        raise timed_out(timeout_s, stderr) from None
     except BaseException:
         _kill(process)  # Ctrl-C or an error here: never leave a worker running
         process.communicate()
         raise
-    return _parse_response(stdout, stderr, process.returncode)
+    return parse_response(stdout, stderr, process.returncode)
 
 
-def _parse_response(stdout: bytes, stderr: bytes, returncode: int) -> dict[str, Any]:
+def timed_out(timeout_s: float, stderr: bytes) -> ModelLoadError:
+    """The error for a worker stopped at its timeout, saying what it was doing."""
+    return ModelLoadError(
+        f"evaluation timed out after {timeout_s:g} s while {_stage(stderr)}; the worker was "
+        "stopped",
+        fix="raise the timeout (--timeout) if the holdout is large, or check the model for "
+            "an endless loop")
+
+
+def parse_response(stdout: bytes, stderr: bytes, returncode: int) -> dict[str, Any]:
+    """The payload of a finished worker's response; raises its typed error, or
+    ModelLoadError saying how it crashed (`returncode` as subprocess gives it: -N for a
+    signal) and its last words."""
     response: Any = None
     if returncode == 0:
         try:

@@ -173,3 +173,7 @@ def test_build_server_composes_from_promoter_yaml_and_the_given_environment(
     # One registry: the service's forge reports to the app's /metrics.
     parts.service.status()
     assert "promoter_forge_calls_total" in parts.metrics.exposition().decode()
+    # service.evaluationWorkers (default 2): pre-started workers, started by `run` only.
+    assert server.pool is not None
+    assert server.pool.size == 2
+    assert server.pool.zygote_pid is None

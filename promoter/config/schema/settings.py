@@ -275,6 +275,11 @@ class ServiceSpec(Spec):
     """How often every open promotion is reconciled even without a webhook."""
     workers: int = Field(default=4, ge=1, le=64)
     """Reconcile worker threads; at most one works on an environment branch at a time."""
+    evaluation_workers: int = Field(default=2, ge=0, le=32)
+    """Pre-started evaluation workers (processes with TensorFlow imported, each confined to
+    an empty job directory and used for one evaluation only), so a webhook's evaluation does
+    not wait for TensorFlow's import; 0 turns them off (every evaluation starts a fresh
+    worker). Each waiting worker shares the imported pages of one zygote process."""
 
 
 class ClusterSpec(Spec):
