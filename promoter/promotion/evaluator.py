@@ -92,5 +92,8 @@ class SubprocessEvaluator:
             candidate_digest=saved_model_digest(candidate_dir),
             baseline_digest=saved_model_digest(baseline_dir) if baseline_dir else None,
             environment=environment,
+            # The gate measures what it checks: latency (about 0.3 s a model, most of a
+            # small evaluation) only for a policy with budgets.
+            measure_latency=policy.budgets is not None,
             worker=worker,
         )

@@ -22,6 +22,8 @@ from promoter.evaluation import evaluate_models, worker_pool
 from promoter.evaluation.evaluate import DEFAULT_MEMORY_LIMIT_MB
 from promoter.evaluation.sandbox import ConfinementUnavailableError, landlock_abi
 from promoter.evaluation.worker_pool import PooledWorker, WorkerPool
+from promoter.model_store import LocalModelStore, saved_model_digest
+from promoter.promotion.evaluator import SubprocessEvaluator
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
@@ -94,6 +96,7 @@ def test_a_worker_gets_one_job_only(pool: WorkerPool, tiny_models: dict[str, Pat
         seen.add(worker.pid)  # type: ignore[arg-type]
         _evaluate(worker, tiny_models["two_outputs"], tiny_holdout)
         assert worker.returncode == 0  # it exited after its one job
+        assert not worker.job_dir.exists()  # and its job directory is gone
         with pytest.raises(RuntimeError, match="one request only"):
             worker.run({}, timeout_s=5)
         with pytest.raises(ProcessLookupError):
@@ -204,3 +207,24 @@ def test_no_secret_is_in_a_pooled_workers_environment(pool: WorkerPool) -> None:
         assert "PATH" not in variables
         assert set(variables) <= {"HOME", "TMPDIR", "LANG", "LC_ALL", "TF_CPP_MIN_LOG_LEVEL",
                                   "OPENBLAS_NUM_THREADS"}
+
+
+def test_the_gates_evaluator_uses_the_pool_and_measures_latency_only_for_budgets(
+        pool: WorkerPool, tiny_models: dict[str, Path], tiny_holdout: Path,
+        tmp_path: Path) -> None:
+    shutil.copytree(tiny_models["two_outputs"], tmp_path / "tiny" / "1")
+    store = LocalModelStore(tmp_path)
+    evaluator = SubprocessEvaluator(store, pool=pool)
+    reports = []
+    for policy in ({}, {"budgets": {"p99LatencyMs": 10000}}):
+        _wait(lambda: len(pool.waiting) == pool.size)
+        reports.append(evaluator.evaluate(
+            candidate=store.get("tiny", 1), baseline=None, holdout=tiny_holdout, model=TINY,
+            policy=EvaluationPolicy.model_validate(policy), environment="dev"))
+    plain, budgeted = reports
+    assert plain.confinement["prestarted"] is True
+    assert plain.candidate.latency_ms is None
+    assert budgeted.candidate.latency_ms is not None
+    assert budgeted.passed
+    assert plain.candidate.digest == budgeted.candidate.digest == saved_model_digest(
+        tiny_models["two_outputs"])
