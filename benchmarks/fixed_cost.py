@@ -4,7 +4,9 @@ Models: the demo's churn v2 (candidate) and v1 (baseline), trained at set-up. Ev
 the median of `--runs` runs, all in one run of this script, one after the other:
 
 - `tensorflow_import_s`, `import_and_loads_s`: a fresh interpreter's `import tensorflow`, and
-  that plus `tf.saved_model.load` of both models: the floor of a fresh worker;
+  that plus `tf.saved_model.load` of both models; `import_without_keras_and_loads_s`: the
+  same with Keras and scikit-learn refused, as the worker imports TensorFlow: the floor of a
+  fresh worker;
 - `fresh_1k_s`: `evaluate_models` end to end on a 1,000-row CSV with a fresh worker (this
   checkout's code, in its own interpreter, as `promoter evaluate` runs it), and the same with
   the code of `--old-checkout` when given (side by side);
@@ -69,6 +71,9 @@ SECRET = b"fixed-cost-benchmark"
 _IMPORT_AND_LOAD = """
 import json, sys, time
 started = time.perf_counter()
+if sys.argv.pop(1) == "refuse":
+    from promoter.evaluation import sandbox
+    sandbox.refuse_imports(sandbox.REFUSED_MODULES)
 import tensorflow as tf
 imported = time.perf_counter()
 for path in sys.argv[1:]:
@@ -103,12 +108,15 @@ def _python(code: str, *args: str, checkout: Path = REPO) -> dict[str, Any]:
 
 def fixed_cost(models: Path, data: Path, *, runs: int, old: Path | None) -> dict[str, Any]:
     candidate, baseline = models / "churn" / "2", models / "churn" / "1"
-    figures: dict[str, list[float]] = {"tensorflow_import_s": [], "import_and_loads_s": [],
-                                       "fresh_1k_s": [], "old_fresh_1k_s": []}
+    figures: dict[str, list[float]] = {
+        "tensorflow_import_s": [], "import_and_loads_s": [],
+        "import_without_keras_and_loads_s": [], "fresh_1k_s": [], "old_fresh_1k_s": []}
     for _ in range(runs):
-        loaded = _python(_IMPORT_AND_LOAD, str(candidate), str(baseline))
+        loaded = _python(_IMPORT_AND_LOAD, "plain", str(candidate), str(baseline))
         figures["tensorflow_import_s"].append(loaded["import"])
         figures["import_and_loads_s"].append(loaded["import"] + loaded["loads"])
+        loaded = _python(_IMPORT_AND_LOAD, "refuse", str(candidate), str(baseline))
+        figures["import_without_keras_and_loads_s"].append(loaded["import"] + loaded["loads"])
         args = (str(candidate), str(baseline), str(data / "1k.csv"))
         figures["fresh_1k_s"].append(_python(_FRESH_EVALUATION, *args)["seconds"])
         if old is not None:
@@ -117,6 +125,9 @@ def fixed_cost(models: Path, data: Path, *, runs: int, old: Path | None) -> dict
     result = {key: _median(values) for key, values in figures.items() if values}
     result["fresh_1k_minus_import_and_loads_s"] = round(
         result["fresh_1k_s"] - result["import_and_loads_s"], 3)
+    # What the worker itself adds beyond the import it does (Keras refused) and the loads.
+    result["fresh_1k_minus_its_own_import_and_loads_s"] = round(
+        result["fresh_1k_s"] - result["import_without_keras_and_loads_s"], 3)
     if old is not None:
         result["fresh_1k_old_over_new"] = round(result["old_fresh_1k_s"]
                                                 / result["fresh_1k_s"], 2)

@@ -83,6 +83,8 @@ def test_a_pooled_evaluation_reports_what_a_fresh_worker_does(
     confinement = pooled.confinement  # type: ignore[attr-defined]
     assert confinement["prestarted"] is True
     assert confinement["threads"] == 1  # Landlock confines a process with one thread
+    # The zygote forks with one thread (TensorFlow imported, OpenBLAS's threads kept off).
+    assert len(os.listdir(f"/proc/{pool.zygote_pid}/task")) == 1
     assert set(fresh.confinement["mechanisms"]) == set(confinement["mechanisms"])
 
 
