@@ -16,6 +16,10 @@ stdin/stdout. Why a subprocess and not `multiprocessing`:
   process: the parent never imports TensorFlow, and the child's stderr is only shown when it
   explains a failure.
 
+`promoter serve` runs most evaluations in pre-started workers instead (`worker_pool`): the
+same worker code, forked from a process that imported TensorFlow ahead of time, confined
+before it receives its one job; its response is read with `parse_response` below.
+
 Confinement (`worker.confine`, `sandbox`): the child starts with an environment built from an
 allowlist (no PATH, no PROMOTER_*, no credentials; HOME and TMPDIR in the private scratch
 directory), limits its address space (RLIMIT_AS), moves into a network namespace of its own
