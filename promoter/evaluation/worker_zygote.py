@@ -198,7 +198,10 @@ def serve(sock: socket.socket) -> None:
                         break
             _reap(sock, children)
             if sock.fileno() in readable:
-                data, fds, _, _ = socket.recv_fds(sock, 1 << 16, 8)
+                try:
+                    data, fds, _, _ = socket.recv_fds(sock, 1 << 16, 8)
+                except OSError:  # ECONNRESET: the parent died
+                    break
                 if not data:
                     break  # the parent closed its end
                 _fork(sock, json.loads(data)["fork"], fds, children, close=[wake_r, wake_w])
