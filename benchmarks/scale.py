@@ -37,8 +37,10 @@ children, sampled every 0.2 s (psutil; PSS, so shared pages count once).
 
 `--evaluator scripted` passes every candidate without scoring it (`PassingEvaluator`, below:
 the service's own work, git and the forge are measured alone); `real` scores with TensorFlow
-in a child process per evaluation (`SubprocessEvaluator`), about 5 s of CPU each: 50 x 3
-took about 3 minutes scripted and 14 minutes real on 2 cores (README, "As a service"). Exit
+in a child process per evaluation (`SubprocessEvaluator`), in `--evaluation-workers`
+pre-started workers as `promoter serve` does (default: service.evaluationWorkers'; 0: a fresh
+worker, importing TensorFlow, per evaluation). Before them, 50 x 3 took about 3 minutes
+scripted and 14 minutes real on 2 cores (README, "As a service"). Exit
 status 1 if it did not converge or a check failed.
 """
 
@@ -75,7 +77,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from promoter.config.loader import DryConfig, load_settings  # noqa: E402
-from promoter.config.schema import EvaluationPolicy, ModelSpec  # noqa: E402
+from promoter.config.schema import EvaluationPolicy, ModelSpec, ServiceSpec  # noqa: E402
 from promoter.demo_data import write_holdout_csv  # noqa: E402
 from promoter.domain.model_versions import ModelVersion  # noqa: E402
 from promoter.domain.pull_requests import PullRequestState, Review  # noqa: E402
@@ -95,6 +97,7 @@ from promoter.wiring import (  # noqa: E402
     build_adapters,
     build_app,
     build_rollback_service,
+    build_worker_pool,
     instrument_adapters,
 )
 
@@ -479,7 +482,16 @@ def measure(args: argparse.Namespace, models: list[str], config: Path) -> dict[s
     loaded = load_settings(config)
     metrics = ServerMetrics()
     adapters = instrument_adapters(build_adapters(loaded), metrics)
-    inner: Evaluator = (SubprocessEvaluator(adapters.store) if args.evaluator == "real"
+    # As `promoter serve` does (build_server): pre-started workers, started with the server.
+    pool = build_worker_pool(args.evaluation_workers) if args.evaluator == "real" else None
+    pool_ready_s = None
+    if pool is not None:
+        started = time.perf_counter()
+        pool.start()
+        pool.wait_ready(300)
+        pool_ready_s = round(time.perf_counter() - started, 2)
+    inner: Evaluator = (SubprocessEvaluator(adapters.store, pool=pool)
+                        if args.evaluator == "real"
                         else PassingEvaluator(args.scripted_ms / 1000))
     evaluator = CountingEvaluator(inner)
     service = PromotionService(settings=loaded, repo=adapters.repo, forge=adapters.forge,
@@ -503,6 +515,9 @@ def measure(args: argparse.Namespace, models: list[str], config: Path) -> dict[s
         pipeline.stop()
         drained = parts.scheduler.wait_idle(120)
         parts.scheduler.shutdown()
+    workers_started = pool.started if pool is not None else 0
+    if pool is not None:
+        pool.close()
 
     records = pipeline.records.values()
     to_merge = [r.merged_at - r.proposed_at for r in records
@@ -525,6 +540,9 @@ def measure(args: argparse.Namespace, models: list[str], config: Path) -> dict[s
         "layout": f"{len(models)} models x {len(STAGES)} environments = {promotions} "
                   "environment branches (mNN-dev -> mNN-staging -> mNN-prod), one model each",
         "evaluator": args.evaluator,
+        "evaluation_workers": args.evaluation_workers if pool is not None else 0,
+        "pool_ready_s": pool_ready_s,
+        "pooled_workers_started": workers_started,
         "models_in_store": "stand-in directories" if args.stub_models else
                            "copies of one trained SavedModel (demo v1)",
         "workers": args.workers,
@@ -641,6 +659,10 @@ def main() -> int:
                         help="seconds between full resyncs (service.resyncIntervalSeconds)")
     parser.add_argument("--scripted-ms", type=float, default=0.0,
                         help="time one scripted evaluation takes")
+    parser.add_argument("--evaluation-workers", type=int,
+                        default=ServiceSpec().evaluation_workers,
+                        help="pre-started evaluation workers (service.evaluationWorkers; "
+                             "0: a fresh worker per evaluation); real evaluator only")
     parser.add_argument("--holdout-rows", type=int, default=2_000)
     parser.add_argument("--stub-models", action="store_true",
                         help="stand-in SavedModel directories instead of training one "

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from promoter.cluster.port import ClusterReader
     from promoter.dashboard.feed import ChangeFeed
     from promoter.dashboard.ports import DashboardPort
+    from promoter.evaluation.worker_pool import WorkerPool
     from promoter.server.metrics import ServerMetrics
     from promoter.server.ports import PromotionPort
     from promoter.server.tokens import ApiTokens
@@ -98,11 +99,14 @@ def build_adapters(loaded: LoadedSettings, *, environ: Mapping[str, str] | None 
 
 def build_service(loaded: LoadedSettings, *,
                   environ: Mapping[str, str] | None = None,
-                  adapters: Adapters | None = None) -> PromotionService:
-    """The promotion service over `adapters` (default: those promoter.yaml names)."""
+                  adapters: Adapters | None = None,
+                  pool: WorkerPool | None = None) -> PromotionService:
+    """The promotion service over `adapters` (default: those promoter.yaml names), its
+    evaluations in `pool`'s pre-started workers when one is given (`promoter serve`)."""
     parts = adapters or build_adapters(loaded, environ=environ)
     return PromotionService(settings=loaded, repo=parts.repo, forge=parts.forge,
-                            store=parts.store, evaluator=SubprocessEvaluator(parts.store),
+                            store=parts.store,
+                            evaluator=SubprocessEvaluator(parts.store, pool=pool),
                             identity=_identity(loaded), cluster=parts.cluster,
                             rollbacks=build_rollback_service(parts), verdicts=parts.verdicts,
                             holdouts=build_holdouts(resolve=loaded.resolve, environ=environ))
@@ -262,6 +266,9 @@ class Server:
     on_exit: Callable[[], None] | None = None
     """Called first when a signal stops the server (ends the dashboard's event streams,
     which uvicorn would otherwise wait for)."""
+    pool: WorkerPool | None = None
+    """Pre-started evaluation workers (`service.evaluationWorkers`), started with the server
+    and stopped after it; None: off."""
 
     def run(self) -> None:
         """Serve until interrupted (uvicorn in this thread; 30 s to finish on shutdown)."""
@@ -275,9 +282,15 @@ class Server:
                     on_exit()
                 super().handle_exit(sig, frame)
 
-        _Server(uvicorn.Config(self.app, host=self.host, port=self.port, log_config=None,
-                               access_log=self.access_log,
-                               timeout_graceful_shutdown=30)).run()
+        if self.pool is not None:
+            self.pool.start()
+        try:
+            _Server(uvicorn.Config(self.app, host=self.host, port=self.port, log_config=None,
+                                   access_log=self.access_log,
+                                   timeout_graceful_shutdown=30)).run()
+        finally:
+            if self.pool is not None:
+                self.pool.close()
 
 
 def build_server(loaded: LoadedSettings, options: ServeOptions, *,
@@ -315,7 +328,8 @@ def build_server(loaded: LoadedSettings, options: ServeOptions, *,
     metrics = ServerMetrics()
     feed = ChangeFeed()
     adapters = instrument_adapters(build_adapters(loaded, environ=environ), metrics)
-    service = build_service(loaded, adapters=adapters)
+    pool = build_worker_pool(spec.evaluation_workers)
+    service = build_service(loaded, adapters=adapters, pool=pool)
     # The DORA gauges of /metrics, computed from the history when scraped (at most every 5 min).
     metrics.watch_dora(lambda: service.dora(window=parse_window(DORA_GAUGE_WINDOW)),
                        window=DORA_GAUGE_WINDOW)
@@ -333,7 +347,18 @@ def build_server(loaded: LoadedSettings, options: ServeOptions, *,
         require_auth_for_reads=spec.require_auth_for_reads)
     return Server(app=app, host=options.host or spec.host,
                   port=spec.port if options.port is None else options.port,
-                  access_log=options.access_log, on_exit=feed.close)
+                  access_log=options.access_log, on_exit=feed.close, pool=pool)
+
+
+def build_worker_pool(size: int) -> WorkerPool | None:
+    """`size` pre-started evaluation workers with the evaluator's memory limit, not yet
+    started (`WorkerPool.start`); None for 0."""
+    if size == 0:
+        return None
+    from promoter.evaluation.evaluate import DEFAULT_MEMORY_LIMIT_MB
+    from promoter.evaluation.worker_pool import WorkerPool
+
+    return WorkerPool(size, memory_limit_bytes=DEFAULT_MEMORY_LIMIT_MB * 2**20)
 
 
 _GITHUB_URL = re.compile(

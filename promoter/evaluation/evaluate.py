@@ -9,9 +9,11 @@ model and the policy, and checks the results `worker_results` reads back against
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from promoter.config.schema import BudgetPolicy, EvaluationPolicy, ModelSpec
 from promoter.errors import HoldoutError, ModelLoadError
@@ -25,6 +27,9 @@ from promoter.evaluation.worker_client import run_worker
 from promoter.evaluation.worker_results import _blocked_report, _Extra, _load_result
 from promoter.model_store import require_saved_model
 
+if TYPE_CHECKING:
+    from promoter.evaluation.worker_pool import PooledWorker
+
 DEFAULT_TIMEOUT_S = 600.0
 DEFAULT_MEMORY_LIMIT_MB = 16384
 """Address-space limit of the worker. TensorFlow maps about 1-2 GB at import; a model that
@@ -37,7 +42,8 @@ def evaluate_models(*, candidate_dir: Path, baseline_dir: Path | None, holdout: 
                     baseline_digest: str | None = None,
                     environment: str | None = None,
                     memory_limit_mb: int | None = DEFAULT_MEMORY_LIMIT_MB,
-                    measure_latency: bool = True) -> EvaluationReport:
+                    measure_latency: bool = True,
+                    worker: PooledWorker | None = None) -> EvaluationReport:
     """Score the candidate (and the baseline, if given) on the same holdout rows in one worker
     run, compute their metrics, and check them against `policy` (no checks if None).
 
@@ -55,6 +61,10 @@ def evaluate_models(*, candidate_dir: Path, baseline_dir: Path | None, holdout: 
     memory or runs past `timeout_s` (it is then killed). All are BadInputError (CLI exit 2).
     Path and column problems of a CSV are found before the worker starts. Thread-safe: each
     call has its own worker process and temporary directory.
+
+    `worker`: a pre-started worker (`worker_pool`) to run in instead of a fresh one; the model
+    directories must then be inside its `in_dir` (the holdout is put there by this function),
+    and its memory limit is the one it was started with (`memory_limit_mb` must agree).
     """
     if timeout_s <= 0:
         raise ValueError(f"timeout_s must be positive, got {timeout_s}")
@@ -79,11 +89,18 @@ def evaluate_models(*, candidate_dir: Path, baseline_dir: Path | None, holdout: 
     if baseline_dir is not None:
         models.append(("baseline", baseline_dir))
     budgets = policy.budgets
-    with tempfile.TemporaryDirectory(prefix="promoter-eval-") as out:
+    memory_limit = memory_limit_mb * 2**20 if memory_limit_mb else None
+    if worker is not None and worker.memory_limit_bytes != memory_limit:
+        raise ValueError(f"the pre-started worker's memory limit is "
+                         f"{worker.memory_limit_bytes}, not {memory_limit}")
+    with contextlib.ExitStack() as stack:
+        out = str(worker.out_dir) if worker else stack.enter_context(
+            tempfile.TemporaryDirectory(prefix="promoter-eval-"))
+        staged = worker.stage_holdout(holdout) if worker else holdout.resolve()
         request = {
             "protocol": PROTOCOL,
             "task": model.task,
-            "holdout": str(holdout.resolve()),
+            "holdout": str(staged),
             "labelColumn": model.label_column,
             "weightColumn": model.weight_column,
             "threshold": model.threshold,
@@ -97,14 +114,15 @@ def evaluate_models(*, candidate_dir: Path, baseline_dir: Path | None, holdout: 
             # Per-block statistics cost about a microsecond a row: only when they are used.
             "bootstrap": policy.bootstrap is not None and baseline_dir is not None,
             "latencyBatchSize": budgets.batch_size if budgets else 256,
-            "memoryLimitBytes": memory_limit_mb * 2**20 if memory_limit_mb else None,
+            "memoryLimitBytes": memory_limit,
             "allowOps": list(policy.sandbox.allow_ops),
             "confinement": policy.sandbox.confinement,
             "models": [{"role": role, "path": str(path.resolve()),
                         "signature": model.signature, "output": model.output}
                        for role, path in models],
         }
-        payload = run_worker(request, timeout_s=timeout_s)
+        payload = (worker.run(request, timeout_s=timeout_s) if worker
+                   else run_worker(request, timeout_s=timeout_s))
         digests = {"candidate": candidate_digest, "baseline": baseline_digest}
         confinement = dict(payload.get("confinement") or {})
         confinement["timeoutSeconds"] = timeout_s

@@ -34,8 +34,9 @@ import resource
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, NoReturn, TextIO
 
 from promoter.evaluation.worker_streams import _ModelStream
 
@@ -292,17 +293,36 @@ def _latency(model: Any, feeds: dict[str, Any], *, batch_size: int) -> dict[str,
             "batchP99Ms": float(np.percentile(batched, 99)), "batchSize": batch_size}
 
 
-def main() -> int:
-    """Entry point; always exits 0 after writing a response, so a non-zero exit (or a signal)
-    means the worker crashed."""
+def main() -> NoReturn:
+    """Entry point: one request on stdin, one response on stdout, then exit at once (never
+    returns). A non-zero exit (or a signal) means the worker crashed."""
+
+    def job() -> tuple[dict[str, Any], dict[str, Any]]:
+        request = json.loads(sys.stdin.read())
+        confinement = confine(request)
+        from promoter.evaluation import sandbox
+
+        sandbox.refuse_imports(sandbox.REFUSED_MODULES)
+        return request, confinement
+
+    answer(job)
+
+
+def answer(job: Callable[[], tuple[dict[str, Any], dict[str, Any]]]) -> NoReturn:
+    """Run `job` (read the request and confine this process: its request and confinement),
+    evaluate the request unless a `required` confinement fell short, write the one JSON
+    response to stdout and exit 0 at once.
+
+    `os._exit`: the response is written and flushed, and TensorFlow's teardown at a normal
+    exit (its threads, static destructors: about a second) would only delay the parent,
+    which waits for the exit status."""
     response_fd = os.dup(1)
     os.dup2(2, 1)  # stray prints (TensorFlow, the model's own ops) go to stderr from here on
     with os.fdopen(response_fd, "w", encoding="utf-8") as response_stream:
         response: dict[str, Any] = {}
         request: dict[str, Any] | None = None
         try:
-            request = json.loads(sys.stdin.read())
-            confinement = confine(request)
+            request, confinement = job()
             keep_freed_memory()
             from promoter.evaluation.protocol import PROTOCOL
 
@@ -339,8 +359,9 @@ def main() -> int:
                     "fix": None}}
         json.dump(response, response_stream)
         response_stream.write("\n")
-    return 0
+    sys.stderr.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

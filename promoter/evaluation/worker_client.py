@@ -16,6 +16,10 @@ stdin/stdout. Why a subprocess and not `multiprocessing`:
   process: the parent never imports TensorFlow, and the child's stderr is only shown when it
   explains a failure.
 
+`promoter serve` runs most evaluations in pre-started workers instead (`worker_pool`): the
+same worker code, forked from a process that imported TensorFlow ahead of time, confined
+before it receives its one job; its response is read with `parse_response` below.
+
 Confinement (`worker.confine`, `sandbox`): the child starts with an environment built from an
 allowlist (no PATH, no PROMOTER_*, no credentials; HOME and TMPDIR in the private scratch
 directory), limits its address space (RLIMIT_AS), moves into a network namespace of its own
@@ -92,19 +96,27 @@ def _run_worker(request: Mapping[str, Any], *, timeout_s: float,
     except subprocess.TimeoutExpired:
         _kill(process)
         _, stderr = process.communicate()
-        raise ModelLoadError(
-            f"evaluation timed out after {timeout_s:g} s while {_stage(stderr)}; the worker was "
-            "stopped",
-            fix="raise the timeout (--timeout) if the holdout is large, or check the model for "
-                "an endless loop") from None
+        raise timed_out(timeout_s, stderr) from None
     except BaseException:
         _kill(process)  # Ctrl-C or an error here: never leave a worker running
         process.communicate()
         raise
-    return _parse_response(stdout, stderr, process.returncode)
+    return parse_response(stdout, stderr, process.returncode)
 
 
-def _parse_response(stdout: bytes, stderr: bytes, returncode: int) -> dict[str, Any]:
+def timed_out(timeout_s: float, stderr: bytes) -> ModelLoadError:
+    """The error for a worker stopped at its timeout, saying what it was doing."""
+    return ModelLoadError(
+        f"evaluation timed out after {timeout_s:g} s while {_stage(stderr)}; the worker was "
+        "stopped",
+        fix="raise the timeout (--timeout) if the holdout is large, or check the model for "
+            "an endless loop")
+
+
+def parse_response(stdout: bytes, stderr: bytes, returncode: int) -> dict[str, Any]:
+    """The payload of a finished worker's response; raises its typed error, or
+    ModelLoadError saying how it crashed (`returncode` as subprocess gives it: -N for a
+    signal) and its last words."""
     response: Any = None
     if returncode == 0:
         try:

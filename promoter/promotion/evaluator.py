@@ -17,6 +17,7 @@ from promoter.model_store import ModelStore, saved_model_digest
 if TYPE_CHECKING:
     # The evaluation package pulls in numpy; commands that never score should not pay for it.
     from promoter.evaluation import EvaluationReport
+    from promoter.evaluation.worker_pool import PooledWorker, WorkerPool
 
 
 class Evaluator(Protocol):
@@ -42,31 +43,57 @@ class SubprocessEvaluator:
     directory or object swapped while the worker runs (and swapped back) cannot put other
     bytes behind the reported digest."""
 
-    def __init__(self, store: ModelStore, *, timeout_s: float = 600.0) -> None:
+    def __init__(self, store: ModelStore, *, timeout_s: float = 600.0,
+                 pool: WorkerPool | None = None) -> None:
+        """`pool`: pre-started workers (`promoter serve`); an evaluation takes one when one
+        is waiting, and starts a fresh worker otherwise."""
         self._store = store
         self._timeout_s = timeout_s
+        self._pool = pool
 
     def evaluate(
         self, *, candidate: ModelVersion, baseline: ModelVersion | None, holdout: Path,
         model: ModelSpec, policy: EvaluationPolicy, environment: str,
     ) -> EvaluationReport:
+        worker = self._pool.take() if self._pool is not None else None
+        if worker is None:
+            with tempfile.TemporaryDirectory(prefix="promoter-models-") as private:
+                return self._evaluate(Path(private), candidate=candidate, baseline=baseline,
+                                      holdout=holdout, model=model, policy=policy,
+                                      environment=environment, worker=None)
+        try:
+            # The worker's job directory: made for it alone, and readable by it alone (its
+            # Landlock rules), with nothing else in it.
+            return self._evaluate(worker.in_dir, candidate=candidate, baseline=baseline,
+                                  holdout=holdout, model=model, policy=policy,
+                                  environment=environment, worker=worker)
+        finally:
+            worker.discard()
+
+    def _evaluate(self, private: Path, *, candidate: ModelVersion,
+                  baseline: ModelVersion | None, holdout: Path, model: ModelSpec,
+                  policy: EvaluationPolicy, environment: str,
+                  worker: PooledWorker | None) -> EvaluationReport:
         from promoter.evaluation import evaluate_models
 
-        with tempfile.TemporaryDirectory(prefix="promoter-models-") as private:
-            candidate_dir = Path(private) / "candidate"
-            self._store.copy_version(candidate, candidate_dir)
-            baseline_dir = None
-            if baseline is not None:
-                baseline_dir = Path(private) / "baseline"
-                self._store.copy_version(baseline, baseline_dir)
-            return evaluate_models(
-                candidate_dir=candidate_dir,
-                baseline_dir=baseline_dir,
-                holdout=holdout,
-                model=model,
-                policy=policy,
-                timeout_s=self._timeout_s,
-                candidate_digest=saved_model_digest(candidate_dir),
-                baseline_digest=saved_model_digest(baseline_dir) if baseline_dir else None,
-                environment=environment,
-            )
+        candidate_dir = private / "candidate"
+        self._store.copy_version(candidate, candidate_dir)
+        baseline_dir = None
+        if baseline is not None:
+            baseline_dir = private / "baseline"
+            self._store.copy_version(baseline, baseline_dir)
+        return evaluate_models(
+            candidate_dir=candidate_dir,
+            baseline_dir=baseline_dir,
+            holdout=holdout,
+            model=model,
+            policy=policy,
+            timeout_s=self._timeout_s,
+            candidate_digest=saved_model_digest(candidate_dir),
+            baseline_digest=saved_model_digest(baseline_dir) if baseline_dir else None,
+            environment=environment,
+            # The gate measures what it checks: latency (about 0.3 s a model, most of a
+            # small evaluation) only for a policy with budgets.
+            measure_latency=policy.budgets is not None,
+            worker=worker,
+        )

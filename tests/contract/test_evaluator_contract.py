@@ -2,19 +2,22 @@
 trained SavedModels) and the scripted one the service tests use answer alike, against the port
 only: a report that names the digests of the bytes it read, and bad input as BadInputError.
 
-The real evaluator is slow (each evaluation starts TensorFlow).
+The real evaluator is slow (each evaluation starts TensorFlow, or, pooled, the pool does once).
 """
 
 from __future__ import annotations
 
 import hashlib
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from promoter.config.schema import EvaluationPolicy, ModelSpec
 from promoter.errors import BadInputError
+from promoter.evaluation.evaluate import DEFAULT_MEMORY_LIMIT_MB
+from promoter.evaluation.worker_pool import WorkerPool
 from promoter.model_store import LocalModelStore
 from promoter.promotion.evaluator import Evaluator, SubprocessEvaluator
 from tests.fakes.scripted import ScriptedEvaluator
@@ -29,11 +32,24 @@ def store(demo_store: dict[int, Path], tmp_path_factory: pytest.TempPathFactory
     return LocalModelStore(root)
 
 
-@pytest.fixture(params=["subprocess", "scripted"])
+@pytest.fixture(scope="module")
+def pool() -> Iterator[WorkerPool]:
+    pool = WorkerPool(1, memory_limit_bytes=DEFAULT_MEMORY_LIMIT_MB * 2**20)
+    yield pool
+    pool.close()
+
+
+@pytest.fixture(params=["subprocess", "pooled", "scripted"])
 def evaluator(request: pytest.FixtureRequest, store: LocalModelStore) -> Evaluator:
     if request.param == "subprocess":
         request.applymarker(pytest.mark.slow)
         return SubprocessEvaluator(store)
+    if request.param == "pooled":  # pre-started workers, as `promoter serve` has them
+        request.applymarker(pytest.mark.slow)
+        pool: WorkerPool = request.getfixturevalue("pool")
+        pool.start()
+        assert pool.wait_ready(300)
+        return SubprocessEvaluator(store, pool=pool)
     return ScriptedEvaluator()
 
 

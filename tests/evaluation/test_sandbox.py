@@ -300,3 +300,29 @@ def test_a_confined_evaluation_writes_nothing_outside_its_scratch_directory(
         report.confinement["mechanisms"])
     assert list(home.iterdir()) == []
     assert list(tmp.iterdir()) == []
+
+
+def test_refused_imports_fail_and_tensorflow_loads_without_them(tiny_models: dict[str, Path]
+                                                                ) -> None:
+    """The worker refuses Keras and scikit-learn (a third of its start-up): TensorFlow still
+    imports and a Keras-free SavedModel still loads and scores."""
+    result = _child("""
+import importlib.util, json, sys
+from promoter.evaluation import sandbox
+sandbox.refuse_imports(sandbox.REFUSED_MODULES)
+try:
+    import keras
+    refused = "imported"
+except ImportError as exc:
+    refused = str(exc)
+import tensorflow as tf
+served = tf.saved_model.load(sys.argv[1]).signatures["serving_default"]
+out = served(x=tf.constant([0.0]))
+print(json.dumps({"refused": refused, "keras loaded": "keras" in sys.modules,
+                  "sklearn loaded": "sklearn" in sys.modules,
+                  "spec origin": importlib.util.find_spec("keras").origin,
+                  "score": float(out["probability"].numpy()[0])}))
+""", str(tiny_models["two_outputs"]))
+    assert "keras is not imported in the evaluation worker" in result.pop("refused")
+    assert result == {"keras loaded": False, "sklearn loaded": False, "spec origin": None,
+                      "score": 0.5}

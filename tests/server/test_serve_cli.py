@@ -189,6 +189,10 @@ def test_build_server_composes_from_promoter_yaml_and_the_given_environment(
     assert "promoter_forge_calls_total" in exposition
     # The DORA gauges read the service's history (nothing merged yet: no figures, but up).
     assert "promoter_dora_up 1.0" in exposition
+    # service.evaluationWorkers (default 2): pre-started workers, started by `run` only.
+    assert server.pool is not None
+    assert server.pool.size == 2
+    assert server.pool.zygote_pid is None
 
 
 def test_serve_refuses_reads_behind_a_login_nobody_has(

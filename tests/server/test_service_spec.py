@@ -26,11 +26,14 @@ def test_defaults_when_absent() -> None:
 def test_camel_case_fields() -> None:
     service = Settings.model_validate({**BASE, "service": {
         "port": 9000, "webhookSecretEnv": "HOOK", "repository": "acme/ml-gitops",
-        "resyncIntervalSeconds": 60, "workers": 2, "apiTokensFile": "secrets/api-tokens"}}
+        "resyncIntervalSeconds": 60, "workers": 2, "apiTokensFile": "secrets/api-tokens",
+        "evaluationWorkers": 0}}
     ).service
     assert (service.port, service.webhook_secret_env, service.repository,
-            service.resync_interval_seconds, service.workers, service.api_tokens_file) == (
-        9000, "HOOK", "acme/ml-gitops", 60.0, 2, "secrets/api-tokens")
+            service.resync_interval_seconds, service.workers, service.api_tokens_file,
+            service.evaluation_workers) == (
+        9000, "HOOK", "acme/ml-gitops", 60.0, 2, "secrets/api-tokens", 0)
+    assert ServiceSpec().evaluation_workers == 2
 
 
 @pytest.mark.parametrize("bad", [
@@ -39,6 +42,7 @@ def test_camel_case_fields() -> None:
     {"port": 70000},
     {"resyncIntervalSeconds": 0},
     {"repository": "no-slash"},
+    {"evaluationWorkers": -1},
 ])
 def test_mistakes_are_errors(bad: dict[str, object]) -> None:
     with pytest.raises(ValidationError):

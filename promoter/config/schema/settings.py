@@ -299,6 +299,11 @@ class ServiceSpec(Spec):
     """The dashboard's pages (and their event stream) only for people logged in with a
     token of the tokens file, and the REST API's GETs only with one as a bearer token; by
     default both are open to read."""
+    evaluation_workers: int = Field(default=2, ge=0, le=32)
+    """Pre-started evaluation workers (processes with TensorFlow imported, each confined to
+    an empty job directory and used for one evaluation only), so a webhook's evaluation does
+    not wait for TensorFlow's import; 0 turns them off (every evaluation starts a fresh
+    worker). Each waiting worker shares the imported pages of one zygote process."""
 
 
 class ClusterSpec(Spec):
