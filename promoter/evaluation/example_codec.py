@@ -75,14 +75,14 @@ def _matched(buf: np.ndarray, start: int, length: int, column: int, tm: Template
 
 
 @kernel
-def _remember(buf: np.ndarray, start: int, length: int, schema: Schema, tm: Templates
-              ) -> None:
+def _remember(buf: np.ndarray, start: int, length: int, schema: Schema, tm: Templates,
+              scratch: Scratch) -> None:
     """Make a parsed, valid record a template, replacing the oldest, unless too many failed."""
     if tm.state[2] >= _LEARN_FAILURES:
         return
     t = tm.state[1]
     tm.lengths[t] = 0
-    if learn(buf, start, length, t, schema, tm):
+    if learn(buf, start, length, t, schema, tm, scratch):
         tm.state[0] = t
         tm.state[1] = (t + 1) % tm.lengths.shape[0]
     else:
@@ -98,7 +98,6 @@ def _failure(status: int, row: int, f: int, scratch: Scratch
     return status, row, f, scratch.kind[f], scratch.values[f]
 
 
-@kernel
 def decode_examples(buf: np.ndarray, starts: np.ndarray, lengths: np.ndarray, count: int,
                     column0: int, schema: Schema, out: Outputs, tm: Templates
                     ) -> tuple[int, int, int, int, int]:
@@ -111,6 +110,13 @@ def decode_examples(buf: np.ndarray, starts: np.ndarray, lengths: np.ndarray, co
     another kind or width.
     """
     scratch = new_scratch(schema.kinds.shape[0])
+    return _decode(buf, starts, lengths, count, column0, schema, out, tm, scratch)
+
+
+@kernel
+def _decode(buf: np.ndarray, starts: np.ndarray, lengths: np.ndarray, count: int,
+            column0: int, schema: Schema, out: Outputs, tm: Templates, scratch: Scratch
+            ) -> tuple[int, int, int, int, int]:
     for row in range(count):
         start = starts[row]
         length = lengths[row]
@@ -121,7 +127,7 @@ def decode_examples(buf: np.ndarray, starts: np.ndarray, lengths: np.ndarray, co
         tm.state[3] += 1
         if status != OK:
             return _failure(status, row, f, scratch)
-        _remember(buf, start, length, schema, tm)
+        _remember(buf, start, length, schema, tm, scratch)
     return OK, count, -1, 0, 0
 
 

@@ -73,12 +73,14 @@ class Scratch(NamedTuple):
     """Values seen."""
     hints: np.ndarray
     """The feature of each map entry in the record before (most files keep one order)."""
+    seen: np.ndarray
+    """Features met while learning a template."""
 
 
-@kernel
 def new_scratch(wanted: int) -> Scratch:
+    """Scratch arrays for `wanted` features (the kernels allocate nothing)."""
     return Scratch(np.full(wanted + 1, -1, dtype=np.int64), np.zeros(wanted + 1, np.int64),
-                   np.full(1024, -1, dtype=np.int64))
+                   np.full(1024, -1, dtype=np.int64), np.zeros(wanted + 1, dtype=np.bool_))
 
 
 @kernel
@@ -104,92 +106,88 @@ def find(buf: np.ndarray, key: int, key_len: int, schema: Schema, hint: int) -> 
 
 
 @kernel
-def _target(schema: Schema, f: int, kind: int, n: int, column: int) -> int:
-    """Where value n of wanted feature f goes, or -1 if it is not stored (a feature not
-    wanted, another kind than wanted, or a value past the width)."""
-    if f < 0 or schema.kinds[f] != kind or n >= schema.widths[f]:
-        return -1
-    return schema.layout[f, 0] + n * schema.layout[f, 1] + column * schema.layout[f, 2]
-
-
-@kernel
-def _bytes_value(buf: np.ndarray, i: int, end: int, f: int, s: int, column: int,
-                 schema: Schema, out: Outputs, scratch: Scratch) -> int:
-    """One BytesList value at buf[i:end] (after its tag); the position after it or -1."""
+def _bytes_value(buf: np.ndarray, i: int, end: int, n: int, base: int, stride: int,
+                 width: int, out: Outputs) -> tuple[int, int]:
+    """One BytesList value at buf[i:end] (after its tag), the list's value n, stored at
+    base + n * stride if n < width; (position after it or -1, values so far)."""
     first, last = length_delimited(buf, i, end)
     if first < 0:
-        return -1
-    at = _target(schema, f, KIND_BYTES, scratch.values[s], column)
-    if at >= 0:
-        out.text_pos[at] = first
-        out.text_len[at] = last - first
-    scratch.values[s] += 1
-    return last
+        return -1, n
+    if n < width:
+        out.text_pos[base + n * stride] = first
+        out.text_len[base + n * stride] = last - first
+    return last, n + 1
 
 
 @kernel
-def _float_values(buf: np.ndarray, i: int, end: int, wire: int, f: int, s: int, column: int,
-                  schema: Schema, out: Outputs, scratch: Scratch) -> int:
-    """One unpacked (wire 5) or a packed run (wire 2) of FloatList values; position or -1."""
+def _float_values(buf: np.ndarray, i: int, end: int, wire: int, n: int, base: int,
+                  stride: int, width: int, out: Outputs) -> tuple[int, int]:
+    """One unpacked (wire 5) or a packed run (wire 2) of FloatList values, as
+    `_bytes_value` stores them."""
     if wire == 5:
         first, last = i, i + 4
         if last > end:
-            return -1
+            return -1, n
     else:
         first, last = length_delimited(buf, i, end)
         if first < 0 or (last - first) % 4 != 0:
-            return -1
+            return -1, n
     for j in range(first, last, 4):
-        at = _target(schema, f, KIND_FLOAT, scratch.values[s], column)
-        if at >= 0:
-            out.floats[at] = u32(buf, j)
-        scratch.values[s] += 1
-    return last
+        if n < width:
+            out.floats[base + n * stride] = u32(buf, j)
+        n += 1
+    return last, n
 
 
 @kernel
-def _int_values(buf: np.ndarray, i: int, end: int, wire: int, f: int, s: int, column: int,
-                schema: Schema, out: Outputs, scratch: Scratch) -> int:
-    """One unpacked (wire 0) or a packed run (wire 2) of Int64List values; position or -1."""
+def _int_values(buf: np.ndarray, i: int, end: int, wire: int, n: int, base: int,
+                stride: int, width: int, out: Outputs) -> tuple[int, int]:
+    """One unpacked (wire 0) or a packed run (wire 2) of Int64List values, as
+    `_bytes_value` stores them."""
     if wire == 0:
         first, last = i, end
     else:
         first, last = length_delimited(buf, i, end)
         if first < 0:
-            return -1
+            return -1, n
     i = first
     while i < last:
         value, i = varint(buf, i, last)
         if i < 0:
-            return -1
-        at = _target(schema, f, KIND_INT64, scratch.values[s], column)
-        if at >= 0:
-            out.ints[at] = np.int64(value)
-        scratch.values[s] += 1
+            return -1, n
+        if n < width:
+            out.ints[base + n * stride] = np.int64(value)
+        n += 1
         if wire == 0:
-            return i
-    return last
+            return i, n
+    return last, n
 
 
 @kernel
 def _list(buf: np.ndarray, i: int, end: int, kind: int, f: int, s: int, column: int,
           schema: Schema, out: Outputs, scratch: Scratch) -> int:
-    """A BytesList, FloatList or Int64List message buf[i:end] (its values: repeated field 1);
-    a status."""
+    """A BytesList, FloatList or Int64List message buf[i:end] (its values: repeated field 1)
+    of feature f (< 0: not wanted, nothing stored); a status."""
+    stored = f >= 0 and schema.kinds[f] == kind
+    width = schema.widths[f] if stored else 0
+    base = schema.layout[f, 0] + column * schema.layout[f, 2] if stored else 0
+    stride = schema.layout[f, 1] if stored else 0
+    n = scratch.values[s]
     while i < end:
         field, wire, i = read_tag(buf, i, end)
         if i < 0:
             return MALFORMED
         if field == 1 and kind == KIND_BYTES and wire == 2:
-            i = _bytes_value(buf, i, end, f, s, column, schema, out, scratch)
+            i, n = _bytes_value(buf, i, end, n, base, stride, width, out)
         elif field == 1 and kind == KIND_FLOAT and (wire == 5 or wire == 2):
-            i = _float_values(buf, i, end, wire, f, s, column, schema, out, scratch)
+            i, n = _float_values(buf, i, end, wire, n, base, stride, width, out)
         elif field == 1 and kind == KIND_INT64 and (wire == 0 or wire == 2):
-            i = _int_values(buf, i, end, wire, f, s, column, schema, out, scratch)
+            i, n = _int_values(buf, i, end, wire, n, base, stride, width, out)
         else:  # an unknown field, or field 1 with another wire type (unknown to protobuf)
             i = skip(buf, i, end, wire)
         if i < 0:
             return MALFORMED
+    scratch.values[s] = n
     return OK
 
 

@@ -16,7 +16,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from promoter.evaluation.example_parse import Outputs, Schema, find
+from promoter.evaluation.example_parse import Outputs, Schema, Scratch, find
 from promoter.evaluation.example_wire import (
     KIND_BYTES,
     KIND_FLOAT,
@@ -161,15 +161,17 @@ def _learn_entry(buf: np.ndarray, start: int, i: int, end: int, t: int, count: i
 
 
 @kernel
-def learn(buf: np.ndarray, start: int, length: int, t: int, schema: Schema, tm: Templates
-          ) -> bool:
+def learn(buf: np.ndarray, start: int, length: int, t: int, schema: Schema, tm: Templates,
+          scratch: Scratch) -> bool:
     """Make the (already decoded, valid) record template t, if it is written canonically."""
     if length > tm.bytes.shape[1]:
         return False
     end = start + length
-    tm.bytes[t, :length] = buf[start:end]
+    for k in range(length):  # (a slice copy would allocate for a possible overlap)
+        tm.bytes[t, k] = buf[start + k]
     tm.mask[t, :length] = 0xFF
-    seen = np.zeros(schema.kinds.shape[0], dtype=np.bool_)
+    seen = scratch.seen[:schema.kinds.shape[0]]
+    seen[:] = False
     count = 0
     i, features_end = field_span(buf, start, end, 0x0A)
     if i < 0 or features_end != end:
@@ -225,19 +227,20 @@ def match(buf: np.ndarray, start: int, length: int, t: int, column: int, tm: Tem
         return False
     if not _same_outside_mask(buf, start, length, tm.bytes[t], tm.mask[t]):
         return False
+    slots = tm.slots  # (indexed in full: a view per slot costs reference counting)
     for s in range(tm.slot_counts[t]):
-        slot = tm.slots[t, s]
-        at = start + slot[0]
-        size = slot[1]
-        target = slot[3] + column * slot[5]
-        if slot[2] == SLOT_FLOAT:  # a run of `size` floats into consecutive rows
+        at = start + slots[t, s, 0]
+        size = slots[t, s, 1]
+        target = slots[t, s, 3] + column * slots[t, s, 5]
+        if slots[t, s, 2] == SLOT_FLOAT:  # a run of `size` floats into consecutive rows
+            step = slots[t, s, 4]
             for r in range(size):
-                out.floats[target + r * slot[4]] = u32(buf, at + 4 * r)
-        elif slot[2] == SLOT_VARINT:
+                out.floats[target + r * step] = u32(buf, at + 4 * r)
+        elif slots[t, s, 2] == SLOT_VARINT:
             same, value = _same_length_varint(buf, at, size)
             if not same:
                 return False
-            if slot[3] >= 0:
+            if slots[t, s, 3] >= 0:
                 out.ints[target] = np.int64(value)
         else:
             out.text_pos[target] = at

@@ -59,14 +59,19 @@ _SOURCES = sources_digest()
 
 
 def kernel(function: _F) -> _F:
-    """`numba.njit(nogil=True, cache=True)`, with the cached code tied to the source of every
-    kernel module. Numba checks only the function's own file before it loads cached code, and
-    a kernel inlines the kernels it calls from the other modules: after a change there, it
-    would load the old code. Where numba's cache has another shape than this expects, the
-    kernel compiles without a cache (slower starts, never stale code)."""
-    dispatcher = numba.njit(nogil=True, cache=True)(function)
+    """`numba.njit(nogil=True, cache=True)`, inlined into its callers (forceinline: the
+    kernels are small functions that pass NamedTuples of arrays) and without numba's reference
+    counting (`_nrt=False`: the kernels allocate nothing, and every array a NamedTuple carries
+    would otherwise be counted up and down at every call, which made the parsing path three
+    times slower), with the cached code tied to the source of every kernel module: numba
+    checks only the function's own file before it loads cached code, and a kernel inlines
+    the kernels it calls from the other modules, so after a change there it would load the
+    old code. Where numba's cache has another shape than this expects, the kernel compiles
+    without a cache (slower starts, never stale code)."""
+    options = {"nogil": True, "forceinline": True, "_nrt": False}
+    dispatcher = numba.njit(cache=True, **options)(function)
     index = getattr(getattr(dispatcher, "_cache", None), "_cache_file", None)
     if index is None or not hasattr(index, "_source_stamp"):
-        return numba.njit(nogil=True)(function)  # type: ignore[no-any-return]
+        return numba.njit(**options)(function)  # type: ignore[no-any-return]
     index._source_stamp = (index._source_stamp, _SOURCES)
     return dispatcher  # type: ignore[no-any-return]
