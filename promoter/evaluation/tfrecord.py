@@ -124,7 +124,8 @@ class TFRecordHoldoutReader:
                     "must end on a complete record")
             self._framing_error(first, record=1)
         layout = _Layout(self._kinds(first), self._width, self.batch_size)
-        templates = codec.TemplateCache()
+        templates = codec.new_templates()
+        schema = layout.schema
         while True:
             columns = layout.new_batch()
             rows = 0
@@ -134,12 +135,8 @@ class TFRecordHoldoutReader:
                     self._framing_error(status, record=self.rows + rows + count + 1)
                 if count:
                     result = codec.decode_examples(
-                        stream.buffer, stream.starts, stream.lengths, count, rows,
-                        layout.names, layout.name_starts, layout.kinds, layout.layout,
-                        layout.widths, columns.floats, columns.ints, columns.text_pos,
-                        columns.text_len, templates.lengths, templates.bytes,
-                        templates.mask, templates.slot_counts, templates.slots,
-                        templates.state)
+                        stream.buffer, stream.starts, stream.lengths, count, rows, schema,
+                        columns.outputs, templates)
                     if result[0] != codec.OK:
                         self._record_error(result, layout, first_record=self.rows + rows)
                     columns.take_text(stream.buffer, rows, count)
@@ -152,7 +149,7 @@ class TFRecordHoldoutReader:
                             "not a complete record", fix="copy the file again; a TFRecord "
                             "file must end on a complete record")
                     break
-            self.parsed_records = templates.parsed
+            self.parsed_records = codec.parsed_records(templates)
             if rows == 0:
                 break
             yield self._batch(columns.arrays(rows), layout.kind_names)

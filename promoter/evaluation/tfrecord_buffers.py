@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import hashlib
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from promoter.evaluation.example_parse import Outputs, Schema
 
 _KIND_CODES = {"bytes_list": 1, "float_list": 2, "int64_list": 3}
 
@@ -112,7 +115,7 @@ class _Layout:
         self.order = list(kinds)
         self.batch_size = batch_size
         encoded = [name.encode() for name in self.order]
-        self.names = np.frombuffer(b"".join(encoded) or b"\0", dtype=np.uint8)
+        self.names = np.frombuffer(b"".join(encoded) or b"\0", dtype=np.uint8).copy()
         self.name_starts = np.cumsum([0] + [len(e) for e in encoded]).astype(np.int64)
         self.kinds = np.array([_KIND_CODES.get(kinds[n], 0) for n in self.order],
                               dtype=np.int64)
@@ -123,6 +126,14 @@ class _Layout:
             code, w = int(self.kinds[f]), int(self.widths[f])
             self.layout[f] = (self.sizes.get(code, 0), 1, w)
             self.sizes[code] = self.sizes.get(code, 0) + w * batch_size
+
+    @property
+    def schema(self) -> Schema:
+        """The layout as the decoder takes it."""
+        from promoter.evaluation.example_parse import Schema
+
+        return Schema(names=self.names, name_starts=self.name_starts, kinds=self.kinds,
+                      layout=self.layout, widths=self.widths)
 
     def new_batch(self) -> _Columns:
         return _Columns(self)
@@ -139,6 +150,14 @@ class _Columns:
         self.text_len = np.empty(layout.sizes[1], dtype=np.int64)
         self.text: dict[str, list[str]] = {n: [] for n, k in layout.kind_names.items()
                                            if k == "bytes_list"}
+
+    @property
+    def outputs(self) -> Outputs:
+        """The arrays as the decoder fills them."""
+        from promoter.evaluation.example_parse import Outputs
+
+        return Outputs(floats=self.floats, ints=self.ints, text_pos=self.text_pos,
+                       text_len=self.text_len)
 
     def take_text(self, buffer: np.ndarray, first: int, count: int) -> None:
         """Copy the strings of records first..first+count out of the buffer (before it moves)."""

@@ -11,6 +11,7 @@ parsing path.
 from __future__ import annotations
 
 import hashlib
+import os
 import random
 import struct
 import threading
@@ -19,10 +20,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from promoter.errors import HoldoutError
 from promoter.evaluation.holdout import ColumnRequest
 from promoter.evaluation.tfrecord import TFRecordHoldoutReader, _prefetched
+from tests.evaluation import example_strategies as gen
+from tests.evaluation.example_proto import reference
+from tests.evaluation.example_strategies import Wanted
 
 tf = pytest.importorskip("tensorflow")
 
@@ -339,7 +345,7 @@ def _crc32c_bitwise(data: bytes) -> int:
 def test_both_crc32c_paths_agree_with_the_definition() -> None:
     # This machine frames records with the CPU's crc32 instruction where it has one; the table
     # path (other CPUs) must give the same checksums, checked here directly.
-    from promoter.evaluation.example_codec import CRC_TABLES, crc32c, crc32c_software
+    from promoter.evaluation.tfrecord_framing import CRC_TABLES, crc32c, crc32c_software
 
     check = np.frombuffer(b"123456789", np.uint8).copy()
     assert crc32c(check, 0, 9, CRC_TABLES) == crc32c_software(check, 0, 9, CRC_TABLES) \
@@ -356,15 +362,89 @@ def test_kernel_cache_falls_back_to_a_private_directory(tmp_path: Path,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     import numba
 
-    from promoter.evaluation.example_codec import _choose_cache_dir
+    from promoter.evaluation.kernel_cache import choose_cache_dir
 
     monkeypatch.setattr(numba.config, "CACHE_DIR", "")
-    assert _choose_cache_dir(here=tmp_path, cache_home=tmp_path / "no-home") is None
+    assert choose_cache_dir(here=tmp_path, cache_home=tmp_path / "no-home") is None
     assert numba.config.CACHE_DIR == ""  # a writable place: numba's own choice stands
-    chosen = _choose_cache_dir(here=tmp_path / "gone", cache_home=tmp_path / "no-home")
+    chosen = choose_cache_dir(here=tmp_path / "gone", cache_home=tmp_path / "no-home")
     assert chosen is not None
     assert Path(chosen).is_dir()
     assert chosen == numba.config.CACHE_DIR
     Path(chosen).rmdir()
     monkeypatch.setattr(numba.config, "CACHE_DIR", "/somewhere/set")
-    assert _choose_cache_dir(here=tmp_path / "gone", cache_home=tmp_path / "no-home") is None
+    assert choose_cache_dir(here=tmp_path / "gone", cache_home=tmp_path / "no-home") is None
+
+
+# --- against protobuf, through the reader -----------------------------------------------------
+
+def test_the_fuzz_tests_example_schema_is_tensorflows() -> None:
+    # tests/evaluation/example_proto.py rebuilds tf.train.Example for protobuf's runtime (so
+    # that the differential tests need no TensorFlow); it must be the same schema.
+    from tests.evaluation.example_proto import message_class
+
+    def shape(descriptor: object) -> list[tuple[object, ...]]:
+        return [(f.name, f.number, f.type, f.is_repeated,  # type: ignore[attr-defined]
+                 f.message_type.name if f.message_type else None,
+                 f.containing_oneof.name if f.containing_oneof else None)
+                for f in descriptor.fields]  # type: ignore[attr-defined]
+
+    for name in ("Example", "Features", "Feature", "BytesList", "FloatList", "Int64List"):
+        ours, theirs = message_class(name).DESCRIPTOR, getattr(tf.train, name).DESCRIPTOR
+        assert shape(ours) == shape(theirs), name
+    entry = message_class("Features").DESCRIPTOR.nested_types_by_name["FeatureEntry"]
+    assert shape(entry) == shape(tf.train.Features.DESCRIPTOR.nested_types_by_name[
+        "FeatureEntry"])
+    assert entry.GetOptions().map_entry
+
+
+def test_an_empty_record_after_good_ones_lacks_the_features(tmp_path: Path) -> None:
+    # Found by the differential tests: an empty record (a valid Example without features)
+    # matched the decoder's unused templates, of length 0, and was "decoded" to whatever the
+    # column arrays held.
+    path = _good(tmp_path)
+    data = path.read_bytes()
+    with tf.io.TFRecordWriter(str(tmp_path / "empty.tfrecord")) as writer:
+        writer.write(b"")
+    path.write_bytes(data[:_record_offset(path, 2)] + (tmp_path / "empty.tfrecord").read_bytes()
+                     + data[_record_offset(path, 2):])
+    with pytest.raises(HoldoutError, match=r"record 3 has no feature 'label'"):
+        _read(path, widths={"x": 1, "label": 1})
+
+
+
+def _fine(records: list[bytes], wanted: list[Wanted]) -> bool:
+    """Whether protobuf reads every record with every wanted feature, of the right kind and
+    width, and every float finite: then, and only then, the reader must succeed."""
+    for record in records:
+        parsed = reference(record)
+        for w in wanted:
+            kind, values = parsed.features.get(w.name, (-1, []))
+            if not parsed.valid or kind != w.kind or len(values) != w.width:
+                return False
+            if kind == 2 and not np.isfinite(np.array(values, dtype=np.float64)).all():
+                return False
+    return True
+
+
+@settings(max_examples=int(os.environ.get("PROMOTER_FUZZ_EXAMPLES", "150")) // 6,
+          deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_the_reader_refuses_or_reads_what_protobuf_reads(tmp_path_factory: pytest.TempPathFactory,
+                                                         data: st.DataObject) -> None:
+    wanted = [Wanted("x", 2, 1), Wanted("v", 2, 2), Wanted("label", 3, 1)]
+    records = data.draw(gen.canonical_batch(wanted)) + data.draw(
+        st.lists(gen.record(wanted), max_size=3))
+    records = [records[0]] + [data.draw(gen.mutated(r)) if data.draw(st.booleans()) else r
+                              for r in records[1:]]
+    path = tmp_path_factory.mktemp("fuzz") / "h.tfrecord"
+    _write(path, records)
+    if not _fine(records, wanted):
+        with pytest.raises(HoldoutError):
+            _read(path, widths={"x": 1, "v": 2, "label": 1}, batch_size=3)
+        return
+    got, _ = _read(path, widths={"x": 1, "v": 2, "label": 1}, batch_size=3)
+    for w in wanted:
+        expected = [reference(r).features[w.name][1] for r in records]
+        values = np.array(expected, dtype=np.float32 if w.kind == 2 else np.int64)
+        np.testing.assert_array_equal(got[w.name], values[:, 0] if w.width == 1 else values)
