@@ -1,4 +1,5 @@
-"""Open a holdout file with the reader its format needs: CSV, or TFRecord of tf.train.Example.
+"""Open a holdout file with the reader its format needs: CSV (read by pyarrow, checked by the
+exact parser where pyarrow cannot be trusted: `arrow_csv`), or TFRecord of tf.train.Example.
 
 Apart from `promoter.evaluation.holdout` because the TFRecord reader
 (`promoter.evaluation.tfrecord`) builds on that module's batches and column requests: the
@@ -11,10 +12,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from promoter.evaluation.arrow_csv import ArrowCSVReader
 from promoter.evaluation.holdout import (
     DEFAULT_BATCH_SIZE,
     ColumnRequest,
-    HoldoutReader,
     is_tfrecord,
 )
 
@@ -32,4 +33,4 @@ def open_holdout(path: Path, *, label_column: str, columns: Sequence[ColumnReque
         from promoter.evaluation.tfrecord import TFRecordHoldoutReader
 
         return TFRecordHoldoutReader(path, **kwargs)
-    return HoldoutReader(path, **kwargs)
+    return ArrowCSVReader(path, **kwargs)
