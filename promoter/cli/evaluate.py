@@ -47,8 +47,8 @@ _SPEC_OPTIONS = {"signature": "signature", "output": "output", "label_column": "
 @click.option("--model-dir", required=True, type=_DIR,
               help="SavedModel directory of the candidate.")
 @click.option("--holdout", required=True, type=_DIR,
-              help="Holdout: CSV with a header row, or TFRecord of tf.train.Example "
-                   "(.tfrecord, .tfrecords, .tfrec).")
+              help="Holdout: CSV with a header row, Parquet (.parquet, .pq), or TFRecord "
+                   "of tf.train.Example (.tfrecord, .tfrecords, .tfrec).")
 @click.option("--baseline-dir", type=_DIR,
               help="SavedModel to compare with (the model deployed now), on the same rows.")
 @click.option("--policy", "policy_file", type=_DIR,

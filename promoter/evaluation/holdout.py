@@ -280,8 +280,11 @@ def open_holdout_file(path: Path) -> IO[bytes]:
 def read_header(path: Path) -> list[str]:
     """The column names in `path`'s header line, for a cheap check before any model loads.
 
-    Raises HoldoutError if the file is missing, unreadable or empty.
+    Raises HoldoutError if the file is missing, unreadable or empty. For a Parquet file
+    (`is_parquet`), the names in its schema, read from its footer.
     """
+    if is_parquet(path):
+        return _parquet_columns(path)
     try:
         with path.open(encoding="utf-8-sig", newline="") as handle:
             header = next(csv.reader(handle), None)
@@ -295,6 +298,23 @@ def read_header(path: Path) -> list[str]:
     if header is None:
         raise HoldoutError(f"holdout {path} is empty", fix=_EMPTY_FIX)
     return [cell.strip() for cell in header]
+
+
+def _parquet_columns(path: Path) -> list[str]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if not path.is_file():
+        raise HoldoutError(f"holdout {path} not found",
+                           fix="check the path (relative paths in environment files are "
+                               "resolved against promoter.yaml's directory)")
+    try:
+        return list(pq.read_schema(path).names)
+    except (pa.ArrowException, OSError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+        raise HoldoutError(f"holdout {path} is not a Parquet file, or is truncated ({first})",
+                           fix="write the holdout with pandas.DataFrame.to_parquet or "
+                               "pyarrow.parquet.write_table") from exc
 
 
 def _csv_error(path: Path, line: int, exc: csv.Error) -> HoldoutError:
@@ -372,6 +392,14 @@ class _HashingReader(io.RawIOBase):
 
 
 TFRECORD_SUFFIXES = (".tfrecord", ".tfrecords", ".tfrec")
+
+
+PARQUET_SUFFIXES = (".parquet", ".pq")
+
+
+def is_parquet(path: Path) -> bool:
+    """Whether `path` names a Parquet holdout (by its suffix)."""
+    return path.suffix.lower() in PARQUET_SUFFIXES
 
 
 def is_tfrecord(path: Path) -> bool:
