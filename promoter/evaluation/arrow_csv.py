@@ -2,19 +2,20 @@
 
 `HoldoutReader` (Python's `csv` module) is the exact parser: it decides what a valid holdout
 is and names the file, line and column of every problem. This reader gives the same batches
-several times faster: it reads the file itself in blocks of `chunk_bytes` (hashing every byte
-it reads, so the digest is of exactly the data evaluated), cuts each block after its last
-complete record, and hands the block to `pyarrow.csv.open_csv`, typed from the columns the
-models need (float64 for numbers, string for text; every other column is skipped unconverted),
-with use_threads. pyarrow's errors do not carry line numbers, and pyarrow accepts some things
-the exact parser refuses (text after a closing quote), so a block goes to the exact parser
-instead whenever:
+faster (benchmarks/formats.py): it reads the file itself in blocks of `chunk_bytes`
+(hashing every byte it reads, so the digest is of exactly the data evaluated), cuts each block
+after its last complete record, and hands the block to `pyarrow.csv.open_csv`, typed from the
+columns the models need (float64 for numbers, string for text; every other column is skipped
+unconverted), with use_threads. pyarrow's errors do not carry line numbers, and pyarrow
+accepts some things the exact parser refuses (text after a closing quote), so a block goes to
+the exact parser instead whenever:
 
 - pyarrow fails on it, or returns another number of rows than the block has records;
 - a value is missing, not a finite number, or not a valid label or weight;
-- it holds a blank line (other than at the end of the file), a carriage return that does not
-  end a line, a quote the exact parser could read otherwise than pyarrow, or a run of
-  `csv.field_size_limit()` bytes without a line break (where a field could be over the limit).
+- it holds a blank line (other than at the end of the file) or a carriage return that ends a
+  line on its own (pyarrow then counts other rows than the block has line feeds), a quote the
+  exact parser could read otherwise than pyarrow, or a run of `csv.field_size_limit()` bytes
+  without a line break (where a field could be over the limit).
 
 The exact parser then raises the HoldoutError naming the line and column (or, where the block
 was only unusual, returns its rows). Rows therefore end on consecutive lines in a block that
@@ -66,7 +67,7 @@ class ArrowCSVReader:
     The same arguments, batches and errors as `HoldoutReader` (see the module docstring).
     """
 
-    chunk_bytes = 8 << 20
+    chunk_bytes = 16 << 20
     """Bytes read at a time (more for a record longer than this)."""
     record_limit_bytes = _MAX_RECORD_BYTES
     """Read on for a record up to this long; beyond, the exact parser refuses it."""
@@ -122,8 +123,9 @@ class ArrowCSVReader:
         names = [f"c{i}" for i in range(self._exact.width)]
         line = 1 + first.count(b"\n", 0, header_end)
         for data, last in [(first[header_end:], final), *chunks]:
-            yield self._parse(data, first_line=line, final=last, names=names)
-            line += data.count(b"\n")
+            breaks = data.count(b"\n")
+            yield self._parse(data, breaks, first_line=line, final=last, names=names)
+            line += breaks
 
     def _decode(self, data: bytes, *, first_line: int) -> str:
         try:
@@ -133,8 +135,9 @@ class ArrowCSVReader:
             raise HoldoutError(f"{self.path}, line {line}: not UTF-8 text ({exc.reason})",
                                fix="save the holdout as UTF-8 CSV") from exc
 
-    def _parse(self, data: bytes, *, first_line: int, final: bool,
+    def _parse(self, data: bytes, breaks: int, *, first_line: int, final: bool,
                names: list[str]) -> _Block:
+        """`data` parsed, or marked for the exact parser; `breaks`: its line feeds."""
         if not data.isascii():
             self._decode(data, first_line=first_line)  # the exact parser refuses bad UTF-8
         exact = _Block(first_line, data)
@@ -145,7 +148,8 @@ class ArrowCSVReader:
             return _Block(first_line, data, columns={}, rows=0)
         if not _plain(body, limit=csv.field_size_limit()):
             return exact
-        records = body.count(b"\n") + (0 if body.endswith(b"\n") else 1)
+        records = (breaks if body is data
+                   else body.count(b"\n") + (0 if body.endswith(b"\n") else 1))
         columns = self._arrow(body, names)
         if columns is None or any(len(v) != records for v in columns.values()):
             return exact
@@ -166,7 +170,7 @@ class ArrowCSVReader:
             reader = pacsv.open_csv(
                 pa.py_buffer(body),
                 read_options=pacsv.ReadOptions(column_names=names, use_threads=True,
-                                               block_size=1 << 20),
+                                               block_size=4 << 20),
                 parse_options=pacsv.ParseOptions(newlines_in_values=False),
                 convert_options=pacsv.ConvertOptions(
                     column_types=types, include_columns=sorted(set(wanted.values())),
@@ -265,16 +269,18 @@ def _record_end(data: bytes, *, final: bool) -> int:
 
 def _plain(body: bytes, *, limit: int) -> bool:
     """Whether pyarrow and the exact parser must read `body` alike, line by line (see the
-    module docstring); False sends it to the exact parser."""
-    if body.startswith((b"\n", b"\r\n")) or b"\n\n" in body or b"\n\r\n" in body:
-        return False  # a blank line: the exact parser skips it, and counts it
-    if b"\r" in body and body.count(b"\r") != body.count(b"\r\n"):
-        return False
+    module docstring); False sends it to the exact parser. Blank lines and carriage returns
+    that end lines on their own need no search here: pyarrow then counts other rows than
+    `body` has line feeds, which sends the block to the exact parser too."""
     step = max(limit // 2, 1)
     for start in range(0, len(body), step):
         if body.find(b"\n", start, start + step) < 0 and start + step < len(body):
             return False  # a line of `limit` bytes or more may hold a field over the limit
-    return b'"' not in body or _quotes_are_plain(body)
+    if b'"' not in body:
+        return True
+    if b"\r" in body and body.count(b"\r") != body.count(b"\r\n"):
+        return False  # a quoted CR: the exact parser counts it as a line, pyarrow may not
+    return _quotes_are_plain(body)
 
 
 def _quotes_are_plain(body: bytes) -> bool:
