@@ -20,7 +20,8 @@ all paths interleaved so that a change in the machine's load hits every path ali
 - raw limit: both signatures on in-memory tensors, in batches of 65,536.
 
 Usage: `python benchmarks/formats.py [--small 20000] [--large 500000] [--repeats 3]
-[--end-to-end]`. Prints medians, then each path's ratio to its naive script and to the limit.
+[--batch-size N] [--end-to-end]`. Prints medians, then each path's ratio to its naive script
+and to the limit.
 """
 
 from __future__ import annotations
@@ -129,8 +130,10 @@ def _write_tfrecord(path: Path, x: np.ndarray, y: np.ndarray) -> None:
         raise RuntimeError("the benchmark's TFRecord writer does not round-trip")
 
 
-def promoter_run(models: dict[str, Path], holdout: Path, out: Path) -> float:
-    """Seconds of the worker's `run` on `holdout`, with the request evaluate_models sends."""
+def promoter_run(models: dict[str, Path], holdout: Path, out: Path, *,
+                 batch_size: int | None = None) -> float:
+    """Seconds of the worker's `run` on `holdout`, with the request evaluate_models sends
+    (`batch_size` replaces its batch size for CSV and Parquet, 8,192)."""
     from promoter.evaluation.holdout import is_tfrecord
     from promoter.evaluation.protocol import PROTOCOL
     from promoter.evaluation.worker import run
@@ -138,7 +141,8 @@ def promoter_run(models: dict[str, Path], holdout: Path, out: Path) -> float:
     request = {"protocol": PROTOCOL, "task": "binary_classification",
                "holdout": str(holdout), "labelColumn": "label", "weightColumn": None,
                "threshold": 0.5, "topK": 2, "outDir": str(out), "slices": [],
-               "batchSize": 65536 if is_tfrecord(holdout) else 8192, "latency": False,
+               "batchSize": 65536 if is_tfrecord(holdout) else batch_size or 8192,
+               "latency": False,
                "bootstrap": False, "latencyBatchSize": 256, "memoryLimitBytes": None,
                "allowOps": [], "confinement": "best-effort",
                "models": [{"role": role, "path": str(path), "signature": "serving_default",
@@ -236,6 +240,9 @@ def main() -> None:
     parser.add_argument("--small", type=int, default=20_000)
     parser.add_argument("--large", type=int, default=500_000)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="rows per batch for CSV and Parquet [default: what "
+                             "evaluate_models sends, 8,192]")
     parser.add_argument("--end-to-end", action="store_true",
                         help="also time evaluate_models (a worker process each run)")
     args = parser.parse_args()
@@ -249,13 +256,14 @@ def main() -> None:
         big = holdouts[args.large]
         print(f"models: two 6-input logistic SavedModels (candidate + baseline); "
               f"{args.small:,} vs {args.large:,} rows; medians of {args.repeats} runs; "
+              f"CSV/Parquet batches of {args.batch_size or 8192:,} rows; "
               f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the start; "
               f"files of {args.large:,} rows: " + ", ".join(
                   f"{k} {p.stat().st_size / 2**20:.1f} MiB" for k, p in big.items()))
         paths: dict[str, Callable[[Path], float]] = {}
         for fmt in ("CSV", "Parquet", "TFRecord"):
             paths[f"promoter {fmt}"] = (lambda h: promoter_run(models, h, Path(
-                tempfile.mkdtemp(dir=root))))
+                tempfile.mkdtemp(dir=root)), batch_size=args.batch_size))
         paths["naive pandas read_csv"] = lambda h: naive_pandas(models, h)
         paths["naive pandas read_parquet"] = lambda h: naive_pandas(models, h)
         paths["naive tf.data parse_example"] = lambda h: naive_tfdata(models, h)
