@@ -17,7 +17,9 @@ all paths interleaved so that a change in the machine's load hits every path ali
 - naive Parquet: the same with pandas.read_parquet;
 - naive TFRecord: tf.data.TFRecordDataset, batched tf.io.parse_example, both signatures per
   batch, the same scikit-learn metrics;
-- raw limit: both signatures on in-memory tensors, in batches of 65,536.
+- raw limit: both signatures on in-memory tensors, in batches of 65,536;
+- reading alone, CSV and Parquet of `--large` rows: promoter's reader (with its digest) and
+  pandas.
 
 Usage: `python benchmarks/formats.py [--small 20000] [--large 500000] [--repeats 3]
 [--batch-size N] [--end-to-end]`. Prints medians, then each path's ratio to its naive script
@@ -167,6 +169,23 @@ def end_to_end(models: dict[str, Path], holdout: Path) -> float:
     return time.perf_counter() - started
 
 
+def read_only(holdout: Path) -> dict[str, float]:
+    """Seconds to read `holdout` alone: promoter's reader (digest included) and pandas'."""
+    import pandas as pd
+
+    from promoter.evaluation.holdout import ColumnRequest
+    from promoter.evaluation.holdout_formats import open_holdout
+
+    columns = [ColumnRequest(n, text=False, needed_by="the benchmark") for n in NAMES]
+    started = time.perf_counter()
+    for _ in open_holdout(holdout, label_column="label", columns=columns, batch_size=65536):
+        pass
+    promoter = time.perf_counter() - started
+    started = time.perf_counter()
+    pd.read_parquet(holdout) if holdout.suffix == ".parquet" else pd.read_csv(holdout)
+    return {"promoter": promoter, "pandas": time.perf_counter() - started}
+
+
 def _signatures(models: dict[str, Path]) -> list[Any]:
     import tensorflow as tf
 
@@ -296,6 +315,12 @@ def main() -> None:
                   f"{rates[name]:>12,.0f} rows/s marginal ({rates[name] / limit:.0%} of the "
                   "raw limit)")
         print(f"{'raw limit (both signatures)':30s} {limit:>35,.0f} rows/s")
+        for fmt in ("CSV", "Parquet"):
+            reads = [read_only(big[fmt]) for _ in range(args.repeats)]
+            ours = statistics.median(r["promoter"] for r in reads)
+            theirs = statistics.median(r["pandas"] for r in reads)
+            print(f"reading {args.large:,} rows of {fmt} alone: promoter's reader {ours:.2f} s, "
+                  f"pandas {theirs:.2f} s ({theirs / ours:.2f}x)")
         for fmt, naive in (("CSV", "naive pandas read_csv"),
                            ("Parquet", "naive pandas read_parquet"),
                            ("TFRecord", "naive tf.data parse_example")):
