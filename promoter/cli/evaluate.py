@@ -48,9 +48,10 @@ _SPEC_OPTIONS = {"signature": "signature", "output": "output", "label_column": "
 @click.option("--model-dir", required=True, type=_DIR,
               help="SavedModel directory of the candidate.")
 @click.option("--holdout", required=True,
-              help="Holdout: CSV with a header row, or TFRecord of tf.train.Example "
-                   "(.tfrecord, .tfrecords, .tfrec); a local path, or an s3:// or gs:// "
-                   "URL (fetched into $PROMOTER_CACHE_DIR/holdouts).")
+              help="Holdout: CSV with a header row, Parquet (.parquet, .pq), or "
+                   "TFRecord of tf.train.Example (.tfrecord, .tfrecords, .tfrec); a local "
+                   "path, or an s3:// or gs:// URL (fetched into "
+                   "$PROMOTER_CACHE_DIR/holdouts).")
 @click.option("--holdout-digest", default=None, metavar="sha256:HEX",
               help="Refuse the holdout unless its bytes have this digest (as "
                    "evaluation.holdoutDigest does for an environment).")

@@ -106,8 +106,8 @@ class HoldoutReader:
         if weight_column is not None:
             self.columns.setdefault(weight_column, ColumnRequest(
                 name=weight_column, text=False, needed_by="the model's weightColumn"))
-        self._text = {c.name for c in columns if c.text} | set(slice_columns)
-        self._numeric = {c.name for c in columns if not c.text}
+        self.text_columns = {c.name for c in columns if c.text} | set(slice_columns)
+        self.numeric_columns = {c.name for c in columns if not c.text}
         self.label_kind = label_kind
         self.weight_column = weight_column
         self.batch_size = batch_size
@@ -118,20 +118,17 @@ class HoldoutReader:
 
     def __iter__(self) -> Iterator[HoldoutBatch]:
         hasher = hashlib.sha256()
-        try:
-            raw = self.path.open("rb")
-        except FileNotFoundError:
-            raise HoldoutError(f"holdout {self.path} not found",
-                               fix="check the path (relative paths are resolved against "
-                                   "promoter.yaml's directory)") from None
-        except OSError as exc:
-            raise HoldoutError(f"cannot read holdout {self.path}: {exc.strerror}") from exc
-        with raw:
+        with open_holdout_file(self.path) as raw:
             text = io.TextIOWrapper(io.BufferedReader(_HashingReader(raw, hasher)),
                                     encoding="utf-8-sig", newline="")
             reader = csv.reader(text, strict=True)
             try:
-                yield from self._batches(reader)
+                header = next(reader, None)
+                if header is None:
+                    raise HoldoutError(f"holdout {self.path} is empty", fix=_EMPTY_FIX)
+                self.start(header)
+                yield from self._batches(reader, offset=0)
+                self.finish()
             except UnicodeDecodeError as exc:
                 raise HoldoutError(f"{self.path}, near line {reader.line_num + 1}: not UTF-8 "
                                    f"text ({exc.reason})",
@@ -140,16 +137,35 @@ class HoldoutReader:
                 raise _csv_error(self.path, reader.line_num, exc) from exc
         self.digest = f"sha256:{hasher.hexdigest()}"
 
-    def _batches(self, reader: Any) -> Iterator[HoldoutBatch]:
-        header = next(reader, None)
-        if header is None:
-            raise HoldoutError(f"holdout {self.path} is empty", fix=_EMPTY_FIX)
-        positions = self._positions([cell.strip() for cell in header])
-        width = len(header)
+    def start(self, header: list[str]) -> None:
+        """Check `header` (the first row's cells) against the columns needed; remember where
+        each column is. Called by `__iter__`, or by a faster reader that hands this one the
+        blocks it could not read (`block`)."""
+        self.positions = self._column_positions([cell.strip() for cell in header])
+        self.width = len(header)
+
+    def block(self, text: str, *, first_line: int) -> Iterator[HoldoutBatch]:
+        """Parse `text`, whole data rows whose first line is line `first_line` of the file,
+        after `start`: the exact parser's batches, or its HoldoutError naming the line."""
+        reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+        try:
+            yield from self._batches(reader, offset=first_line - 1)
+        except csv.Error as exc:
+            raise _csv_error(self.path, first_line - 1 + reader.line_num, exc) from exc
+
+    def finish(self) -> None:
+        """Raise HoldoutError if no data row was read."""
+        if self.rows == 0:
+            raise HoldoutError(f"holdout {self.path} has a header but no data rows",
+                               fix="add rows, or point the environment at the right file")
+
+    def _batches(self, reader: Any, *, offset: int) -> Iterator[HoldoutBatch]:
+        """Batches of `reader`'s rows, `offset` file lines after the start of the file."""
+        positions, width = self.positions, self.width
         pending: list[list[str]] = []
         lines: list[int] = []
         for row in reader:
-            line_num = reader.line_num
+            line_num = offset + reader.line_num
             if not row:
                 continue  # a blank line, e.g. at the end of the file
             if len(row) != width:
@@ -163,11 +179,8 @@ class HoldoutReader:
                 pending, lines = [], []
         if pending:
             yield self._parse(pending, lines, positions)
-        if self.rows == 0:
-            raise HoldoutError(f"holdout {self.path} has a header but no data rows",
-                               fix="add rows, or point the environment at the right file")
 
-    def _positions(self, header: list[str]) -> dict[str, int]:
+    def _column_positions(self, header: list[str]) -> dict[str, int]:
         seen: dict[str, int] = {}
         for index, name in enumerate(header):
             if name in seen:
@@ -217,9 +230,9 @@ class HoldoutReader:
                     fix="example weights must be finite and non-negative")
         numeric: dict[str, np.ndarray] = {}
         text: dict[str, np.ndarray] = {}
-        for name in self._text:
+        for name in self.text_columns:
             text[name] = np.array([row[positions[name]] for row in rows], dtype=object)
-        for name in self._numeric:
+        for name in self.numeric_columns:
             numeric[name] = self._numbers(rows, line_array, positions[name], name)
         first_row = self.rows
         self.rows += len(rows)
@@ -252,11 +265,26 @@ class HoldoutReader:
         raise AssertionError("unreachable: a cell failed to parse but none was found")
 
 
+def open_holdout_file(path: Path) -> IO[bytes]:
+    """`path` opened for reading bytes; HoldoutError if it is missing or unreadable."""
+    try:
+        return path.open("rb")
+    except FileNotFoundError:
+        raise HoldoutError(f"holdout {path} not found",
+                           fix="check the path (relative paths are resolved against "
+                               "promoter.yaml's directory)") from None
+    except OSError as exc:
+        raise HoldoutError(f"cannot read holdout {path}: {exc.strerror}") from exc
+
+
 def read_header(path: Path) -> list[str]:
     """The column names in `path`'s header line, for a cheap check before any model loads.
 
-    Raises HoldoutError if the file is missing, unreadable or empty.
+    Raises HoldoutError if the file is missing, unreadable or empty. For a Parquet file
+    (`is_parquet`), the names in its schema, read from its footer.
     """
+    if is_parquet(path):
+        return _parquet_columns(path)
     try:
         with path.open(encoding="utf-8-sig", newline="") as handle:
             header = next(csv.reader(handle), None)
@@ -270,6 +298,23 @@ def read_header(path: Path) -> list[str]:
     if header is None:
         raise HoldoutError(f"holdout {path} is empty", fix=_EMPTY_FIX)
     return [cell.strip() for cell in header]
+
+
+def _parquet_columns(path: Path) -> list[str]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if not path.is_file():
+        raise HoldoutError(f"holdout {path} not found",
+                           fix="check the path (relative paths in environment files are "
+                               "resolved against promoter.yaml's directory)")
+    try:
+        return list(pq.read_schema(path).names)
+    except (pa.ArrowException, OSError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+        raise HoldoutError(f"holdout {path} is not a Parquet file, or is truncated ({first})",
+                           fix="write the holdout with pandas.DataFrame.to_parquet or "
+                               "pyarrow.parquet.write_table") from exc
 
 
 def _csv_error(path: Path, line: int, exc: csv.Error) -> HoldoutError:
@@ -347,6 +392,14 @@ class _HashingReader(io.RawIOBase):
 
 
 TFRECORD_SUFFIXES = (".tfrecord", ".tfrecords", ".tfrec")
+
+
+PARQUET_SUFFIXES = (".parquet", ".pq")
+
+
+def is_parquet(path: Path) -> bool:
+    """Whether `path` names a Parquet holdout (by its suffix)."""
+    return path.suffix.lower() in PARQUET_SUFFIXES
 
 
 def is_tfrecord(path: Path) -> bool:

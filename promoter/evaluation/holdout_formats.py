@@ -1,4 +1,5 @@
-"""Open a holdout file with the reader its format needs: CSV, or TFRecord of tf.train.Example.
+"""Open a holdout file with the reader its format needs: CSV (read by pyarrow, checked by the
+exact parser where pyarrow cannot be trusted: `arrow_csv`), or TFRecord of tf.train.Example.
 
 Apart from `promoter.evaluation.holdout` because the TFRecord reader
 (`promoter.evaluation.tfrecord`) builds on that module's batches and column requests: the
@@ -11,19 +12,23 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from promoter.evaluation.arrow_csv import ArrowCSVReader
 from promoter.evaluation.holdout import (
     DEFAULT_BATCH_SIZE,
     ColumnRequest,
-    HoldoutReader,
+    is_parquet,
     is_tfrecord,
 )
 
 
 def open_holdout(path: Path, *, label_column: str, columns: Sequence[ColumnRequest],
                  batch_size: int = DEFAULT_BATCH_SIZE, label_kind: str = "binary",
-                 weight_column: str | None = None, slice_columns: Sequence[str] = ()) -> Any:
-    """A reader of `path` in batches: CSV, or TFRecord of tf.train.Example (by suffix). Both
-    yield `HoldoutBatch`es and set `rows` and `digest` once read. The TFRecord reader imports
+                 weight_column: str | None = None, slice_columns: Sequence[str] = (),
+                 fd: int | None = None) -> Any:
+    """A reader of `path` in batches: CSV, Parquet, or TFRecord of tf.train.Example (by
+    suffix). All yield `HoldoutBatch`es and set `rows` and `digest` once read. `fd`: a
+    descriptor of the file open for reading, which a Parquet holdout is read through (the
+    confined worker then needs no right to open the path). The TFRecord reader imports
     TensorFlow, so only the worker calls this for TFRecord files."""
     kwargs: dict[str, Any] = {"label_column": label_column, "columns": columns,
                               "batch_size": batch_size, "label_kind": label_kind,
@@ -32,4 +37,8 @@ def open_holdout(path: Path, *, label_column: str, columns: Sequence[ColumnReque
         from promoter.evaluation.tfrecord import TFRecordHoldoutReader
 
         return TFRecordHoldoutReader(path, **kwargs)
-    return HoldoutReader(path, **kwargs)
+    if is_parquet(path):
+        from promoter.evaluation.parquet_holdout import ParquetHoldoutReader
+
+        return ParquetHoldoutReader(path, fd=fd, **kwargs)
+    return ArrowCSVReader(path, **kwargs)

@@ -221,7 +221,8 @@ def run(request: dict[str, Any], *, progress: TextIO) -> dict[str, Any]:
         batch_size=int(request.get("batchSize", 8192)),
         label_kind={"binary_classification": "binary", "multiclass_classification": "class",
                     "regression": "real"}[task],
-        weight_column=request.get("weightColumn"), slice_columns=slice_columns)
+        weight_column=request.get("weightColumn"), slice_columns=slice_columns,
+        fd=request.get("holdoutFd"))  # a descriptor the parent passed (Parquet reads it)
     streams = {role: _ModelStream(task, request, slice_columns, max_values) for role in models}
     seconds = dict.fromkeys(models, 0.0)
     sample: dict[str, dict[str, np.ndarray]] = {}

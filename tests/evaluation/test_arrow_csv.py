@@ -1,0 +1,162 @@
+"""The pyarrow CSV reader against the exact parser: on any bytes, the same rows, lines, digest
+and errors (a differential property test, with blocks a few bytes long so that every cut
+between blocks is tried), and the fast path really taken on ordinary files."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from promoter.errors import HoldoutError
+from promoter.evaluation.arrow_csv import ArrowCSVReader
+from promoter.evaluation.holdout import ColumnRequest, HoldoutReader
+
+COLUMNS = [ColumnRequest("a", text=False, needed_by="input 'a'"),
+           ColumnRequest("b", text=True, needed_by="input 'b'")]
+TOKENS = ["0", "1", "1", "2", "1.5", "-3", "1e3", " 4", "nan", "inf", "", ",", ",", ",", "\n",
+          "\n", "\n", "\r\n", "\r", '"', '""', "x", "é", " ", "\xff", '"a,\nb"']
+
+
+def _outcome(reader_class: type, path: Path, **options: Any) -> Any:
+    """What reading `path` gives: its rows, lines, values and digest, or its error."""
+    chunk = options.pop("chunk_bytes", None)
+    reader = reader_class(path, label_column="label", columns=COLUMNS, **options)
+    if chunk is not None:
+        reader.chunk_bytes = chunk
+    try:
+        batches = list(reader)
+    except HoldoutError as exc:
+        message = str(exc)
+        if "not UTF-8" in message:  # the exact parser decodes ahead, so it says "near line"
+            return "not UTF-8"
+        return message
+    def joined(pick: Any) -> list[Any]:
+        return np.concatenate([pick(b) for b in batches]).tolist() if batches else []
+    return {"rows": reader.rows, "digest": reader.digest,
+            "lines": joined(lambda b: b.lines), "labels": joined(lambda b: b.labels),
+            "a": joined(lambda b: b.numeric["a"]), "b": joined(lambda b: b.text["b"]),
+            "first_rows": [b.first_row for b in batches if b.rows][:1]}
+
+
+def _encode(parts: list[str]) -> bytes:
+    return b"".join(p.encode("latin-1") if p == "\xff" else p.encode() for p in parts)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[
+    HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(header=st.sampled_from(["a,b,label\n", "\ufeffa,b,label\r\n", 'label,"b",a\n', "a,b\n"]),
+       body=st.lists(st.sampled_from(TOKENS), max_size=60),
+       rows=st.lists(st.tuples(st.sampled_from(["0", "2.5", "-1", "1e2"]),
+                               st.sampled_from(["x", '"y,z"', '"q""r"', ""]),
+                               st.sampled_from(["0", "1", "1.0"])), max_size=8),
+       chunk=st.integers(1, 64))
+def test_reads_whatever_the_exact_parser_reads_and_fails_where_it_fails(
+        tmp_path: Path, header: str, body: list[str], rows: list[tuple[str, str, str]],
+        chunk: int) -> None:
+    # Valid rows in the column order of the header, then arbitrary tokens.
+    names = header.lstrip("\ufeff").strip().replace('"', "").split(",")
+    lines = [",".join(dict(zip(["a", "b", "label"], r, strict=True)).get(n, "0") for n in names)
+             for r in rows]
+    path = tmp_path / "h.csv"
+    path.write_bytes(header.encode() + "".join(f"{line}\n" for line in lines).encode()
+                     + _encode(body))
+    # batch_size 1: the exact parser then reports the first bad row in file order, however
+    # the arrow reader's blocks fall.
+    exact = _outcome(HoldoutReader, path, batch_size=1)
+    arrow = _outcome(ArrowCSVReader, path, batch_size=1, chunk_bytes=chunk)
+    if "not UTF-8" in (exact, arrow):
+        # The exact parser decodes 8 KiB ahead of the rows it parses, so it may report bad
+        # UTF-8 past a bad row; the arrow reader reports whichever comes first.
+        assert isinstance(exact, str)
+        assert isinstance(arrow, str)
+        return
+    assert arrow == exact
+
+
+def _plain_file(path: Path, rows: int) -> bytes:
+    lines = "".join(f"{i * 0.25},v{i % 3},{i % 2}\r\n" for i in range(rows))
+    data = ("\ufeffa,b,label\r\n" + lines + "\r\n\r\n").encode()
+    path.write_bytes(data)
+    return data
+
+
+def test_ordinary_blocks_are_read_by_pyarrow_with_their_lines(tmp_path: Path) -> None:
+    path = tmp_path / "h.csv"
+    data = _plain_file(path, 5000)
+    reader = ArrowCSVReader(path, label_column="label", columns=COLUMNS, batch_size=700)
+    reader.chunk_bytes = 4096  # many blocks, each cut after its last whole line
+    batches = list(reader)
+    assert reader.exact_blocks == 0
+    assert reader.rows == 5000
+    assert reader.digest == "sha256:" + hashlib.sha256(data).hexdigest()
+    lines = np.concatenate([b.lines for b in batches])
+    assert lines.tolist() == list(range(2, 5002))
+    assert np.concatenate([b.first_row + np.arange(b.rows) for b in batches]).tolist() == \
+        list(range(5000))
+    assert np.concatenate([b.numeric["a"] for b in batches]).tolist() == [
+        i * 0.25 for i in range(5000)]
+    assert all(b.rows <= 700 for b in batches)
+
+
+def test_a_bad_value_far_into_the_file_is_named_by_its_line(tmp_path: Path) -> None:
+    path = tmp_path / "h.csv"
+    rows = [f"{i},v,{i % 2}" for i in range(20_000)]
+    rows[17_321] = "1,v,maybe"
+    path.write_text("a,b,label\n" + "\n".join(rows) + "\n")
+    reader = ArrowCSVReader(path, label_column="label", columns=COLUMNS, batch_size=8192)
+    reader.chunk_bytes = 8192
+    with pytest.raises(HoldoutError) as caught:
+        list(reader)
+    assert str(caught.value).startswith(
+        f"{path}, line 17323, column 'label': 'maybe' is not a number")
+    assert reader.exact_blocks == 1  # only the failing block was read again
+
+
+@pytest.mark.parametrize(("tail", "message"), [
+    ('1,"x"y,0\n', "not valid CSV (',' expected after '\"')"),  # pyarrow reads it as 'xy'
+    ("1,v,1,9\n", "line 3: 4 fields, but the header has 3"),
+    ("1,v,-1\n", "line 3, column 'label': label '-1' is not 0 or 1"),
+    ("1,v,1\n1,caf\xe9,0\n", "line 4: not UTF-8 text (invalid continuation byte)"),
+])
+def test_errors_name_the_line_as_the_exact_parser_does(tmp_path: Path, tail: str,
+                                                        message: str) -> None:
+    path = tmp_path / "h.csv"
+    path.write_bytes(b"a,b,label\n0,v,1\n" + tail.encode("latin-1"))
+    with pytest.raises(HoldoutError) as caught:
+        list(ArrowCSVReader(path, label_column="label", columns=COLUMNS))
+    assert str(caught.value).startswith(f"{path}, {message}") or (
+        f"{path}, line 3: {message}" in str(caught.value)), str(caught.value)
+
+
+def test_a_field_over_the_csv_limit_is_refused_even_in_an_ignored_column(
+        tmp_path: Path) -> None:
+    holdout = tmp_path / "h.csv"
+    limit = csv.field_size_limit()
+    holdout.write_text("x,label\n1,0\n" + "9" * (limit + 1) + ",1\n")
+    reader = ArrowCSVReader(holdout, columns=[], label_column="label", label_kind="binary")
+    with pytest.raises(HoldoutError) as caught:
+        list(reader)
+    assert str(caught.value).startswith(
+        f"{holdout}, line 3: a field is longer than {limit:,} characters, the most the CSV "
+        "reader accepts in one field")
+
+
+def test_an_unclosed_quote_does_not_make_the_reader_hold_the_file(tmp_path: Path) -> None:
+    holdout = tmp_path / "h.csv"
+    holdout.write_text('a,b,label\n1,"never closed,0\n' + "1,v,0\n" * 100_000)
+    reader = ArrowCSVReader(holdout, columns=COLUMNS, label_column="label")
+    reader.chunk_bytes = 4096
+    reader.record_limit_bytes = 300_000  # the file is twice that: never read whole
+    with pytest.raises(HoldoutError) as caught:
+        list(reader)
+    with pytest.raises(HoldoutError) as exact:
+        list(HoldoutReader(holdout, columns=COLUMNS, label_column="label"))
+    assert "a field is longer than 131,072 characters" in str(caught.value)
+    assert str(caught.value) == str(exact.value)
