@@ -32,6 +32,7 @@ from tests.cluster.objects import (
     kustomization,
     synced_application,
 )
+from tests.deploy.test_deploy import _build, _granted, _rule
 from tests.fixtures.git import run_git
 from tests.promotion.world import World
 
@@ -73,6 +74,14 @@ def _target(world: World) -> DeliveryTarget:
     return DeliveryTarget.of(world.service.dry_config()[1].environment("dev"))
 
 
+def _assert_rbac_allows(api: FakeKubernetesApi, overlay: str) -> None:
+    """Every request of the flow, the sync request included, is one the Role that deploy/
+    ships for `overlay` allows (tests/deploy holds the Role to the reader's own calls)."""
+    used = {_rule(request) for request in api.audit}
+    assert used
+    assert used - _granted(_build(overlay)) == set(), "used but not granted"
+
+
 def _version(world: World) -> int:
     return int(world.metadata(BRANCH)["promoter"]["version"])
 
@@ -105,6 +114,7 @@ def test_an_automatic_flux_rollback_asks_flux_to_sync_now(
          {"metadata": {"annotations": {FLUX_RECONCILE_ANNOTATION: clock.now.isoformat()}}})]
     assert api.current(target.git_repository)["metadata"]["annotations"] == {
         FLUX_RECONCILE_ANNOTATION: clock.now.isoformat()}
+    _assert_rbac_allows(api, "github-app")
 
 
 def test_an_approved_argo_rollback_asks_argo_to_refresh_and_is_tracked_from_its_merge(
@@ -172,3 +182,4 @@ def test_an_approved_argo_rollback_asks_argo_to_refresh_and_is_tracked_from_its_
     assert {s.context: s.state for s in world.forge.list_statuses(merge)}[
         "promoter/rollout"] is StatusState.SUCCESS
     assert run_git(world.root, "rev-parse", BRANCH) == merge
+    _assert_rbac_allows(api, "github-app-argocd")
