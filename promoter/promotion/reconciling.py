@@ -24,6 +24,7 @@ from promoter.policy import PROPOSAL_CONTEXT, GateResult, decide, fit_descriptio
 from promoter.promotion.context import PromotionContext, Target
 from promoter.promotion.conventions import PROMOTER_LABEL, ROLLBACK_LABEL
 from promoter.promotion.gates import GateRunner
+from promoter.promotion.merging import EnvironmentMerger, MergeRequest
 from promoter.promotion.proposing import REPLACED_COMMENT_KEY, Proposer
 from promoter.promotion.results import OutcomeError, PromotionState, ReconcileOutcome
 from promoter.promotion.rollback_gate import RollbackGate
@@ -42,8 +43,10 @@ class Reconciler:
     """Drives open promotions to a verdict and merges the ones that pass."""
 
     def __init__(self, context: PromotionContext, proposer: Proposer, gates: GateRunner,
-                 rollouts: RolloutWatcher, rollbacks: RollbackGate) -> None:
+                 rollouts: RolloutWatcher, rollbacks: RollbackGate,
+                 merger: EnvironmentMerger) -> None:
         self._ctx = context
+        self._merger = merger
         self._proposer = proposer
         self._gates = gates
         self._rollouts = rollouts
@@ -163,7 +166,6 @@ class Reconciler:
 
     def _gate_and_merge(self, target: Target, pull: PullRequest,
                         promo: DeployedModel) -> ReconcileOutcome:
-        ctx = self._ctx
         env, number = target.environment, pull.number
         run = self._gates.run(target, pull, promo)
         decision = decide(list(run.gates), auto_merge=target.policy.auto_merge)
@@ -177,11 +179,11 @@ class Reconciler:
                      else PromotionState.READY if decision.all_passed else PromotionState.WAITING)
             return replace(waiting, state=state)
         try:
-            merge_sha = ctx.forge.merge(
-                number, expected_head=pull.head_sha, expected_base=env.branch,
+            # The merger asks the environment's controller to sync now.
+            merge_sha = self._merger.merge(env, MergeRequest(
+                number, expected_head=pull.head_sha,
                 message=f"Promote {promo.model} v{promo.version} to {env.name} "
-                        f"(#{number})\n\nDigest: {promo.digest}\n",
-            )
+                        f"(#{number})\n\nDigest: {promo.digest}\n"))
         except (StaleHeadError, NotMergeableError) as exc:
             # Not retried blindly: the next reconcile re-evaluates whatever is there now.
             log.warning("PR #%s not merged: %s", number, exc)
@@ -189,7 +191,6 @@ class Reconciler:
                            error=OutcomeError.of(exc, prefix="not merged: "))
         log.info("merged PR #%s: %s v%s is now in %s", number, promo.model,
                  promo.version, env.name)
-        self._rollouts.request_sync(env)
         return replace(waiting, state=PromotionState.MERGED, merge_sha=merge_sha,
                        proposed_at=pull.created_at)
 

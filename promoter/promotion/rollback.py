@@ -39,6 +39,7 @@ from promoter.promotion.conventions import (
     ROLLBACK_LABEL,
     ROLLBACK_OF,
 )
+from promoter.promotion.merging import EnvironmentMerger, MergeRequest
 from promoter.render.metadata import METADATA_FILE, HydratorMetadata, MetadataError
 
 log = logging.getLogger(__name__)
@@ -244,8 +245,10 @@ class RollbackService:
                                  f"{METADATA_FILE}", fix="close it")
         return self._plan(env, current, current_meta, target, target_meta)
 
-    def merge(self, env: EnvironmentSpec, result: RollbackResult) -> RollbackResult:
-        """Merge the rollback PR of `result`, only at the head promoter wrote.
+    def merge(self, env: EnvironmentSpec, result: RollbackResult, *,
+              merger: EnvironmentMerger) -> RollbackResult:
+        """Merge the rollback PR of `result` through `merger` (which asks `env`'s controller
+        to sync now), only at the head promoter wrote.
 
         The forge's guarded merge refuses (StaleHeadError/NotMergeableError) if the PR's head
         or the environment branch moved since; re-run `propose` then.
@@ -254,19 +257,21 @@ class RollbackService:
         if ROLLBACK_LABEL not in pull.labels or pull.base_branch != env.branch:
             raise PromotionError(f"PR #{pull.number} is not a rollback of {env.name}")
         target = result.plan.target_metadata.deployed
-        merge_sha = self._forge.merge(
-            pull.number, expected_head=result.commit, expected_base=env.branch,
+        merge_sha = merger.merge(env, MergeRequest(
+            pull.number, expected_head=result.commit,
             message=(f"Roll back {env.name} to {target.model} v{target.version} "
                      f"(#{pull.number})\n\n{ROLLBACK_OF}: {result.plan.current}\n"
-                     f"{RESTORES}: {result.plan.target}\n"))
+                     f"{RESTORES}: {result.plan.target}\n")))
         log.info("merged rollback PR #%s into %s as %s", pull.number, env.branch, merge_sha)
         return RollbackResult(plan=result.plan, outcome=result.outcome, commit=result.commit,
                               pull_request=pull, merge_sha=merge_sha)
 
     def after_rollout(self, env: EnvironmentSpec, state: RolloutState, *,
+                      merger: EnvironmentMerger,
                       author: str = "promoter") -> RollbackResult | None:
         """Roll back automatically after a failed or timed-out rollout, as `env.delivery`
-        says (`autoRollback`, `autoMergeRollback`); None when nothing is to be done.
+        says (`autoRollback`, `autoMergeRollback`: merged through `merger`); None when
+        nothing is to be done.
 
         Only the commit at the head of the environment branch is rolled back: a failure of
         an older commit that a newer merge already replaced is no reason to touch the branch.
@@ -285,7 +290,7 @@ class RollbackService:
         result = self.propose(env, reason=f"The rollout of {state.commit[:12]} "
                               f"{state.phase.replace('_', ' ')}: {state.reason}", author=author)
         if env.delivery.auto_merge_rollback:
-            result = self.merge(env, result)
+            result = self.merge(env, result, merger=merger)
         # Otherwise it waits for the policy's rollback approvals; reconcile merges it then.
         return result
 

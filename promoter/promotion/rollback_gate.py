@@ -25,6 +25,7 @@ from promoter.policy import (
 )
 from promoter.promotion.authorship import authors_of, require_author_name
 from promoter.promotion.context import PromotionContext, Target
+from promoter.promotion.merging import EnvironmentMerger
 from promoter.promotion.results import OutcomeError, PromotionState, ReconcileOutcome
 from promoter.promotion.rollback import RollbackOutcome, RollbackResult, RollbackService
 from promoter.promotion.statuses import publish_gates
@@ -35,9 +36,11 @@ log = logging.getLogger(__name__)
 class RollbackGate:
     """Requests rollbacks on a person's behalf, and reconciles open rollback PRs."""
 
-    def __init__(self, context: PromotionContext, rollbacks: RollbackService | None) -> None:
+    def __init__(self, context: PromotionContext, rollbacks: RollbackService | None,
+                 merger: EnvironmentMerger) -> None:
         self._ctx = context
         self._rollbacks = rollbacks
+        self._merger = merger
 
     def request(self, environment: str, *, to_version: int | None, reason: str,
                 author: str) -> RollbackResult:
@@ -83,7 +86,7 @@ class RollbackGate:
         result = RollbackResult(plan=plan, outcome=RollbackOutcome.UNCHANGED,
                                 commit=pull.head_sha, pull_request=pull)
         try:
-            merged = rollbacks.merge(env, result)
+            merged = rollbacks.merge(env, result, merger=self._merger)
         except (StaleHeadError, NotMergeableError) as exc:
             log.warning("rollback PR #%s not merged: %s", pull.number, exc.message)
             return replace(outcome, note=f"not merged: {exc.message}",

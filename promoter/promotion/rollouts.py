@@ -1,5 +1,6 @@
 """Rollouts: read each environment's rollout of its branch head back from the cluster, publish
-it as the `promoter/rollout` status, roll back a failed one, and ask controllers to sync now.
+it as the `promoter/rollout` status, and roll back a failed one (merged through the
+`EnvironmentMerger`, which asks the controller to sync now).
 
 Without a cluster reader (the demo) every method is a quiet no-op: promotions then gate on git
 and the forge only.
@@ -16,6 +17,7 @@ from promoter.cluster.port import RolloutPhase, RolloutState
 from promoter.config.schema import EnvironmentSpec
 from promoter.errors import PromoterError
 from promoter.promotion.context import PromotionContext
+from promoter.promotion.merging import EnvironmentMerger
 from promoter.promotion.results import RolloutCheck
 from promoter.promotion.rollback import RollbackService
 
@@ -25,9 +27,11 @@ log = logging.getLogger(__name__)
 class RolloutWatcher:
     """Rollout health per environment, and what promoter does about it."""
 
-    def __init__(self, context: PromotionContext, rollbacks: RollbackService | None) -> None:
+    def __init__(self, context: PromotionContext, rollbacks: RollbackService | None,
+                 merger: EnvironmentMerger) -> None:
         self._ctx = context
         self._rollbacks = rollbacks
+        self._merger = merger
 
     def check_rollouts(self) -> list[RolloutCheck]:
         """Read every environment's rollout of its branch head back from the cluster, publish
@@ -61,7 +65,8 @@ class RolloutWatcher:
             rollback, error = None, None
             if state.phase in (RolloutPhase.FAILED, RolloutPhase.TIMED_OUT) and self._rollbacks:
                 try:
-                    rollback = self._rollbacks.after_rollout(env, state, author=ctx.identity)
+                    rollback = self._rollbacks.after_rollout(env, state, merger=self._merger,
+                                                             author=ctx.identity)
                 except PromoterError as exc:
                     # E.g. the first deployment failed: nothing earlier to restore. A person
                     # must act; the other environments' promotions must still go on.
@@ -81,17 +86,6 @@ class RolloutWatcher:
             return None
         return self._with_deadline(environment,
                                    ctx.cluster.rollout_state(environment, commit=head))
-
-    def request_sync(self, env: EnvironmentSpec) -> None:
-        """Ask `env`'s controller to sync now (after a merge); a failure only delays it."""
-        ctx = self._ctx
-        if ctx.cluster is None:
-            return
-        try:
-            ctx.cluster.request_reconcile(env, requested_at=ctx.clock().isoformat())
-        except ClusterError as exc:
-            log.warning("could not ask %s's controller to sync now: %s (it will at its "
-                        "next interval)", env.name, exc.message)
 
     def _with_deadline(self, env: EnvironmentSpec, state: RolloutState) -> RolloutState:
         if state.done:

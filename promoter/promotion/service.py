@@ -38,6 +38,7 @@ from promoter.promotion.gate_order import in_pipeline_order
 from promoter.promotion.gates import GateRunner
 from promoter.promotion.history import DEFAULT_LIMIT, EnvironmentHistory
 from promoter.promotion.history_reader import HistoryReader, completion_times
+from promoter.promotion.merging import EnvironmentMerger
 from promoter.promotion.phase import PromotionFacts, PromotionPhase, derive_phase, read_facts
 from promoter.promotion.proposing import Proposer
 from promoter.promotion.reconciling import Reconciler
@@ -83,11 +84,13 @@ class PromotionService:
         self._evaluation = EvaluationGate(self._ctx, evaluator,
                                           verdicts if verdicts is not None
                                           else MemoryVerdictStore(), holdouts)
-        self._rollouts = RolloutWatcher(self._ctx, rollbacks)
-        self._rollback_gate = RollbackGate(self._ctx, rollbacks)
+        # The one way this service merges into an environment branch (it asks for the sync).
+        merger = EnvironmentMerger(forge, cluster, clock)
+        self._rollouts = RolloutWatcher(self._ctx, rollbacks, merger)
+        self._rollback_gate = RollbackGate(self._ctx, rollbacks, merger)
         self._reconciler = Reconciler(
             self._ctx, self._proposer, GateRunner(self._ctx, self._evaluation, self._rollouts),
-            self._rollouts, self._rollback_gate)
+            self._rollouts, self._rollback_gate, merger)
         self._approver = Approver(self._ctx)
         self._history = HistoryReader(self._ctx)
 

@@ -17,6 +17,7 @@ from promoter.gitops.local import LocalGitRepository
 from promoter.model_store import LocalModelStore
 from promoter.promotion import PromotionService, ProposalOutcome
 from promoter.promotion.autopropose import AutoProposer
+from promoter.promotion.merging import EnvironmentMerger
 from promoter.promotion.rollback import RollbackService
 from promoter.server.jobs import ReconcileJobs
 from promoter.server.metrics import ServerMetrics
@@ -170,7 +171,8 @@ def test_a_rolled_back_version_is_not_proposed_again(world: World) -> None:
     repo = LocalGitRepository(world.root)
     rollbacks = RollbackService(repo=repo, forge=world.forge)
     env = world.service.dry_config()[1].environment("dev")
-    rollbacks.merge(env, rollbacks.propose(env, reason="v3 failed", author="ops"))
+    rollbacks.merge(env, rollbacks.propose(env, reason="v3 failed", author="ops"),
+                    merger=EnvironmentMerger(world.forge, None, lambda: datetime.now(UTC)))
     assert world.metadata("environments/dev")["promoter"]["version"] == 2
     before = refs(world.root)
     run = proposer(world).run()

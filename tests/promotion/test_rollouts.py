@@ -98,9 +98,12 @@ def test_failed_rollout_is_rolled_back_by_a_merged_pr(world: World) -> None:
     world.promote("dev", 1)
     world.promote("dev", 2)
     cluster.phases["dev"] = RolloutPhase.FAILED
+    requests = len(cluster.reconcile_requests)
     checks = service.check_rollouts()
     assert [c.state.phase for c in checks if c.state] == [RolloutPhase.FAILED]
     failed_head = checks[0].commit
+    # The rollback's merge asked dev's controller to sync now, as a promotion's does.
+    assert cluster.reconcile_requests[requests:] == ["dev"]
     statuses = {s.context: s.state for s in world.forge.list_statuses(failed_head)}
     assert statuses["promoter/rollout"] is StatusState.FAILURE
     # autoRollback and autoMergeRollback default to true: dev renders v1 again, by a new

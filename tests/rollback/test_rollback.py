@@ -7,6 +7,7 @@ through real proposals and guarded merges, then rolls back.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 import pytest
 
@@ -15,6 +16,7 @@ from promoter.config import EnvironmentSpec
 from promoter.domain.pull_requests import PullRequestState
 from promoter.errors import PromotionError
 from promoter.gitops.local import LocalGitRepository
+from promoter.promotion.merging import EnvironmentMerger
 from promoter.promotion.rollback import (
     RESTORES,
     ROLLBACK_OF,
@@ -51,6 +53,12 @@ def at(world_at: Callable[..., World]) -> Callable[..., tuple[World, RollbackSer
         world = world_at(*versions)
         return world, RollbackService(repo=LocalGitRepository(world.root), forge=world.forge)
     return make
+
+
+def merger(world: World) -> EnvironmentMerger:
+    """Merges on `world`'s forge, with no cluster to ask for a sync (tests/rollback/test_sync.py
+    has one)."""
+    return EnvironmentMerger(world.forge, None, lambda: datetime.now(UTC))
 
 
 def dev(world: World, **delivery: object) -> EnvironmentSpec:
@@ -103,7 +111,8 @@ def test_rollback_restores_the_previous_tree_as_a_new_commit(heads: dict[int, st
 def test_merged_rollback_moves_the_branch_forward_only(heads: dict[int, str],
         world: World, repo: LocalGitRepository, rollback: RollbackService) -> None:
     env = dev(world)
-    merged = rollback.merge(env, rollback.propose(env, reason="manual", author="oncall"))
+    merged = rollback.merge(env, rollback.propose(env, reason="manual", author="oncall"),
+                            merger=merger(world))
     assert merged.merge_sha is not None
     head = repo.branch_head(BRANCH)
     assert head == merged.merge_sha
@@ -121,11 +130,12 @@ def test_merged_rollback_moves_the_branch_forward_only(heads: dict[int, str],
 def test_rolling_back_twice_goes_further_back(heads: dict[int, str], world: World,
                                              rollback: RollbackService) -> None:
     env = dev(world)
-    rollback.merge(env, rollback.propose(env, reason="v3 failed", author="oncall"))
+    rollback.merge(env, rollback.propose(env, reason="v3 failed", author="oncall"),
+                   merger=merger(world))
     assert version_at(world, BRANCH) == 2
     second = rollback.propose(env, reason="v2 failed too", author="oncall")
     assert second.plan.target == heads[1]
-    rollback.merge(env, second)
+    rollback.merge(env, second, merger=merger(world))
     assert version_at(world, BRANCH) == 1
 
 
@@ -224,7 +234,8 @@ def _state(commit: str, phase: RolloutPhase) -> RolloutState:
 def test_failed_rollout_is_rolled_back_and_merged(
         at: Callable[..., tuple[World, RollbackService]], heads: dict[int, str]) -> None:
     world, rollback = at(1, 2)
-    result = rollback.after_rollout(dev(world), _state(heads[2], RolloutPhase.FAILED))
+    result = rollback.after_rollout(dev(world), _state(heads[2], RolloutPhase.FAILED),
+                                    merger=merger(world))
     assert result is not None
     assert result.merge_sha is not None
     assert version_at(world, BRANCH) == 1
@@ -236,7 +247,8 @@ def test_timed_out_rollout_without_auto_merge_only_opens_the_pr(
     world, rollback = at(1, 2)
     repo = LocalGitRepository(world.root)
     env = dev(world, autoMergeRollback=False)
-    result = rollback.after_rollout(env, _state(heads[2], RolloutPhase.TIMED_OUT))
+    result = rollback.after_rollout(env, _state(heads[2], RolloutPhase.TIMED_OUT),
+                                    merger=merger(world))
     assert result is not None
     assert result.merge_sha is None
     assert "timed out" in result.pull_request.body
@@ -256,7 +268,7 @@ def test_no_rollback_when_it_is_not_called_for(
         "not the head": _state(heads[1], RolloutPhase.FAILED),
         "disabled": _state(heads[2], RolloutPhase.FAILED),
     }[case]
-    assert rollback.after_rollout(env, state) is None
+    assert rollback.after_rollout(env, state, merger=merger(world)) is None
     assert repo.branch_head(NEXT) is None or not world.forge.list_open_pull_requests(
         label="rollback")
     assert repo.branch_head(BRANCH) == heads[2]
