@@ -164,6 +164,11 @@ class DryRunForge(_DryRunForgeBase):
         pulls: list[PullRequest] = self._forge.list_open_pull_requests(label=label)
         return pulls
 
+    def find_last_closed_pull_request(self, *, head: str, base: str) -> PullRequest | None:
+        pull: PullRequest | None = self._forge.find_last_closed_pull_request(head=head,
+                                                                             base=base)
+        return pull
+
     def set_status(self, sha: str, status: CommitStatus) -> None:
         self._recorder.add("set_status", sha[:12],
                            f"{status.context} {status.state}: {status.description}")
