@@ -179,7 +179,7 @@ def build_auto_proposer(loaded: LoadedSettings, *, adapters: Adapters,
     """Discovery over `service` and the `adapters` it was built on: proposals are made as
     promoter's own identity."""
     return AutoProposer(service=service, store=adapters.store, settings=loaded.settings,
-                        repo=adapters.repo, rollbacks=build_rollback_service(adapters),
+                        rollbacks=build_rollback_service(adapters),
                         author=_identity(loaded))
 
 

@@ -112,6 +112,16 @@ class DryRunForge:
                   if label is None or label in self._pulls[n].labels]
         return [p for p in pulls if p.state is PullRequestState.OPEN]
 
+    def find_last_closed_pull_request(self, *, head: str, base: str) -> PullRequest | None:
+        # One this dry run merged or closed was open on the forge: newer than its closed ones.
+        done = [p for p in self._pulls.values() if (p.head_branch, p.base_branch) == (head, base)
+                and p.state is not PullRequestState.OPEN]
+        if done:
+            return max(done, key=lambda p: p.number)
+        pull: PullRequest | None = self._forge.find_last_closed_pull_request(head=head,
+                                                                             base=base)
+        return pull
+
     def merge(self, number: int, *, expected_head: str, expected_base: str,
               message: str) -> str:
         """Checked as the forge checks a merge; the merge commit (parents: the base, then the

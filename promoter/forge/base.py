@@ -50,6 +50,14 @@ class Forge(Protocol):
         """Open PRs, oldest first; only those carrying `label` when it is given."""
         ...
 
+    def find_last_closed_pull_request(self, *, head: str, base: str) -> PullRequest | None:
+        """The newest PR from `head` into `base` that is no longer open (CLOSED, or MERGED),
+        or None. Its `head_sha` is the head the forge recorded for it, not the branch as it is
+        now: a push after the close does not change it. A PR whose record cannot be trusted
+        (GitHub: its marker does not verify) comes back with an empty `head_sha` and
+        `author`, as in `list_open_pull_requests`. One request on GitHub."""
+        ...
+
     def set_status(self, sha: str, status: CommitStatus) -> None:
         """Record `status` on commit `sha` (a new status for a context replaces the old)."""
         ...

@@ -166,6 +166,20 @@ class GitHubForge(GitHubChecks, GitHubReviews, PullMarkers):
         pulls.sort(key=lambda p: (p.created_at, p.number))
         return [p for p in pulls if label is None or label in p.labels]
 
+    def find_last_closed_pull_request(self, *, head: str, base: str) -> PullRequest | None:
+        """The newest closed (or merged) PR from `head` into `base`: one
+        `GET .../pulls?state=closed&head=&base=&sort=created&direction=desc`, first page.
+        Its `head_sha` is the head promoter's signed marker records (GitHub keeps a closed
+        PR's head where it was, but the marker is what promoter wrote); empty when the marker
+        does not verify."""
+        with self._calls(f"looking for the last closed pull request from {head} into {base}"):
+            pulls = self._repo.get_pulls(state="closed", head=f"{self._owner}:{head}",
+                                         base=base, sort="created", direction="desc")
+            raw = next(iter(pulls), None)
+            if raw is None or (raw.head.ref, raw.base.ref) != (head, base):
+                return None
+            return self._to_pull(raw, listed=True)
+
     def close(self, number: int, *, comment: str | None = None) -> None:
         """Close an open PR without merging; a closed one stays closed. ForgeError if merged."""
         raw = self._load(number)

@@ -115,6 +115,11 @@ class InstrumentedForge(_Instrumented):
         return self._call("list_open_pull_requests",
                           lambda: self._forge.list_open_pull_requests(label=label))
 
+    def find_last_closed_pull_request(self, *, head: str, base: str) -> PullRequest | None:
+        return self._call("find_last_closed_pull_request",
+                          lambda: self._forge.find_last_closed_pull_request(head=head,
+                                                                            base=base))
+
     def set_status(self, sha: str, status: CommitStatus) -> None:
         self._call("set_status", lambda: self._forge.set_status(sha, status))
 

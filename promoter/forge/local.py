@@ -151,6 +151,18 @@ class LocalForge(MergeRepair):
         return [p for p in pulls
                 if p.state is PullRequestState.OPEN and (label is None or label in p.labels)]
 
+    def find_last_closed_pull_request(self, *, head: str, base: str) -> PullRequest | None:
+        """The newest PR from `head` into `base` no longer open, with the head it was last
+        opened or updated at."""
+        with self._transaction(write=False) as conn:
+            # At most one is open, and it is the newest: two rows always include the answer.
+            rows = conn.execute(
+                "SELECT * FROM pull_requests WHERE head = ? AND base = ?"
+                " ORDER BY number DESC LIMIT 2", (head, base),
+            ).fetchall()
+        done = [r for r in self._settle_read(rows) if r["state"] != PullRequestState.OPEN]
+        return _pull_request(done[0]) if done else None
+
     def close(self, number: int, *, comment: str | None = None) -> None:
         """Close an open PR without merging; closing a closed PR again does nothing.
 

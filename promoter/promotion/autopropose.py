@@ -3,9 +3,9 @@
 `promoter discover` runs one pass; `promoter serve` runs one before every periodic resync, so a
 new version flows into the first environment, and on through the environments listed in
 `autoPropose`, without a person. The rules are in promoter.promotion.discovery; this module
-only reads (the service's status, the model store, the environment branches' history) and
-calls `PromotionService.propose` for each decision, so every proposal is validated and gated
-exactly like one a person makes.
+only reads (the service's status, the model store, the environment branches' history, the
+forge's record of closed proposals) and calls `PromotionService.propose` for each decision,
+so every proposal is validated and gated exactly like one a person makes.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from promoter.config.loader import DryConfig
 from promoter.config.schema import EnvironmentSpec, Settings
 from promoter.domain.model_versions import StoredVersion
 from promoter.errors import PromoterError
-from promoter.gitops.port import GitOpsRepository
 from promoter.model_store import ModelStore
 from promoter.promotion.discovery import (
     AutoProposal,
@@ -35,7 +34,6 @@ from promoter.promotion.discovery import (
 from promoter.promotion.results import EnvironmentStatus, ProposalPlan, ProposalResult
 from promoter.promotion.rollback import ROLLBACK_LABEL, RollbackService
 from promoter.promotion.service import PromotionService
-from promoter.render.metadata import METADATA_FILE, HydratorMetadata, MetadataError
 
 log = logging.getLogger(__name__)
 
@@ -88,15 +86,14 @@ class AutoProposer:
     """Runs discovery passes over one promotion service and model store."""
 
     def __init__(self, *, service: PromotionService, store: ModelStore, settings: Settings,
-                 repo: GitOpsRepository, rollbacks: RollbackService, author: str = "promoter",
+                 rollbacks: RollbackService, author: str = "promoter",
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
-        """`settings` is promoter.yaml (the models' `promotion`); `repo` and `rollbacks` are
-        the service's own repository and rollbacks (read only here); proposals are made as
+        """`settings` is promoter.yaml (the models' `promotion`); `rollbacks` are the
+        service's own rollbacks (read only here); proposals are made as
         `author`, promoter's identity on the forge, so its reviews never count."""
         self._service = service
         self._store = store
         self._settings = settings
-        self._repo = repo
         self._rollbacks = rollbacks
         self._author = author
         self._clock = clock
@@ -206,23 +203,20 @@ class AutoProposer:
 
     def _closed_proposal(self, env: EnvironmentSpec,
                          status: EnvironmentStatus) -> VersionRef | None:
-        """The last proposal on `<env>-next` if no PR is open for it and it was not merged."""
+        """The last proposal to `env`, if no PR is open and the forge records that PR as
+        closed without merging at promoter's own render (`PromotionService.closed_proposal`).
+        What `<env>-next` holds now does not count: anyone who can push there could plant a
+        commit naming any version."""
         if status.open_promotion is not None:
             return None
-        head = self._repo.branch_head(env.proposal_branch)
-        if head is None or (status.head is not None
-                            and self._repo.is_ancestor(head, status.head)):
-            return None
-        raw = self._repo.read_file(head, METADATA_FILE)
-        if raw is None:
-            return None
         try:
-            deployed = HydratorMetadata.from_json(
-                raw, where=f"{env.proposal_branch}@{head[:12]}").deployed
-        except MetadataError as exc:
-            log.debug("discovery: %s", exc.message)
+            closed = self._service.closed_proposal(env)
+        except PromoterError as exc:
+            # Not knowing is no closed proposal: the proposal itself is still gated.
+            log.warning("discovery: cannot read %s's closed proposals: %s", env.name,
+                        exc.message)
             return None
-        return _ref(deployed.model, deployed.version)
+        return _ref(closed.model, closed.version) if closed is not None else None
 
 
 def _open_proposal(status: EnvironmentStatus) -> OpenProposal | None:

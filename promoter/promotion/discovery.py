@@ -76,8 +76,9 @@ class EnvironmentFacts:
     rolled_back: frozenset[VersionRef] = frozenset()
     """Versions that rollbacks took out of this environment since its last promotion."""
     closed_proposal: VersionRef | None = None
-    """The last proposal on `<env>-next`, when its pull request was closed without merging:
-    a person said no to it."""
+    """The last proposal to the environment, when the forge records its pull request as
+    closed without merging at promoter's own render: a person said no to it. Never read from
+    `<env>-next` alone (anyone who can push there can plant any metadata)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,7 +18,7 @@ from functools import partial
 from promoter.config.schema import EnvironmentSpec
 from promoter.domain.model_versions import ModelVersion
 from promoter.domain.pull_requests import login_key
-from promoter.errors import GitError, PromotionError
+from promoter.errors import BadInputError, GitError, PromotionError
 from promoter.policy import decide_upstream
 from promoter.promotion.authorship import (
     authors_in,
@@ -327,6 +327,30 @@ class Proposer:
         except GitError:
             return False  # names a commit this repository does not have
         return described.to_json() == actual
+
+    def own_proposal_at(self, target: Target, commit: str) -> DeployedModel | None:
+        """What `commit` proposes if it is a proposal promoter writes: one parent, in the
+        environment branch's history, and byte for byte promoter's render now of the version
+        its hydrator.metadata names (`holds_exactly`, against that parent). None for anything
+        else: a commit someone else wrote (its metadata alone proves nothing), one this
+        repository lacks, or a version that no longer renders."""
+        repo, env = self._ctx.repo, target.environment
+        try:
+            parents = repo.commit_info(commit).parents
+            meta = self._ctx.metadata_at(commit, where=env.proposal_branch)
+        except (GitError, MetadataError):
+            return None
+        env_head = repo.branch_head(env.branch)
+        if (meta is None or len(parents) != 1 or env_head is None
+                or meta.deployed.environment != env.name
+                or not repo.is_ancestor(parents[0], env_head)):
+            return None
+        try:
+            files = self.expected_files(target, model=meta.deployed.model,
+                                        version=meta.deployed.version)
+        except BadInputError:
+            return None
+        return meta.deployed if self.holds_exactly(commit, parents[0], files) else None
 
     def _changed_files(self, env_head: str | None,
                        rendered: RenderedManifests) -> list[str]:

@@ -22,7 +22,7 @@ from promoter.cluster.gate import ROLLOUT_CONTEXT
 from promoter.cluster.port import ClusterReader, RolloutState
 from promoter.config.loader import DryConfig, LoadedSettings
 from promoter.config.schema import EnvironmentSpec
-from promoter.domain.pull_requests import Review
+from promoter.domain.pull_requests import PullRequestState, Review
 from promoter.errors import ForgeError
 from promoter.forge.base import Forge
 from promoter.gitops.port import GitOpsRepository
@@ -31,6 +31,7 @@ from promoter.model_store.holdouts import Holdouts
 from promoter.policy import GateResult
 from promoter.promotion.approving import Approver
 from promoter.promotion.context import PromotionContext
+from promoter.promotion.conventions import ROLLBACK_LABEL
 from promoter.promotion.dora import DoraFigures, Window, dora_figures
 from promoter.promotion.evaluation_gate import EvaluationGate
 from promoter.promotion.evaluator import Evaluator
@@ -164,6 +165,23 @@ class PromotionService:
                 rollout=rollout, rollout_error=rollout_error, promotion_error=promotion_error,
             ))
         return result
+
+    def closed_proposal(self, environment: EnvironmentSpec) -> DeployedModel | None:
+        """The version of `environment`'s last promotion proposal, if a person closed it
+        without merging; None if there is none.
+
+        Decided by the forge's record, never by `<env>-next` (anyone who can push there can
+        plant any hydrator.metadata): the newest PR from `<env>-next` into the environment
+        branch that is no longer open must be CLOSED (not merged), not a rollback, and its
+        recorded head must be promoter's own render of the version it names
+        (`Proposer.own_proposal_at`). One forge request (`find_last_closed_pull_request`)."""
+        pull = self._ctx.forge.find_last_closed_pull_request(
+            head=environment.proposal_branch, base=environment.branch)
+        if (pull is None or pull.state is not PullRequestState.CLOSED or not pull.head_sha
+                or ROLLBACK_LABEL in pull.labels):
+            return None
+        return self._proposer.own_proposal_at(self._ctx.target(environment.name),
+                                              pull.head_sha)
 
     def promotion_phase(self, number: int) -> PromotionPhase:
         """Where PR `number` stands (open, merged or closed), derived from the forge and git.

@@ -303,6 +303,57 @@ def test_closed_pull_request_is_not_merged(forge_harness: ForgeHarness) -> None:
     assert reopened.state is PullRequestState.OPEN
 
 
+def test_last_closed_pull_request_is_the_forges_record_not_the_branch(
+        forge_harness: ForgeHarness) -> None:
+    """Discovery asks this who closed what: the head it returns is the one recorded for the
+    PR, whatever is pushed to the branch after the close."""
+    h = forge_harness
+    assert h.forge.find_last_closed_pull_request(head=HEAD, base=BASE) is None
+    head_sha = propose(h)
+    pr = open_pr(h)
+    assert h.forge.find_last_closed_pull_request(head=HEAD, base=BASE) is None  # still open
+    h.forge.close(pr.number)
+    pushed = propose(h, b"version: 9\n")  # force-pushed after the close
+    assert pushed != head_sha
+
+    closed = h.forge.find_last_closed_pull_request(head=HEAD, base=BASE)
+    assert closed is not None
+    assert (closed.number, closed.state, closed.head_sha) == (
+        pr.number, PullRequestState.CLOSED, head_sha)
+    assert closed.labels == (LABEL,)
+    assert h.forge.find_last_closed_pull_request(head=HEAD, base="main") is None
+    assert h.forge.find_last_closed_pull_request(head="environments/prod-next",
+                                                 base=BASE) is None
+
+
+def test_last_closed_pull_request_is_the_newest_no_longer_open(
+        forge_harness: ForgeHarness) -> None:
+    h = forge_harness
+    propose(h)
+    first = open_pr(h)
+    h.forge.close(first.number)
+    second_head = propose(h, b"version: 3\n")
+    second = open_pr(h)
+    # An open PR is not closed: the last closed one is still the first.
+    last = h.forge.find_last_closed_pull_request(head=HEAD, base=BASE)
+    assert last is not None
+    assert last.number == first.number
+    h.forge.merge(second.number, expected_base=BASE, expected_head=second_head, message="m")
+    merged = h.forge.find_last_closed_pull_request(head=HEAD, base=BASE)
+    assert merged is not None
+    assert (merged.number, merged.state) == (second.number, PullRequestState.MERGED)
+
+
+def test_last_closed_pull_request_sees_a_merge_by_hand(forge_harness: ForgeHarness) -> None:
+    h = forge_harness
+    head_sha = propose(h)
+    pr = open_pr(h)
+    h.merge_by_hand(BASE, head_sha)
+    merged = h.forge.find_last_closed_pull_request(head=HEAD, base=BASE)
+    assert merged is not None
+    assert (merged.number, merged.state) == (pr.number, PullRequestState.MERGED)
+
+
 def test_merged_pull_request_cannot_be_closed_and_pair_can_be_proposed_again(
         forge_harness: ForgeHarness) -> None:
     h = forge_harness

@@ -219,3 +219,24 @@ def test_status_reports_every_environment_beside_an_untrusted_pull_request(
         assert statuses["dev"].open_promotion is None
         assert "marker" in (statuses["dev"].promotion_error or "")
         assert statuses["staging"].promotion_error is None
+
+
+def test_a_closed_pull_request_with_a_rewritten_head_names_no_head(
+        fake_github: FakeGitHub, gitops_repo: LocalGitRepository) -> None:
+    """Discovery holds a version back for a PR closed at promoter's render: an edit of the
+    closed PR's marker must not point that record at another commit. It costs one request."""
+    forge = token_forge(fake_github)
+    head = propose(gitops_repo)
+    pr = open_pr(forge)
+    forge.close(pr.number)
+    before = len(fake_github.requests)
+    closed = forge.find_last_closed_pull_request(head=HEAD, base=BASE)
+    assert len(fake_github.requests) - before == 1
+    assert closed is not None
+    assert (closed.number, closed.state, closed.head_sha) == (
+        pr.number, PullRequestState.CLOSED, head)
+    planted = push_commit(gitops_repo, HEAD, {"serving.yaml": b"image: evil\n"})
+    _edit_body(fake_github, pr.number, lambda body: body.replace(head, planted))
+    edited = forge.find_last_closed_pull_request(head=HEAD, base=BASE)
+    assert edited is not None
+    assert (edited.number, edited.author, edited.head_sha) == (pr.number, "", "")

@@ -52,7 +52,7 @@ def proposer(world: World, *, clock: Clock | None = None,
     return AutoProposer(service=service or world.service,
                         store=LocalModelStore(world.root / "models"),
                         settings=load_settings(world.root / "promoter.yaml").settings,
-                        repo=repo, rollbacks=RollbackService(repo=repo, forge=world.forge),
+                        rollbacks=RollbackService(repo=repo, forge=world.forge),
                         clock=clock or Clock())
 
 
