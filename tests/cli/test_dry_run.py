@@ -202,11 +202,12 @@ def test_reconcile_dry_run_plans_the_rollback_of_a_failed_rollout(cli_world: Wor
     assert _snapshot(cli_world) == before
     ops = [(w.operation, w.target) for w in writes]
     assert [op for op, _ in ops] == ["set_status", "close", "create_commit", "update_branch",
-                                     "open_pull_request", "merge"]
+                                     "open_pull_request", "merge", "request_reconcile"]
     assert writes[0].detail.startswith("promoter/rollout failure")
     assert ops[1] == ("close", "PR #3")
     assert ops[4] == ("open_pull_request", "environments/dev-next -> environments/dev")
     assert ops[5] == ("merge", "PR #4")
+    assert ops[6][0] == "request_reconcile"  # the rollback's merge asks for the sync, too
     assert outcomes == []  # the promotion was superseded before the PRs were listed
 
     build_service(loaded, adapters=adapters).reconcile()
