@@ -56,6 +56,10 @@ class _Report:
     def to_markdown(self) -> str:
         return f"## Evaluation of v{self.candidate.version}\n"
 
+    def to_json_dict(self) -> dict[str, object]:
+        """What the verdict store keeps for the dashboard's promotion page."""
+        return {"passed": self.passed, "candidate": {"version": self.candidate.version}}
+
 
 class _PassingEvaluator:
     """Passes every candidate without scoring, reporting the digests it was given."""
