@@ -12,7 +12,7 @@ import pytest
 
 from promoter.errors import HoldoutError
 from promoter.model_store.holdouts import HoldoutCache
-from promoter.model_store.objects import object_filesystem
+from promoter.model_store.object_clients import object_filesystem
 from tests.fixtures.object_stores import ObjectServer
 from tests.test_object_model_store import CountingFilesystem
 

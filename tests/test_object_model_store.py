@@ -93,7 +93,7 @@ def test_a_version_read_in_many_ranged_reads_has_the_local_digest(
     """Both servers serve ranged reads as the clients make them (a large shard is read in
     `BLOCK_BYTES` blocks): with 64 KiB blocks a 300 kB shard takes five, and the digest and
     the downloaded copy are still the local ones."""
-    import promoter.model_store.objects as objects
+    import promoter.model_store.object_clients as objects
 
     monkeypatch.setattr(objects, "BLOCK_BYTES", 64 << 10)
     shard = bytes(range(256)) * 1200
@@ -289,7 +289,7 @@ def test_an_unreachable_endpoint_is_a_store_error_with_a_fix(
 def hung_store(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, list[int]]]:
     """A loopback server that accepts every connection, reads the request and never
     answers: a store that hangs. Yields its URL and the count of connections it took."""
-    import promoter.model_store.objects as objects
+    import promoter.model_store.object_clients as objects
 
     monkeypatch.setattr(objects, "CONNECT_TIMEOUT_S", 0.5)
     monkeypatch.setattr(objects, "READ_TIMEOUT_S", 0.5)

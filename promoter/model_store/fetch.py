@@ -12,7 +12,7 @@ restarts: a verified copy already there is checked again and kept.
 
 Exit status: 0 verified; 1 the bytes are not the pinned ones (or could not be read, e.g.
 credentials); 2 bad arguments, or no such version at `--from`. Credentials come from the
-standard chains (see `objects.py`), typically the pod's service account.
+standard chains (see `object_clients.py`), typically the pod's service account.
 
     promoter-fetch-model --from s3://models/churn --version 3 \\
         --digest sha256:… --into /verified-models/churn

@@ -25,12 +25,13 @@ from typing import Any
 
 from promoter.errors import HoldoutError, ModelStoreError
 from promoter.model_store.digest import read_chunks
-from promoter.model_store.objects import (
+from promoter.model_store.object_clients import (
     BLOCK_BYTES,
     is_object_store_url,
     object_filesystem,
     parse_object_url,
 )
+from promoter.model_store.object_entries import listing_stamp
 from promoter.model_store.port import LocatedHoldout
 
 _DIGEST = re.compile(r"^sha256:([0-9a-f]{64})$")
@@ -109,7 +110,7 @@ class HoldoutCache:
                                fix="give the object's full URL, e.g. s3://data/churn.csv")
         fs = self._filesystem(location.scheme)
         info = self._info(fs, location.root, url)
-        stamp = _stamp(info)
+        stamp = listing_stamp(info)  # None: download every time
         index = self.directory / "index" / hashlib.sha256(
             f"{url}\0{info.get('size')}\0{stamp}".encode()).hexdigest()
         known = _read_digest(index) if stamp is not None else None
@@ -172,16 +173,6 @@ class HoldoutCache:
             raise HoldoutError(f"{url} changed while it was downloaded",
                                fix="retry once nothing writes to it any more")
         return f"sha256:{hashed.hexdigest()}", partial
-
-
-def _stamp(info: dict[str, Any]) -> str | None:
-    """What changes on every rewrite (as `objects._stamp`); None: download every time."""
-    if info.get("generation"):
-        return f"generation:{info['generation']}"
-    etag = info.get("ETag") or info.get("etag")
-    if etag:
-        return f"etag:{etag}:{info.get('LastModified') or info.get('updated')}"
-    return None
 
 
 def _read_digest(index: Path) -> str | None:
