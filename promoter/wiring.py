@@ -106,7 +106,9 @@ def build_service(loaded: LoadedSettings, *,
     parts = adapters or build_adapters(loaded, environ=environ)
     return PromotionService(settings=loaded, repo=parts.repo, forge=parts.forge,
                             store=parts.store,
-                            evaluator=SubprocessEvaluator(parts.store, pool=pool),
+                            evaluator=SubprocessEvaluator(
+                                build_evaluation_store(loaded, parts.store, environ=environ),
+                                pool=pool),
                             identity=_identity(loaded), cluster=parts.cluster,
                             rollbacks=build_rollback_service(parts), verdicts=parts.verdicts,
                             holdouts=build_holdouts(resolve=loaded.resolve, environ=environ))
@@ -120,6 +122,22 @@ def build_holdouts(*, resolve: Callable[[str], Path],
     ~/.cache/promoter) on the standard credential chains, by digest."""
     environ = os.environ if environ is None else environ
     return Holdouts(resolve=resolve, cache_dir=_cache_dir(environ) / "holdouts")
+
+
+def build_evaluation_store(loaded: LoadedSettings, store: ModelStore, *,
+                           environ: Mapping[str, str] | None = None) -> ModelStore:
+    """The store the evaluator copies candidates and baselines from: for `s3://`/`gs://`,
+    through the digest-keyed cache in `$PROMOTER_CACHE_DIR/models` (default
+    ~/.cache/promoter), bounded by `modelStore.evaluationCacheGiB`; a local store (or a
+    bound of 0) as it is."""
+    spec = loaded.settings.model_store
+    if "://" not in spec.url or spec.evaluation_cache_gib == 0:
+        return store
+    from promoter.model_store.model_cache import GIB, CachedModelStore, ModelCache
+
+    environ = os.environ if environ is None else environ
+    return CachedModelStore(store, ModelCache(
+        _cache_dir(environ) / "models", max_bytes=int(spec.evaluation_cache_gib * GIB)))
 
 
 def instrument_adapters(adapters: Adapters, metrics: ServerMetrics) -> Adapters:

@@ -23,8 +23,6 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import shutil
-import stat
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -33,16 +31,10 @@ from promoter.domain.model_versions import ModelVersion
 from promoter.errors import BadInputError, ModelStoreError
 from promoter.model_store.digest import saved_model_digest, walk_files
 from promoter.model_store.local import LocalModelStore
-from promoter.model_store.port import ModelStore, VersionNotFoundError
+from promoter.model_store.model_cache import make_read_only, remove_tree
+from promoter.model_store.port import DigestMismatchError, ModelStore, VersionNotFoundError
 
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
-
-
-class DigestMismatchError(ModelStoreError):
-    """The bytes at the store are not those of the digest the promotion pinned: they were
-    rewritten after promoter evaluated them, or `--from` names another store. Never served."""
-
-    exit_code = 1
 
 
 def fetch_version(source: str, version: int, *, digest: str, into: Path,
@@ -64,10 +56,10 @@ def fetch_version(source: str, version: int, *, digest: str, into: Path,
     destination = into / str(version)
     if destination.is_dir() and saved_model_digest(destination) == digest:
         return destination  # this pod's earlier run verified it
-    _remove(destination)
+    remove_tree(destination)
     partial = into / f".{version}.partial"
     if partial.exists():
-        _remove(partial)  # a run that was killed half-way
+        remove_tree(partial)  # a run that was killed half-way
     into.mkdir(parents=True, exist_ok=True)
     store = store if store is not None else _open(root)
     pinned = ModelVersion(name=model, version=version, digest=digest,
@@ -75,7 +67,7 @@ def fetch_version(source: str, version: int, *, digest: str, into: Path,
     try:
         store.copy_version(pinned, partial)
     except VersionNotFoundError as exc:
-        _remove(partial)
+        remove_tree(partial)
         if "://" not in root:
             raise VersionNotFoundError(
                 exc.message, fix=f"nothing is mounted at {root} in this pod: mount the model "
@@ -83,18 +75,18 @@ def fetch_version(source: str, version: int, *, digest: str, into: Path,
                                  "store's s3:// or gs:// URL") from exc
         raise
     except ModelStoreError:
-        _remove(partial)
+        remove_tree(partial)
         raise
     found = saved_model_digest(partial)
     if found != digest:
-        _remove(partial)
+        remove_tree(partial)
         raise DigestMismatchError(
             f"{pinned.uri} has digest {found}, but the promotion pinned {digest}: refusing "
             "to serve it",
             fix="the store's copy changed after promoter evaluated it (or --from names "
                 "another store): restore the evaluated bytes, or promote a new version")
     os.rename(partial, destination)
-    _make_read_only(destination)
+    make_read_only(destination)  # TF Serving, whatever its user, reads; nothing rewrites
     return destination
 
 
@@ -149,25 +141,6 @@ def _version_uri(root: str, model: str, version: int) -> str:
     from promoter.model_store.objects import parse_object_url
 
     return parse_object_url(root).url(model, str(version))
-
-
-def _make_read_only(path: Path) -> None:
-    """Directories 0555, files 0444: readable by TF Serving whatever its user, and nothing in
-    the pod rewrites what was verified (the serving container mounts it read-only too)."""
-    for dirpath, _, filenames in os.walk(path):
-        for name in filenames:
-            os.chmod(os.path.join(dirpath, name), 0o444)
-        os.chmod(dirpath, 0o555)
-
-
-def _remove(path: Path) -> None:
-    """Remove a copy, read-only or not (or a file in its place)."""
-    if not path.is_dir():
-        path.unlink(missing_ok=True)
-        return
-    for dirpath, _, _ in os.walk(path):
-        os.chmod(dirpath, stat.S_IRWXU)
-    shutil.rmtree(path)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -14,6 +14,14 @@ class VersionNotFoundError(ModelStoreError):
     """The store has no such model version (nothing at its path or under its prefix)."""
 
 
+class DigestMismatchError(ModelStoreError):
+    """The bytes at the store are not those of the digest the promotion pinned: they were
+    rewritten after promoter evaluated them, or another store was named. Never evaluated,
+    cached or served."""
+
+    exit_code = 1
+
+
 class ModelStore(Protocol):
     """Port to wherever SavedModels are kept: a local directory, `gs://` or `s3://`.
 

@@ -165,6 +165,12 @@ class ModelStoreSpec(Spec):
     """Name of a file (an object) the uploader writes into a version once it is complete,
     e.g. `_COMPLETE`: discovery then proposes the version at once instead of waiting until
     nothing in it changed for `settleSeconds`. It is part of the version like any file."""
+    evaluation_cache_gib: float = Field(default=20.0, ge=0.0, le=1_000_000.0,
+                                        alias="evaluationCacheGiB")
+    """GiB of `s3://`/`gs://` versions kept in `$PROMOTER_CACHE_DIR/models` by digest, so
+    that evaluating a version again downloads nothing; least recently used versions not in
+    use are removed beyond it. 0: no cache, every evaluation downloads. A local store is
+    copied from directly and never cached."""
 
     @field_validator("completion_marker")
     @classmethod
