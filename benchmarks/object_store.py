@@ -9,8 +9,12 @@ One version (one large variables shard of `--mib` MiB and `--small` small files)
   its throughput in MB/s;
 - `get` cached, same store: list only (every discovery pass and resync after the first);
 - `get` cached, new store on the same cache directory (another CLI process);
-- `copy_version` + digest of the copy (the evaluator's private download, and what the pods'
-  init container does), and its throughput.
+- `copy_version` + digest of the copy (the evaluator's private download without the model
+  cache, and what the pods' init container does), and its throughput;
+- the evaluator's fetch through the model cache (`CachedModelStore.copy_version` + digest of
+  the private copy, as `SubprocessEvaluator` does): cold (an empty cache: download, verify,
+  rename into place, copy out) and warm (a copy out of the verified entry, digested as it is
+  copied, then digested again by the evaluator), with the ratio warm / cold.
 
 A resync over `--models` models (one version each, `--model-mib` MiB): per model
 `scan_versions` and `get` of its newest version, as discovery and the evaluation gate do,
@@ -39,6 +43,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from promoter.model_store import saved_model_digest
+from promoter.model_store.model_cache import CachedModelStore, ModelCache
 from promoter.model_store.objects import DigestCache, ObjectModelStore
 
 
@@ -108,8 +113,27 @@ def main() -> None:
                 store.copy_version(store.get("churn", 1), target)
                 saved_model_digest(target)
 
+            version = store.get("churn", 1)
+            caches = iter(range(1000))
+
+            def fetch_cold() -> None:
+                index = next(caches)
+                cached = CachedModelStore(store, ModelCache(Path(work) / f"models-{index}"))
+                cached.copy_version(version, Path(work) / f"cold-{index}")
+                saved_model_digest(Path(work) / f"cold-{index}")
+
+            warm = CachedModelStore(store, ModelCache(Path(work) / "models-warm"))
+            warm.copy_version(version, Path(work) / "warm-first")
+
+            def fetch_warm() -> None:
+                target = Path(work) / f"warm-{next(copies)}"
+                warm.copy_version(version, target)
+                saved_model_digest(target)
+
             cold_s = median_s(cold, args.repeats)
             copy_s = median_s(download, args.repeats)
+            fetch_cold_s = median_s(fetch_cold, args.repeats)
+            fetch_warm_s = median_s(fetch_warm, args.repeats)
             rows = [
                 ("get, cold (read and digest everything)", cold_s),
                 ("get, cached (same store: list only)",
@@ -119,6 +143,8 @@ def main() -> None:
                      "s3://bench/models", digest_cache=DigestCache(cache_dir)).get("churn", 1),
                      args.repeats)),
                 ("copy_version + digest of the copy", copy_s),
+                ("evaluation fetch, model cache cold", fetch_cold_s),
+                ("evaluation fetch, model cache warm", fetch_warm_s),
             ]
             for label, seconds in rows:
                 print(f"  {label:44} {seconds * 1000:8.0f} ms")
@@ -127,6 +153,8 @@ def main() -> None:
             print(f"  digest throughput, cold get: {size / cold_s / 1e6:8.1f} MB/s; "
                   f"copy_version + digest: {size / copy_s / 1e6:8.1f} MB/s "
                   f"({size / 1e6:.0f} MB)")
+            print(f"  evaluation fetch warm / cold: {fetch_warm_s / fetch_cold_s:6.3f} x; "
+                  f"warm / no cache (copy_version + digest): {fetch_warm_s / copy_s:6.3f} x")
             resync(s3, args, Path(work) / "resync-digests")
     finally:
         server.terminate()
