@@ -134,8 +134,12 @@ def argo_rollout_state(*, environment: str, commit: str,
                      f"is {op_phase or 'not started'}")
     after_sync = finished is not None and observed is not None and observed > finished
     if health == "Degraded" and after_sync:
+        # Argo CD 3 no longer fills the Application's own health message: what failed is in
+        # its resources' health (a Deployment past its progress deadline, because the pods'
+        # fetch-model init container keeps failing).
+        detail = health_message or _degraded_resources(app)
         return state(RolloutPhase.FAILED, f"Application {name} is Degraded after the sync"
-                     + (f": {health_message}" if health_message else ""))
+                     + (f": {detail}" if detail else ""))
     if sync_status != "Synced":
         return state(RolloutPhase.PROGRESSING, f"Application {name} is {sync_status}")
     if health != "Healthy":
@@ -150,6 +154,23 @@ def argo_rollout_state(*, environment: str, commit: str,
     return replace(state(RolloutPhase.HEALTHY,
                          f"Application {name} synced {commit[:12]} and is Healthy"),
                    healthy_since=since)
+
+
+def _degraded_resources(app: _Object, *, at_most: int = 3) -> str:
+    """`Kind name: message` of the Application's Degraded resources (its
+    `status.resources[].health`), the first `at_most` of them, or ""."""
+    found = []
+    for index, item in enumerate(app.list("status", "resources")):
+        if not isinstance(item, Mapping):
+            app._wrong(("status", "resources", str(index)), "an object", item)
+        health = item.get("health")
+        if not isinstance(health, Mapping) or health.get("status") != "Degraded":
+            continue
+        what = f"{item.get('kind', '?')} {item.get('name', '?')}"
+        message = health.get("message")
+        found.append(f"{what}: {message}" if isinstance(message, str) and message else what)
+    more = f" (and {len(found) - at_most} more)" if len(found) > at_most else ""
+    return "; ".join(found[:at_most]) + more
 
 
 # --- training, beside the rollout ------------------------------------------------------------

@@ -1,7 +1,8 @@
 """A fake Kubernetes API server on loopback for the real `kubernetes` client.
 
-It serves `GET` and `PATCH` (JSON merge patch) of namespaced custom objects at
-`/apis/<group>/<version>/namespaces/<ns>/<plural>/<name>`, answering 404 with a
+It serves `GET` and `PATCH` (JSON merge patch) of namespaced objects at
+`/apis/<group>/<version>/namespaces/<ns>/<plural>/<name>` (and the core group's at
+`/api/v1/namespaces/…`, put with group ""), answering 404 with a
 `Status` object like the real API server. Every request is also recorded as the API server's
 authorizer sees it (`audit`: verb, API group, resource, namespace, name), so a test can hold the
 RBAC rules promoter ships against what it really asks for. An object may be *scripted*: a list
@@ -29,8 +30,8 @@ from typing import Any
 
 from promoter.cluster import ObjectRef
 
-_PATH = re.compile(r"^/apis/(?P<group>[^/]+)/(?P<version>[^/]+)/namespaces/(?P<namespace>[^/]+)/"
-                   r"(?P<plural>[^/]+)/(?P<name>[^/?]+)$")
+_PATH = re.compile(r"^/(?:apis/(?P<group>[^/]+)|api)/(?P<version>[^/]+)/namespaces/"
+                   r"(?P<namespace>[^/]+)/(?P<plural>[^/]+)/(?P<name>[^/?]+)$")
 
 Key = tuple[str, str, str, str, str]
 
@@ -184,7 +185,7 @@ class _Handler(BaseHTTPRequestHandler):
         if match is None:  # not an API path RBAC would authorize as a resource
             return
         self.api.audit.append(ApiRequest(
-            verb=_VERBS[method], group=match["group"], resource=match["plural"],
+            verb=_VERBS[method], group=match["group"] or "", resource=match["plural"],
             namespace=match["namespace"], name=match["name"]))
 
     def _key(self) -> Key | None:
@@ -192,7 +193,7 @@ class _Handler(BaseHTTPRequestHandler):
         if match is None:
             self._status(HTTPStatus.NOT_FOUND, f"no route for {self.path}")
             return None
-        key = (match["group"], match["version"], match["namespace"], match["plural"],
+        key = (match["group"] or "", match["version"], match["namespace"], match["plural"],
                match["name"])
         failure = self.api._failures.get(key)
         if failure is not None:

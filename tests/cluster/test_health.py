@@ -271,3 +271,52 @@ def test_the_shape_error_points_at_documents_a_user_has() -> None:
 def test_argo_unexpected_shape_is_a_typed_error(app: Any, where: str) -> None:
     with pytest.raises(ClusterShapeError, match=where):
         argo_rollout_state(environment="dev", commit=COMMIT, application=app)
+
+
+def degraded(resources: list[Any], message: str = "") -> dict[str, Any]:
+    app = application(sync_revision=COMMIT, op_phase="Succeeded", op_revision=COMMIT,
+                       finished_at=FINISHED, health="Degraded", reconciled_at=AFTER)
+    app["status"]["resources"] = resources
+    if message:
+        app["status"]["health"]["message"] = message
+    return app
+
+
+def resource(kind: str, name: str, health: str, message: str | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {"kind": kind, "name": name, "namespace": "ml-dev", "version": "v1",
+                           "health": {"status": health}}
+    if message is not None:
+        out["health"]["message"] = message
+    return out
+
+
+@pytest.mark.parametrize(("resources", "message", "reason"), [
+    ([resource("Deployment", "churn", "Degraded",
+               'Deployment "churn" exceeded its progress deadline'),
+      resource("Service", "churn", "Healthy")],
+     "", 'is Degraded after the sync: Deployment churn: Deployment "churn" exceeded its '
+         "progress deadline"),
+    ([resource("Deployment", "churn", "Degraded")], "",
+     "is Degraded after the sync: Deployment churn"),
+    ([resource("Deployment", f"d{i}", "Degraded", "x") for i in range(5)], "",
+     "Deployment d0: x; Deployment d1: x; Deployment d2: x (and 2 more)"),
+    ([resource("Deployment", "churn", "Degraded", "from the resource")], "from the app",
+     "is Degraded after the sync: from the app"),  # Argo CD 2's own message, where it is set
+    ([], "", "is Degraded after the sync"),
+], ids=["the deployment's words", "no message", "at most three", "the app's message first",
+        "no resources"])
+def test_argo_degraded_names_what_is_degraded(resources: list[Any], message: str,
+                                              reason: str) -> None:
+    """Argo CD 3 leaves the Application's health message empty (deprecated, unused): what
+    failed, e.g. a Deployment whose fetch-model init container never lets a pod start, is in
+    `status.resources`."""
+    app = degraded(resources, message)
+    validate_crd_object(app)
+    state = argo_rollout_state(environment="dev", commit=COMMIT, application=app)
+    assert state.phase is F
+    assert state.reason.endswith(reason), state.reason
+
+
+def test_argo_resources_of_the_wrong_shape_are_a_typed_error() -> None:
+    with pytest.raises(ClusterShapeError, match=r"status\.resources\.0"):
+        argo_rollout_state(environment="dev", commit=COMMIT, application=degraded(["x"]))
