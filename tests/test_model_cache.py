@@ -298,3 +298,29 @@ def test_a_bad_bound_names_the_file_and_field(tmp_path: Path) -> None:
     assert caught.value.exit_code == 2
     assert "modelStore.evaluationCacheGiB" in str(caught.value)
     assert "promoter.yaml" in str(caught.value)
+
+
+def test_an_existing_destination_is_refused_and_left_alone(tmp_path: Path) -> None:
+    store = local_versions(tmp_path / "store", 1)
+    version = store.get("churn", 1)
+    cache = ModelCache(tmp_path / "cache")
+    taken = tmp_path / "taken"
+    taken.mkdir()
+    (taken / "mine.txt").write_text("someone's")
+    for _ in ("cold", "warm"):
+        with pytest.raises(ModelStoreError, match="must not exist"):
+            cache.copy_out(store, version, taken)
+        assert (taken / "mine.txt").read_text() == "someone's"
+    assert entry_of(cache, version).is_dir()  # the verified download is kept for next time
+
+
+def test_a_digest_that_is_no_sha256_is_refused_before_any_path_is_made(
+        tmp_path: Path) -> None:
+    store = local_versions(tmp_path / "store", 1)
+    version = store.get("churn", 1)
+    cache = ModelCache(tmp_path / "cache")
+    for bad in ("sha256:../../etc", "md5:" + "0" * 64, "sha256:" + "A" * 64):
+        forged = ModelVersion(name="churn", version=1, digest=bad, uri=version.uri)
+        with pytest.raises(ModelStoreError, match="is not a sha256: digest"):
+            cache.copy_out(store, forged, tmp_path / "copy")
+    assert not cache.directory.exists()

@@ -39,6 +39,7 @@ import os
 import shutil
 import stat
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -104,6 +105,7 @@ class ModelCache:
                     raise ModelStoreError(
                         f"the cached copy of {version.uri} changed while it was copied",
                         fix=f"check what else writes to {self.directory}")
+                _touch(entry)
         finally:
             self.evict()
 
@@ -335,7 +337,8 @@ def _hex(version: ModelVersion) -> str:
 
 def _touch(entry: Path) -> None:
     """Mark the entry used now (its mtime orders eviction)."""
+    now = time.time_ns()  # not the filesystem's coarser clock: uses moments apart must order
     try:
-        os.utime(entry)
+        os.utime(entry, ns=(now, now))
     except OSError as exc:
         log.warning("cannot mark %s used: %s", entry, exc.strerror or exc)

@@ -1,6 +1,7 @@
 """The `ModelStore` contract, written against the port only: every store implementation
 (a local directory, S3 through moto's server, GCS through gcp-storage-emulator; both servers on
-loopback, read by the real clients) gets a harness here and passes the same tests. The digest
+loopback, read by the real clients; and S3 through the evaluation's model cache, which is what
+the evaluator is given) gets a harness here and passes the same tests. The digest
 is the store-independent definition (`saved_model_digest`), so a version copied between stores
 keeps its digest.
 """
@@ -15,6 +16,7 @@ import pytest
 
 from promoter.errors import ModelStoreError
 from promoter.model_store import LocalModelStore, ModelStore, saved_model_digest
+from promoter.model_store.model_cache import CachedModelStore, ModelCache
 from promoter.model_store.objects import ObjectModelStore
 from tests.fixtures.object_stores import ObjectServer
 
@@ -46,10 +48,14 @@ def _objects(server: ObjectServer) -> StoreHarness:
     return StoreHarness(store=ObjectModelStore(server.url(bucket, "team/models")), put=put)
 
 
-@pytest.fixture(params=["local", "s3", "gcs"])
+@pytest.fixture(params=["local", "s3", "gcs", "s3-cached"])
 def harness(request: pytest.FixtureRequest, tmp_path: Path) -> StoreHarness:
     if request.param == "local":
         return _local(tmp_path / "store")
+    if request.param == "s3-cached":
+        objects = _objects(request.getfixturevalue("s3_server"))
+        return StoreHarness(CachedModelStore(objects.store, ModelCache(tmp_path / "cache")),
+                            objects.put)
     server: ObjectServer = request.getfixturevalue(f"{request.param}_server")
     return _objects(server)
 

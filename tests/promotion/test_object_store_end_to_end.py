@@ -102,6 +102,9 @@ def test_an_uploaded_version_is_discovered_evaluated_merged_and_served_verified(
     assert hashlib.sha256(holdout).hexdigest() in report
 
     pinned = world.metadata("environments/dev")["promoter"]["digest"]
+    # The worker scored a private copy of the verified entry in the evaluation's model cache.
+    entry = tmp_path / "cache" / "models" / "entries" / pinned.removeprefix("sha256:")
+    assert saved_model_digest(entry) == pinned
     deployment = yaml.safe_load(git(world.root, "show",
                                     "environments/dev:serving/deployment.yaml"))
     pod = deployment["spec"]["template"]["spec"]
