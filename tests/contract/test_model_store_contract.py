@@ -1,9 +1,9 @@
 """The `ModelStore` contract, written against the port only: every store implementation
 (a local directory, S3 through moto's server, GCS through gcp-storage-emulator; both servers on
-loopback, read by the real clients; and S3 through the evaluation's model cache, which is what
-the evaluator is given) gets a harness here and passes the same tests. The digest
-is the store-independent definition (`saved_model_digest`), so a version copied between stores
-keeps its digest.
+loopback, read by the real clients; and both object stores through the evaluation's model
+cache, which is what the evaluator is given) gets a harness here and passes the same tests.
+The digest is the store-independent definition (`saved_model_digest`), so a version copied
+between stores keeps its digest.
 """
 
 from __future__ import annotations
@@ -48,12 +48,13 @@ def _objects(server: ObjectServer) -> StoreHarness:
     return StoreHarness(store=ObjectModelStore(server.url(bucket, "team/models")), put=put)
 
 
-@pytest.fixture(params=["local", "s3", "gcs", "s3-cached"])
+@pytest.fixture(params=["local", "s3", "gcs", "s3-cached", "gcs-cached"])
 def harness(request: pytest.FixtureRequest, tmp_path: Path) -> StoreHarness:
     if request.param == "local":
         return _local(tmp_path / "store")
-    if request.param == "s3-cached":
-        objects = _objects(request.getfixturevalue("s3_server"))
+    scheme, cached, _ = request.param.partition("-cached")
+    if cached:
+        objects = _objects(request.getfixturevalue(f"{scheme}_server"))
         return StoreHarness(CachedModelStore(objects.store, ModelCache(tmp_path / "cache")),
                             objects.put)
     server: ObjectServer = request.getfixturevalue(f"{request.param}_server")
