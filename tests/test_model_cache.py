@@ -324,3 +324,49 @@ def test_a_digest_that_is_no_sha256_is_refused_before_any_path_is_made(
         with pytest.raises(ModelStoreError, match="is not a sha256: digest"):
             cache.copy_out(store, forged, tmp_path / "copy")
     assert not cache.directory.exists()
+
+
+CHILD = """
+import sys
+from pathlib import Path
+from promoter.domain.model_versions import ModelVersion
+from promoter.model_store.model_cache import CachedModelStore, ModelCache
+from promoter.model_store.objects import ObjectModelStore
+
+url, digest, cache, dest = sys.argv[1:]
+store = CachedModelStore(ObjectModelStore(url), ModelCache(Path(cache)))
+sys.stdin.readline()  # start together
+store.copy_version(ModelVersion(name="churn", version=1, digest=digest,
+                                uri=url + "/churn/1"), Path(dest))
+"""
+
+
+def test_two_processes_evaluating_one_version_at_once_download_it_once(
+        counted_s3: CountedS3, tmp_path: Path) -> None:
+    """`promoter serve` and a `promoter reconcile` from a terminal share the cache: the
+    per-digest lock is a file lock, so it holds between processes as between threads."""
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO_ROOT
+
+    files = {**SAVED, "variables/variables.data-00000-of-00001": os.urandom(8 << 20)}
+    bucket, _, version = s3_version(counted_s3, files)
+    counted_s3.requests.clear()
+    children = [subprocess.Popen(
+        [sys.executable, "-c", CHILD, counted_s3.server.url(bucket, "m"), version.digest,
+         str(tmp_path / "cache"), str(tmp_path / f"copy-{index}")],
+        stdin=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO_ROOT,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)}) for index in range(2)]
+    for child in children:
+        assert child.stdin is not None
+        child.stdin.write("go\n")
+        child.stdin.flush()
+    for child in children:
+        _, err = child.communicate(timeout=120)
+        assert child.returncode == 0, err
+    # One download: one GET per object (the 8 MiB shard is one ranged read of 64 MiB).
+    assert sorted(counted_s3.gets_under(bucket, "m/churn/1/")) == sorted(
+        f"/{bucket}/m/churn/1/{rel}" for rel in files)
+    for index in range(2):
+        assert saved_model_digest(tmp_path / f"copy-{index}") == version.digest
