@@ -31,6 +31,7 @@ from promoter.dashboard.sessions import (
     SESSION_COOKIE,
     SESSION_SECONDS,
     Session,
+    Sessions,
     SessionStore,
     same_token,
 )
@@ -72,7 +73,8 @@ class DashboardParts:
     """The PR's page on a forge that takes reviews on its own site (GitHub), for a PR that
     does not carry its own `web_url`; None: reviews are given here, on the local forge."""
     require_auth_for_reads: bool = False
-    sessions: SessionStore = field(default_factory=SessionStore)
+    sessions: Sessions = field(default_factory=SessionStore)
+    """Who is logged in: `promoter serve` keeps them in its state directory."""
     plots: PlotCache = field(default_factory=PlotCache)
     templates: jinja2.Environment = field(default_factory=lambda: template_environment())
     statuses: SinceLastChange[Any] | None = None

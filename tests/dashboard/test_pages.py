@@ -119,7 +119,7 @@ def test_a_review_needs_a_live_session(served: Served) -> None:
     csrf = csrf_of(client.get(f"/promotions/{served.number}").text)
     client.post("/logout", data={"csrf": csrf})
     client.cookies.clear()
-    client.cookies.set("promoter_session", "made-up-session-id", domain="testserver")
+    client.cookies.set("promoter_session", "made-up-session-id", domain="testserver.local")
     response = client.post(f"/promotions/{served.number}/approve", data={"csrf": csrf})
     assert response.status_code == 401
     assert served.world.forge.list_reviews(served.number) == []
@@ -131,7 +131,7 @@ def test_logging_out_ends_the_session_on_the_server(served: Served) -> None:
     session = client.cookies.get("promoter_session")
     csrf = csrf_of(client.get("/").text, "/logout")
     client.post("/logout", data={"csrf": csrf})
-    client.cookies.set("promoter_session", session, domain="testserver")  # kept by a thief
+    client.cookies.set("promoter_session", session, domain="testserver.local")  # kept by a thief
     response = client.post(f"/promotions/{served.number}/approve", data={"csrf": csrf})
     assert response.status_code == 401
 
