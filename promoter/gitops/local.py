@@ -18,7 +18,6 @@ read from git every time.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import logging
 from collections.abc import Callable, Mapping, Sequence
@@ -29,6 +28,11 @@ from typing import Any
 from promoter.errors import ConcurrentUpdateError, GitError, RepositoryNotFoundError
 from promoter.gitops.batch_reads import cat_file_batch, read_branch_refs
 from promoter.gitops.object_cache import ObjectCache, is_object_id
+from promoter.gitops.paths import Tree as _Tree
+from promoter.gitops.paths import build_tree as _build_tree
+from promoter.gitops.paths import check_rev as _check_rev
+from promoter.gitops.paths import object_id as _object_id
+from promoter.gitops.paths import split_path as _split_path
 from promoter.gitops.port import CommitInfo, Signature
 
 log = logging.getLogger(__name__)
@@ -38,7 +42,6 @@ FILE_MODE = b"100644"
 _TREE_MODE = b"40000"  # git writes tree modes without the leading zero
 _COMMIT_FORMAT = "%H%x00%P%x00%an%x00%ae%x00%aI%x00%cI%x00%s%x00%b"
 
-_Tree = dict[str, "bytes | _Tree"]
 _CACHED_COMMITS = 8192
 _CACHED_FILES = 4096
 _MAX_CACHED_FILE = 256 * 1024
@@ -382,45 +385,3 @@ class LocalGitRepository:
         if isinstance(err, bytes):
             err = err.decode(errors="replace")
         return int(status), out, str(err)
-
-
-def _check_rev(rev: str) -> None:
-    # A name starting with "-" would be read as an option by git.
-    if not rev or rev.startswith("-") or any(c in rev for c in "\0\n"):
-        raise GitError(f"{rev!r} is not a valid revision or branch name")
-
-
-def _split_path(path: str) -> list[str]:
-    """The components of a repository path; GitError unless it is a clean relative path."""
-    parts = path.split("/")
-    if (not path or "\0" in path or "\n" in path
-            or any(p in ("", ".", "..") or p.lower() == ".git" for p in parts)):
-        raise GitError(f"invalid path {path!r} in a commit",
-                       fix="use a relative POSIX path without '.', '..', '.git' or '//'")
-    return parts
-
-
-def _object_id(kind: str, data: bytes) -> bytes:
-    """The binary id git gives an object of `kind` with `data` (SHA-1 object format)."""
-    return hashlib.sha1(f"{kind} {len(data)}\0".encode() + data).digest()
-
-
-def _build_tree(files: Mapping[str, bytes]) -> _Tree:
-    """Nest `files` (path -> bytes) into directories; GitError on a file/directory clash."""
-    root: _Tree = {}
-    for path in sorted(files):
-        data = files[path]
-        if not isinstance(data, bytes | bytearray | memoryview):
-            raise TypeError(f"{path}: file content must be bytes, not {type(data).__name__}")
-        *dirs, name = _split_path(path)
-        node = root
-        for depth, part in enumerate(dirs):
-            child = node.setdefault(part, {})
-            if not isinstance(child, dict):
-                raise GitError(f"{'/'.join(dirs[:depth + 1])} is both a file and a directory "
-                               f"(because of {path})")
-            node = child
-        if name in node:
-            raise GitError(f"{path} is both a file and a directory")
-        node[name] = bytes(data)
-    return root
