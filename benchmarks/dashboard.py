@@ -14,6 +14,12 @@ load falls on all of them alike, in-process through the ASGI app (server time, n
   statuses are read once per change of the dashboard's feed: `feed.SinceLastChange`);
 - `GET /` right after a change (a reconcile moved the feed): `status(health=True)` read
   again from git and the forge, + views + Jinja2: what the first viewer after a change pays;
+- with `--against REV` (e.g. the commit before a change), the same `GET /` after a change
+  served by promoter as it was at REV (a `git worktree` of REV, in a child process:
+  `dashboard_baseline.py`), over the same workspace, its samples interleaved with these;
+- `pipelines()` of a service built afresh (its git reads remember nothing yet; the dry
+  source, parsed once per commit, is loaded before the clock starts): the git and forge
+  reads of the first page after `promoter serve` starts, service time only;
 - `GET /api/v1/environments` (the REST API's `status()` of the same environments), for the
   ratio: what the page costs over the JSON of the same facts;
 - `GET /` over a stand-in service that answers the same statuses from memory: rendering
@@ -21,6 +27,7 @@ load falls on all of them alike, in-process through the ASGI app (server time, n
 
     .venv/bin/python benchmarks/dashboard.py              # 50 x 3
     .venv/bin/python benchmarks/dashboard.py --models 2   # a quick run
+    .venv/bin/python benchmarks/dashboard.py --against ad091bc  # old vs new, one run
 
 Prints medians and p90 in milliseconds and the ratios. Exit status 1 if the warm page's
 median is over `--budget-ms` (200 by default, the issue's bound).
@@ -31,6 +38,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -102,23 +110,26 @@ class MemoryService:
         return []
 
 
-def prepare(root: Path, count: int) -> PromotionService:
+def build(config: Path) -> PromotionService:
+    """A service over the workspace, as `promoter serve` builds one (fresh adapters)."""
+    loaded = load_settings(config)
+    adapters = build_adapters(loaded)
+    return PromotionService(settings=loaded, repo=adapters.repo, forge=adapters.forge,
+                            store=adapters.store, evaluator=PassingEvaluator(),
+                            rollbacks=build_rollback_service(adapters),
+                            verdicts=adapters.verdicts)
+
+
+def prepare(root: Path, count: int) -> tuple[PromotionService, Path]:
     config = build_workspace(root / "gitops", model_names(count), stub_models=True,
                              holdout_rows=200)
     policy = config.parent / "policies" / "bench.yaml"
     data = yaml.safe_load(policy.read_text())
     data["approvals"] = {"required": 1, "approvers": [APPROVER]}
     policy.write_text(yaml.safe_dump(data, sort_keys=False))
-    import subprocess
-
     subprocess.run(["git", "commit", "-q", "-am", "One approval"], cwd=config.parent,
                    check=True)
-    loaded = load_settings(config)
-    adapters = build_adapters(loaded)
-    service = PromotionService(settings=loaded, repo=adapters.repo, forge=adapters.forge,
-                               store=adapters.store, evaluator=PassingEvaluator(),
-                               rollbacks=build_rollback_service(adapters),
-                               verdicts=adapters.verdicts)
+    service = build(config)
     for model in model_names(count):
         for stage, approve in (("dev", True), ("staging", False)):
             proposal = service.propose(environment=environment_name(model, stage),
@@ -127,7 +138,43 @@ def prepare(root: Path, count: int) -> PromotionService:
             if approve:
                 service.approve(proposal.pull_request.number, user=APPROVER)
             service.reconcile_pull(proposal.pull_request.number)
-    return service
+    return service, config
+
+
+class Baseline:
+    """promoter at `rev`, serving the same workspace in a child process (see module doc)."""
+
+    def __init__(self, rev: str, config: Path, scratch: Path) -> None:
+        self._checkout = scratch / "baseline"
+        subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--quiet", "--detach",
+                        str(self._checkout), rev], check=True)
+        self._child = subprocess.Popen(
+            [sys.executable, str(REPO / "benchmarks" / "dashboard_baseline.py"),
+             str(self._checkout), str(config)], stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, text=True)
+        assert self._read() == "ready"
+
+    def page(self) -> tuple[float, int]:
+        """Server time (ms) of one `GET /` after a change, and the environments shown."""
+        assert self._child.stdin is not None
+        self._child.stdin.write("page\n")
+        self._child.stdin.flush()
+        elapsed, shown = self._read().split()
+        return float(elapsed), int(shown)
+
+    def _read(self) -> str:
+        assert self._child.stdout is not None
+        line = self._child.stdout.readline().strip()
+        if not line:
+            raise RuntimeError(f"the baseline exited ({self._child.wait()})")
+        return line
+
+    def close(self) -> None:
+        if self._child.stdin is not None:
+            self._child.stdin.close()
+        self._child.wait(60)
+        subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force",
+                        str(self._checkout)], check=False)
 
 
 def timed(get: Callable[[], Any], requests: int) -> list[float]:
@@ -147,20 +194,25 @@ def main() -> int:
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--budget-ms", type=float, default=200.0)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--against", metavar="REV",
+                        help="also time GET / after a change as promoter at REV serves it")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="promoter-dashboard-bench-") as tmp:
         root = Path(tmp)
         isolate_git(root / "home")
         started = time.perf_counter()
-        service = prepare(root, args.models)
+        service, config = prepare(root, args.models)
         setup_s = time.perf_counter() - started
+        baseline = Baseline(args.against, config, root) if args.against else None
         memory = MemoryService(service.dry_config(), service.pipelines())
         real = build_app(service, webhook_secret=b"bench", resync_interval_s=None,
                          dashboard=service)
         stand_in = build_app(memory, webhook_secret=b"bench", resync_interval_s=None,
                              dashboard=memory)
         samples: dict[str, list[float]] = {"page": [], "page_after_change": [], "api": [],
-                                           "render_only": []}
+                                           "render_only": [], "pipelines_fresh_service": []}
+        if baseline is not None:
+            samples["page_after_change_at_against"] = []
         feed = real.state.dashboard.feed
         with TestClient(real) as client, TestClient(stand_in) as fake:
             real.state.parts.scheduler.wait_idle(600)
@@ -175,6 +227,18 @@ def main() -> int:
                 samples["page_after_change"] += timed(lambda: client.get("/"), 1)
                 samples["api"] += timed(lambda: client.get("/api/v1/environments"), 1)
                 samples["render_only"] += timed(lambda: fake.get("/"), 1)
+                fresh = build(config)
+                fresh.dry_config()
+                started = time.perf_counter()
+                assert len(fresh.pipelines()) == 3 * args.models
+                samples["pipelines_fresh_service"].append(
+                    (time.perf_counter() - started) * 1000)
+                if baseline is not None:
+                    elapsed, shown = baseline.page()
+                    assert shown == 3 * args.models, "the baseline shows every environment"
+                    samples["page_after_change_at_against"].append(elapsed)
+        if baseline is not None:
+            baseline.close()
     median = {k: statistics.median(v) for k, v in samples.items()}
     report = {
         "models": args.models, "environments": 3 * args.models, "requests": args.requests,
@@ -185,6 +249,10 @@ def main() -> int:
         "page_over_api": round(median["page"] / median["api"], 4),
         "page_after_change_over_api": round(median["page_after_change"] / median["api"], 2),
         "render_share_of_page": round(median["render_only"] / median["page"], 2),
+        **({"against": args.against,
+            "after_change_at_against_over_now": round(
+                median["page_after_change_at_against"] / median["page_after_change"], 1)}
+           if baseline is not None else {}),
         "page_html_bytes": len(page.encode()),
         "budget_ms": args.budget_ms,
     }

@@ -7,11 +7,12 @@ promotion back. Nothing here performs I/O: the promotion service gathers the fac
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from promoter.config.schema import ApprovalPolicy, SoakPolicy
+from promoter.config.schema import ApprovalPolicy, SoakPolicy, span_seconds
 from promoter.domain.pull_requests import Review, ReviewState, StatusState, login_key
 from promoter.render.metadata import DeployedModel
 
@@ -172,6 +173,31 @@ def decide_soak(
     return GateResult(SOAK_CONTEXT, StatusState.PENDING, fit_description(
         f"ran {_span(soaked)} of {policy.duration} in {promotes_from} {basis}; "
         f"passes at {ready_at}"))
+
+
+_SOAK_RAN = re.compile(r"^ran ([0-9dhm]+) of ([0-9dhms]+) in ")
+_SOAK_DONE = re.compile(r"^ran [0-9dhm]+ in .*\(at least ([0-9dhms]+)\)$")
+_SOAK_NOT_STARTED = re.compile(r"^soak of ([0-9dhms]+) in .* has not started")
+
+
+def soak_progress(gate: GateResult) -> float | None:
+    """How far the soak `decide_soak` described in `gate` has run, from 0.0 to 1.0; None
+    for any other gate, or a description it did not write (cut, or by someone else).
+
+    Read back from the status promoter published, so the dashboard shows what the gate
+    decided, never a second computation of it."""
+    if gate.context != SOAK_CONTEXT:
+        return None
+    text = gate.description
+    if gate.state is StatusState.SUCCESS:
+        return 1.0 if _SOAK_DONE.match(text) or text.startswith("first environment") else None
+    if _SOAK_NOT_STARTED.match(text):
+        return 0.0
+    ran = _SOAK_RAN.match(text)
+    if ran is None:
+        return None
+    needed = span_seconds(ran.group(2))
+    return min(1.0, span_seconds(ran.group(1)) / needed) if needed else None
 
 
 def _span(delta: timedelta) -> str:

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from promoter.cluster.port import ClusterReader
     from promoter.dashboard.feed import ChangeFeed
     from promoter.dashboard.ports import DashboardPort
+    from promoter.dashboard.sessions import Sessions
     from promoter.evaluation.worker_pool import WorkerPool
     from promoter.server.metrics import ServerMetrics
     from promoter.server.ports import PromotionPort
@@ -213,7 +214,8 @@ def build_app(service: PromotionPort, *, webhook_secret: bytes,
               max_request_bytes: int | None = None,
               dashboard: DashboardPort | None = None, feed: ChangeFeed | None = None,
               pull_url: Callable[[int], str] | None = None,
-              require_auth_for_reads: bool = False) -> FastAPI:
+              require_auth_for_reads: bool = False,
+              sessions: Sessions | None = None) -> FastAPI:
     """The HTTP app over `service`: reconcile jobs, a scheduler of `workers` threads
     resyncing every `resync_interval_s` (None: only at start), and `metrics` (default: a
     fresh registry; pass the one the service's adapters already report to, see
@@ -222,8 +224,8 @@ def build_app(service: PromotionPort, *, webhook_secret: bytes,
     With `dashboard` (the service again, as the pages' port) the app also serves the
     dashboard's pages at `/`, their live updates from `feed` (default: a new one);
     `pull_url` links a PR on a forge that takes reviews on its own
-    site (GitHub). Tests and benchmarks call this with a fake service; `build_server` with
-    the real one."""
+    site (GitHub); `sessions` keeps the dashboard's logins (default: this process's memory).
+    Tests and benchmarks call this with a fake service; `build_server` with the real one."""
     # Lazily: FastAPI is slow to import and only `promoter serve` needs it.
     from promoter.dashboard.feed import ChangeFeed
     from promoter.server.app import MAX_REQUEST_BYTES, MAX_WEBHOOK_BYTES, create_app
@@ -251,9 +253,11 @@ def build_app(service: PromotionPort, *, webhook_secret: bytes,
         def reconcile(number: int, branch: str) -> None:
             scheduler.submit(jobs.pull(number, branch=branch))
 
-        install_dashboard(app, DashboardParts(
+        parts = DashboardParts(
             service=dashboard, feed=feed, api_tokens=api_tokens, pull_url=pull_url,
-            require_auth_for_reads=require_auth_for_reads, reconcile=reconcile))
+            require_auth_for_reads=require_auth_for_reads, reconcile=reconcile)
+        install_dashboard(app, parts if sessions is None else replace(parts,
+                                                                      sessions=sessions))
     return app
 
 
@@ -362,7 +366,8 @@ def build_server(loaded: LoadedSettings, options: ServeOptions, *,
         workers=options.workers or spec.workers,
         resync_interval_s=options.resync_interval_s or spec.resync_interval_seconds,
         dashboard=service, feed=feed, pull_url=_pull_url(loaded),
-        require_auth_for_reads=spec.require_auth_for_reads)
+        require_auth_for_reads=spec.require_auth_for_reads,
+        sessions=_dashboard_sessions(loaded, environ))
     return Server(app=app, host=options.host or spec.host,
                   port=spec.port if options.port is None else options.port,
                   access_log=options.access_log, on_exit=feed.close, pool=pool)
@@ -503,6 +508,17 @@ def _state_dir(loaded: LoadedSettings, *, environ: Mapping[str, str], remote: bo
     repo_path = loaded.resolve(repo_url)
     git_dir = repo_path / ".git" if (repo_path / ".git").is_dir() else repo_path
     return git_dir / "promoter"
+
+
+def _dashboard_sessions(loaded: LoadedSettings, environ: Mapping[str, str]) -> Sessions:
+    """The dashboard's logins, in the state directory: every process of `promoter serve` on
+    it (workers, or the next one after a restart) knows them, and a logout ends them all."""
+    from promoter.dashboard.session_db import SqliteSessionStore
+
+    url = loaded.settings.repository.url
+    remote = "://" in url or url.startswith("git@")  # as build_adapters decides
+    return SqliteSessionStore(_state_dir(loaded, environ=environ, remote=remote)
+                              / "dashboard-sessions.sqlite")
 
 
 def _cache_dir(environ: Mapping[str, str]) -> Path:

@@ -198,3 +198,29 @@ def test_soak_in_the_first_environment_has_nothing_to_wait_for() -> None:
 def test_span_seconds() -> None:
     assert span_seconds("2d12h30m15s") == 2 * 86400 + 12 * 3600 + 30 * 60 + 15
     assert SOAK.seconds == 36 * 3600
+
+
+@pytest.mark.parametrize(("since", "expected"), [
+    (None, 0.0), (timedelta(0), 0.0), (timedelta(hours=6), 0.25), (timedelta(hours=12), 0.5),
+    (timedelta(hours=24), 1.0), (timedelta(days=9), 1.0)])
+def test_soak_progress_reads_back_what_decide_soak_said(since: timedelta | None,
+                                                        expected: float) -> None:
+    from promoter.policy import soak_progress
+
+    now = T0 + (since or timedelta(0))
+    gate = decide_soak(SoakPolicy(duration="24h"), promotes_from="staging",
+                       since=T0 if since is not None else None, basis="since its merge",
+                       now=now)
+    assert soak_progress(gate) == pytest.approx(expected)
+
+
+def test_soak_progress_is_none_for_anything_decide_soak_did_not_write() -> None:
+    from promoter.policy import GateResult, soak_progress
+
+    assert soak_progress(GateResult("promoter/approvals", StatusState.PENDING,
+                                    "ran 1h of 2h in staging")) is None
+    for text in ("someone else's words", "ran lots of time", "ran 1h of 0s in staging"):
+        assert soak_progress(GateResult(SOAK_CONTEXT, StatusState.PENDING, text)) is None
+    assert soak_progress(GateResult(SOAK_CONTEXT, StatusState.SUCCESS, "trust me")) is None
+    assert soak_progress(GateResult(SOAK_CONTEXT, StatusState.SUCCESS,
+                                    "first environment: nothing to soak in")) == 1.0

@@ -80,9 +80,18 @@ class DryRunRepository:
     def branch_head(self, branch: str) -> str | None:
         return self._refs[branch] if branch in self._refs else self._repo.branch_head(branch)
 
+    def branch_heads(self) -> dict[str, str]:
+        return {**self._repo.branch_heads(), **self._refs}
+
     def read_file(self, commit: str, path: str) -> bytes | None:
         planned = self._commits.get(commit)
         return planned.files.get(path) if planned else self._repo.read_file(commit, path)
+
+    def read_files(self, wanted: Sequence[tuple[str, str]]) -> list[bytes | None]:
+        real = [(c, p) for c, p in wanted if c not in self._commits]
+        answers = iter(self._repo.read_files(real))
+        return [self._commits[c].files.get(p) if c in self._commits else next(answers)
+                for c, p in wanted]
 
     def list_files(self, commit: str, directory: str = "") -> list[str]:
         planned = self._commits.get(commit)

@@ -46,6 +46,9 @@ class Plot:
     """How to read it, for the caption."""
     wide: bool = False
     """Wants two columns of the page's grid."""
+    aside: str | None = None
+    """What a part of the plot has nothing to draw for, said as text beside it (e.g. no
+    latency measured), where empty axes would say nothing."""
 
 
 class PlotCache:
@@ -225,14 +228,34 @@ _BUDGET_OF = {"p50Ms": "budget.p50LatencyMs", "p99Ms": "budget.p99LatencyMs",
               "batchP99Ms": "budget.batchP99LatencyMs"}
 
 
+NO_LATENCY = "no latency budget set — latency not measured"
+"""The evaluator measures latency only for a policy with `budgets` (promotion.evaluator)."""
+
+
 def _budgets(report: Mapping[str, Any]) -> Plot:
-    """Latency and size of both models, with the policy's budgets where it sets them."""
+    """Latency and size of both models, with the policy's budgets where it sets them; size
+    alone, and `NO_LATENCY` said, when latency was not measured."""
     title = "Latency and size"
     models = [(label, colour, model) for label, colour, model in _models(report)
               if model.get("latencyMs") or model.get("sizeBytes")]
     if not models:
-        return Plot("budgets", title, None, "latency and size were not measured")
+        return Plot("budgets", title, None, f"{NO_LATENCY}; no model size recorded")
     bounds = {c["name"]: c.get("bound") for c in report.get("checks", ())}
+    latency_measured = any(model.get("latencyMs") for _, _, model in models)
+
+    def paint_size(size_ax: Any) -> None:
+        for index, (label, colour, model) in enumerate(models):
+            size_ax.bar([index], [(model.get("sizeBytes") or 0) / 1e6], color=colour,
+                        width=0.6, label=label)
+        size_ax.set_xticks(range(len(models)), [label for label, _, _ in models])
+        size_ax.set_ylabel("MB on disk")
+        if bounds.get("budget.maxModelMb") is not None:
+            size_ax.axhline(bounds["budget.maxModelMb"], color="#222222", linewidth=2)
+
+    if not latency_measured:
+        return Plot("budgets", "Model size", _figure(paint_size, title="Model size"),
+                    note="black line: the policy's size budget, where it sets one",
+                    aside=NO_LATENCY)
 
     def paint(axes: Sequence[Any]) -> None:
         latency_ax, size_ax = axes
@@ -242,8 +265,6 @@ def _budgets(report: Mapping[str, Any]) -> Plot:
             xs = [i + index * width for i in range(len(_LATENCIES))]
             latency_ax.bar(xs, [latency.get(k) or 0 for k, _ in _LATENCIES], width=width,
                            color=colour, label=label)
-            size_ax.bar([index], [(model.get("sizeBytes") or 0) / 1e6], color=colour,
-                        width=0.6, label=label)
         for i, (key, _) in enumerate(_LATENCIES):
             bound = bounds.get(_BUDGET_OF.get(key, ""))
             if bound is not None:
@@ -253,10 +274,7 @@ def _budgets(report: Mapping[str, Any]) -> Plot:
                               [name for _, name in _LATENCIES])
         latency_ax.set_ylabel("milliseconds")
         latency_ax.legend(frameon=False)
-        size_ax.set_xticks(range(len(models)), [label for label, _, _ in models])
-        size_ax.set_ylabel("MB on disk")
-        if bounds.get("budget.maxModelMb") is not None:
-            size_ax.axhline(bounds["budget.maxModelMb"], color="#222222", linewidth=2)
+        paint_size(size_ax)
 
     return Plot("budgets", title, _figure(paint, title=title, panels=2), wide=True,
                 note="black lines: the policy's budgets, where it sets them")

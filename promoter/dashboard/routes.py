@@ -15,7 +15,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Annotated, Any
-from urllib.parse import parse_qs, quote
+from urllib.parse import parse_qs, quote, urlsplit
 
 import jinja2
 from fastapi import APIRouter, Depends, FastAPI, Request
@@ -31,6 +31,7 @@ from promoter.dashboard.sessions import (
     SESSION_COOKIE,
     SESSION_SECONDS,
     Session,
+    Sessions,
     SessionStore,
     same_token,
 )
@@ -69,10 +70,11 @@ class DashboardParts:
     reconcile: Callable[[int, str], None]
     """Reconcile PR `number` on branch `base` now (after a review given on the page)."""
     pull_url: Callable[[int], str] | None = None
-    """The PR's page on a forge that takes reviews on its own site (GitHub); None: reviews
-    are given here, on the local forge."""
+    """The PR's page on a forge that takes reviews on its own site (GitHub), for a PR that
+    does not carry its own `web_url`; None: reviews are given here, on the local forge."""
     require_auth_for_reads: bool = False
-    sessions: SessionStore = field(default_factory=SessionStore)
+    sessions: Sessions = field(default_factory=SessionStore)
+    """Who is logged in: `promoter serve` keeps them in its state directory."""
     plots: PlotCache = field(default_factory=PlotCache)
     templates: jinja2.Environment = field(default_factory=lambda: template_environment())
     statuses: SinceLastChange[Any] | None = None
@@ -299,7 +301,14 @@ def _promotion_page(request: Request, parts: DashboardParts, number: int, *,
         metrics=views.metric_rows(report) if report else (),
         plots=parts.plots.plots(report) if report else (),
         report=report, open=record.pull.state is PullRequestState.OPEN,
-        pull_url=parts.pull_url(number) if parts.pull_url else None)
+        pull_url=_web_link(record.pull.web_url)
+        or (parts.pull_url(number) if parts.pull_url else None))
+
+
+def _web_link(url: str | None) -> str | None:
+    """`url` if a browser may follow it from the page (http or https), else None: the
+    forge's word, but never a `javascript:` link."""
+    return url if url and urlsplit(url).scheme in ("https", "http") else None
 
 
 def _login_page(request: Request, parts: DashboardParts, *, next_path: str, status: int = 200,

@@ -1,9 +1,12 @@
 """Browser sessions of the dashboard: who is logged in, and the CSRF token of their forms.
 
 A person logs in with their REST API token (`promoter token new USER`); the server keeps the
-session in memory (a random id in the cookie, nothing else), so the token itself never goes
-back to the browser, and a restart logs everyone out rather than trusting a cookie it did not
-issue. Every form that changes something carries the session's CSRF token in a hidden field,
+session (a random id in the cookie, nothing else), so the token itself never goes back to the
+browser. `promoter serve` keeps sessions in its state directory (`session_db`), so they
+outlive a restart and every worker process knows them; `SessionStore` keeps them in this
+process's memory (tests, and apps built without a state directory).
+
+Every form that changes something carries the session's CSRF token in a hidden field,
 compared in constant time with the session's (the synchronizer token pattern); the login
 form, which has no session yet, carries a token that must equal a cookie set with the form
 (double submit). The cookies are `HttpOnly` (no script reads them), `Secure` (sent over
@@ -20,6 +23,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 SESSION_COOKIE = "promoter_session"
 LOGIN_COOKIE = "promoter_login_csrf"
@@ -44,6 +48,22 @@ def same_token(given: str | None, expected: str | None) -> bool:
     if not given or not expected:
         return False
     return hmac.compare_digest(given.encode(), expected.encode())
+
+
+class Sessions(Protocol):
+    """Where the dashboard's sessions are kept (`SessionStore`, `SqliteSessionStore`)."""
+
+    def start(self, user: str) -> Session:
+        """A new session for `user` (a login: any earlier session id stays someone else's)."""
+        ...
+
+    def get(self, session_id: str | None) -> Session | None:
+        """The live session with this id, or None (unknown, ended or expired)."""
+        ...
+
+    def end(self, session_id: str | None) -> None:
+        """End the session (a logout): its id is never accepted again."""
+        ...
 
 
 class SessionStore:

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from promoter.domain.pull_requests import StatusState
-from promoter.policy import GateResult
+from promoter.policy import GateResult, soak_progress
 from promoter.promotion.phase import PromotionPhase
 from promoter.promotion.results import EnvironmentStatus
 from promoter.render.metadata import DeployedModel
@@ -66,12 +66,17 @@ class GateView:
     """passed, pending, failed or error."""
     tone: str
     description: str
+    progress: int | None = None
+    """A soak's progress in percent, read from its status (`soak_progress`); None for
+    other gates."""
 
     @classmethod
     def of(cls, gate: GateResult) -> GateView:
+        progress = soak_progress(gate)
         return cls(name=gate.context.removeprefix("promoter/"), context=gate.context,
                    state=_STATE_WORD[gate.state], tone=_STATE_TONE[gate.state],
-                   description=gate.description)
+                   description=gate.description,
+                   progress=None if progress is None else round(progress * 100))
 
 
 @dataclass(frozen=True, slots=True)

@@ -55,6 +55,9 @@ class PullRequest:
     updated_at: datetime
     merge_sha: str | None = None
     """The merge commit on the base branch, once merged."""
+    web_url: str | None = None
+    """The PR's page on the forge's own site, as the forge gives it (GitHub's `html_url`, on
+    github.com or a GitHub Enterprise Server); None where there is none (the local forge)."""
 
 
 @dataclass(frozen=True, slots=True)

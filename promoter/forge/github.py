@@ -351,4 +351,5 @@ class GitHubForge(GitHubChecks, GitHubReviews, PullMarkers):
             created_at=_aware(raw.created_at),
             updated_at=_aware(raw.updated_at or raw.created_at),  # None: never edited
             merge_sha=raw.merge_commit_sha if state is PullRequestState.MERGED else None,
+            web_url=raw.html_url or None,
         )

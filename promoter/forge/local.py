@@ -45,6 +45,7 @@ from promoter.errors import (
 from promoter.forge.capabilities import ForgeCapabilities
 from promoter.forge.local_db import _comment, _normalize_labels, _pull_request, _utc_now
 from promoter.forge.local_repair import MergeRepair
+from promoter.gitops.object_cache import is_object_id
 from promoter.gitops.port import GitOpsRepository, Signature
 
 log = logging.getLogger(__name__)
@@ -256,10 +257,15 @@ class LocalForge(MergeRepair):
 
     def list_statuses(self, sha: str) -> list[CommitStatus]:
         """The latest status per context on `sha`, sorted by context ([] for no commit)."""
-        try:
-            full = self._full_sha(sha)
-        except ForgeError:
-            return []
+        # A full id needs no git process: statuses are recorded by full id, and only on
+        # commits that exist (`set_status`), so an id of no commit has none.
+        if is_object_id(sha):
+            full = sha
+        else:
+            try:
+                full = self._full_sha(sha)
+            except ForgeError:
+                return []
         with self._transaction(write=False) as conn:
             rows = conn.execute(
                 "SELECT context, state, description, target_url, created_at FROM statuses AS s"

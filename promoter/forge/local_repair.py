@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+from collections.abc import Mapping
 
 from promoter.domain.pull_requests import PullRequestState
 from promoter.errors import GitError
@@ -44,10 +45,14 @@ class MergeRepair(ForgeDatabase):
         return self._require_row(conn, int(row["number"]))
 
     def _settle_read(self, rows: list[sqlite3.Row]) -> list[sqlite3.Row]:
-        """`_settle` for rows from a read transaction: writes only if a PR needs repair."""
-        found = {int(r["number"]): (r["head_sha"], sha) for r in rows
-                 if r["state"] == PullRequestState.OPEN
-                 and (sha := self._merged_by(r["head_sha"], r["base"])) is not None}
+        """`_settle` for rows from a read transaction: writes only if a PR needs repair.
+
+        For several open PRs, every base branch is read at once (`branch_heads`)."""
+        open_rows = [r for r in rows if r["state"] == PullRequestState.OPEN]
+        heads = self._repo.branch_heads() if len(open_rows) > 1 else None
+        found = {int(r["number"]): (r["head_sha"], sha) for r in open_rows
+                 if (sha := self._merged_by(r["head_sha"], r["base"], heads=heads))
+                 is not None}
         if not found:
             return rows
         with self._transaction(write=True) as conn:
@@ -66,13 +71,15 @@ class MergeRepair(ForgeDatabase):
             log.warning("pull request #%d: its head %s is already in its base (merged as %s); "
                         "recorded it as merged", number, head_sha[:12], merge_sha[:12])
 
-    def _merged_by(self, head_sha: str, base: str) -> str | None:
+    def _merged_by(self, head_sha: str, base: str, *,
+                   heads: Mapping[str, str] | None = None) -> str | None:
         """The first-parent commit of `base` that brought `head_sha` in; None if it is not in.
 
         Walks back from the base's head while the first parent still contains `head_sha`; for a
-        merge promoter made, that is the base's head itself (one step).
+        merge promoter made, that is the base's head itself (one step). `heads`: every
+        branch's head, read already (`branch_heads`).
         """
-        base_sha = self._repo.branch_head(base)
+        base_sha = heads.get(base) if heads is not None else self._repo.branch_head(base)
         try:
             if base_sha is None or not self._repo.is_ancestor(head_sha, base_sha):
                 return None

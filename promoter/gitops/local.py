@@ -7,15 +7,17 @@ compare-and-swap done by git itself, so two promoter processes (or a person push
 moment) can never overwrite each other's work.
 
 Reads run the git command line (`rev-parse`, `cat-file`, `ls-tree`, `merge-base`) in a fresh
-process per call. That costs a millisecond or two, and buys three things: every read sees the
-refs and objects as they are on disk now (no cache to go stale when another process writes),
-instances can be shared between threads, and no long-lived `git cat-file --batch` processes are
-left behind.
+process per call, and reads of many things at once (`branch_heads`, `read_files`) one process
+for all of them (`batch_reads`). A fresh process buys three things: every read sees the refs
+and objects as they are on disk now, instances can be shared between threads, and no
+long-lived `git cat-file --batch` processes are left behind. What is read about an object
+named by its full id (a commit's parents, a file at a commit, ancestry, a tree id) is kept in
+an `ObjectCache`: such an object never changes, so the cache cannot go stale; branch names are
+read from git every time.
 """
 
 from __future__ import annotations
 
-import hashlib
 import io
 import logging
 from collections.abc import Callable, Mapping, Sequence
@@ -24,6 +26,13 @@ from pathlib import Path
 from typing import Any
 
 from promoter.errors import ConcurrentUpdateError, GitError, RepositoryNotFoundError
+from promoter.gitops.batch_reads import cat_file_batch, read_branch_refs
+from promoter.gitops.object_cache import ObjectCache, is_object_id
+from promoter.gitops.paths import Tree as _Tree
+from promoter.gitops.paths import build_tree as _build_tree
+from promoter.gitops.paths import check_rev as _check_rev
+from promoter.gitops.paths import object_id as _object_id
+from promoter.gitops.paths import split_path as _split_path
 from promoter.gitops.port import CommitInfo, Signature
 
 log = logging.getLogger(__name__)
@@ -33,7 +42,10 @@ FILE_MODE = b"100644"
 _TREE_MODE = b"40000"  # git writes tree modes without the leading zero
 _COMMIT_FORMAT = "%H%x00%P%x00%an%x00%ae%x00%aI%x00%cI%x00%s%x00%b"
 
-_Tree = dict[str, "bytes | _Tree"]
+_CACHED_COMMITS = 8192
+_CACHED_FILES = 4096
+_MAX_CACHED_FILE = 256 * 1024
+"""Larger files are read again each time: the cache holds metadata and manifests."""
 
 
 def _utc_now() -> datetime:
@@ -65,6 +77,11 @@ class LocalGitRepository:
                 "promoter.yaml at an existing repository (its top directory)",
             ) from exc
         self._path = Path(self._repo.working_tree_dir or self._repo.git_dir).resolve()
+        # Keyed by full object ids only (see the module doc): nothing here can go stale.
+        self._commits: ObjectCache[str, CommitInfo] = ObjectCache(_CACHED_COMMITS)
+        self._ancestry: ObjectCache[tuple[str, str], bool] = ObjectCache(_CACHED_COMMITS)
+        self._trees: ObjectCache[str, str] = ObjectCache(_CACHED_COMMITS)
+        self._files: ObjectCache[tuple[str, str], bytes | None] = ObjectCache(_CACHED_FILES)
 
     @property
     def url(self) -> str:
@@ -89,20 +106,46 @@ class LocalGitRepository:
         )
         return out.strip() if status == 0 else None
 
+    def branch_heads(self) -> dict[str, str]:
+        """Every branch and the commit it points at, read at one moment (one git process)."""
+        refs = read_branch_refs(self.git_dir)
+        heads = dict(refs.commits)
+        for branch in refs.unpeeled:  # rare: git peels these exactly as `branch_head` does
+            head = self.branch_head(branch)
+            if head is not None:
+                heads[branch] = head
+        return heads
+
     def read_file(self, commit: str, path: str) -> bytes | None:
         """The bytes of the file `path` at `commit`; None if absent or if it is a directory.
 
         Raises GitError if `commit` is not a commit of this repository.
         """
-        _split_path(path)
-        _check_rev(commit)
-        status, kind, _ = self._git("cat-file", "-t", f"{commit}:{path}", check=False)
-        if status != 0:
-            self._resolve_commit(commit)  # GitError if the commit is the problem
-            return None
-        if kind.strip() != "blob":
-            return None
-        return self._git_bytes("cat-file", "blob", f"{commit}:{path}")
+        return self.read_files([(commit, path)])[0]
+
+    def read_files(self, wanted: Sequence[tuple[str, str]]) -> list[bytes | None]:
+        """`read_file` of each (commit, path) in `wanted`, in order, in one git process.
+
+        Raises GitError (and returns nothing) if any path is invalid or any commit is not a
+        commit of this repository.
+        """
+        for commit, path in wanted:
+            _split_path(path)
+            _check_rev(commit)
+        missing = object()
+        answers: list[object] = [self._files.get((c, p), missing) if is_object_id(c)
+                                 else missing for c, p in wanted]
+        todo = [i for i, answer in enumerate(answers) if answer is missing]
+        found = cat_file_batch(self.git_dir, [f"{wanted[i][0]}:{wanted[i][1]}" for i in todo])
+        for i, obj in zip(todo, found, strict=True):
+            commit, path = wanted[i]
+            if obj is None:
+                self._resolve_commit(commit)  # GitError if the commit is the problem
+            data = obj.data if obj is not None and obj.kind == "blob" else None
+            if is_object_id(commit) and (data is None or len(data) <= _MAX_CACHED_FILE):
+                self._files.put((commit, path), data)
+            answers[i] = data
+        return [a if isinstance(a, bytes) else None for a in answers]
 
     def list_files(self, commit: str, directory: str = "") -> list[str]:
         """Every file under `directory` at `commit`, sorted.
@@ -133,11 +176,14 @@ class LocalGitRepository:
 
     def commit_info(self, sha: str) -> CommitInfo:
         """Parents, author, date and message of the commit `sha` (GitError if there is none)."""
+        cached = self._commits.get(sha, None)
+        if cached is not None:
+            return cached
         full = self._resolve_commit(sha)
         _, out, _ = self._git("log", "-1", "--no-show-signature", f"--format={_COMMIT_FORMAT}",
                               full, "--")
         full, parents, name, email, date, committed, subject, body = out.split("\0", 7)
-        return CommitInfo(
+        return self._commits.put(full, CommitInfo(
             sha=full,
             parents=tuple(parents.split()),
             author=Signature(name=name, email=email),
@@ -145,15 +191,20 @@ class LocalGitRepository:
             committed_at=datetime.fromisoformat(committed),
             subject=subject,
             body=body.rstrip("\n"),
-        )
+        ))
 
     def is_ancestor(self, ancestor: str, descendant: str) -> bool:
         """True if `ancestor` is `descendant` or one of its ancestors."""
         _check_rev(ancestor)
         _check_rev(descendant)
+        known = self._ancestry.get((ancestor, descendant), None)
+        if known is not None:
+            return known
         status, _, err = self._git("merge-base", "--is-ancestor", ancestor, descendant,
                                    check=False)
         if status in (0, 1):
+            if is_object_id(ancestor) and is_object_id(descendant):
+                self._ancestry.put((ancestor, descendant), status == 0)
             return status == 0
         self._resolve_commit(ancestor)  # name the missing commit if that is the problem
         self._resolve_commit(descendant)
@@ -163,8 +214,11 @@ class LocalGitRepository:
     def tree_id(self, commit: str) -> str:
         """The id of the commit's tree: equal ids mean byte-identical content."""
         sha = self._resolve_commit(commit)
-        _, out, _ = self._git("rev-parse", "--verify", f"{sha}^{{tree}}")
-        return out.strip()
+        tree = self._trees.get(sha, None)
+        if tree is None:
+            _, out, _ = self._git("rev-parse", "--verify", f"{sha}^{{tree}}")
+            tree = self._trees.put(sha, out.strip())
+        return tree
 
     def tree_of(self, files: Mapping[str, bytes]) -> str:
         # Hashed in memory, exactly as git names objects: nothing is written, no process runs.
@@ -276,6 +330,8 @@ class LocalGitRepository:
 
     def _resolve_commit(self, rev: str) -> str:
         _check_rev(rev)
+        if self._commits.get(rev, None) is not None:
+            return rev  # a full id already read as a commit
         status, out, _ = self._git("rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}",
                                    check=False)
         if status != 0:
@@ -329,45 +385,3 @@ class LocalGitRepository:
         if isinstance(err, bytes):
             err = err.decode(errors="replace")
         return int(status), out, str(err)
-
-
-def _check_rev(rev: str) -> None:
-    # A name starting with "-" would be read as an option by git.
-    if not rev or rev.startswith("-") or any(c in rev for c in "\0\n"):
-        raise GitError(f"{rev!r} is not a valid revision or branch name")
-
-
-def _split_path(path: str) -> list[str]:
-    """The components of a repository path; GitError unless it is a clean relative path."""
-    parts = path.split("/")
-    if (not path or "\0" in path or "\n" in path
-            or any(p in ("", ".", "..") or p.lower() == ".git" for p in parts)):
-        raise GitError(f"invalid path {path!r} in a commit",
-                       fix="use a relative POSIX path without '.', '..', '.git' or '//'")
-    return parts
-
-
-def _object_id(kind: str, data: bytes) -> bytes:
-    """The binary id git gives an object of `kind` with `data` (SHA-1 object format)."""
-    return hashlib.sha1(f"{kind} {len(data)}\0".encode() + data).digest()
-
-
-def _build_tree(files: Mapping[str, bytes]) -> _Tree:
-    """Nest `files` (path -> bytes) into directories; GitError on a file/directory clash."""
-    root: _Tree = {}
-    for path in sorted(files):
-        data = files[path]
-        if not isinstance(data, bytes | bytearray | memoryview):
-            raise TypeError(f"{path}: file content must be bytes, not {type(data).__name__}")
-        *dirs, name = _split_path(path)
-        node = root
-        for depth, part in enumerate(dirs):
-            child = node.setdefault(part, {})
-            if not isinstance(child, dict):
-                raise GitError(f"{'/'.join(dirs[:depth + 1])} is both a file and a directory "
-                               f"(because of {path})")
-            node = child
-        if name in node:
-            raise GitError(f"{path} is both a file and a directory")
-        node[name] = bytes(data)
-    return root

@@ -45,8 +45,18 @@ class GitOpsRepository(Protocol):
         """The commit `branch` points at, or None if the branch does not exist."""
         ...
 
+    def branch_heads(self) -> dict[str, str]:
+        """Every branch and the commit it points at, read at one moment: for each branch,
+        what `branch_head` answers. One read for a page of 150 environments, not 150."""
+        ...
+
     def read_file(self, commit: str, path: str) -> bytes | None:
         """The file's bytes at `commit`, or None if absent."""
+        ...
+
+    def read_files(self, wanted: Sequence[tuple[str, str]]) -> list[bytes | None]:
+        """`read_file` of each (commit, path) in `wanted`, in the same order, in one read;
+        GitError (and no answer) if any commit is not a commit of the repository."""
         ...
 
     def list_files(self, commit: str, directory: str = "") -> list[str]:

@@ -96,8 +96,14 @@ class RemoteGitRepository:
     def branch_head(self, branch: str) -> str | None:
         return self._local.branch_head(branch)
 
+    def branch_heads(self) -> dict[str, str]:
+        return self._local.branch_heads()
+
     def read_file(self, commit: str, path: str) -> bytes | None:
         return self._local.read_file(commit, path)
+
+    def read_files(self, wanted: Sequence[tuple[str, str]]) -> list[bytes | None]:
+        return self._local.read_files(wanted)
 
     def list_files(self, commit: str, directory: str = "") -> list[str]:
         return self._local.list_files(commit, directory)

@@ -8,7 +8,7 @@ one parsed dry source per commit and one definition of "what an environment runs
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -21,7 +21,12 @@ from promoter.gitops.port import GitOpsRepository
 from promoter.gitops.source import GitTreeSource
 from promoter.model_store import ModelStore
 from promoter.promotion.hydrate import model_spec
-from promoter.render.metadata import METADATA_FILE, DeployedModel, HydratorMetadata
+from promoter.render.metadata import (
+    METADATA_FILE,
+    DeployedModel,
+    HydratorMetadata,
+    MetadataError,
+)
 
 _DRY_CACHE_SIZE = 8
 """Dry commits whose loaded configuration is kept (the head, and a few it moved from)."""
@@ -118,6 +123,26 @@ class PromotionContext:
         if raw is None:
             return None
         return HydratorMetadata.from_json(raw, where=f"{where}@{commit[:12]}")
+
+    def metadata_batch(self, points: Sequence[tuple[str, str] | None]
+                       ) -> list[HydratorMetadata | MetadataError | None]:
+        """`metadata_at` of each (commit, where) in `points`, read from git in one batch; a
+        None point answers None, an unreadable file its MetadataError (raised by none, so one
+        broken branch does not hide the others: the caller decides)."""
+        wanted = [point for point in points if point is not None]
+        raws = iter(self.repo.read_files([(commit, METADATA_FILE) for commit, _ in wanted]))
+        answers: list[HydratorMetadata | MetadataError | None] = []
+        for point in points:
+            raw = next(raws) if point is not None else None
+            if point is None or raw is None:
+                answers.append(None)
+                continue
+            commit, where = point
+            try:
+                answers.append(HydratorMetadata.from_json(raw, where=f"{where}@{commit[:12]}"))
+            except MetadataError as exc:
+                answers.append(exc)
+        return answers
 
     def model_spec(self, model: str, dry: DryConfig) -> ModelSpec:
         """`model`'s settings as the dry source `dry` has them (its promoter.yaml, else the

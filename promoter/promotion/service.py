@@ -22,7 +22,7 @@ from promoter.cluster.gate import ROLLOUT_CONTEXT
 from promoter.cluster.port import ClusterReader, RolloutState
 from promoter.config.loader import DryConfig, LoadedSettings
 from promoter.config.schema import EnvironmentSpec
-from promoter.domain.pull_requests import PullRequestState, Review
+from promoter.domain.pull_requests import PullRequest, PullRequestState, Review
 from promoter.errors import ForgeError
 from promoter.forge.base import Forge
 from promoter.gitops.port import GitOpsRepository
@@ -124,24 +124,27 @@ class PromotionService:
         published on each branch head (one forge read per environment, no cluster read)."""
         ctx = self._ctx
         _, dry = ctx.dry_config()
+        environments = list(dry.environments.values())
+        # Git is read in two processes for all environments (every branch head at one
+        # moment, every hydrator.metadata in one batch), not five per environment.
+        heads = ctx.repo.branch_heads()
+        found = self._open_promotions(environments)
+        proposals = ctx.metadata_batch([(pull.head_sha, pull.head_branch) if pull else None
+                                        for pull, _ in found])
+        deployments = ctx.metadata_batch([(heads[env.branch], env.branch)
+                                          if env.branch in heads else None
+                                          for env in environments])
         result = []
-        for env in dry.environments.values():
-            promotion_error = None
-            try:
-                pull = ctx.forge.find_open_pull_request(head=env.proposal_branch,
-                                                        base=env.branch)
-            except ForgeError as exc:
-                # One unreadable (or untrusted) PR must not hide every other environment.
-                pull, promotion_error = None, exc.message
+        for env, (pull, promotion_error), proposal, deployment in zip(
+                environments, found, proposals, deployments, strict=True):
+            if isinstance(deployment, MetadataError):
+                raise deployment
             proposed = None
             gates: tuple[GateResult, ...] = ()
             phase = None
             if pull is not None:
-                try:
-                    meta = ctx.metadata_at(pull.head_sha, where=pull.head_branch)
-                    proposed = meta.deployed if meta else None
-                except MetadataError:
-                    proposed = None
+                if proposal is not None and not isinstance(proposal, MetadataError):
+                    proposed = proposal.deployed
                 statuses = tuple(ctx.forge.list_statuses(pull.head_sha))
                 # In the order they are decided, not the forge's (by name).
                 gates = in_pipeline_order(GateResult(s.context, s.state, s.description)
@@ -153,18 +156,47 @@ class PromotionService:
                     rollout = self._rollouts.rollout_of(env)
                 except ClusterError as exc:
                     rollout_error = exc.message
-            head = ctx.repo.branch_head(env.branch)
+            head = heads.get(env.branch)
             head_rollout = None
             if health and head is not None:
                 head_rollout = next((s.state for s in ctx.forge.list_statuses(head)
                                      if s.context == ROLLOUT_CONTEXT), None)
             result.append(EnvironmentStatus(
                 environment=env.name, branch=env.branch, head=head, head_rollout=head_rollout,
-                deployed=ctx.deployed(env),
+                deployed=deployment.deployed if deployment is not None else None,
                 open_promotion=pull, proposed=proposed, gates=gates, phase=phase,
                 rollout=rollout, rollout_error=rollout_error, promotion_error=promotion_error,
             ))
         return result
+
+    def _open_promotions(self, environments: list[EnvironmentSpec]
+                         ) -> list[tuple[PullRequest | None, str | None]]:
+        """Each environment's open promotion PR, or (None, why it could not be read), from
+        one listing of the forge's open PRs (one request, not one per environment).
+
+        One unreadable (or untrusted) PR must not hide every other environment: an untrusted
+        PR is listed without its head, and reading it by number raises the error that says
+        why it is not acted on, shown for its environment alone."""
+        forge = self._ctx.forge
+        try:
+            listed = forge.list_open_pull_requests()
+        except ForgeError as exc:
+            return [(None, exc.message) for _ in environments]
+        by_branches: dict[tuple[str, str], PullRequest] = {}
+        for listed_pull in listed:  # oldest first: the one `find_open_pull_request` answers
+            by_branches.setdefault((listed_pull.head_branch, listed_pull.base_branch),
+                                   listed_pull)
+        found: list[tuple[PullRequest | None, str | None]] = []
+        for env in environments:
+            pull: PullRequest | None = by_branches.get((env.proposal_branch, env.branch))
+            if pull is not None and not pull.head_sha:
+                try:
+                    pull = forge.get_pull_request(pull.number)
+                except ForgeError as exc:
+                    found.append((None, exc.message))
+                    continue
+            found.append((pull, None))
+        return found
 
     def closed_proposal(self, environment: EnvironmentSpec) -> DeployedModel | None:
         """The version of `environment`'s last promotion proposal, if a person closed it

@@ -139,3 +139,59 @@ def test_tree_of_is_the_tree_a_commit_of_those_files_has(harness: GitHarness) ->
     assert repo.tree_of(files) == repo.tree_id(sha)
     assert repo.tree_of({**files, "README.md": b"x"}) != repo.tree_id(sha)
     assert repo.branch_head(BRANCH) is None  # no commit, no ref
+
+
+def test_branch_heads_is_what_branch_head_says_of_every_branch(harness: GitHarness) -> None:
+    repo = harness.repo
+    first = _commit(repo, {"v": b"1"}, [_main(repo)])
+    repo.update_branch(BRANCH, first, expected=None, fast_forward_only=True)
+    repo.update_branch(f"{BRANCH}-next", first, expected=None, fast_forward_only=False)
+    heads = repo.branch_heads()
+    assert heads == {"main": _main(repo), BRANCH: first, f"{BRANCH}-next": first}
+    assert all(repo.branch_head(branch) == sha for branch, sha in heads.items())
+    # A branch that moves is read again, never remembered.
+    second = _commit(repo, {"v": b"2"}, [first])
+    repo.update_branch(BRANCH, second, expected=first, fast_forward_only=True)
+    assert repo.branch_heads()[BRANCH] == second
+
+
+def test_read_files_answers_as_read_file_does_in_order(harness: GitHarness) -> None:
+    repo = harness.repo
+    one = _commit(repo, {"hydrator.metadata": b"one\n", "serving/a b.yaml": b"kind: A\n"},
+                  [_main(repo)])
+    two = _commit(repo, {"hydrator.metadata": b"two\n" * 5000}, [one])
+    wanted = [(one, "hydrator.metadata"), (two, "hydrator.metadata"),
+              (one, "serving/a b.yaml"), (one, "serving"), (two, "serving/a b.yaml"),
+              (one, "hydrator.metadata"), (_main(repo), "README.md")]
+    expected = [repo.read_file(c, p) for c, p in wanted]
+    assert expected[:5] == [b"one\n", b"two\n" * 5000, b"kind: A\n", None, None]
+    assert repo.read_files(wanted) == expected
+    assert repo.read_files(wanted) == expected  # the second time from what was kept
+    assert repo.read_files([]) == []
+
+
+def test_read_files_refuses_an_unknown_commit_or_a_bad_path(harness: GitHarness) -> None:
+    repo = harness.repo
+    with pytest.raises(GitError):
+        repo.read_files([(_main(repo), "README.md"), ("0" * 40, "hydrator.metadata")])
+    with pytest.raises(GitError):
+        repo.read_files([(_main(repo), "../README.md")])
+
+
+def test_reads_by_branch_name_follow_the_branch(harness: GitHarness) -> None:
+    """What is kept is keyed by full object ids: a read by branch name after the branch moved
+    answers for the new head, never the one read before."""
+    repo = harness.repo
+    first = _commit(repo, {"v": b"1"}, [_main(repo)])
+    repo.update_branch(BRANCH, first, expected=None, fast_forward_only=True)
+    assert repo.read_file(BRANCH, "v") == b"1"
+    assert repo.read_files([(BRANCH, "v")]) == [b"1"]
+    assert repo.commit_info(BRANCH).sha == first
+    assert repo.is_ancestor(BRANCH, first)
+    second = _commit(repo, {"v": b"2"}, [first])
+    repo.update_branch(BRANCH, second, expected=first, fast_forward_only=True)
+    assert repo.read_file(BRANCH, "v") == b"2"
+    assert repo.read_files([(BRANCH, "v")]) == [b"2"]
+    assert repo.commit_info(BRANCH).sha == second
+    assert repo.tree_id(BRANCH) == repo.tree_id(second)
+    assert not repo.is_ancestor(BRANCH, first)

@@ -8,6 +8,7 @@ an approval given through the page merges the promotion and the open page shows 
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import socket
 import subprocess
@@ -40,19 +41,28 @@ class Dashboard:
     workdir: Path
 
 
-@pytest.fixture
-def dashboard(demo_run: DemoRun, tmp_path: Path) -> Iterator[Dashboard]:
+@contextlib.contextmanager
+def _serving(demo_run: DemoRun, tmp_path: Path, *,
+             policy_extra: str | None = None) -> Iterator[Dashboard]:
+    """`promoter serve` on a copy of the demo; `policy_extra` is appended to prod's policy
+    (committed on the dry branch) before it starts."""
     workdir = copy_demo(demo_run, tmp_path)
     token = secrets.token_urlsafe(32)
     tokens = tmp_path / "tokens"
     tokens.write_text(f"rita: {hash_token(token)}\n")
     home = tmp_path / "home"
     home.mkdir()
+    env = {**clean_environment(home), "PROMOTER_WEBHOOK_SECRET": "browser-test-secret",
+           "PROMOTER_API_TOKENS_FILE": str(tokens)}
+    if policy_extra is not None:
+        policy = workdir / "policies" / "prod.yaml"
+        policy.write_text(policy.read_text() + policy_extra)
+        subprocess.run(["git", "-c", "user.name=Test", "-c", "user.email=t@example.test",
+                        "commit", "-q", "-am", "prod: soak"], cwd=workdir, env=env,
+                       check=True)
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    env = {**clean_environment(home), "PROMOTER_WEBHOOK_SECRET": "browser-test-secret",
-           "PROMOTER_API_TOKENS_FILE": str(tokens)}
     log = (tmp_path / "serve.log").open("w")
     server = subprocess.Popen([str(PROMOTER), "serve", "--port", str(port)], cwd=workdir,
                               env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -73,6 +83,20 @@ def dashboard(demo_run: DemoRun, tmp_path: Path) -> Iterator[Dashboard]:
         server.terminate()
         server.wait(60)
         log.close()
+
+
+@pytest.fixture
+def dashboard(demo_run: DemoRun, tmp_path: Path) -> Iterator[Dashboard]:
+    with _serving(demo_run, tmp_path) as served:
+        yield served
+
+
+@pytest.fixture
+def soaking_dashboard(demo_run: DemoRun, tmp_path: Path) -> Iterator[Dashboard]:
+    """The demo with a soak of 30 days in staging before prod: PR #6's soak has started
+    (churn v2 was merged into staging) and is far from over."""
+    with _serving(demo_run, tmp_path, policy_extra="soak:\n  duration: 30d\n") as served:
+        yield served
 
 
 def _load(browser: Any, url: str) -> None:
@@ -191,3 +215,41 @@ def test_an_approval_through_the_page_merges_the_promotion(browser: Any,
     _load(browser, dashboard.url + "/")
     assert "churn v2" in browser.find_element(
         By.CSS_SELECTOR, '[data-environment="prod"]').text
+
+
+def test_soak_progress_is_a_progress_bar_on_both_pages(browser: Any,
+                                                       soaking_dashboard: Dashboard) -> None:
+    """The soak's progress is drawn as a native <progress> (role progressbar, its value and
+    a text alternative read out), on the pipelines page and the promotion's; axe stays
+    clean."""
+    url = soaking_dashboard.url
+
+    def bars() -> list[dict[str, Any]]:
+        return list(browser.execute_script(
+            "return Array.from(document.querySelectorAll('progress.soak-bar')).map(p => ("
+            "{value: p.value, max: p.max, label: p.getAttribute('aria-label'),"
+            " text: p.textContent, role: p.computedRole}))"))
+
+    # The server's first resync publishes the soak gate; the page shows it once it has.
+    deadline = time.monotonic() + 120
+    while True:
+        _load(browser, url + "/")
+        if bars() or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    [bar] = bars()
+    assert bar["max"] == 100
+    assert 0 <= bar["value"] < 5  # minutes of 30 days
+    assert bar["label"].startswith("soak before prod: ")
+    assert bar["text"].endswith("%")
+    assert bar["role"] in ("progressbar", None)  # computedRole: newer Chromium only
+    assert "of 30d in staging" in _text(browser)
+    _screenshot(browser, "pipelines-soak")
+    assert _console_errors(browser) == []
+    assert _axe_violations(browser) == []
+    _load(browser, f"{url}/promotions/{WAITING}")
+    [bar] = bars()
+    assert bar["label"].startswith("soak: ")
+    _screenshot(browser, "promotion-soak")
+    assert _console_errors(browser) == []
+    assert _axe_violations(browser) == []

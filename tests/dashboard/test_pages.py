@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from promoter.domain.pull_requests import PullRequestState, ReviewState
 from promoter.wiring import build_app
 from tests.dashboard.conftest import Served, TestClient, csrf_of, log_in, serve, waiting_world
-from tests.server.support import BOB_TOKEN, MIA_TOKEN, RITA_TOKEN, SAM_TOKEN, SECRET
+from tests.server.support import BOB_TOKEN, MIA_TOKEN, RITA_TOKEN, SAM_TOKEN, SECRET, TOKENS
 
 
 def _cookie_header(response, name: str) -> str:  # type: ignore[no-untyped-def]
@@ -115,7 +119,7 @@ def test_a_review_needs_a_live_session(served: Served) -> None:
     csrf = csrf_of(client.get(f"/promotions/{served.number}").text)
     client.post("/logout", data={"csrf": csrf})
     client.cookies.clear()
-    client.cookies.set("promoter_session", "made-up-session-id", domain="testserver")
+    client.cookies.set("promoter_session", "made-up-session-id", domain="testserver.local")
     response = client.post(f"/promotions/{served.number}/approve", data={"csrf": csrf})
     assert response.status_code == 401
     assert served.world.forge.list_reviews(served.number) == []
@@ -127,7 +131,7 @@ def test_logging_out_ends_the_session_on_the_server(served: Served) -> None:
     session = client.cookies.get("promoter_session")
     csrf = csrf_of(client.get("/").text, "/logout")
     client.post("/logout", data={"csrf": csrf})
-    client.cookies.set("promoter_session", session, domain="testserver")  # kept by a thief
+    client.cookies.set("promoter_session", session, domain="testserver.local")  # kept by a thief
     response = client.post(f"/promotions/{served.number}/approve", data={"csrf": csrf})
     assert response.status_code == 401
 
@@ -181,6 +185,47 @@ def test_on_github_the_page_links_to_the_pull_request_and_has_no_review_form(
         html = client.get(f"/promotions/{number}").text
     assert f'href="https://github.com/acme/models/pull/{number}"' in html
     assert 'action="/promotions/' not in html
+
+
+class ForgeLinkedService:
+    """The real service, its PRs carrying `web_url` as GitHubForge gives them (on a GitHub
+    Enterprise Server: tests/github/test_auth.py checks the adapter's side)."""
+
+    def __init__(self, service: Any, web_url: str) -> None:
+        self._service, self._web_url = service, web_url
+
+    def promotion(self, number: int) -> Any:
+        record = self._service.promotion(number)
+        return replace(record, pull=replace(record.pull, web_url=self._web_url))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._service, name)
+
+
+@pytest.mark.parametrize("web_url", ["https://ghe.example.com/acme/gitops/pull/{n}",
+                                     "http://git.internal:8080/acme/gitops/pull/{n}"])
+def test_a_pull_request_links_to_the_forge_s_own_page(tmp_path: Path, web_url: str) -> None:
+    world, number = waiting_world(tmp_path / "gitops")
+    url = web_url.format(n=number)
+    service = ForgeLinkedService(world.service, url)
+    app = build_app(service, webhook_secret=SECRET, api_tokens=TOKENS, resync_interval_s=None,
+                    dashboard=service)
+    with TestClient(app, base_url="https://testserver", follow_redirects=False) as client:
+        log_in(client, RITA_TOKEN)
+        html = client.get(f"/promotions/{number}").text
+    assert f'href="{url}"' in html
+    assert "github.com" not in html
+    assert 'action="/promotions/' not in html  # reviewed there, not here
+
+
+def test_a_forge_link_that_is_not_a_web_page_is_not_linked(tmp_path: Path) -> None:
+    world, number = waiting_world(tmp_path / "gitops")
+    service = ForgeLinkedService(world.service, "javascript:alert(document.cookie)")
+    app = build_app(service, webhook_secret=SECRET, api_tokens=TOKENS, resync_interval_s=None,
+                    dashboard=service)
+    with TestClient(app, base_url="https://testserver", follow_redirects=False) as client:
+        html = client.get(f"/promotions/{number}").text
+    assert "javascript:" not in html
 
 
 def test_without_a_tokens_file_nobody_logs_in(tmp_path: Path) -> None:

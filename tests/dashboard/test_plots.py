@@ -120,3 +120,26 @@ def test_labels_from_the_data_are_text_not_markup_or_tex() -> None:
     assert slices.svg is not None
     assert "<script" not in slices.svg
     assert "&lt;script&gt;alert(1)&lt;/script&gt; $5 &amp; more" in slices.svg
+
+
+def test_without_a_latency_budget_the_page_says_latency_was_not_measured() -> None:
+    """The evaluator measures latency only for a policy with budgets: then there are no
+    latency axes to leave empty, only the sizes, and a sentence saying why."""
+    unmeasured = report()
+    for model in (unmeasured["candidate"], unmeasured["baseline"]):
+        del model["latencyMs"]
+    unmeasured["checks"] = [c for c in unmeasured["checks"] if c["metric"] != "budget"]
+    budgets = {p.key: p for p in draw_all(unmeasured)}["budgets"]
+    assert budgets.aside == "no latency budget set — latency not measured"
+    assert budgets.svg is not None
+    assert "MB on disk" in budgets.svg
+    assert "milliseconds" not in budgets.svg
+    measured = {p.key: p for p in draw_all(report())}["budgets"]
+    assert measured.aside is None
+    assert measured.svg is not None
+    assert "milliseconds" in measured.svg
+    for model in (unmeasured["candidate"], unmeasured["baseline"]):
+        del model["sizeBytes"]
+    nothing = {p.key: p for p in draw_all(unmeasured)}["budgets"]
+    assert nothing.svg is None
+    assert "latency not measured" in str(nothing.missing)

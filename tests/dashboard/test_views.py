@@ -91,3 +91,19 @@ def test_tones_and_labels() -> None:
     assert baseline_label(now, {"baseline": {"digest": "sha256:other"}}) == \
         "the version deployed when it was evaluated"
     assert baseline_label(now, {"baseline": None}).startswith("none: a first deployment")
+
+
+def test_a_soak_gate_row_carries_its_progress_in_percent() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from promoter.config.schema import SoakPolicy
+    from promoter.dashboard.views import GateView
+    from promoter.domain.pull_requests import StatusState
+    from promoter.policy import GateResult, decide_soak
+
+    start = datetime(2026, 11, 1, tzinfo=UTC)
+    soak = decide_soak(SoakPolicy(duration="2h"), promotes_from="staging", since=start,
+                       basis="since its merge", now=start + timedelta(minutes=30))
+    assert GateView.of(soak).progress == 25
+    other = GateResult("promoter/approvals", StatusState.PENDING, "0 of 1 approvals")
+    assert GateView.of(other).progress is None

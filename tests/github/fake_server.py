@@ -125,6 +125,12 @@ class FakeGitHub:
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
 
+    @property
+    def html_root(self) -> str:
+        """Where the site's pages are: the server's root, without the API's `/api/v3` (a
+        GitHub Enterprise Server's `html_url`s are `https://HOST/OWNER/NAME/...`)."""
+        return self.base_url.removesuffix(self.path_prefix) if self.path_prefix else self.base_url
+
     # -- test controls -----------------------------------------------------------------------
 
     def fail_next(self, method: str, path: str, status: int, *, message: str = "Server Error",
@@ -245,7 +251,7 @@ class FakeGitHub:
         data = self._example("pull-request")
         url = f"{self._repo_url}/pulls/{n}"
         issue = f"{self._repo_url}/issues/{n}"
-        html = f"{self.base_url}/{self.owner}/{self.name}/pull/{n}"
+        html = f"{self.html_root}/{self.owner}/{self.name}/pull/{n}"
         base_sha = self.git.branch_head(pull["base"]) or pull["head_sha"]
         for side, ref, sha in (("head", pull["head"], pull["head_sha"]),
                                ("base", pull["base"], base_sha)):
@@ -287,7 +293,7 @@ class FakeGitHub:
         data = self._example("issue-comment")
         data.update(id=comment["id"], node_id=f"IC_{comment['id']}",
                     url=f"{self._repo_url}/issues/comments/{comment['id']}",
-                    html_url=(f"{self.base_url}/{self.owner}/{self.name}/pull/"
+                    html_url=(f"{self.html_root}/{self.owner}/{self.name}/pull/"
                               f"{comment['issue']}#issuecomment-{comment['id']}"),
                     body=comment["body"], user=self._user(comment["user"]),
                     created_at=comment["created_at"], updated_at=comment["updated_at"],
@@ -370,7 +376,7 @@ class FakeGitHub:
                     conclusion=run["conclusion"], head_sha=run["sha"],
                     node_id=f"CR_{run['id']}", external_id="",
                     url=f"{self._repo_url}/check-runs/{run['id']}",
-                    html_url=f"{self.base_url}/{self.owner}/{self.name}/runs/{run['id']}",
+                    html_url=f"{self.html_root}/{self.owner}/{self.name}/runs/{run['id']}",
                     details_url=run.get("details_url"), started_at=_iso(_now()),
                     completed_at=_iso(_now()) if run["conclusion"] else None,
                     pull_requests=[])
@@ -543,7 +549,7 @@ class FakeGitHub:
                     data.update(id=r["id"], node_id=f"PRR_{r['id']}", user=self._user(r["user"]),
                                 body=r["body"], state=r["state"], commit_id=r["commit_id"],
                                 submitted_at=r["submitted_at"], author_association="MEMBER",
-                                html_url=(f"{self.base_url}/{self.owner}/{self.name}/pull/"
+                                html_url=(f"{self.html_root}/{self.owner}/{self.name}/pull/"
                                           f"{number}#pullrequestreview-{r['id']}"),
                                 pull_request_url=f"{self._repo_url}/pulls/{number}")
                     data["_links"] = {"html": {"href": data["html_url"]},

@@ -147,6 +147,22 @@ def test_enterprise_server_base_url(git_repo: Path, gitops_repo: LocalGitReposit
         assert all(path.startswith("/repos/acme/gitops/") for _, path in fake.requests)
 
 
+def test_on_enterprise_server_a_pull_request_links_to_its_own_site(
+        git_repo: Path, gitops_repo: LocalGitRepository) -> None:
+    """The PR's web page is the forge's `html_url` (the server's own host, without `/api/v3`),
+    never a github.com address built from the repository's name."""
+    with running_fake(git_repo, path_prefix="/api/v3") as fake:
+        forge = token_forge(fake)
+        propose(gitops_repo)
+        pr = open_pr(forge)
+        expected = f"{fake.html_root}/acme/gitops/pull/{pr.number}"
+        assert "/api/v3" not in expected
+        assert "github.com" not in expected
+        assert pr.web_url == expected
+        assert forge.get_pull_request(pr.number).web_url == expected
+        assert [p.web_url for p in forge.list_open_pull_requests()] == [expected]
+
+
 def test_app_publishes_the_report_as_one_check_run(
         fake_github: FakeGitHub, gitops_repo: LocalGitRepository, tmp_path: Path) -> None:
     private, public = _app_key()

@@ -18,8 +18,9 @@ from tests.promotion.test_autopropose import Clock, auto_world
 
 PASS_BUDGET = 6
 """GitHub API calls of one discovery pass that proposes nothing, three environments, one of
-them in autoPropose (measured: 4: one `find_open_pull_request` per environment for the status,
-and one `find_last_closed_pull_request` for dev)."""
+them in autoPropose (measured: 2: one `list_open_pull_requests` for the status of every
+environment, and one `find_last_closed_pull_request` for dev; 4 when the status asked
+`find_open_pull_request` per environment)."""
 
 
 def test_a_pr_closed_on_github_is_not_reproposed_and_a_pass_stays_in_budget(

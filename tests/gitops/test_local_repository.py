@@ -369,3 +369,39 @@ def test_missing_git_executable_is_a_git_error(gitops_repo: LocalGitRepository,
     with pytest.raises(GitError, match="install git") as info:
         gitops_repo.branch_head("main")
     assert info.value.__cause__ is not None
+
+
+def test_branch_heads_peel_a_branch_that_points_at_a_tag_as_branch_head_does(
+        git_repo: Path, gitops_repo: LocalGitRepository) -> None:
+    main = run_git(git_repo, "rev-parse", "main")
+    run_git(git_repo, "tag", "-a", "-m", "one", "v1", main)
+    run_git(git_repo, "tag", "-a", "-m", "two", "v1-again", "v1")  # a tag of a tag
+    # git's own commands refuse to point a branch at anything but a commit; another tool
+    # (or a hand) writing the ref file does not.
+    heads_dir = git_repo / ".git" / "refs" / "heads"
+    for branch, rev in (("tagged", "v1"), ("tagged-twice", "v1-again"),
+                        ("a-tree", "main^{tree}")):
+        (heads_dir / branch).write_text(run_git(git_repo, "rev-parse", rev) + "\n")
+    heads = gitops_repo.branch_heads()
+    assert heads == {"main": main, "tagged": main, "tagged-twice": main}
+    assert {b: gitops_repo.branch_head(b) for b in heads} == heads
+    assert gitops_repo.branch_head("a-tree") is None
+
+
+def test_a_file_read_by_full_id_is_kept_and_a_moved_branch_is_not(
+        git_repo: Path, gitops_repo: LocalGitRepository) -> None:
+    """Reads of a commit named by its full id are answered from memory the second time (the
+    object cannot change); the same read through a branch name asks git again."""
+    first = push_commit(gitops_repo, ENV, {"v": b"1"}, onto="main")
+    assert gitops_repo.read_file(first, "v") == b"1"
+    info = gitops_repo.commit_info(first)
+    objects = git_repo / ".git" / "objects"
+    moved = git_repo.parent / "objects-away"
+    objects.rename(moved)  # git can read nothing now
+    try:
+        assert gitops_repo.read_files([(first, "v")]) == [b"1"]
+        assert gitops_repo.commit_info(first) == info
+        with pytest.raises(GitError):
+            gitops_repo.read_file(ENV, "v")
+    finally:
+        moved.rename(objects)

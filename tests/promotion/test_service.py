@@ -353,6 +353,40 @@ def test_one_broken_promotion_does_not_stop_the_others(world: World) -> None:
     assert "hydrator.metadata is not valid" in (outcomes[prod.pull_request.number].note or "")
 
 
+def test_status_reads_every_environment_in_one_batch_as_before(world: World) -> None:
+    """status() reads all branch heads and metadata at once: an unreadable proposal shows no
+    proposed version and hides nothing else; an unreadable environment branch is an error
+    naming it, as when each was read on its own."""
+    from promoter.render.metadata import MetadataError
+
+    world.promote("dev", 1)
+    staging = world.service.propose(environment="staging", model="churn", version=1,
+                                    author="mia")
+    assert staging.pull_request is not None
+    repo = LocalGitRepository(world.root)
+    hand_edit = Signature("eve", "eve@example.com")
+    broken = repo.create_commit(files={"hydrator.metadata": b"{not json"},
+                                parents=[git(world.root, "rev-parse", "environments/dev")],
+                                message="hand edit", author=hand_edit)
+    next_head = git(world.root, "rev-parse", "environments/staging-next")
+    git(world.root, "update-ref", "refs/heads/environments/staging-next", broken)
+    world.forge.open_or_update_pull_request(
+        head="environments/staging-next", base="environments/staging", title="t", body="b",
+        author="mia", labels=["promoter"])
+    status = {s.environment: s for s in world.service.status()}
+    assert status["staging"].open_promotion is not None
+    assert status["staging"].open_promotion.head_sha == broken
+    assert status["staging"].proposed is None
+    assert status["dev"].deployed is not None
+    assert status["dev"].deployed.version == 1
+    assert status["dev"].head == git(world.root, "rev-parse", "environments/dev")
+    assert status["prod"].head is None
+    git(world.root, "update-ref", "refs/heads/environments/staging-next", next_head)
+    git(world.root, "update-ref", "refs/heads/environments/dev", broken)
+    with pytest.raises(MetadataError, match="environments/dev@"):
+        world.service.status()
+
+
 def test_rollback_prs_merge_through_reconcile_without_evaluation(world: World) -> None:
     from promoter.promotion.rollback import RollbackService
 

@@ -151,5 +151,5 @@ def test_promoter_serve_reports_forge_calls_in_its_metrics(
     parts = app.state.parts
     parts.service.status()  # reads the forge, as GET /api/v1/environments does
     text = parts.metrics.exposition().decode()
-    assert ('promoter_forge_calls_total{operation="find_open_pull_request",result="ok"} 3.0'
+    assert ('promoter_forge_calls_total{operation="list_open_pull_requests",result="ok"} 1.0'
             in text)
