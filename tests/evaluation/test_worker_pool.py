@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from promoter.config.schema import EvaluationPolicy, ModelSpec
@@ -86,6 +87,26 @@ def test_a_pooled_evaluation_reports_what_a_fresh_worker_does(
     # The zygote forks with one thread (TensorFlow imported, OpenBLAS's threads kept off).
     assert len(os.listdir(f"/proc/{pool.zygote_pid}/task")) == 1
     assert set(fresh.confinement["mechanisms"]) == set(confinement["mechanisms"])
+
+
+def test_the_zygote_preloads_the_readers_with_one_thread(
+        pool: WorkerPool, tiny_models: dict[str, Path], tmp_path: Path) -> None:
+    """pyarrow (CSV, Parquet) and the TFRecord decoder's compiled kernels are loaded before
+    the fork, and the zygote still has one thread; a forked worker decodes with them."""
+    from promoter.evaluation.tfrecord import write_examples
+
+    maps = Path(f"/proc/{pool.zygote_pid}/maps").read_text()
+    assert "libarrow" in maps
+    assert "llvmlite" in maps  # numba's compiler, which loaded the kernels
+    assert len(os.listdir(f"/proc/{pool.zygote_pid}/task")) == 1
+    holdout = tmp_path / "h.tfrecord"
+    write_examples(holdout, {"x": np.array([-2.0, 0.5, 1.0, -1.0], np.float32),
+                             "label": np.array([0, 1, 1, 0])})
+    fresh = evaluate_models(candidate_dir=tiny_models["two_outputs"], baseline_dir=None,
+                            holdout=holdout, model=TINY, policy=None, measure_latency=False)
+    pooled = _evaluate(_take(pool), tiny_models["two_outputs"], holdout)
+    assert pooled.confinement["prestarted"] is True  # type: ignore[attr-defined]
+    assert pooled.candidate.metrics == fresh.candidate.metrics  # type: ignore[attr-defined]
 
 
 def test_a_worker_gets_one_job_only(pool: WorkerPool, tiny_models: dict[str, Path],
@@ -208,7 +229,7 @@ def test_no_secret_is_in_a_pooled_workers_environment(pool: WorkerPool) -> None:
             assert value not in environ
         assert "PATH" not in variables
         assert set(variables) <= {"HOME", "TMPDIR", "LANG", "LC_ALL", "TF_CPP_MIN_LOG_LEVEL",
-                                  "OPENBLAS_NUM_THREADS"}
+                                  "OPENBLAS_NUM_THREADS", "JE_ARROW_MALLOC_CONF"}
 
 
 def test_the_gates_evaluator_uses_the_pool_and_measures_latency_only_for_budgets(
