@@ -106,7 +106,9 @@ def build_service(loaded: LoadedSettings, *,
     parts = adapters or build_adapters(loaded, environ=environ)
     return PromotionService(settings=loaded, repo=parts.repo, forge=parts.forge,
                             store=parts.store,
-                            evaluator=SubprocessEvaluator(parts.store, pool=pool),
+                            evaluator=SubprocessEvaluator(
+                                parts.store, pool=pool,
+                                shards=loaded.settings.service.evaluation_shards),
                             identity=_identity(loaded), cluster=parts.cluster,
                             rollbacks=build_rollback_service(parts), verdicts=parts.verdicts,
                             holdouts=build_holdouts(resolve=loaded.resolve, environ=environ))

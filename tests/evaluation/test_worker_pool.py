@@ -251,3 +251,38 @@ def test_the_gates_evaluator_uses_the_pool_and_measures_latency_only_for_budgets
     assert budgeted.passed
     assert plain.candidate.digest == budgeted.candidate.digest == saved_model_digest(
         tiny_models["two_outputs"])
+
+
+def test_a_sharded_evaluation_in_pooled_workers_equals_one_fresh_worker(
+        pool: WorkerPool, tiny_models: dict[str, Path], tmp_path: Path) -> None:
+    """Two waiting workers score every other batch (each with its own copies); the report
+    is the one fresh worker's, bit for bit (timings aside)."""
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=8192 + 100).round(4)
+    holdout = tmp_path / "two-batches.csv"
+    holdout.write_text("x,label\n" + "".join(f"{v},{int(v + rng.normal() > 0)}\n" for v in x))
+    shutil.copytree(tiny_models["two_outputs"], tmp_path / "store" / "tiny" / "1")
+    store = LocalModelStore(tmp_path / "store")
+    policy = EvaluationPolicy.model_validate({"bootstrap": {"resamples": 100}, "metrics": [
+        {"name": "auc", "vsBaseline": {"maxRegression": 0.1}}]})
+    _wait(lambda: len(pool.waiting) == pool.size)
+    sharded = SubprocessEvaluator(store, pool=pool, shards=2).evaluate(
+        candidate=store.get("tiny", 1), baseline=store.get("tiny", 1), holdout=holdout,
+        model=TINY, policy=policy, environment="dev")
+    fresh = SubprocessEvaluator(store, shards=1).evaluate(
+        candidate=store.get("tiny", 1), baseline=store.get("tiny", 1), holdout=holdout,
+        model=TINY, policy=policy, environment="dev")
+    assert sharded.confinement["prestarted"] is True
+    assert sharded.holdout.rows == 8292
+    assert pool.started >= 2
+
+    def same(report: object) -> dict[str, object]:
+        data = report.to_json_dict()  # type: ignore[attr-defined]
+        for role in ("candidate", "baseline"):
+            data[role].pop("scoringSeconds")
+            data[role].pop("modelDir")  # the copies: in the job directory, or not
+        data["bootstrap"].pop("seconds")
+        data.pop("confinement")  # how it ran: pre-started or fresh
+        return data  # type: ignore[no-any-return]
+
+    assert same(sharded) == same(fresh)
