@@ -16,7 +16,8 @@ Order of work, so an untrusted model runs as little as possible:
    `confinement: required`, a kernel without Landlock or seccomp stops the run here;
 2. check every model's graph against the op allowlist (`graph_scan`) *before* loading any;
 3. load the models and compare the candidate's signature with the baseline's;
-4. stream the holdout through both models, merging statistics per batch;
+4. stream the holdout through both models, merging statistics per batch (a shard of a
+   sharded evaluation scores every n-th batch and writes per-row outputs instead: `shards`);
 5. measure the latency budgets.
 
 Only the JSON response goes to stdout: the worker moves file descriptor 1 to stderr before
