@@ -314,6 +314,12 @@ class WorkerPool:
             self._ready.set()
             self._fill()
         elif "forked" in message:
+            if not self._forking:
+                # The pool closed while this fork was under way (its message was in flight):
+                # nobody will hand this worker out, so end it here.
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(int(message["forked"]), signal.SIGKILL)
+                return
             worker = self._forking.popleft()
             worker.pid = int(message["forked"])
             self._by_pid[worker.pid] = worker

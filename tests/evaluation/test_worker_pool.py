@@ -286,3 +286,14 @@ def test_a_sharded_evaluation_in_pooled_workers_equals_one_fresh_worker(
         return data  # type: ignore[no-any-return]
 
     assert same(sharded) == same(fresh)
+
+
+def test_a_fork_announced_after_the_pool_closed_is_ended() -> None:
+    """Seen once in a teardown: the zygote's `forked` message arrived after `close()` had
+    emptied the pool, and the listener thread failed. The worker must be ended instead."""
+    # In a process group of its own, as a forked worker is.
+    late = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    pool = WorkerPool(1, memory_limit_bytes=None)
+    pool.close()
+    pool._handle({"forked": late.pid, "jobDir": "/nowhere"})
+    assert late.wait(timeout=10) == -signal.SIGKILL
