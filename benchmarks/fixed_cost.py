@@ -20,6 +20,11 @@ the median of `--runs` runs, all in one run of this script, one after the other:
 - `waiting_worker_*_mib`: what one waiting pre-started worker costs: its RSS, and its USS
   (the pages only it holds; the rest it shares with the zygote, `zygote_rss_mib`).
 
+With `--old-checkout`, the pre-started workers of that checkout (its zygote and worker code)
+are timed too, taking turns with this checkout's in every run: the same figures prefixed
+`old_`, and the ratio `webhook_to_verdict_old_over_new`. `--skip-fresh` leaves out the
+fresh interpreters' figures.
+
     .venv/bin/python benchmarks/fixed_cost.py --runs 3
     .venv/bin/python benchmarks/fixed_cost.py --old-checkout /tmp/old   # side by side
 
@@ -134,51 +139,60 @@ def fixed_cost(models: Path, data: Path, *, runs: int, old: Path | None) -> dict
     return result
 
 
-def pooled(store_root: Path, data: Path, pool: WorkerPool, *, runs: int) -> dict[str, Any]:
+def pooled(store_root: Path, data: Path, pools: dict[str, WorkerPool], *,
+           runs: int) -> dict[str, Any]:
+    """Each figure for each pool ("" this checkout's, "old_" `--old-checkout`'s), the pools
+    taking turns within every run."""
     store = LocalModelStore(store_root)
-    evaluator = SubprocessEvaluator(store, pool=pool)
     candidate, baseline = store.get("churn", 2), store.get("churn", 1)
-    figures: dict[str, list[float]] = {"pooled_1k_s": [], "pooled_100k_s": []}
+    figures: dict[str, list[float]] = {}
     for _ in range(runs):
         for key, holdout in (("pooled_1k_s", "1k.csv"), ("pooled_100k_s", "100k.csv")):
-            pool.wait_ready(120)
-            started = time.perf_counter()
-            report = evaluator.evaluate(candidate=candidate, baseline=baseline,
-                                        holdout=data / holdout, model=MODEL,
-                                        policy=EvaluationPolicy(), environment="bench")
-            figures[key].append(time.perf_counter() - started)
-            assert report.confinement.get("prestarted"), "ran in a fresh worker"
+            for prefix, pool in pools.items():
+                evaluator = SubprocessEvaluator(store, pool=pool)
+                pool.wait_ready(120)
+                started = time.perf_counter()
+                report = evaluator.evaluate(candidate=candidate, baseline=baseline,
+                                            holdout=data / holdout, model=MODEL,
+                                            policy=EvaluationPolicy(), environment="bench")
+                figures.setdefault(prefix + key, []).append(time.perf_counter() - started)
+                assert report.confinement.get("prestarted"), "ran in a fresh worker"
     return {key: _median(values) for key, values in figures.items()}
 
 
-def waiting_worker_memory(pool: WorkerPool) -> dict[str, Any]:
+def waiting_worker_memory(pool: WorkerPool, prefix: str = "") -> dict[str, Any]:
     pool.wait_ready(120)
+    time.sleep(2.0)  # a worker just forked is still warming up
     pid = pool.waiting[0]
     worker = psutil.Process(pid).memory_full_info()
-    zygote = psutil.Process(pool.zygote_pid).memory_info()
-    return {"waiting_worker_rss_mib": round(worker.rss / 2**20, 1),
-            "waiting_worker_uss_mib": round(worker.uss / 2**20, 1),
-            "waiting_worker_pss_mib": round(worker.pss / 2**20, 1),
-            "zygote_rss_mib": round(zygote.rss / 2**20, 1)}
+    zygote = psutil.Process(pool.zygote_pid).memory_full_info()
+    return {f"{prefix}waiting_worker_rss_mib": round(worker.rss / 2**20, 1),
+            f"{prefix}waiting_worker_uss_mib": round(worker.uss / 2**20, 1),
+            f"{prefix}waiting_worker_pss_mib": round(worker.pss / 2**20, 1),
+            f"{prefix}zygote_rss_mib": round(zygote.rss / 2**20, 1),
+            f"{prefix}zygote_uss_mib": round(zygote.uss / 2**20, 1)}
 
 
 class TimedEvaluator:
-    """Records when each evaluation's verdict is ready."""
+    """Records when each evaluation's verdict is ready; `use` picks the evaluator of the
+    next evaluations (one per pool compared)."""
 
-    def __init__(self, inner: Evaluator) -> None:
+    def __init__(self, inner: dict[str, Evaluator]) -> None:
         self._inner = inner
+        self.current = next(iter(inner))
         self.done: dict[str, float] = {}
 
     def evaluate(self, **kwargs: Any) -> Any:
-        report = self._inner.evaluate(**kwargs)
+        report = self._inner[self.current].evaluate(**kwargs)
         self.done[kwargs["environment"]] = time.perf_counter()
         return report
 
 
-def webhook_to_verdict(workdir: Path, trained: Path, pool: WorkerPool, *,
+def webhook_to_verdict(workdir: Path, trained: Path, pools: dict[str, WorkerPool], *,
                        runs: int) -> dict[str, Any]:
-    """Promote v1 to each `mNN-dev` (set-up), then time v2's proposals from the webhook."""
-    names = scale.model_names(runs)
+    """Promote v1 to each `mNN-dev` (set-up), then time v2's proposals from the webhook, the
+    pools taking turns (each proposal its own model and environment)."""
+    names = scale.model_names(runs * len(pools))
     scale.isolate_git(workdir / "home")
     config = scale.build_workspace(workdir / "gitops", names, stub_models=True,
                                    holdout_rows=100_000)
@@ -189,7 +203,8 @@ def webhook_to_verdict(workdir: Path, trained: Path, pool: WorkerPool, *,
             shutil.copytree(trained / "churn" / str(version), target)
     loaded = load_settings(config)
     adapters = build_adapters(loaded)
-    evaluator = TimedEvaluator(SubprocessEvaluator(adapters.store, pool=pool))
+    evaluator = TimedEvaluator({prefix: SubprocessEvaluator(adapters.store, pool=pool)
+                                for prefix, pool in pools.items()})
     service = PromotionService(settings=loaded, repo=adapters.repo, forge=adapters.forge,
                                store=adapters.store, evaluator=evaluator,
                                rollbacks=build_rollback_service(adapters),
@@ -213,14 +228,17 @@ def webhook_to_verdict(workdir: Path, trained: Path, pool: WorkerPool, *,
             return outcome
 
     app = build_app(Timed(), webhook_secret=SECRET, workers=2, resync_interval_s=None)
-    verdict, to_merge = [], []
+    verdict: dict[str, list[float]] = {prefix: [] for prefix in pools}
+    to_merge: dict[str, list[float]] = {prefix: [] for prefix in pools}
     # serve_in_thread runs the app's lifespan: the reconcile scheduler runs as in `serve`.
     with serve_in_thread(app) as url, httpx.Client(base_url=url, timeout=60) as client:
-        for name in names:
+        for index, name in enumerate(names):
+            prefix = list(pools)[index % len(pools)]
+            evaluator.current = prefix
             env = scale.environment_name(name, "dev")
             pull = service.propose(environment=env, model=name, version=2,
                                    author="ci").pull_request
-            pool.wait_ready(120)
+            pools[prefix].wait_ready(120)
             body = json.dumps({
                 "action": "opened", "number": pull.number,
                 "pull_request": {"number": pull.number, "state": "open",
@@ -235,11 +253,17 @@ def webhook_to_verdict(workdir: Path, trained: Path, pool: WorkerPool, *,
                 "Content-Type": "application/json"})
             answer.raise_for_status()
             _wait(lambda pull=pull: pull.number in merged, 120)
-            verdict.append(evaluator.done[env] - started)
-            to_merge.append(merged[pull.number] - started)
-    return {"webhook_to_verdict_s": _median(verdict),
-            "webhook_to_verdict_s_all": [round(v, 2) for v in verdict],
-            "webhook_to_reconciled_s": _median(to_merge)}
+            verdict[prefix].append(evaluator.done[env] - started)
+            to_merge[prefix].append(merged[pull.number] - started)
+    result: dict[str, Any] = {}
+    for prefix in pools:
+        result |= {f"{prefix}webhook_to_verdict_s": _median(verdict[prefix]),
+                   f"{prefix}webhook_to_verdict_s_all": [round(v, 2) for v in verdict[prefix]],
+                   f"{prefix}webhook_to_reconciled_s": _median(to_merge[prefix])}
+    if "old_" in pools:
+        result["webhook_to_verdict_old_over_new"] = round(
+            result["old_webhook_to_verdict_s"] / result["webhook_to_verdict_s"], 2)
+    return result
 
 
 def _wait(condition: Callable[[], bool], timeout_s: float) -> None:
@@ -254,12 +278,19 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--old-checkout", type=Path,
-                        help="another checkout of promoter whose fresh 1k evaluation is "
-                             "timed beside this one's")
+                        help="another checkout of promoter (the directory holding its "
+                             "`promoter` package) whose fresh 1k evaluation and pre-started "
+                             "workers are timed beside this one's")
     parser.add_argument("--pool-size", type=int, default=2)
+    parser.add_argument("--skip-fresh", action="store_true",
+                        help="only the pre-started workers' figures (no fresh interpreters)")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="promoter-fixed-cost-"))
-    pool = WorkerPool(args.pool_size, memory_limit_bytes=DEFAULT_MEMORY_LIMIT_MB * 2**20)
+    limit = DEFAULT_MEMORY_LIMIT_MB * 2**20
+    pools = {"": WorkerPool(args.pool_size, memory_limit_bytes=limit)}
+    if args.old_checkout is not None:
+        pools["old_"] = WorkerPool(args.pool_size, memory_limit_bytes=limit,
+                                   worker_code=args.old_checkout)
     try:
         trained = workdir / "store"
         subprocess.run([sys.executable, "-c", "import sys; from pathlib import Path; "
@@ -271,18 +302,21 @@ def main() -> int:
         write_holdout_csv(data / "100k.csv", 100_000, seed=7)
         report: dict[str, Any] = {"cpus": os.cpu_count(),
                                   "load_average_1m_before": round(os.getloadavg()[0], 2)}
-        report |= fixed_cost(trained, data, runs=args.runs, old=args.old_checkout)
-        pool.start()
-        started = time.perf_counter()
-        if not pool.wait_ready(300):
-            raise RuntimeError("the worker pool did not come up")
-        report["pool_ready_s"] = round(time.perf_counter() - started, 2)
-        report |= waiting_worker_memory(pool)
-        report |= pooled(trained, data, pool, runs=args.runs)
-        report |= webhook_to_verdict(workdir / "service", trained, pool, runs=args.runs)
+        if not args.skip_fresh:
+            report |= fixed_cost(trained, data, runs=args.runs, old=args.old_checkout)
+        for prefix, pool in pools.items():  # one after the other: each start is timed alone
+            pool.start()
+            started = time.perf_counter()
+            if not pool.wait_ready(300):
+                raise RuntimeError("the worker pool did not come up")
+            report[f"{prefix}pool_ready_s"] = round(time.perf_counter() - started, 2)
+            report |= waiting_worker_memory(pool, prefix)
+        report |= pooled(trained, data, pools, runs=args.runs)
+        report |= webhook_to_verdict(workdir / "service", trained, pools, runs=args.runs)
         report["load_average_1m_after"] = round(os.getloadavg()[0], 2)
     finally:
-        pool.close()
+        for pool in pools.values():
+            pool.close()
         shutil.rmtree(workdir, ignore_errors=True)
     for key, value in report.items():
         print(f"{key:>36}: {value}")

@@ -109,7 +109,8 @@ def build_service(loaded: LoadedSettings, *,
                             store=parts.store,
                             evaluator=SubprocessEvaluator(
                                 build_evaluation_store(loaded, parts.store, environ=environ),
-                                pool=pool),
+                                pool=pool,
+                                shards=loaded.settings.service.evaluation_shards),
                             identity=_identity(loaded), cluster=parts.cluster,
                             rollbacks=build_rollback_service(parts), verdicts=parts.verdicts,
                             holdouts=build_holdouts(resolve=loaded.resolve, environ=environ))

@@ -80,6 +80,10 @@ _SPEC_OPTIONS = {"signature": "signature", "output": "output", "label_column": "
               help="k of top_k_accuracy (multi-class).")
 @click.option("--memory-limit-mb", default=16384, show_default=True, type=click.IntRange(512),
               help="Address-space limit of the scoring process.")
+@click.option("--shards", default=None, type=click.IntRange(1, 32),
+              help="Worker processes that score the holdout together, each every n-th batch "
+                   "(the same report as one) [default: 1 on at most 2 cores, else "
+                   "min(cores, 4)].")
 @click.option("--timeout", "timeout_s", default=600.0, show_default=True,
               type=click.FloatRange(0.0, min_open=True),
               help="Seconds before scoring is stopped.")
@@ -90,10 +94,11 @@ def evaluate(ctx: click.Context, model_dir: Path, holdout: str, holdout_digest: 
              policy_file: Path | None, model_name: str | None, label_column: str,
              output: str | None, signature: str, threshold: float, task: str,
              weight_column: str | None, top_k: int, memory_limit_mb: int,
-             timeout_s: float) -> None:
+             shards: int | None, timeout_s: float) -> None:
     """Score a SavedModel on a holdout and check it against a policy's thresholds."""
     # Imported here so `promoter --help` does not pay for numpy.
     from promoter.evaluation import evaluate_models
+    from promoter.evaluation.shards import default_shards
     from promoter.model_store import require_saved_model, saved_model_digest
 
     if output in {f.value for f in Format}:
@@ -119,7 +124,7 @@ def evaluate(ctx: click.Context, model_dir: Path, holdout: str, holdout_digest: 
             policy=policy.evaluation if policy else None, timeout_s=timeout_s,
             candidate_digest=saved_model_digest(model_dir),
             baseline_digest=saved_model_digest(baseline_dir) if baseline_dir else None,
-            memory_limit_mb=memory_limit_mb,
+            memory_limit_mb=memory_limit_mb, shards=shards or default_shards(),
         )
     emit(report.to_json_dict(), lambda: report.to_markdown().removesuffix("\n"))
     sys.exit(0 if report.passed else 1)

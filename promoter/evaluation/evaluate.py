@@ -12,8 +12,9 @@ from __future__ import annotations
 import contextlib
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from promoter.config.schema import BudgetPolicy, EvaluationPolicy, ModelSpec
 from promoter.errors import HoldoutError, ModelLoadError
@@ -23,7 +24,7 @@ from promoter.evaluation.holdout import is_tfrecord, read_header, require_label_
 from promoter.evaluation.protocol import PROTOCOL
 from promoter.evaluation.report import EvaluationReport
 from promoter.evaluation.report_parts import HoldoutInfo, ModelResult, SliceResult
-from promoter.evaluation.worker_client import run_worker
+from promoter.evaluation.shards import run_shards
 from promoter.evaluation.worker_results import _blocked_report, _Extra, _load_result
 from promoter.model_store import require_saved_model
 
@@ -43,7 +44,8 @@ def evaluate_models(*, candidate_dir: Path, baseline_dir: Path | None, holdout: 
                     environment: str | None = None,
                     memory_limit_mb: int | None = DEFAULT_MEMORY_LIMIT_MB,
                     measure_latency: bool = True,
-                    worker: PooledWorker | None = None) -> EvaluationReport:
+                    worker: PooledWorker | None = None, shards: int = 1,
+                    more_workers: Sequence[PooledWorker] = ()) -> EvaluationReport:
     """Score the candidate (and the baseline, if given) on the same holdout rows in one worker
     run, compute their metrics, and check them against `policy` (no checks if None).
 
@@ -65,6 +67,12 @@ def evaluate_models(*, candidate_dir: Path, baseline_dir: Path | None, holdout: 
     `worker`: a pre-started worker (`worker_pool`) to run in instead of a fresh one; the model
     directories must then be inside its `in_dir` (the holdout is put there by this function),
     and its memory limit is the one it was started with (`memory_limit_mb` must agree).
+
+    `shards`: how many worker processes score the holdout together (`shards`: every
+    `shards`-th batch each); the report is the same, bit for bit, as with one. With pooled
+    workers, `more_workers` are the others (their job directories holding the models at the
+    same places beneath `in_dir` as `worker`'s), and `shards` is 1 + len(more_workers).
+    A shard that fails fails the evaluation with that shard's error.
     """
     if timeout_s <= 0:
         raise ValueError(f"timeout_s must be positive, got {timeout_s}")
@@ -93,14 +101,18 @@ def evaluate_models(*, candidate_dir: Path, baseline_dir: Path | None, holdout: 
     if worker is not None and worker.memory_limit_bytes != memory_limit:
         raise ValueError(f"the pre-started worker's memory limit is "
                          f"{worker.memory_limit_bytes}, not {memory_limit}")
+    pooled = [worker, *more_workers] if worker is not None else []
+    if more_workers and worker is None:
+        raise ValueError("more_workers without a first pooled worker")
+    count = len(pooled) or max(1, shards)
+    if pooled and shards not in (1, count):
+        raise ValueError(f"{shards} shards but {count} pooled workers")
     with contextlib.ExitStack() as stack:
-        out = str(worker.out_dir) if worker else stack.enter_context(
-            tempfile.TemporaryDirectory(prefix="promoter-eval-"))
-        staged = worker.stage_holdout(holdout) if worker else holdout.resolve()
+        out = stack.enter_context(tempfile.TemporaryDirectory(prefix="promoter-eval-"))
         request = {
             "protocol": PROTOCOL,
             "task": model.task,
-            "holdout": str(staged),
+            "holdout": str(holdout.resolve()),
             "labelColumn": model.label_column,
             "weightColumn": model.weight_column,
             "threshold": model.threshold,
@@ -121,8 +133,10 @@ def evaluate_models(*, candidate_dir: Path, baseline_dir: Path | None, holdout: 
                         "signature": model.signature, "output": model.output}
                        for role, path in models],
         }
-        payload = (worker.run(request, timeout_s=timeout_s) if worker
-                   else run_worker(request, timeout_s=timeout_s))
+        placements = _placements(request, pooled, count, holdout=holdout, stack=stack,
+                                 out=Path(out))
+        payload, results = run_shards(placements, pooled, request=request,
+                                      timeout_s=timeout_s, out=Path(out))
         digests = {"candidate": candidate_digest, "baseline": baseline_digest}
         confinement = dict(payload.get("confinement") or {})
         confinement["timeoutSeconds"] = timeout_s
@@ -133,7 +147,7 @@ def evaluate_models(*, candidate_dir: Path, baseline_dir: Path | None, holdout: 
                                    holdout=holdout, environment=environment, policy=policy,
                                    confinement=confinement)
         try:
-            loaded = {role: _load_result(payload["models"][role], Path(out), model_dir=path,
+            loaded = {role: _load_result(payload["models"][role], results, model_dir=path,
                                          digest=digests[role], task=model.task)
                       for role, path in models}
             holdout_info = HoldoutInfo(path=str(holdout),
@@ -175,6 +189,32 @@ def evaluate_models(*, candidate_dir: Path, baseline_dir: Path | None, holdout: 
             "applied": cand_reps is not None},
         confinement=confinement)
 
+
+
+def _placements(request: dict[str, Any], pooled: Sequence[PooledWorker], count: int, *,
+                holdout: Path, stack: contextlib.ExitStack[Any], out: Path
+                ) -> list[dict[str, Any]]:
+    """Each shard's request: its worker's own copies and output directory; one shard: the
+    request as it is (with a pooled worker: in its job directory)."""
+    requests = []
+    for index in range(count):
+        shard = dict(request)
+        if pooled:
+            home = pooled[0].in_dir
+            shard["holdout"] = str(pooled[index].stage_holdout(holdout))
+            shard["outDir"] = str(pooled[index].out_dir)
+            shard["models"] = [{**spec, "path": str(pooled[index].in_dir / Path(
+                spec["path"]).relative_to(home.resolve()))} for spec in request["models"]]
+        elif count > 1:
+            shard["outDir"] = stack.enter_context(
+                tempfile.TemporaryDirectory(prefix="promoter-shard-"))
+        if count > 1:
+            shard["shard"] = {"index": index, "count": count}
+            shard["latency"] = request["latency"] and index == 0
+        requests.append(shard)
+    if len(requests) == 1 and not pooled:
+        requests[0]["outDir"] = str(out)
+    return requests
 
 
 def _check_slices(policy: EvaluationPolicy, candidate: _Extra, baseline: _Extra | None, *,

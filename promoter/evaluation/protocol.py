@@ -9,3 +9,9 @@ PROTOCOL = 1
 WORKER_MODULE = "promoter.evaluation.worker"
 STAGE_PREFIX = "promoter-worker: "
 """Prefix of the progress lines the worker writes to stderr."""
+
+ZYGOTE_ENVIRONMENT = {"OPENBLAS_NUM_THREADS": "1",
+                      "JE_ARROW_MALLOC_CONF": "background_thread:false"}
+"""Set for the zygote (unless set already) so that importing keeps it at one thread: no
+OpenBLAS threads (scoring runs in TensorFlow's pools), and no background purging thread of
+the jemalloc bundled with pyarrow (its memory pool is mimalloc; jemalloc only starts)."""

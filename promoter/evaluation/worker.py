@@ -16,7 +16,8 @@ Order of work, so an untrusted model runs as little as possible:
    `confinement: required`, a kernel without Landlock or seccomp stops the run here;
 2. check every model's graph against the op allowlist (`graph_scan`) *before* loading any;
 3. load the models and compare the candidate's signature with the baseline's;
-4. stream the holdout through both models, merging statistics per batch;
+4. stream the holdout through both models, merging statistics per batch (a shard of a
+   sharded evaluation scores every n-th batch and writes per-row outputs instead: `shards`);
 5. measure the latency budgets.
 
 Only the JSON response goes to stdout: the worker moves file descriptor 1 to stderr before
@@ -38,7 +39,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
-from promoter.evaluation.worker_streams import _ModelStream
+from promoter.evaluation.worker_streams import _ModelStream, accumulate
 
 _CLONE_NEWNET = 0x40000000
 _CLONE_NEWUSER = 0x10000000
@@ -161,12 +162,14 @@ def run(request: dict[str, Any], *, progress: TextIO) -> dict[str, Any]:
     """
     import numpy as np
 
-    from promoter.errors import HoldoutError, ModelLoadError
+    from promoter.errors import ModelLoadError
     from promoter.evaluation.bootstrap import N_BLOCKS, block_ids
     from promoter.evaluation.graph_scan import scan_saved_model
     from promoter.evaluation.holdout import columns_for, feed_inputs
     from promoter.evaluation.holdout_formats import open_holdout
+    from promoter.evaluation.metrics import check_scores
     from promoter.evaluation.protocol import PROTOCOL, STAGE_PREFIX
+    from promoter.evaluation.shards import SHARD_FILE, ShardOutputs, mine
     from promoter.evaluation.signature import compatibility_problems, signature_diff
 
     def stage(text: str) -> None:
@@ -224,10 +227,16 @@ def run(request: dict[str, Any], *, progress: TextIO) -> dict[str, Any]:
         weight_column=request.get("weightColumn"), slice_columns=slice_columns,
         fd=request.get("holdoutFd"))  # a descriptor the parent passed (Parquet reads it)
     streams = {role: _ModelStream(task, request, slice_columns, max_values) for role in models}
+    # A shard of a sharded evaluation (`shards`): every count-th batch, per-row outputs back.
+    shard = request.get("shard")
+    outputs = ShardOutputs(slice_columns) if shard is not None else None
     seconds = dict.fromkeys(models, 0.0)
     sample: dict[str, dict[str, np.ndarray]] = {}
-    for batch in reader:
+    for number, batch in enumerate(reader):
+        if not mine(number, shard):
+            continue
         ids = block_ids(batch.first_row, batch.rows, blocks=N_BLOCKS)
+        scored = {}
         for role, model in models.items():
             stage(f"scoring {holdout} (rows {batch.first_row + 1}-"
                   f"{batch.first_row + batch.rows}) with {model.label}")
@@ -235,21 +244,16 @@ def run(request: dict[str, Any], *, progress: TextIO) -> dict[str, Any]:
             if role not in sample:
                 sample[role] = feeds
             started = time.perf_counter()
-            scores = model.score(feeds, task=task)
+            scores = scored[role] = model.score(feeds, task=task)
             seconds[role] += time.perf_counter() - started
-            try:
-                streams[role].add(batch, scores, ids, who=model.label)
-            except ValueError as exc:
-                raise HoldoutError(f"{holdout}, rows {batch.first_row + 1}-"
-                                   f"{batch.first_row + batch.rows}: {exc}",
-                                   fix="check the label column against the model's task "
-                                       "and outputs") from exc
-            for name in slice_columns:
-                if len(streams[role].slices[name]) > max_values[name]:
-                    raise HoldoutError(
-                        f"slice column {name!r} of {holdout} has more than {max_values[name]} "
-                        "distinct values", fix="slice by a categorical column, or raise "
-                                               "maxValues in the policy")
+            if outputs is not None:  # the statistics are computed once, from all shards
+                check_scores(scores, who=model.label, lines=batch.lines,
+                             probabilities=task != "regression")
+                continue
+            accumulate(streams[role], batch, scores, ids, holdout=holdout, who=model.label,
+                       max_values=max_values)
+        if outputs is not None:
+            outputs.add(batch, scored)
 
     latency = {}
     if request.get("latency"):
@@ -260,12 +264,17 @@ def run(request: dict[str, Any], *, progress: TextIO) -> dict[str, Any]:
     stage("writing the result")
     response_models = {}
     for role, model in models.items():
-        slices = streams[role].save(out_dir / f"{role}.npz")
         response_models[role] = {"signature": model.info.to_json_dict(),
                                  "seconds": seconds[role], "file": f"{role}.npz",
-                                 "slices": slices, "latency": latency.get(role)}
-    return {"holdout": {"digest": reader.digest, "rows": reader.rows},
-            "models": response_models}
+                                 "latency": latency.get(role)}
+        if outputs is None:
+            response_models[role]["slices"] = streams[role].save(out_dir / f"{role}.npz")
+    response = {"holdout": {"digest": reader.digest, "rows": reader.rows},
+                "models": response_models}
+    if outputs is not None:
+        outputs.save(out_dir / SHARD_FILE, list(models))
+        response["shard"] = {"file": SHARD_FILE}
+    return response
 
 
 def _latency(model: Any, feeds: dict[str, Any], *, batch_size: int) -> dict[str, float]:

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import promoter
+from promoter.evaluation.protocol import ZYGOTE_ENVIRONMENT
 from promoter.evaluation.sandbox import (
     ConfinementUnavailableError,
     landlock_abi,
@@ -161,12 +162,15 @@ class WorkerPool:
     """Keeps `size` pre-started workers waiting (see the module's docstring). Thread-safe."""
 
     def __init__(self, size: int, *, memory_limit_bytes: int | None,
-                 root: Path | None = None) -> None:
+                 root: Path | None = None, worker_code: Path | None = None) -> None:
+        """`worker_code`: the directory holding the `promoter` package the zygote runs
+        (benchmarks compare two checkouts side by side); default: this one's."""
         if size < 1:
             raise ValueError(f"a worker pool needs at least one worker, got {size}")
         self.size = size
         self.memory_limit_bytes = memory_limit_bytes
         self._parent = root
+        self._code = worker_code or Path(promoter.__file__).resolve().parent.parent
         self._root = Path()
         self._lock = threading.Lock()
         self._waiting: deque[PooledWorker] = deque()
@@ -247,14 +251,15 @@ class WorkerPool:
             return
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         env = worker_environment(os.environ, scratch=self._root)
-        # No OpenBLAS threads in a process that forks (scoring runs in TensorFlow's pools).
-        env.setdefault("OPENBLAS_NUM_THREADS", "1")
+        # One thread in a process that forks (`protocol.ZYGOTE_ENVIRONMENT`: why).
+        for key, value in ZYGOTE_ENVIRONMENT.items():
+            env.setdefault(key, value)
         with (self._root / "zygote.log").open("ab") as log_file:
             self._zygote = subprocess.Popen(
                 [sys.executable, "-s", "-m", ZYGOTE_MODULE, str(theirs.fileno())],
                 stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file, env=env,
                 pass_fds=(theirs.fileno(),), start_new_session=True,
-                cwd=Path(promoter.__file__).resolve().parent.parent)
+                cwd=self._code)
         theirs.close()
         self._socket = ours
         self._ready.clear()
@@ -309,6 +314,12 @@ class WorkerPool:
             self._ready.set()
             self._fill()
         elif "forked" in message:
+            if not self._forking:
+                # The pool closed while this fork was under way (its message was in flight):
+                # nobody will hand this worker out, so end it here.
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(int(message["forked"]), signal.SIGKILL)
+                return
             worker = self._forking.popleft()
             worker.pid = int(message["forked"])
             self._by_pid[worker.pid] = worker

@@ -142,3 +142,27 @@ class _ModelStream:
                 arrays |= {f"{key}.{k}": v for k, v in stream.result().to_arrays().items()}
         np.savez(path, **arrays)
         return index
+
+
+def accumulate(stream: _ModelStream, batch: Any, scores: Any, ids: Any, *, holdout: Path,
+               who: str, max_values: dict[str, int]) -> None:
+    """Add one model's scores of one batch to its statistics (`ids`: the rows' bootstrap
+    blocks), as the worker does for every batch and `shards.replay` for every shard's batch.
+
+    Raises HoldoutError for labels the statistics refuse (naming the rows) and for a slice
+    column with more than its `maxValues` distinct values; ModelLoadError for bad scores."""
+    from promoter.errors import HoldoutError
+
+    try:
+        stream.add(batch, scores, ids, who=who)
+    except ValueError as exc:
+        raise HoldoutError(f"{holdout}, rows {batch.first_row + 1}-"
+                           f"{batch.first_row + batch.rows}: {exc}",
+                           fix="check the label column against the model's task "
+                               "and outputs") from exc
+    for name, values in stream.slices.items():
+        if len(values) > max_values[name]:
+            raise HoldoutError(
+                f"slice column {name!r} of {holdout} has more than {max_values[name]} "
+                "distinct values", fix="slice by a categorical column, or raise "
+                                       "maxValues in the policy")

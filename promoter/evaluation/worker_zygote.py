@@ -57,8 +57,31 @@ PRELOADED = ("numpy", "tensorflow", "promoter.evaluation.scoring",
              "promoter.evaluation.bootstrap", "promoter.evaluation.binary_stats",
              "promoter.evaluation.multiclass_stats", "promoter.evaluation.regression_stats",
              "promoter.evaluation.metrics", "promoter.evaluation.worker_streams",
-             "promoter.evaluation.worker")
+             "promoter.evaluation.worker",
+             # The readers: pyarrow (CSV, Parquet) and the TFRecord decoder's numba kernels.
+             "pyarrow", "pyarrow.csv", "pyarrow.parquet", "pyarrow.compute",
+             "promoter.evaluation.arrow_csv", "promoter.evaluation.parquet_holdout",
+             "promoter.evaluation.tfrecord", "promoter.evaluation.example_codec")
 """What a worker imports before its first row, imported once here."""
+
+def preload() -> None:
+    """Import `PRELOADED` and do the first-use work a worker would otherwise pay after its
+    job arrived, on nothing but promoter's own constants: numba loads the TFRecord decoder's
+    compiled kernels from its cache (about 0.5-1 s; compiling them if the cache is empty),
+    and pyarrow's first conversion to numpy imports pandas (1-2 s). Nothing here starts a
+    thread (`serve` reports the count, and the tests hold it to one) or reads a model or a
+    holdout."""
+    import importlib
+
+    for name in PRELOADED:
+        importlib.import_module(name)
+    import pyarrow as pa
+
+    from promoter.evaluation.example_codec import compile_kernels
+
+    compile_kernels()  # an embedded record; the self-test fails loudly if the cache is bad
+    pa.array([0.0]).to_numpy()
+    pa.array(["x"]).to_numpy(zero_copy_only=False)
 
 
 def _send(sock: socket.socket, message: dict[str, Any]) -> None:
@@ -115,15 +138,23 @@ def _worker(job: dict[str, Any], fds: list[int], *, close: list[int]) -> None:
 
 def _warm_up() -> None:
     """Start TensorFlow's runtime (its eager context, thread pools and function machinery)
-    while waiting, confined, for a job: about 0.3 s the first model load would otherwise pay.
-    Not in the zygote: those threads must not exist when it forks."""
+    and pyarrow's CSV reader (its thread pool) while waiting, confined, for a job: about 0.3 s
+    the first model load and the first CSV block would otherwise pay. Not in the zygote:
+    those threads must not exist when it forks. Only promoter's own constants are used."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
     import tensorflow as tf
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.float32)])
+    # autograph=False: nothing to convert, and it would try to write its generated source.
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.float32)], autograph=False)
     def double(x: tf.Tensor) -> tf.Tensor:
         return x * 2.0
 
     double(tf.constant([1.0]))
+    pacsv.open_csv(pa.py_buffer(b"a\n1\n"),
+                   read_options=pacsv.ReadOptions(use_threads=True),
+                   convert_options=pacsv.ConvertOptions(column_types={"a": pa.float64()})
+                   ).read_all().column("a").to_numpy()
 
 
 def _check_paths(request: dict[str, Any], *, inputs: Path, outputs: Path) -> None:
@@ -176,10 +207,7 @@ def _reap(sock: socket.socket, children: set[int]) -> None:
 def serve(sock: socket.socket) -> None:
     """Import, say `ready`, then fork a worker per request until the socket closes."""
     sandbox.refuse_imports(sandbox.REFUSED_MODULES)
-    import importlib
-
-    for name in PRELOADED:
-        importlib.import_module(name)
+    preload()
     wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
     signal.set_wakeup_fd(wake_w)
     signal.signal(signal.SIGCHLD, lambda *_: None)  # wakes the select below

@@ -44,36 +44,51 @@ class SubprocessEvaluator:
     bytes behind the reported digest."""
 
     def __init__(self, store: ModelStore, *, timeout_s: float = 600.0,
-                 pool: WorkerPool | None = None) -> None:
+                 pool: WorkerPool | None = None, shards: int | None = None) -> None:
         """`pool`: pre-started workers (`promoter serve`); an evaluation takes one when one
-        is waiting, and starts a fresh worker otherwise."""
+        is waiting, and starts a fresh worker otherwise. `shards`: worker processes per
+        evaluation (`service.evaluationShards`; None: `shards.default_shards()`); with a
+        pool, as many of them as are waiting (at least one), each with its own copies."""
         self._store = store
         self._timeout_s = timeout_s
         self._pool = pool
+        self._shards = shards
 
     def evaluate(
         self, *, candidate: ModelVersion, baseline: ModelVersion | None, holdout: Path,
         model: ModelSpec, policy: EvaluationPolicy, environment: str,
     ) -> EvaluationReport:
+        from promoter.evaluation.shards import default_shards
+
+        shards = self._shards or default_shards()
         worker = self._pool.take() if self._pool is not None else None
         if worker is None:
             with tempfile.TemporaryDirectory(prefix="promoter-models-") as private:
                 return self._evaluate(Path(private), candidate=candidate, baseline=baseline,
                                       holdout=holdout, model=model, policy=policy,
-                                      environment=environment, worker=None)
+                                      environment=environment, workers=[], shards=shards)
+        workers = [worker]
         try:
-            # The worker's job directory: made for it alone, and readable by it alone (its
+            while self._pool is not None and len(workers) < shards:
+                more = self._pool.take()
+                if more is None:
+                    break
+                workers.append(more)
+            # Each worker's job directory: made for it alone, and readable by it alone (its
             # Landlock rules), with nothing else in it.
             return self._evaluate(worker.in_dir, candidate=candidate, baseline=baseline,
                                   holdout=holdout, model=model, policy=policy,
-                                  environment=environment, worker=worker)
+                                  environment=environment, workers=workers,
+                                  shards=len(workers))
         finally:
-            worker.discard()
+            for each in workers:
+                each.discard()
 
     def _evaluate(self, private: Path, *, candidate: ModelVersion,
                   baseline: ModelVersion | None, holdout: Path, model: ModelSpec,
                   policy: EvaluationPolicy, environment: str,
-                  worker: PooledWorker | None) -> EvaluationReport:
+                  workers: list[PooledWorker], shards: int) -> EvaluationReport:
+        from promoter.errors import ModelStoreError
         from promoter.evaluation import evaluate_models
 
         candidate_dir = private / "candidate"
@@ -82,6 +97,16 @@ class SubprocessEvaluator:
         if baseline is not None:
             baseline_dir = private / "baseline"
             self._store.copy_version(baseline, baseline_dir)
+        for other in workers[1:]:  # every shard's worker reads its own copies
+            self._store.copy_version(candidate, other.in_dir / "candidate")
+            if baseline is not None:
+                self._store.copy_version(baseline, other.in_dir / "baseline")
+            for role, directory in (("candidate", candidate_dir), ("baseline", baseline_dir)):
+                if directory is not None and saved_model_digest(
+                        other.in_dir / role) != saved_model_digest(directory):
+                    raise ModelStoreError(
+                        f"the {role} model changed in the store while it was copied",
+                        fix="do not modify a model version once it is in the store")
         return evaluate_models(
             candidate_dir=candidate_dir,
             baseline_dir=baseline_dir,
@@ -95,5 +120,6 @@ class SubprocessEvaluator:
             # The gate measures what it checks: latency (about 0.3 s a model, most of a
             # small evaluation) only for a policy with budgets.
             measure_latency=policy.budgets is not None,
-            worker=worker,
+            worker=workers[0] if workers else None, more_workers=workers[1:],
+            shards=shards,
         )

@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from promoter.config.schema import EvaluationPolicy, ModelSpec
@@ -86,6 +87,26 @@ def test_a_pooled_evaluation_reports_what_a_fresh_worker_does(
     # The zygote forks with one thread (TensorFlow imported, OpenBLAS's threads kept off).
     assert len(os.listdir(f"/proc/{pool.zygote_pid}/task")) == 1
     assert set(fresh.confinement["mechanisms"]) == set(confinement["mechanisms"])
+
+
+def test_the_zygote_preloads_the_readers_with_one_thread(
+        pool: WorkerPool, tiny_models: dict[str, Path], tmp_path: Path) -> None:
+    """pyarrow (CSV, Parquet) and the TFRecord decoder's compiled kernels are loaded before
+    the fork, and the zygote still has one thread; a forked worker decodes with them."""
+    from promoter.evaluation.tfrecord import write_examples
+
+    maps = Path(f"/proc/{pool.zygote_pid}/maps").read_text()
+    assert "libarrow" in maps
+    assert "llvmlite" in maps  # numba's compiler, which loaded the kernels
+    assert len(os.listdir(f"/proc/{pool.zygote_pid}/task")) == 1
+    holdout = tmp_path / "h.tfrecord"
+    write_examples(holdout, {"x": np.array([-2.0, 0.5, 1.0, -1.0], np.float32),
+                             "label": np.array([0, 1, 1, 0])})
+    fresh = evaluate_models(candidate_dir=tiny_models["two_outputs"], baseline_dir=None,
+                            holdout=holdout, model=TINY, policy=None, measure_latency=False)
+    pooled = _evaluate(_take(pool), tiny_models["two_outputs"], holdout)
+    assert pooled.confinement["prestarted"] is True  # type: ignore[attr-defined]
+    assert pooled.candidate.metrics == fresh.candidate.metrics  # type: ignore[attr-defined]
 
 
 def test_a_worker_gets_one_job_only(pool: WorkerPool, tiny_models: dict[str, Path],
@@ -208,7 +229,7 @@ def test_no_secret_is_in_a_pooled_workers_environment(pool: WorkerPool) -> None:
             assert value not in environ
         assert "PATH" not in variables
         assert set(variables) <= {"HOME", "TMPDIR", "LANG", "LC_ALL", "TF_CPP_MIN_LOG_LEVEL",
-                                  "OPENBLAS_NUM_THREADS"}
+                                  "OPENBLAS_NUM_THREADS", "JE_ARROW_MALLOC_CONF"}
 
 
 def test_the_gates_evaluator_uses_the_pool_and_measures_latency_only_for_budgets(
@@ -230,3 +251,49 @@ def test_the_gates_evaluator_uses_the_pool_and_measures_latency_only_for_budgets
     assert budgeted.passed
     assert plain.candidate.digest == budgeted.candidate.digest == saved_model_digest(
         tiny_models["two_outputs"])
+
+
+def test_a_sharded_evaluation_in_pooled_workers_equals_one_fresh_worker(
+        pool: WorkerPool, tiny_models: dict[str, Path], tmp_path: Path) -> None:
+    """Two waiting workers score every other batch (each with its own copies); the report
+    is the one fresh worker's, bit for bit (timings aside)."""
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=8192 + 100).round(4)
+    holdout = tmp_path / "two-batches.csv"
+    holdout.write_text("x,label\n" + "".join(f"{v},{int(v + rng.normal() > 0)}\n" for v in x))
+    shutil.copytree(tiny_models["two_outputs"], tmp_path / "store" / "tiny" / "1")
+    store = LocalModelStore(tmp_path / "store")
+    policy = EvaluationPolicy.model_validate({"bootstrap": {"resamples": 100}, "metrics": [
+        {"name": "auc", "vsBaseline": {"maxRegression": 0.1}}]})
+    _wait(lambda: len(pool.waiting) == pool.size)
+    sharded = SubprocessEvaluator(store, pool=pool, shards=2).evaluate(
+        candidate=store.get("tiny", 1), baseline=store.get("tiny", 1), holdout=holdout,
+        model=TINY, policy=policy, environment="dev")
+    fresh = SubprocessEvaluator(store, shards=1).evaluate(
+        candidate=store.get("tiny", 1), baseline=store.get("tiny", 1), holdout=holdout,
+        model=TINY, policy=policy, environment="dev")
+    assert sharded.confinement["prestarted"] is True
+    assert sharded.holdout.rows == 8292
+    assert pool.started >= 2
+
+    def same(report: object) -> dict[str, object]:
+        data = report.to_json_dict()  # type: ignore[attr-defined]
+        for role in ("candidate", "baseline"):
+            data[role].pop("scoringSeconds")
+            data[role].pop("modelDir")  # the copies: in the job directory, or not
+        data["bootstrap"].pop("seconds")
+        data.pop("confinement")  # how it ran: pre-started or fresh
+        return data  # type: ignore[no-any-return]
+
+    assert same(sharded) == same(fresh)
+
+
+def test_a_fork_announced_after_the_pool_closed_is_ended() -> None:
+    """Seen once in a teardown: the zygote's `forked` message arrived after `close()` had
+    emptied the pool, and the listener thread failed. The worker must be ended instead."""
+    # In a process group of its own, as a forked worker is.
+    late = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    pool = WorkerPool(1, memory_limit_bytes=None)
+    pool.close()
+    pool._handle({"forked": late.pid, "jobDir": "/nowhere"})
+    assert late.wait(timeout=10) == -signal.SIGKILL

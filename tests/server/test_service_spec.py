@@ -34,6 +34,9 @@ def test_camel_case_fields() -> None:
             service.evaluation_workers) == (
         9000, "HOOK", "acme/ml-gitops", 60.0, 2, "secrets/api-tokens", 0)
     assert ServiceSpec().evaluation_workers == 2
+    assert ServiceSpec().evaluation_shards is None  # 1 on <= 2 cores, else min(cores, 4)
+    assert Settings.model_validate({**BASE, "service": {"evaluationShards": 3}}
+                                   ).service.evaluation_shards == 3
 
 
 @pytest.mark.parametrize("bad", [
@@ -43,6 +46,9 @@ def test_camel_case_fields() -> None:
     {"resyncIntervalSeconds": 0},
     {"repository": "no-slash"},
     {"evaluationWorkers": -1},
+    {"evaluationShards": 0},
+    {"evaluationShards": 33},
+    {"evaluationShards": "all"},
 ])
 def test_mistakes_are_errors(bad: dict[str, object]) -> None:
     with pytest.raises(ValidationError):

@@ -310,6 +310,10 @@ class ServiceSpec(Spec):
     an empty job directory and used for one evaluation only), so a webhook's evaluation does
     not wait for TensorFlow's import; 0 turns them off (every evaluation starts a fresh
     worker). Each waiting worker shares the imported pages of one zygote process."""
+    evaluation_shards: int | None = Field(default=None, ge=1, le=32)
+    """Worker processes that score one holdout together, each every n-th batch (the report is
+    the same, bit for bit, as with one); pre-started ones as far as are waiting. Default: 1
+    on a machine with at most 2 cores, else min(cores, 4)."""
 
 
 class ClusterSpec(Spec):
