@@ -1,10 +1,9 @@
-"""The composition root: the one place that picks adapters and builds what runs on them.
+"""`promoter serve`, composed: the instrumented adapters, the service, discovery, the
+reconcile scheduler, the HTTP app and the dashboard, and where uvicorn serves them.
 
-The CLI's commands call `build_service` (and `connect_cluster` for `promoter health`);
-`promoter serve` calls `build_server`, which builds the adapters, the metrics registry they
-report to, the service, discovery, the reconcile scheduler and the HTTP app. Nothing else
-knows which git, forge, store or cluster implementation is in use, and `promoter.server`
-never imports this module: the app takes everything it runs on as arguments.
+Apart from the CLI's stacks because only the server has metrics, secrets from the
+environment, API tokens and pre-started evaluation workers; tests and benchmarks call
+`build_app` over a fake service, and `build_server` builds the real thing.
 """
 
 from __future__ import annotations
@@ -18,26 +17,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from promoter.config.loader import LoadedSettings
-from promoter.errors import BadInputError, ConfigError, PromoterError
-from promoter.forge.base import Forge
-from promoter.forge.local import LocalForge
-from promoter.gitops.local import LocalGitRepository
-from promoter.gitops.port import GitOpsRepository
-from promoter.model_store import LocalModelStore, ModelStore
-from promoter.model_store.holdouts import Holdouts
-from promoter.promotion.autopropose import AutoProposer
+from promoter.errors import BadInputError, PromoterError
 from promoter.promotion.dora import parse_window
-from promoter.promotion.evaluator import SubprocessEvaluator
-from promoter.promotion.rollback import RollbackService
-from promoter.promotion.service import PromotionService
-from promoter.promotion.verdicts import DirectoryVerdictStore, VerdictStore
+from promoter.wiring.adapters import Adapters, build_adapters
+from promoter.wiring.services import build_auto_proposer, build_service
 
 if TYPE_CHECKING:
-    import github.Auth as github_auth_types
     from fastapi import FastAPI
 
-    from promoter.cluster.kubernetes import KubernetesClusterReader
-    from promoter.cluster.port import ClusterReader
     from promoter.dashboard.feed import ChangeFeed
     from promoter.dashboard.ports import DashboardPort
     from promoter.evaluation.worker_pool import WorkerPool
@@ -47,79 +34,6 @@ if TYPE_CHECKING:
 
 DORA_GAUGE_WINDOW = "30d"
 """The window of the `promoter_dora_*` gauges `promoter serve` exposes."""
-PROMOTER_IDENTITY = "promoter"
-
-
-@dataclass(frozen=True, slots=True)
-class Adapters:
-    """The adapters promoter.yaml names, for every service built on them."""
-
-    repo: GitOpsRepository
-    forge: Forge
-    store: ModelStore
-    cluster: ClusterReader | None = None
-    """The cluster reader of promoter.yaml's `cluster:` section; None without one."""
-    verdicts: VerdictStore | None = None
-    """Where evaluation verdicts are recorded; None: this process's memory only."""
-
-
-def build_adapters(loaded: LoadedSettings, *, environ: Mapping[str, str] | None = None,
-                   read_cluster: bool = True) -> Adapters:
-    """Wire the adapters promoter.yaml names: a local git repository and LocalForge (the
-    embedded default), or GitHub (a local clone, or an HTTPS URL mirrored locally and pushed
-    to with the same credentials), the model store, and the cluster reader when there is a
-    `cluster:` section (unless `read_cluster` is False: a command that connects with its own
-    overrides, see `connect_cluster`). `environ` (default: the process's) is where the
-    secrets named by `forge.github.auth` are looked up."""
-    environ = os.environ if environ is None else environ
-    settings = loaded.settings
-    repo_url = settings.repository.url
-    store = build_store(loaded, environ=environ)
-    remote = "://" in repo_url or repo_url.startswith("git@")
-    repo: GitOpsRepository
-    forge: Forge
-    if settings.forge.type == "github":
-        repo, forge = _build_github(loaded, environ=environ, remote=remote)
-    else:
-        if remote:
-            raise ConfigError(
-                str(loaded.path), f"{repo_url!r}: remote repositories need the GitHub forge",
-                field="repository.url",
-                fix="point repository.url at a local clone, or set forge.type: github",
-            )
-        repo_path = loaded.resolve(repo_url)
-        repo = LocalGitRepository(repo_path)
-        forge = LocalForge(forge_state_path(loaded, repo_path), repo,
-                           identity=PROMOTER_IDENTITY)
-    cluster = build_cluster_reader(loaded) if read_cluster else None
-    return Adapters(repo=repo, forge=forge, store=store, cluster=cluster,
-                    verdicts=DirectoryVerdictStore(
-                        _state_dir(loaded, environ=environ, remote=remote) / "verdicts"))
-
-
-def build_service(loaded: LoadedSettings, *,
-                  environ: Mapping[str, str] | None = None,
-                  adapters: Adapters | None = None,
-                  pool: WorkerPool | None = None) -> PromotionService:
-    """The promotion service over `adapters` (default: those promoter.yaml names), its
-    evaluations in `pool`'s pre-started workers when one is given (`promoter serve`)."""
-    parts = adapters or build_adapters(loaded, environ=environ)
-    return PromotionService(settings=loaded, repo=parts.repo, forge=parts.forge,
-                            store=parts.store,
-                            evaluator=SubprocessEvaluator(parts.store, pool=pool),
-                            identity=_identity(loaded), cluster=parts.cluster,
-                            rollbacks=build_rollback_service(parts), verdicts=parts.verdicts,
-                            holdouts=build_holdouts(resolve=loaded.resolve, environ=environ))
-
-
-def build_holdouts(*, resolve: Callable[[str], Path],
-                   environ: Mapping[str, str] | None = None) -> Holdouts:
-    """Where evaluations find their holdouts: local paths through `resolve` (relative to
-    promoter.yaml for environments, to the working directory for `promoter evaluate`),
-    `s3://` and `gs://` objects fetched into `$PROMOTER_CACHE_DIR/holdouts` (default
-    ~/.cache/promoter) on the standard credential chains, by digest."""
-    environ = os.environ if environ is None else environ
-    return Holdouts(resolve=resolve, cache_dir=_cache_dir(environ) / "holdouts")
 
 
 def instrument_adapters(adapters: Adapters, metrics: ServerMetrics) -> Adapters:
@@ -139,51 +53,6 @@ def instrument_adapters(adapters: Adapters, metrics: ServerMetrics) -> Adapters:
     return replace(adapters, forge=instrument_forge(adapters.forge, on_call=metrics.forge_call),
                    cluster=cluster)
 
-
-def build_cluster_reader(loaded: LoadedSettings) -> ClusterReader | None:
-    """The Kubernetes reader promoter.yaml's `cluster:` names, or None without one: the
-    service then reads no cluster (no rollout gate, no automatic rollback)."""
-    if loaded.settings.cluster is None:
-        return None
-    return connect_cluster(loaded)
-
-
-def connect_cluster(loaded: LoadedSettings, *, kubeconfig: str | None = None,
-                    context: str | None = None) -> KubernetesClusterReader:
-    """A reader for a command that must read the cluster (`promoter health`).
-
-    promoter.yaml's `cluster:` section says where (its kubeconfig relative to promoter.yaml);
-    `kubeconfig` and `context`, a command's flags, override its fields one by one (a flag's
-    path is as typed, relative to the working directory). Without either: the client's
-    defaults, the pod's service account, else `$KUBECONFIG` or `~/.kube/config`. Raises
-    ClusterError when no configuration is found.
-    """
-    # Lazily: the kubernetes client is slow to import and only this adapter needs it.
-    from promoter.cluster.kubernetes import KubernetesClusterReader
-
-    spec = loaded.settings.cluster
-    if kubeconfig is None and spec is not None and spec.kubeconfig:
-        kubeconfig = str(loaded.resolve(spec.kubeconfig))
-    if context is None and spec is not None:
-        context = spec.context
-    return KubernetesClusterReader.from_environment(kubeconfig=kubeconfig, context=context)
-
-
-def build_rollback_service(adapters: Adapters) -> RollbackService:
-    """Rollbacks over the same repository and forge as promotions."""
-    return RollbackService(repo=adapters.repo, forge=adapters.forge)
-
-
-def build_auto_proposer(loaded: LoadedSettings, *, adapters: Adapters,
-                        service: PromotionService) -> AutoProposer:
-    """Discovery over `service` and the `adapters` it was built on: proposals are made as
-    promoter's own identity."""
-    return AutoProposer(service=service, store=adapters.store, settings=loaded.settings,
-                        rollbacks=build_rollback_service(adapters),
-                        author=_identity(loaded))
-
-
-# --- promoter serve ---------------------------------------------------------------------------
 
 def build_app(service: PromotionPort, *, webhook_secret: bytes,
               api_tokens: ApiTokens | None = None,
@@ -428,105 +297,3 @@ def _log_api_tokens(tokens: ApiTokens | None) -> None:
                  ", ".join(tokens.users))
 
 
-def _github_forge(loaded: LoadedSettings, *,
-                  environ: Mapping[str, str]) -> tuple[github_auth_types.Auth, Forge]:
-    # Lazily: PyGithub is slow to import and only the GitHub forge needs it.
-    from promoter.forge.github import GitHubForge
-    from promoter.forge.github_auth import build_auth, build_client, marker_key
-
-    spec = loaded.settings.forge.github
-    assert spec is not None  # the schema requires it for type github
-    auth = build_auth(spec.auth, environ=environ, resolve=loaded.resolve,
-                      config_file=str(loaded.path))
-    key = marker_key(spec, environ=environ, resolve=loaded.resolve,
-                     config_file=str(loaded.path))
-    forge = GitHubForge(build_client(spec, auth), spec.repository, marker_key=key,
-                        merge_method=spec.merge_method, identity=_identity(loaded),
-                        approver_team=spec.approver_team)
-    return auth, forge
-
-
-def _build_github(loaded: LoadedSettings, *, environ: Mapping[str, str],
-                  remote: bool) -> tuple[GitOpsRepository, Forge]:
-    """GitHubForge, and the repository: a local clone, or an HTTPS remote through a mirror."""
-    auth, forge = _github_forge(loaded, environ=environ)
-    repo_url = loaded.settings.repository.url
-    repo: GitOpsRepository
-    if remote:
-        if not repo_url.startswith("https://"):
-            raise ConfigError(str(loaded.path), f"{repo_url!r}: only HTTPS remotes are "
-                              "supported", field="repository.url",
-                              fix="use https://HOST/OWNER/NAME.git")
-        from promoter.forge.github_auth import git_credentials
-        from promoter.gitops.remote import RemoteGitRepository, mirror_path
-
-        cache = _cache_dir(environ) / "mirrors"
-        repo = RemoteGitRepository(repo_url, mirror_path(cache, repo_url),
-                                   credentials=git_credentials(auth))
-    else:
-        repo = LocalGitRepository(loaded.resolve(repo_url))
-    return repo, forge
-
-
-def _identity(loaded: LoadedSettings) -> str:
-    """Who promoter is on the forge: its own reviews never count as approvals."""
-    github = loaded.settings.forge.github
-    return (github.identity if github is not None else None) or PROMOTER_IDENTITY
-
-
-def _state_dir(loaded: LoadedSettings, *, environ: Mapping[str, str], remote: bool) -> Path:
-    """Where promoter keeps records only it writes (verdicts): inside the git directory of
-    the local repository (never committed), or beside the mirror of a remote one."""
-    repo_url = loaded.settings.repository.url
-    if remote:
-        from promoter.gitops.remote import mirror_path
-
-        return mirror_path(_cache_dir(environ) / "mirrors", repo_url) / "promoter"
-    repo_path = loaded.resolve(repo_url)
-    git_dir = repo_path / ".git" if (repo_path / ".git").is_dir() else repo_path
-    return git_dir / "promoter"
-
-
-def _cache_dir(environ: Mapping[str, str]) -> Path:
-    return Path(environ.get("PROMOTER_CACHE_DIR") or Path.home() / ".cache" / "promoter")
-
-
-def forge_state_path(loaded: LoadedSettings, repo_path: Path) -> Path:
-    """Where LocalForge keeps its SQLite file: configured, or inside the git directory so it
-    is never committed and travels with the repository."""
-    if loaded.settings.forge.path:
-        return loaded.resolve(loaded.settings.forge.path)
-    git_dir = repo_path / ".git" if (repo_path / ".git").is_dir() else repo_path
-    return git_dir / "promoter" / "forge.sqlite"
-
-
-def build_store(loaded: LoadedSettings, *,
-                environ: Mapping[str, str] | None = None) -> ModelStore:
-    """The model store of promoter.yaml's `modelStore.url`: a local directory (relative to
-    promoter.yaml), or `s3://`/`gs://` on the standard credential chains, with its digests
-    cached in `$PROMOTER_CACHE_DIR/digests` (default ~/.cache/promoter) so another process
-    reads no version it has digested. Raises ConfigError for a URL it cannot use."""
-    spec = loaded.settings.model_store
-    store_url = spec.url
-    if "://" not in store_url:
-        return LocalModelStore(loaded.resolve(store_url),
-                               completion_marker=spec.completion_marker)
-    # Lazily: the object-store clients are slow to import and local stores never need them.
-    from promoter.errors import ModelStoreError
-    from promoter.model_store.objects import (
-        DigestCache,
-        ObjectModelStore,
-        is_object_store_url,
-    )
-
-    if not is_object_store_url(store_url):
-        raise ConfigError(str(loaded.path), f"{store_url!r}: not a model store URL",
-                          field="modelStore.url",
-                          fix="use a local directory, s3://BUCKET/PREFIX or gs://BUCKET/PREFIX")
-    environ = os.environ if environ is None else environ
-    try:
-        return ObjectModelStore(store_url, completion_marker=spec.completion_marker,
-                                digest_cache=DigestCache(_cache_dir(environ) / "digests"))
-    except ModelStoreError as exc:
-        raise ConfigError(str(loaded.path), exc.message, field="modelStore.url",
-                          fix=exc.fix) from exc
