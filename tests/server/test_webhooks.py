@@ -127,7 +127,7 @@ def test_missing_delivery_id_is_400(client: TestClient) -> None:
 
 
 def test_unknown_event_is_ignored(client: TestClient, caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level("INFO", logger="promoter.server.app"):
+    with caplog.at_level("INFO", logger="promoter.server.webhooks"):
         response = post(client, "issues", {"action": "opened", "repository": {
             "full_name": "Codertocat/Hello-World"}})
     assert response.status_code == 202
@@ -140,7 +140,7 @@ def test_unknown_repository_is_ignored(
         caplog: pytest.LogCaptureFixture) -> None:
     payload = as_promotion(example("pull_request", "synchronize"))
     payload["repository"]["full_name"] = "someone/else"
-    with caplog.at_level("WARNING", logger="promoter.server.app"):
+    with caplog.at_level("WARNING", logger="promoter.server.webhooks"):
         response = post(client, "pull_request", payload)
     assert response.status_code == 202
     assert response.json()["status"] == "ignored"
