@@ -2,9 +2,9 @@
 
 The one route that takes a body from outside the operator's control, so its checks run in
 an order that trusts nothing early: the signature over the raw bytes first, then the headers,
-then the JSON, then the delivery id and the repository. What the delivery calls for is
-decided by `routing` (pure); the reconciles run later on the scheduler's workers, never in
-the request.
+then the JSON (with promoter's own nesting limit, `json_depth`), then the delivery id and the
+repository. What the delivery calls for is decided by `routing` (pure); the reconciles run
+later on the scheduler's workers, never in the request.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse
 
 from promoter.server.answers import WebhookAnswer
 from promoter.server.dependencies import PartsDep, ServerParts
+from promoter.server.json_depth import MAX_JSON_DEPTH, JsonTooDeepError, load_json
 from promoter.server.routing import MalformedPayloadError, repository_name, route
 from promoter.server.signature import SIGNATURE_HEADER, verify
 
@@ -33,7 +34,8 @@ def webhook_router() -> APIRouter:
 
     @router.post(WEBHOOK_PATH, status_code=202, response_model=WebhookAnswer, responses={
         200: {**answer, "description": "ping, or a redelivery already processed"},
-        400: {**answer, "description": "malformed payload or headers"},
+        400: {**answer, "description": "malformed payload or headers, or JSON nesting "
+                                       f"deeper than {MAX_JSON_DEPTH} levels"},
         401: {**answer, "description": "missing or bad X-Hub-Signature-256"},
         413: {**answer, "description": "body over the cap, 25 MiB by default (refused while "
                                        "it streams in, before the signature is checked)"},
@@ -95,19 +97,18 @@ def _unverified(parts: ServerParts, body: bytes, signature: str | None, *,
 
 def _parse(parts: ServerParts, body: bytes, *, event: str,
            fields: dict[str, Any]) -> Any:
-    """The payload of a verified delivery, or the 400 that refuses it as not JSON."""
+    """The payload of a verified delivery, or the 400 that refuses it: not JSON, or nested
+    deeper than `MAX_JSON_DEPTH` (refused before it is parsed: signed, so from whoever holds
+    the secret, but not GitHub's, whose payloads nest a few levels)."""
     try:
-        return json.loads(body)
+        return load_json(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         parts.metrics.webhook(event, "malformed")
         log.warning("webhook body is not JSON: %s", exc, extra=fields)
         return webhook_answer(400, "rejected", "the body is not JSON")
-    except RecursionError:
-        # Signed, so from whoever holds the secret, but still not GitHub's: its payloads
-        # nest a few levels. The parser's recursion limit is the depth limit; hitting it
-        # is this request's error, not the server's (it was a 500).
+    except JsonTooDeepError:
         parts.metrics.webhook(event, "malformed")
-        log.warning("webhook body nests too deeply to parse", extra=fields)
+        log.warning("webhook body nests deeper than %d levels", MAX_JSON_DEPTH, extra=fields)
         return webhook_answer(400, "rejected", "the body's JSON nests too deeply")
 
 
