@@ -54,9 +54,16 @@ RolloutsQuery = Annotated[bool, Query(
 
 
 def api_router() -> APIRouter:
-    """The API's routes, to be included under `/api/v1`."""
+    """The API's routes, to be included under `/api/v1`: what runs where, the history and
+    DORA figures, and reviews."""
     router = APIRouter(tags=["api"])
+    _add_status_routes(router)
+    _add_history_routes(router)
+    _add_review_routes(router)
+    return router
 
+
+def _add_status_routes(router: APIRouter) -> None:
     @router.get("/environments")
     def environments(service: ServiceDep, rollouts: RolloutsQuery = False) -> EnvironmentsAnswer:
         """Every environment in promotion order: what is deployed, and the open promotion."""
@@ -87,6 +94,8 @@ def api_router() -> APIRouter:
         return PromotionDetailAnswer(**dict(found),
                                      evaluation_report=service.evaluation_report(number))
 
+
+def _add_history_routes(router: APIRouter) -> None:
     @router.get("/history", responses={400: {"description": "no such environment"}})
     def history(service: ServiceDep, environment: str | None = None,
                 limit: Annotated[int, Query(ge=1, le=1000)] = DEFAULT_LIMIT) -> HistoryAnswer:
@@ -104,39 +113,43 @@ def api_router() -> APIRouter:
         return DoraAnswer.of(window, service.dora(window=length, end=end,
                                                   environment=environment))
 
-    def review(number: int, body: ReviewRequest | None, user: str, parts: ServerParts, *,
-               reject: bool) -> ReviewAnswer:
-        if body is not None and body.user is not None and body.user != user:
-            raise ApiError(403, f"this token belongs to {user}; it cannot act as {body.user}",
-                           fix=f"leave out \"user\" (the review is recorded as {user}), or "
-                               f"send {body.user}'s own token")
-        result = parts.service.approve(number, user=user, reject=reject)
-        log.info("%s %s PR #%s over the API", user,
-                 "requested changes on" if reject else "approved", number,
-                 extra={"pr": number})
-        pull = next((p for p in _promotions(parts.service) if p.number == number), None)
-        if pull is not None:  # the approvals gate changed: reconcile now
-            parts.scheduler.submit(parts.jobs.pull(number, branch=pull.branch))
-        return ReviewAnswer.of(number, result)
 
-    refusals: dict[int | str, dict[str, Any]] = {
-        401: {"description": "missing or unknown bearer token"},
-        403: {"description": "no tokens file configured (approvals over HTTP are off), or "
-                             "the body names a user other than the token's"},
-        404: {"description": "no such pull request"},
-        422: {"description": "the token's user may not review (policy), or a bad body"},
-    }
+_REVIEW_REFUSALS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "missing or unknown bearer token"},
+    403: {"description": "no tokens file configured (approvals over HTTP are off), or "
+                         "the body names a user other than the token's"},
+    404: {"description": "no such pull request"},
+    422: {"description": "the token's user may not review (policy), or a bad body"},
+}
 
-    @router.post("/promotions/{number}/approve", responses=refusals)
+
+def _review(number: int, body: ReviewRequest | None, user: str, parts: ServerParts, *,
+            reject: bool) -> ReviewAnswer:
+    """Record the token user's review and reconcile the promotion its approvals gate
+    changed; a body naming another user is refused (403)."""
+    if body is not None and body.user is not None and body.user != user:
+        raise ApiError(403, f"this token belongs to {user}; it cannot act as {body.user}",
+                       fix=f"leave out \"user\" (the review is recorded as {user}), or "
+                           f"send {body.user}'s own token")
+    result = parts.service.approve(number, user=user, reject=reject)
+    log.info("%s %s PR #%s over the API", user,
+             "requested changes on" if reject else "approved", number,
+             extra={"pr": number})
+    pull = next((p for p in _promotions(parts.service) if p.number == number), None)
+    if pull is not None:  # the approvals gate changed: reconcile now
+        parts.scheduler.submit(parts.jobs.pull(number, branch=pull.branch))
+    return ReviewAnswer.of(number, result)
+
+
+def _add_review_routes(router: APIRouter) -> None:
+    @router.post("/promotions/{number}/approve", responses=_REVIEW_REFUSALS)
     def approve(number: int, parts: PartsDep, user: TokenUserDep,
                 body: ReviewRequest | None = None) -> ReviewAnswer:
         """Approve a promotion on the local forge as the bearer token's user."""
-        return review(number, body, user, parts, reject=False)
+        return _review(number, body, user, parts, reject=False)
 
-    @router.post("/promotions/{number}/reject", responses=refusals)
+    @router.post("/promotions/{number}/reject", responses=_REVIEW_REFUSALS)
     def reject(number: int, parts: PartsDep, user: TokenUserDep,
                body: ReviewRequest | None = None) -> ReviewAnswer:
         """Request changes on a promotion on the local forge as the bearer token's user."""
-        return review(number, body, user, parts, reject=True)
-
-    return router
+        return _review(number, body, user, parts, reject=True)
