@@ -66,6 +66,7 @@ import traceback
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -85,7 +86,9 @@ from promoter.errors import PromoterError, PullRequestNotFoundError  # noqa: E40
 from promoter.forge.base import Forge  # noqa: E402
 from promoter.forge.instrumented import WRITE_OPERATIONS  # noqa: E402
 from promoter.model_store import ModelStore  # noqa: E402
+from promoter.promotion.dora import DoraFigures  # noqa: E402
 from promoter.promotion.evaluator import Evaluator, SubprocessEvaluator  # noqa: E402
+from promoter.promotion.history import DEFAULT_LIMIT, EnvironmentHistory  # noqa: E402
 from promoter.promotion.results import (  # noqa: E402
     EnvironmentStatus,
     PromotionState,
@@ -323,6 +326,14 @@ class Pipeline:
 
     def approve(self, number: int, *, user: str, reject: bool = False) -> Review:
         return self._service.approve(number, user=user, reject=reject)
+
+    def history(self, *, environment: str | None = None,
+                limit: int = DEFAULT_LIMIT) -> Sequence[EnvironmentHistory]:
+        return self._service.history(environment=environment, limit=limit)
+
+    def dora(self, *, window: timedelta, end: datetime | None = None,
+             environment: str | None = None) -> Sequence[DoraFigures]:
+        return self._service.dora(window=window, end=end, environment=environment)
 
     # CI ---------------------------------------------------------------------------------------
 

@@ -80,6 +80,13 @@ class CountingService:
     def approve(self, number: int, *, user: str, reject: bool = False) -> Any:
         raise NotImplementedError
 
+    def history(self, *, environment: str | None = None, limit: int = 0) -> list[Any]:
+        return []  # no environments (dry_config), so no history
+
+    def dora(self, *, window: Any, end: Any = None, environment: str | None = None
+             ) -> list[Any]:
+        return []
+
 
 @dataclass(frozen=True)
 class Delivery:

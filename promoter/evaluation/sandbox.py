@@ -20,6 +20,8 @@ already.
   bpf, perf, keyrings, io_uring, userfaultfd, handle-based opens, and execve. It is installed
   with SECCOMP_FILTER_FLAG_TSYNC, so every thread gets it.
 
+The packages the worker never imports are `refused_imports`'s (re-exported here).
+
 Each function returns a plain sentence of what it achieved, or raises `ConfinementUnavailableError`
 saying why not; the worker puts both in the report's `confinement` block.
 """
@@ -32,8 +34,11 @@ import os
 import platform
 import sys
 from collections.abc import Iterable, Mapping
-from importlib.machinery import ModuleSpec
 from pathlib import Path
+
+# Kept importable from here, where the worker and its tests name them.
+from promoter.evaluation.refused_imports import REFUSED_MODULES as REFUSED_MODULES
+from promoter.evaluation.refused_imports import refuse_imports as refuse_imports
 
 ENVIRONMENT_ALLOWLIST = ("LANG", "LC_ALL", "LC_CTYPE", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
                          "OPENBLAS_NUM_THREADS", "TF_NUM_INTRAOP_THREADS",
@@ -359,44 +364,3 @@ def install_seccomp() -> str:
     return (f"{machine} filter of {len(prog)} instructions: socket() denied for every "
             f"address family; {len(DENIED_SYSCALLS)} system calls (ptrace, mount, namespaces, "
             "bpf, kernel modules, io_uring, execve, ...) fail with EPERM")
-
-
-# --- imports the worker refuses ---------------------------------------------------------------
-
-REFUSED_MODULES = ("keras", "tf_keras", "sklearn")
-"""Packages the worker never imports. `import tensorflow` imports Keras eagerly (which imports
-scikit-learn for its wrappers): about a third of the worker's start-up, measured in
-benchmarks/fixed_cost.py. Scoring needs neither: `tf.saved_model.load` recreates a Keras
-export as generic TensorFlow objects with its signatures, and TensorFlow imports Keras inside
-`try: ... except ImportError`. Refusing them also keeps Keras's deserialisation code (which a
-SavedModel's metadata could steer) out of the process that runs an untrusted model."""
-
-
-class _RefusingLoader:
-    """A loader whose every module fails to import, with a message saying why."""
-
-    def create_module(self, spec: ModuleSpec) -> None:
-        raise ImportError(f"{spec.name} is not imported in the evaluation worker "
-                          "(promoter.evaluation.sandbox.REFUSED_MODULES)", name=spec.name)
-
-    def exec_module(self, module: object) -> None:  # never reached: create_module raises
-        raise ImportError("refused")
-
-
-class _RefusingFinder:
-    def __init__(self, packages: Iterable[str]) -> None:
-        self._packages = frozenset(packages)
-
-    def find_spec(self, name: str, path: object = None,
-                  target: object = None) -> ModuleSpec | None:
-        if name.partition(".")[0] not in self._packages:
-            return None
-        # origin None: `importlib.util.find_spec` callers (TensorFlow's lazy Keras loader)
-        # find no directory and carry on without it.
-        return ModuleSpec(name, _RefusingLoader())  # type: ignore[arg-type]
-
-
-def refuse_imports(packages: Iterable[str]) -> None:
-    """Make every later import of `packages` (and their submodules) raise ImportError in this
-    process. Modules imported already are left as they are."""
-    sys.meta_path.insert(0, _RefusingFinder(packages))

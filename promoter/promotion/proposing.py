@@ -11,22 +11,14 @@ Order of writes, and why it is safe:
 from __future__ import annotations
 
 import logging
-import threading
-from collections.abc import Mapping
 from functools import partial
 
 from promoter.config.schema import EnvironmentSpec
 from promoter.domain.model_versions import ModelVersion
-from promoter.domain.pull_requests import login_key
-from promoter.errors import BadInputError, GitError, PromotionError
+from promoter.domain.pull_requests import PullRequest
+from promoter.errors import PromotionError
 from promoter.policy import decide_upstream
-from promoter.promotion.authorship import (
-    authors_in,
-    authors_of,
-    merge_authors,
-    require_author_name,
-    trailers,
-)
+from promoter.promotion.authorship import authors_of, merge_authors, require_author_name
 from promoter.promotion.context import PromotionContext, Target
 from promoter.promotion.conventions import (
     BOT,
@@ -35,19 +27,12 @@ from promoter.promotion.conventions import (
     ROLLBACK_LABEL,
 )
 from promoter.promotion.hydrate import hydrate
+from promoter.promotion.own_proposals import OwnProposals
 from promoter.promotion.results import ProposalOutcome, ProposalPlan, ProposalResult
 from promoter.render import RenderedManifests
-from promoter.render.metadata import (
-    METADATA_FILE,
-    DeployedModel,
-    HydratorMetadata,
-    MetadataError,
-)
+from promoter.render.metadata import METADATA_FILE
 
 log = logging.getLogger(__name__)
-
-_RENDER_CACHE_SIZE = 512
-"""Renders kept for the reconcile's check (a few per environment, at most)."""
 
 REPLACED_COMMENT_KEY = "replaced-commit"
 """The PR comment that says a commit on `<env>-next` was not promoter's and was not used."""
@@ -71,10 +56,8 @@ class Proposer:
 
     def __init__(self, context: PromotionContext) -> None:
         self._ctx = context
-        # Renders are pure functions of these inputs; every reconcile checks its head against
-        # one, so recent ones are kept (bounded, thread-safe: a whole value per key).
-        self._renders: dict[tuple[str, str, str, int, str, str], dict[str, bytes]] = {}
-        self._renders_lock = threading.Lock()
+        self.own = OwnProposals(context)
+        """What promoter's proposals hold, and whether a commit is one (reconciles ask)."""
 
     def propose(self, *, environment: str, model: str, version: int,
                 author: str) -> ProposalResult:
@@ -108,7 +91,7 @@ class Proposer:
         if commit is None:
             commit = ctx.repo.create_commit(
                 files=plan.files, parents=[env_head], author=BOT,
-                message=self._commit_message(target, candidate, env_head, plan.authors),
+                message=self.own.commit_message(target, candidate, env_head, plan.authors),
             )
             # Lease on what promoter last saw: a concurrent proposal makes this fail, and
             # nothing is overwritten.
@@ -162,8 +145,7 @@ class Proposer:
                 f"cannot propose {model} v{version} to {env.name}: {upstream_gate.description}",
                 fix=f"promote {model} v{version} to {env.promotes_from} first",
             )
-        files = self._proposal_files(target, rendered, candidate)
-        self._remember(target, candidate, files)
+        files = self.own.files_of(target, rendered, candidate)
 
         env_head = ctx.repo.branch_head(env.branch)
         deployed = ctx.metadata_at(env_head, where=env.branch) if env_head else None
@@ -189,37 +171,35 @@ class Proposer:
         # A commit already on `<env>-next` is reused only if it is exactly what this call
         # would write: its metadata alone proves nothing (anyone can copy it). A branch that
         # does not exist yet has no commit of promoter's on it.
-        adoptable = (env_head is not None and next_head is not None and self._is_own_commit(
+        adoptable = (env_head is not None and next_head is not None and self.own.is_own_commit(
             next_head, env_head, files, target, candidate, authors))
         if (existing is not None and next_head is not None and next_head != existing.head_sha
                 and not adoptable):
             # Not a commit a killed `propose` left (that one is exactly what promoter writes).
-            raise ForeignPushError(
-                f"{env.proposal_branch} is at {next_head[:12]} but promoter last wrote "
-                f"{existing.head_sha[:12]}: someone else pushed to the proposal branch",
-                fix=f"look at the extra commits on {env.proposal_branch}, then close "
-                    f"PR #{existing.number} and delete the branch to start over",
-                pull_number=existing.number, comment=(
-                    f"⚠️ `{env.proposal_branch}` is at `{next_head}`, but promoter last wrote "
-                    f"`{existing.head_sha}`. Promoter will not overwrite a push it did not "
-                    "make: review those commits, then close this PR and delete the branch to "
-                    "start over."))
-        replaces = None
-        if adoptable:
-            outcome = (ProposalOutcome.OPENED if existing is None
-                       else ProposalOutcome.UNCHANGED if existing.head_sha == next_head
-                       else ProposalOutcome.UPDATED)
-        else:
-            outcome = ProposalOutcome.UPDATED if existing else ProposalOutcome.OPENED
-            if (existing is None and next_head is not None and env_head is not None
-                    and ctx.repo.commit_info(next_head).parents == (env_head,)):
-                replaces = next_head  # it looked like a proposal: say it was not taken
+            raise _foreign_push(env, existing, next_head)
+        outcome, replaces = self._outcome(existing, next_head=next_head, env_head=env_head,
+                                          adoptable=adoptable)
         return plan(outcome=outcome, pull_request=existing.number if existing else None,
                     pull_author=existing.author if existing else None,
                     proposal_head=next_head, commit=next_head if adoptable else None,
                     replaces=replaces, changed_files=changed, authors=authors)
 
     # --- internals ----------------------------------------------------------------------------
+
+    def _outcome(self, existing: PullRequest | None, *, next_head: str | None,
+                 env_head: str | None, adoptable: bool
+                 ) -> tuple[ProposalOutcome, str | None]:
+        """What proposing does to the PR, and the commit on `<env>-next` it does not take
+        over (one that looked like a proposal, said on the PR), if any."""
+        if adoptable:
+            return (ProposalOutcome.OPENED if existing is None
+                    else ProposalOutcome.UNCHANGED if existing.head_sha == next_head
+                    else ProposalOutcome.UPDATED), None
+        outcome = ProposalOutcome.UPDATED if existing else ProposalOutcome.OPENED
+        if (existing is None and next_head is not None and env_head is not None
+                and self._ctx.repo.commit_info(next_head).parents == (env_head,)):
+            return outcome, next_head  # it looked like a proposal: say it was not taken
+        return outcome, None
 
     def _create_environment_branch(self, env: EnvironmentSpec) -> str:
         """Start an environment branch with a README, so the first promotion has a base."""
@@ -231,126 +211,6 @@ class Proposer:
         repo.update_branch(env.branch, commit, expected=None, fast_forward_only=True)
         log.info("created environment branch %s", env.branch)
         return commit
-
-    def _proposal_files(self, target: Target, rendered: RenderedManifests,
-                        candidate: ModelVersion) -> dict[str, bytes]:
-        deployed = DeployedModel(
-            environment=target.environment.name, model=candidate.name,
-            version=candidate.version, digest=candidate.digest, model_uri=candidate.uri,
-            promoted_from=target.environment.promotes_from,
-            manifests_digest=rendered.digest(),
-        )
-        metadata = self._metadata(target.dry_sha, deployed, repo_url=self._ctx.repo.url)
-        return {**rendered.files, "README.md": ENV_BRANCH_README,
-                METADATA_FILE: metadata.to_json()}
-
-    def _metadata(self, dry_sha: str, deployed: DeployedModel, *,
-                  repo_url: str) -> HydratorMetadata:
-        """hydrator.metadata for `deployed`, rendered from the dry commit `dry_sha`."""
-        dry_commit = self._ctx.repo.commit_info(dry_sha)
-        return HydratorMetadata(
-            repo_url=repo_url, dry_sha=dry_sha,
-            author=f"{dry_commit.author.name} <{dry_commit.author.email}>",
-            date=dry_commit.authored_at.isoformat(), subject=dry_commit.subject,
-            body=dry_commit.body, deployed=deployed,
-        )
-
-    def expected_files(self, target: Target, *, model: str, version: int) -> dict[str, bytes]:
-        """Every file of the proposal promoter would write now for `model` `version`: the
-        render of the dry source at `target.dry_sha`, README and hydrator.metadata.
-
-        Raises what hydration raises (BadInputError subclasses) for inputs that no longer
-        render, e.g. a version removed from the store."""
-        ctx = self._ctx
-        # The render is a function of the dry commit, the environment, the version's bytes
-        # (its digest, which the manifests pin) and the repository URL in the metadata.
-        key = self._render_key(target, ctx.store.get(model, version))
-        with self._renders_lock:
-            cached = self._renders.get(key)
-        if cached is not None:
-            return dict(cached)
-        hydrated = hydrate(target.dry, ctx.settings.settings, ctx.store,
-                           environment=target.environment.name, model=model, version=version,
-                           config_file=str(ctx.settings.path))
-        files = self._proposal_files(target, hydrated.manifests, hydrated.version)
-        self._remember(target, hydrated.version, files)
-        return files
-
-    def _render_key(self, target: Target, version: ModelVersion
-                    ) -> tuple[str, str, str, int, str, str]:
-        return (target.dry_sha, target.environment.name, version.name, version.version,
-                version.digest, self._ctx.repo.url)
-
-    def _remember(self, target: Target, version: ModelVersion,
-                  files: Mapping[str, bytes]) -> None:
-        with self._renders_lock:
-            if len(self._renders) >= _RENDER_CACHE_SIZE:
-                self._renders.pop(next(iter(self._renders)))
-            self._renders[self._render_key(target, version)] = dict(files)
-
-    def holds_exactly(self, commit: str, env_head: str, files: Mapping[str, bytes]) -> bool:
-        """True if `commit` is the proposal promoter writes: directly on `env_head`, with
-        exactly `files` byte for byte.
-
-        The one allowed difference is in hydrator.metadata's description of the dry commit
-        it was rendered from: an earlier commit of the dry branch (the render it produced is
-        the same bytes) or another repository URL (the repository moved). Everything that is
-        deployed, every manifest and every model field must be identical. So a commit left by
-        a killed `propose` is taken over, a proposal survives an unrelated dry-branch commit
-        (and keeps its approvals), and a look-alike with one changed file is refused.
-        """
-        repo = self._ctx.repo
-        if repo.commit_info(commit).parents != (env_head,):
-            return False
-        if repo.tree_id(commit) == repo.tree_of(files):
-            return True  # byte for byte: the common case, without reading a file back
-        if repo.list_files(commit) != sorted(files):
-            return False
-        if not all(repo.read_file(commit, path) == data for path, data in files.items()
-                   if path != METADATA_FILE):
-            return False
-        actual = repo.read_file(commit, METADATA_FILE)
-        expected = HydratorMetadata.from_json(files[METADATA_FILE], where="render")
-        if actual == files[METADATA_FILE]:
-            return True
-        try:
-            claimed = HydratorMetadata.from_json(actual or b"", where=f"proposal {commit[:12]}")
-        except MetadataError:
-            return False
-        if claimed.deployed != expected.deployed or not _is_hex_sha(claimed.dry_sha):
-            return False
-        try:
-            if not repo.is_ancestor(claimed.dry_sha, expected.dry_sha):
-                return False
-            described = self._metadata(claimed.dry_sha, expected.deployed,
-                                       repo_url=claimed.repo_url)
-        except GitError:
-            return False  # names a commit this repository does not have
-        return described.to_json() == actual
-
-    def own_proposal_at(self, target: Target, commit: str) -> DeployedModel | None:
-        """What `commit` proposes if it is a proposal promoter writes: one parent, in the
-        environment branch's history, and byte for byte promoter's render now of the version
-        its hydrator.metadata names (`holds_exactly`, against that parent). None for anything
-        else: a commit someone else wrote (its metadata alone proves nothing), one this
-        repository lacks, or a version that no longer renders."""
-        repo, env = self._ctx.repo, target.environment
-        try:
-            parents = repo.commit_info(commit).parents
-            meta = self._ctx.metadata_at(commit, where=env.proposal_branch)
-        except (GitError, MetadataError):
-            return None
-        env_head = repo.branch_head(env.branch)
-        if (meta is None or len(parents) != 1 or env_head is None
-                or meta.deployed.environment != env.name
-                or not repo.is_ancestor(parents[0], env_head)):
-            return None
-        try:
-            files = self.expected_files(target, model=meta.deployed.model,
-                                        version=meta.deployed.version)
-        except BadInputError:
-            return None
-        return meta.deployed if self.holds_exactly(commit, parents[0], files) else None
 
     def _changed_files(self, env_head: str | None,
                        rendered: RenderedManifests) -> list[str]:
@@ -364,34 +224,6 @@ class Proposer:
                    if p not in (METADATA_FILE, "README.md")}
         paths = sorted(set(current) | set(rendered.files))
         return [p for p in paths if current.get(p) != rendered.files.get(p)]
-
-    def _is_own_commit(self, commit: str, env_head: str, files: Mapping[str, bytes],
-                       target: Target, candidate: ModelVersion,
-                       authors: tuple[str, ...]) -> bool:
-        """True if `commit` is exactly the proposal commit promoter writes: its tree is
-        `files` (`holds_exactly`) and its message is promoter's, naming at least `authors`.
-        A commit a killed `propose` left passes; a copy whose message drops an author (to
-        launder who proposed it) does not."""
-        if not self.holds_exactly(commit, env_head, files):
-            return False
-        info = self._ctx.repo.commit_info(commit)
-        listed = authors_in(info.body)
-        if not {login_key(a) for a in authors} <= {login_key(a) for a in listed}:
-            return False
-        subject, _, body = self._commit_message(target, candidate, env_head,
-                                                listed).partition("\n\n")
-        return (info.subject, info.body) == (subject, body.rstrip("\n"))
-
-    @staticmethod
-    def _commit_message(target: Target, candidate: ModelVersion, env_head: str,
-                        authors: tuple[str, ...]) -> str:
-        return (
-            f"Hydrate {candidate.name} v{candidate.version} for {target.environment.name}\n\n"
-            f"Model digest: {candidate.digest}\n"
-            f"Dry source: {target.dry_sha}\n"
-            f"Environment branch: {target.environment.branch}@{env_head}\n\n"
-            f"{trailers(authors)}"
-        )
 
     def _pull_body(self, target: Target, candidate: ModelVersion, changed: list[str],
                    commit: str) -> str:
@@ -415,5 +247,17 @@ class Proposer:
         )
 
 
-def _is_hex_sha(value: str) -> bool:
-    return len(value) == 40 and all(c in "0123456789abcdef" for c in value)
+def _foreign_push(env: EnvironmentSpec, existing: PullRequest,
+                  next_head: str) -> ForeignPushError:
+    """The refusal of a proposal branch someone else pushed to, with the PR comment that
+    says so."""
+    return ForeignPushError(
+        f"{env.proposal_branch} is at {next_head[:12]} but promoter last wrote "
+        f"{existing.head_sha[:12]}: someone else pushed to the proposal branch",
+        fix=f"look at the extra commits on {env.proposal_branch}, then close "
+            f"PR #{existing.number} and delete the branch to start over",
+        pull_number=existing.number, comment=(
+            f"⚠️ `{env.proposal_branch}` is at `{next_head}`, but promoter last wrote "
+            f"`{existing.head_sha}`. Promoter will not overwrite a push it did not "
+            "make: review those commits, then close this PR and delete the branch to "
+            "start over."))

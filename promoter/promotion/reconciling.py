@@ -143,14 +143,14 @@ class Reconciler:
                     note="already deployed")
             return result.pull_request.number
         try:
-            files = self._proposer.expected_files(target, model=promo.model,
-                                                  version=promo.version)
+            files = self._proposer.own.expected_files(target, model=promo.model,
+                                                      version=promo.version)
         except BadInputError as exc:
             # The version no longer renders (removed from the store, a template now broken):
             # nothing is promoter's render, so nothing is merged; the reason goes on the PR.
             return self._halt(pull, env, f"{promo.model} v{promo.version} no longer renders: "
                               f"{exc.message}", promo)
-        if not self._proposer.holds_exactly(pull.head_sha, env_head, files):
+        if not self._proposer.own.holds_exactly(pull.head_sha, env_head, files):
             # Whatever the forge says promoter wrote, only promoter's render is merged: write
             # it again (the proposal's history says what was replaced) and judge that.
             ctx.forge.upsert_comment(number, key=REPLACED_COMMENT_KEY, body=(

@@ -206,14 +206,14 @@ class PromotionService:
         plant any hydrator.metadata): the newest PR from `<env>-next` into the environment
         branch that is no longer open must be CLOSED (not merged), not a rollback, and its
         recorded head must be promoter's own render of the version it names
-        (`Proposer.own_proposal_at`). One forge request (`find_last_closed_pull_request`)."""
+        (`OwnProposals.own_proposal_at`). One forge request (`find_last_closed_pull_request`)."""
         pull = self._ctx.forge.find_last_closed_pull_request(
             head=environment.proposal_branch, base=environment.branch)
         if (pull is None or pull.state is not PullRequestState.CLOSED or not pull.head_sha
                 or ROLLBACK_LABEL in pull.labels):
             return None
-        return self._proposer.own_proposal_at(self._ctx.target(environment.name),
-                                              pull.head_sha)
+        return self._proposer.own.own_proposal_at(self._ctx.target(environment.name),
+                                                  pull.head_sha)
 
     def promotion_phase(self, number: int) -> PromotionPhase:
         """Where PR `number` stands (open, merged or closed), derived from the forge and git.

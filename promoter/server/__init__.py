@@ -18,7 +18,8 @@ Endpoints (OpenAPI at `/docs` and `/openapi.json`):
 
 Webhook answers: 202 `scheduled` (with the jobs) or `ignored` (with the reason: unknown event,
 another repository, not a promotion); 200 `pong` and 200 `duplicate` (a redelivery of an id
-already accepted: nothing is scheduled); 400 malformed JSON or payload shape; 401 missing or
+already accepted: nothing is scheduled); 400 malformed JSON or payload shape (or JSON
+nesting deeper than 64 levels, refused unparsed: `json_depth`); 401 missing or
 bad signature (checked over the raw body before anything is parsed; only `sha256=`); 413 a
 body over 25 MiB, refused while it streams in, before the signature is checked (every other
 route: over 64 KiB; `promoter.server.limits`); 503 while shutting down (the id is not

@@ -29,7 +29,7 @@ def restore_logging_levels() -> Iterator[None]:
 def evaluator(monkeypatch: pytest.MonkeyPatch) -> ScriptedEvaluator:
     """The evaluator every service the CLI builds uses; v3 fails its evaluation."""
     scripted = ScriptedEvaluator(failing_versions={3})
-    monkeypatch.setattr("promoter.wiring.SubprocessEvaluator",
+    monkeypatch.setattr("promoter.wiring.services.SubprocessEvaluator",
                         lambda store, pool=None, shards=None: scripted)
     return scripted
 

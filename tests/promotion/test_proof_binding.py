@@ -121,7 +121,7 @@ def test_discovery_does_not_adopt_a_lookalike_commit(world: World) -> None:
     auto = auto_world(world.root.parent / "auto", auto="[dev]", settle=0.0)
     auto.promote("dev", 1)
     repo = LocalGitRepository(auto.root)
-    proposer_part = auto.service._proposer  # the files promoter would write, as an attacker
+    proposer_part = auto.service._proposer.own  # the files promoter writes, as an attacker
     files = proposer_part.expected_files(auto.service._ctx.target("dev"), model="churn",
                                          version=3)
     env_head = repo.branch_head("environments/dev")

@@ -10,7 +10,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from promoter.config.loader import DryConfig
@@ -22,7 +22,10 @@ from promoter.domain.pull_requests import (
     ReviewState,
     StatusState,
 )
+from promoter.errors import BadInputError
 from promoter.policy import GateResult
+from promoter.promotion.dora import DoraFigures, Window, dora_figures
+from promoter.promotion.history import DEFAULT_LIMIT, EnvironmentHistory
 from promoter.promotion.results import EnvironmentStatus, PromotionState, ReconcileOutcome
 from promoter.schemas import data_file
 from promoter.server.signature import sign
@@ -149,6 +152,26 @@ class FakeService:
         self._record("approve", (number, user, reject))
         state = ReviewState.CHANGES_REQUESTED if reject else ReviewState.APPROVED
         return Review(user, state, "b" * 40, datetime(2026, 1, 1, tzinfo=UTC))
+
+    def history(self, *, environment: str | None = None,
+                limit: int = DEFAULT_LIMIT) -> list[EnvironmentHistory]:
+        """Every environment with no deployment (the fake merges nothing); an unknown
+        `environment` is BadInputError, as the service's."""
+        self._record("history", (environment, limit))
+        if environment is not None and environment not in self._envs:
+            raise BadInputError(f"no environment named {environment!r}",
+                                fix=f"use one of: {', '.join(self._envs)}")
+        return [EnvironmentHistory(environment=name, branch=env.branch, deployments=(),
+                                   truncated=False)
+                for name, env in self._envs.items() if environment in (None, name)]
+
+    def dora(self, *, window: timedelta, end: datetime | None = None,
+             environment: str | None = None) -> list[DoraFigures]:
+        """The figures of `history`, computed as the service computes them (none: nothing
+        was deployed)."""
+        self._record("dora", (window, end, environment))
+        return dora_figures(self.history(environment=environment), completed={},
+                            window=Window.ending(end or datetime.now(UTC), window))
 
     def calls_of(self, name: str) -> list[Any]:
         with self._lock:
