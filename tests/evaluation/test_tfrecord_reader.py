@@ -15,7 +15,6 @@ import os
 import random
 import struct
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +24,7 @@ from hypothesis import strategies as st
 
 from promoter.errors import HoldoutError
 from promoter.evaluation.holdout import ColumnRequest
-from promoter.evaluation.tfrecord import TFRecordHoldoutReader, _prefetched
+from promoter.evaluation.tfrecord import TFRecordHoldoutReader
 from tests.evaluation import example_strategies as gen
 from tests.evaluation.example_proto import reference
 from tests.evaluation.example_strategies import Wanted
@@ -297,38 +296,6 @@ def test_empty_file_is_an_error(tmp_path: Path) -> None:
     path.write_bytes(b"")
     with pytest.raises(HoldoutError, match="empty"):
         _read(path, widths={"x": 1, "label": 1})
-
-
-# --- the background thread --------------------------------------------------------------------
-
-def test_prefetch_hands_over_items_in_order_and_raises_the_producers_error() -> None:
-    def items() -> Iterator[int]:
-        yield from range(5)
-        raise ValueError("boom")
-
-    seen: list[int] = []
-
-    def consume() -> None:
-        seen.extend(_prefetched(items(), depth=2))
-
-    with pytest.raises(ValueError, match="boom"):
-        consume()
-    assert seen == [0, 1, 2, 3, 4]
-
-
-def test_prefetch_stops_its_thread_when_the_consumer_stops_early() -> None:
-    closed = []
-
-    def items() -> Iterator[int]:
-        try:
-            yield from range(10**9)
-        finally:
-            closed.append(True)
-
-    iterator = _prefetched(items(), depth=2)
-    assert next(iterator) == 0
-    iterator.close()  # joins the thread; would hang if the producer kept going
-    assert closed == [True]
 
 
 # --- checksums and the kernel cache ----------------------------------------------------------
