@@ -15,6 +15,7 @@ pytest_plugins = [
     "tests.fixtures.browser",
     "tests.fixtures.demo",
     "tests.fixtures.git",
+    "tests.fixtures.kubernetes",
     "tests.fixtures.models",
     "tests.fixtures.object_stores",
 ]

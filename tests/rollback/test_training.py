@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -23,7 +23,6 @@ from promoter.gitops.local import LocalGitRepository
 from promoter.model_store import LocalModelStore
 from promoter.promotion import PromotionService
 from promoter.promotion.rollback import RollbackService
-from promoter.schemas import validate_crd_object
 from promoter.wiring import build_app
 from tests.cluster.fake_api import FakeKubernetesApi
 from tests.cluster.objects import (
@@ -44,12 +43,6 @@ with warnings.catch_warnings():
     # As in tests/server/conftest.py: Starlette 1.x asks for the `httpx2` fork at import time.
     warnings.filterwarnings("ignore", message=r"Using `httpx` with `starlette\.testclient`")
     from fastapi.testclient import TestClient
-
-
-@pytest.fixture
-def api() -> Iterator[FakeKubernetesApi]:
-    with FakeKubernetesApi(validator=validate_crd_object) as server:
-        yield server
 
 
 def _service(world: World, reader: KubernetesClusterReader) -> PromotionService:
