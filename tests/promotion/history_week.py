@@ -17,19 +17,12 @@ from promoter.model_store import LocalModelStore
 from promoter.promotion import PromotionService, PromotionState
 from promoter.promotion.history_reader import completion_times
 from promoter.promotion.rollback import RollbackService
+from tests.fakes.clock import ManualClock
 from tests.fakes.scripted import ScriptedCluster, ScriptedEvaluator
 from tests.promotion.world import World
 
 M = timedelta(minutes=1)
 H = timedelta(hours=1)
-
-
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 class Week:
@@ -42,7 +35,7 @@ class Week:
         # Whole seconds: git keeps seconds, so every time compares exactly.
         latest = max(self.completed.values())
         self.t0 = datetime.fromtimestamp(math.ceil(latest.timestamp()), UTC) + H
-        self.clock = Clock(self.t0)
+        self.clock = ManualClock(self.t0)
         self.cluster = ScriptedCluster()
         repo = LocalGitRepository(root, clock=self.clock)
         self.forge = LocalForge(root / ".git" / "promoter" / "forge.sqlite", repo,

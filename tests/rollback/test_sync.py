@@ -8,10 +8,8 @@ The failed rollout is what a rollback answers, so waiting for the controller's i
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-
-import pytest
 
 from promoter.cluster import DeliveryTarget, RolloutPhase
 from promoter.cluster.kubernetes import KubernetesClusterReader
@@ -23,7 +21,6 @@ from promoter.gitops.local import LocalGitRepository
 from promoter.model_store import LocalModelStore
 from promoter.promotion import PromotionService, PromotionState
 from promoter.promotion.rollback import RollbackService
-from promoter.schemas import validate_crd_object
 from tests.cluster.fake_api import FakeKubernetesApi
 from tests.cluster.objects import (
     application,
@@ -33,35 +30,14 @@ from tests.cluster.objects import (
     synced_application,
 )
 from tests.deploy.test_deploy import _build, _granted, _rule
+from tests.fakes.clock import ManualClock
 from tests.fixtures.git import run_git
 from tests.promotion.world import World
 
 BRANCH = "environments/dev"
 
 
-class Clock:
-    """One clock for git, the forge and the service, moved by the test."""
-
-    def __init__(self) -> None:
-        self.now = datetime.now(UTC).replace(microsecond=0)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-@pytest.fixture
-def api() -> Iterator[FakeKubernetesApi]:
-    with FakeKubernetesApi(validator=validate_crd_object) as server:
-        yield server
-
-
-@pytest.fixture
-def reader(api: FakeKubernetesApi) -> Iterator[KubernetesClusterReader]:
-    with KubernetesClusterReader.for_host(api.url, request_timeout_s=5) as client:
-        yield client
-
-
-def _service(world: World, reader: KubernetesClusterReader, clock: Clock) -> PromotionService:
+def _service(world: World, reader: KubernetesClusterReader, clock: ManualClock) -> PromotionService:
     repo = LocalGitRepository(world.root, clock=clock)
     forge = LocalForge(world.root / ".git" / "promoter" / "forge.sqlite", repo, clock=clock)
     return PromotionService(
@@ -99,7 +75,7 @@ def test_an_automatic_flux_rollback_asks_flux_to_sync_now(
         ready=("False", "HealthCheckFailed", "timeout waiting for: [Deployment/ml-dev/churn]"),
         healthy=("False", "HealthCheckFailed", "timeout")))
     api.put(target.training, applied(head, name=target.training.name))
-    clock = Clock()
+    clock = ManualClock(datetime.now(UTC).replace(microsecond=0))
 
     (check,) = [c for c in _service(world, reader, clock).check_rollouts()
                 if c.environment == "dev"]
@@ -136,7 +112,7 @@ def test_an_approved_argo_rollback_asks_argo_to_refresh_and_is_tracked_from_its_
     api.put(target.application, failed)
     api.put(target.training, synced_application(head, health="Healthy",
                                                 name=target.training.name))
-    clock = Clock()
+    clock = ManualClock(datetime.now(UTC).replace(microsecond=0))
     service = _service(world, reader, clock)
 
     (check,) = [c for c in service.check_rollouts() if c.environment == "dev"]
