@@ -28,6 +28,7 @@ from promoter.evaluation.tfrecord import TFRecordHoldoutReader
 from tests.evaluation import example_strategies as gen
 from tests.evaluation.example_proto import reference
 from tests.evaluation.example_strategies import Wanted
+from tests.evaluation.test_example_fuzz import _crc32c as crc32c_by_definition
 
 tf = pytest.importorskip("tensorflow")
 
@@ -300,15 +301,6 @@ def test_empty_file_is_an_error(tmp_path: Path) -> None:
 
 # --- checksums and the kernel cache ----------------------------------------------------------
 
-def _crc32c_bitwise(data: bytes) -> int:
-    crc = 0xFFFFFFFF
-    for byte in data:
-        crc ^= byte
-        for _ in range(8):
-            crc = (crc >> 1) ^ 0x82F63B78 if crc & 1 else crc >> 1
-    return crc ^ 0xFFFFFFFF
-
-
 def test_both_crc32c_paths_agree_with_the_definition() -> None:
     # This machine frames records with the CPU's crc32 instruction where it has one; the table
     # path (other CPUs) must give the same checksums, checked here directly.
@@ -320,7 +312,7 @@ def test_both_crc32c_paths_agree_with_the_definition() -> None:
     data = np.random.default_rng(5).integers(0, 256, 300, dtype=np.uint8)
     for start in range(9):
         for length in (0, 1, 7, 8, 9, 15, 16, 17, 64, 255, 300 - start):
-            expected = _crc32c_bitwise(data[start:start + length].tobytes())
+            expected = crc32c_by_definition(data[start:start + length].tobytes())
             assert crc32c_software(data, start, length, CRC_TABLES) == expected
             assert crc32c(data, start, length, CRC_TABLES) == expected
 
