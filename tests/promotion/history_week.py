@@ -17,6 +17,7 @@ from promoter.model_store import LocalModelStore
 from promoter.promotion import PromotionService, PromotionState
 from promoter.promotion.history_reader import completion_times
 from promoter.promotion.rollback import RollbackService
+from tests.conftest import isolate_git
 from tests.fakes.clock import ManualClock
 from tests.fakes.scripted import ScriptedCluster, ScriptedEvaluator
 from tests.promotion.world import World
@@ -81,11 +82,6 @@ class Week:
 
 def played_week(tmp_path_factory: pytest.TempPathFactory) -> Week:
     """The week played in a fresh repository, with conftest's git isolation."""
-    home = tmp_path_factory.mktemp("home")
-    (home / ".gitconfig").write_text("[user]\n\tname = T\n\temail = t@example.test\n"
-                                     "[init]\n\tdefaultBranch = main\n")
-    with pytest.MonkeyPatch.context() as patch:  # the isolation of conftest's isolated_git
-        patch.setenv("HOME", str(home))
-        patch.setenv("GIT_CONFIG_NOSYSTEM", "1")
-        patch.delenv("PROMOTER_CONFIG", raising=False)
+    with pytest.MonkeyPatch.context() as patch:
+        isolate_git(patch, tmp_path_factory.mktemp("home"))
         return Week(tmp_path_factory.mktemp("week") / "gitops")
