@@ -44,6 +44,9 @@ import numpy as np
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from example_records import write_tfrecord  # noqa: E402  (benchmarks/example_records.py)
 
 NAMES = [f"f{i}" for i in range(6)]
 TRUE_WEIGHTS = np.array([1.0, -0.8, 0.6, 0.0, 0.3, -0.2])
@@ -87,49 +90,8 @@ def write_holdouts(root: Path, rows: int) -> dict[str, Path]:
     pacsv.write_csv(table, paths["CSV"],
                     write_options=pacsv.WriteOptions(quoting_style="none"))
     pq.write_table(table, paths["Parquet"])
-    _write_tfrecord(paths["TFRecord"], x, y)
+    write_tfrecord(paths["TFRecord"], x, y, names=NAMES)
     return paths
-
-
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while value >= 0x80:
-        out.append(value & 0x7F | 0x80)
-        value >>= 7
-    return bytes(out + bytes([value]))
-
-
-def _field(number: int, payload: bytes) -> bytes:
-    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
-
-
-def _write_tfrecord(path: Path, x: np.ndarray, y: np.ndarray) -> None:
-    """Examples made by patching a template (building protos in Python is slow), framed by
-    TensorFlow's writer, and the first checked with protobuf (as benchmarks/run.py does)."""
-    import tensorflow as tf
-
-    entries, offsets = b"", []
-    for name in NAMES:
-        entry = _field(1, _field(1, name.encode()) + _field(2, _field(2, _field(1, bytes(4)))))
-        offsets.append(len(entries) + len(entry) - 4)
-        entries += entry
-    body = entries + _field(1, _field(1, b"label") + _field(2, _field(3, _field(1, b"\0"))))
-    head = _varint(1 << 3 | 2) + _varint(len(body))
-    template, label_at = head + body, len(head) + len(body) - 1
-    with tf.io.TFRecordWriter(str(path)) as writer:
-        for start in range(0, x.shape[0], 100_000):
-            part = x[start:start + 100_000]
-            records = np.tile(np.frombuffer(template, np.uint8), (part.shape[0], 1))
-            for i, at in enumerate(offsets):
-                records[:, len(head) + at:len(head) + at + 4] = part[:, i:i + 1].view(np.uint8)
-            records[:, label_at] = y[start:start + 100_000]
-            for record in records:
-                writer.write(record.tobytes())
-    feature = tf.train.Example.FromString(
-        next(iter(tf.data.TFRecordDataset(str(path)))).numpy()).features.feature
-    if [feature[n].float_list.value[0] for n in NAMES] != x[0].tolist() or \
-            feature["label"].int64_list.value != [y[0]]:
-        raise RuntimeError("the benchmark's TFRecord writer does not round-trip")
 
 
 def promoter_run(models: dict[str, Path], holdout: Path, out: Path, *,

@@ -32,6 +32,9 @@ import numpy as np
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from example_records import write_tfrecord  # noqa: E402  (benchmarks/example_records.py)
 
 from promoter.config.schema import EvaluationPolicy, ModelSpec  # noqa: E402
 from promoter.evaluation import evaluate_models  # noqa: E402
@@ -94,62 +97,6 @@ def write_csv(path: Path, rows: int, seed: int = 1, chunk: int = 200_000) -> Non
         for start in range(0, rows, chunk):
             x, y = make_data(min(chunk, rows - start), seed=seed + start)
             np.savetxt(handle, np.column_stack([x, y]), fmt="%.6g", delimiter=",")
-
-
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while value >= 0x80:
-        out.append(value & 0x7F | 0x80)
-        value >>= 7
-    return bytes(out + bytes([value]))
-
-
-def _field(number: int, payload: bytes) -> bytes:
-    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
-
-
-def _example_template(vector: bool) -> tuple[bytes, list[int], int]:
-    """A canonical tf.train.Example with zeroed values: its bytes, the offset of each float
-    feature's first value byte, and the offset of the label's varint (0 or 1, one byte)."""
-    names = ["features"] if vector else NAMES
-    width = FEATURES if vector else 1
-    entries, offsets = b"", []
-    for name in names:
-        floats = _field(1, bytes(4 * width))
-        entry = _field(1, _field(1, name.encode()) + _field(2, _field(2, floats)))
-        offsets.append(len(entries) + len(entry) - 4 * width)  # the floats end the entry
-        entries += entry
-    label = _field(1, _field(1, b"label") + _field(2, _field(3, _field(1, b"\0"))))
-    body = entries + label
-    head = _varint(1 << 3 | 2) + _varint(len(body))
-    return head + body, [len(head) + o for o in offsets], len(head) + len(body) - 1
-
-
-def write_tfrecord(path: Path, x: np.ndarray, y: np.ndarray, *, vector: bool = False,
-                   chunk: int = 100_000) -> None:
-    """Canonical Examples built by patching a template with numpy (building protos in Python
-    runs at about 11 k rows/s), framed by TensorFlow's own writer, and checked by protobuf."""
-    import tensorflow as tf
-
-    template, offsets, label_at = _example_template(vector)
-    with tf.io.TFRecordWriter(str(path)) as writer:
-        for start in range(0, x.shape[0], chunk):
-            rows = x[start:start + chunk]
-            records = np.tile(np.frombuffer(template, np.uint8), (rows.shape[0], 1))
-            if vector:
-                records[:, offsets[0]:offsets[0] + 4 * FEATURES] = rows.view(np.uint8)
-            else:
-                for i, at in enumerate(offsets):
-                    records[:, at:at + 4] = rows[:, i:i + 1].view(np.uint8)
-            records[:, label_at] = y[start:start + chunk]
-            for record in records:
-                writer.write(record.tobytes())
-    first = next(iter(tf.data.TFRecordDataset(str(path)))).numpy()
-    feature = tf.train.Example.FromString(first).features.feature
-    got = (list(feature["features"].float_list.value) if vector
-           else [feature[n].float_list.value[0] for n in NAMES])
-    if got != x[0].tolist() or feature["label"].int64_list.value != [y[0]]:
-        raise RuntimeError("the benchmark's TFRecord writer does not round-trip")
 
 
 def raw_limit(model_dir: Path, x: np.ndarray, repeats: int, *,
@@ -280,10 +227,11 @@ def main() -> None:
         csv, tfrecord, one = root / "h.csv", root / "h.tfrecord", root / "one.csv"
         write_csv(csv, args.rows)
         write_csv(one, 1)
-        write_tfrecord(tfrecord, *make_data(args.tfrecord_rows))
+        write_tfrecord(tfrecord, *make_data(args.tfrecord_rows), names=NAMES)
         vector_dir, vector_tfrecord = root / "vector-model", root / "v.tfrecord"
         build_model(vector_dir, vector=True)
-        write_tfrecord(vector_tfrecord, *make_data(args.tfrecord_rows), vector=True)
+        write_tfrecord(vector_tfrecord, *make_data(args.tfrecord_rows), names=NAMES,
+                       vector_name="features")
         # The CSV holds the same rows as x, y (same generator and seeds, one chunk).
         print(f"model: 32-feature MLP (32-64-32-1); {args.rows:,} rows "
               f"({args.tfrecord_rows:,} for TFRecord); "
@@ -293,8 +241,8 @@ def main() -> None:
         print(f"raw limit (signature on in-memory tensors, batch {batch}): {rate:,.0f} rows/s")
 
         one_record, one_vector = root / "one.tfrecord", root / "one-v.tfrecord"
-        write_tfrecord(one_record, *make_data(1))
-        write_tfrecord(one_vector, *make_data(1), vector=True)
+        write_tfrecord(one_record, *make_data(1), names=NAMES)
+        write_tfrecord(one_vector, *make_data(1), names=NAMES, vector_name="features")
         vector_rate, vector_batch = raw_limit(vector_dir, x, args.repeats, vector=True)
         print(f"raw limit, same MLP with one [None, 32] input (batch {vector_batch}): "
               f"{vector_rate:,.0f} rows/s")

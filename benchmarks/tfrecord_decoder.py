@@ -23,6 +23,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+from example_records import field, varint  # benchmarks/example_records.py, beside this script
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -50,31 +51,18 @@ print(json.dumps(out))
 """
 
 
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, value = value & 0x7F, value >> 7
-        out.append(byte | (0x80 if value else 0))
-        if not value:
-            return bytes(out)
-
-
-def _field(number: int, payload: bytes) -> bytes:
-    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
-
-
 def _record(values: np.ndarray, label: int, *, canonical: bool) -> bytes:
     entries = []
     for i, value in enumerate(values.tolist()):
         if canonical:
-            feature = _field(2, _field(1, struct.pack("<f", value)))
-            entries.append(_field(1, _field(1, f"f{i}".encode()) + _field(2, feature)))
+            feature = field(2, field(1, struct.pack("<f", value)))
+            entries.append(field(1, field(1, f"f{i}".encode()) + field(2, feature)))
         else:  # value before key, an unpacked float
-            feature = _field(2, b"\x0d" + struct.pack("<f", value))
-            entries.append(_field(1, _field(2, feature) + _field(1, f"f{i}".encode())))
-    label_list = _field(3, _field(1, _varint(label)) if canonical else b"\x08" + _varint(label))
-    entries.append(_field(1, _field(1, b"label") + _field(2, label_list)))
-    return _field(1, b"".join(entries))
+            feature = field(2, b"\x0d" + struct.pack("<f", value))
+            entries.append(field(1, field(2, feature) + field(1, f"f{i}".encode())))
+    label_list = field(3, field(1, varint(label)) if canonical else b"\x08" + varint(label))
+    entries.append(field(1, field(1, b"label") + field(2, label_list)))
+    return field(1, b"".join(entries))
 
 
 def write(path: Path, rows: int, width: int, *, canonical: bool) -> None:

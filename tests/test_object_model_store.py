@@ -28,6 +28,7 @@ from promoter.model_store.objects import (
 )
 from promoter.promotion.discovery import EnvironmentFacts, plan_proposals
 from promoter.wiring import build_store
+from tests.fakes.clock import ManualClock
 from tests.fixtures.object_stores import SECRET, ObjectServer
 
 SAVED = {"saved_model.pb": b"graph", "variables/variables.index": b"index",
@@ -167,14 +168,6 @@ def test_an_object_rewritten_while_it_is_digested_is_an_error_not_a_cached_diges
 # --- discovery -------------------------------------------------------------------------------
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime(2026, 1, 1, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
 def proposals(store: ObjectModelStore, now: datetime) -> list[int]:
     model = ModelSpec.model_validate({"name": "churn",
                                       "promotion": {"autoPropose": ["dev"],
@@ -187,7 +180,7 @@ def proposals(store: ObjectModelStore, now: datetime) -> list[int]:
 def test_discovery_waits_the_settle_time_from_the_last_change_it_saw(
         server: ObjectServer) -> None:
     bucket = server.new_bucket()
-    clock = Clock()
+    clock = ManualClock(datetime(2026, 1, 1, tzinfo=UTC))
     store = ObjectModelStore(server.url(bucket, "m"), clock=clock)
     upload(server, bucket, "m/churn/2", {"saved_model.pb": b"graph"})
     assert proposals(store, clock.now) == []  # no variables/ yet
@@ -205,7 +198,7 @@ def test_discovery_waits_the_settle_time_from_the_last_change_it_saw(
 
 def test_a_completion_marker_ends_the_wait(server: ObjectServer) -> None:
     bucket = server.new_bucket()
-    clock = Clock()
+    clock = ManualClock(datetime(2026, 1, 1, tzinfo=UTC))
     store = ObjectModelStore(server.url(bucket, "m"), clock=clock,
                              completion_marker="_COMPLETE")
     upload(server, bucket, "m/churn/3", SAVED)

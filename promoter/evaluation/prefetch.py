@@ -1,9 +1,10 @@
 """Run an iterator in a background thread, a few items ahead of its consumer.
 
-The columnar holdout readers (`arrow_csv`, `parquet_holdout`) read, hash and parse in pyarrow
-and hashlib, which release the GIL, so the next block is parsed while the worker scores the
-current one. At most `depth` items wait, so memory stays bounded by the reader's block size.
-A failure in the thread is raised in the consumer, at the item where it happened.
+The holdout readers (`arrow_csv`, `parquet_holdout`, `tfrecord`) read, hash and parse in a
+thread of their own, so the next block is parsed while the worker scores the current one
+(pyarrow and hashlib release the GIL while they work). At most `depth` items wait, so memory
+stays bounded by the reader's block size. A failure in the thread is raised in the consumer,
+at the item where it happened.
 """
 
 from __future__ import annotations
@@ -36,13 +37,21 @@ def prefetched(produce: Callable[[], Iterator[T]], *, depth: int = 2,
         return False
 
     def run() -> None:
+        items: Iterator[T] | None = None
         try:
-            for item in produce():
+            items = produce()
+            for item in items:
                 if not put("item", item):
                     return
         except BaseException as exc:  # handed to the consumer, raised there
             put("error", exc)
             return
+        finally:
+            # In this thread, before the consumer's join returns: the producer's own cleanup
+            # (closing its file) is done when the reading ends, early or not.
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
         put("done", None)
 
     thread = threading.Thread(target=run, name=name, daemon=True)

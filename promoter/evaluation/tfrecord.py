@@ -16,16 +16,14 @@ buffer and a few batches whatever the file size.
 
 from __future__ import annotations
 
-import queue
-import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
 
 import numpy as np
 
 from promoter.errors import HoldoutError
 from promoter.evaluation.holdout import ColumnRequest, HoldoutBatch
+from promoter.evaluation.prefetch import prefetched
 from promoter.evaluation.tfrecord_buffers import _Layout, _RecordStream
 
 _FIX = "write the holdout with one scalar feature per model input, plus the label"
@@ -98,7 +96,7 @@ class TFRecordHoldoutReader:
     def __iter__(self) -> Iterator[HoldoutBatch]:
         if not self.path.is_file():
             raise HoldoutError(f"holdout {self.path} not found", fix="check the path")
-        return _prefetched(self._batches(), depth=2)
+        return prefetched(self._batches, depth=2, name="tfrecord-reader")
 
     def _batches(self) -> Iterator[HoldoutBatch]:
         with self.path.open("rb") as handle:
@@ -241,53 +239,6 @@ class TFRecordHoldoutReader:
                             labels=labels if self.label_kind == "real"
                             else labels.astype(np.int64),
                             numeric=numeric, text=text, weights=weights, first_row=first_row)
-
-
-_T = TypeVar("_T")
-
-
-def _prefetched(items: Iterator[_T], *, depth: int) -> Iterator[_T]:
-    """Run `items` in a background thread, `depth` items ahead of the consumer. Its exceptions
-    are raised here; closing this generator early stops the thread."""
-    handoff: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-
-    def put(kind: str, value: Any) -> bool:
-        while not stop.is_set():
-            try:
-                handoff.put((kind, value), timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def produce() -> None:
-        try:
-            for item in items:
-                if not put("item", item):
-                    return
-            put("done", None)
-        except BaseException as exc:  # handed to the consumer, raised there
-            put("error", exc)
-        finally:
-            close = getattr(items, "close", None)
-            if close is not None:
-                close()
-
-    thread = threading.Thread(target=produce, name="tfrecord-reader", daemon=True)
-    thread.start()
-    try:
-        while True:
-            kind, value = handoff.get()
-            if kind == "item":
-                yield value
-            elif kind == "done":
-                return
-            else:
-                raise value
-    finally:
-        stop.set()
-        thread.join()
 
 
 def _first_line(exc: BaseException) -> str:

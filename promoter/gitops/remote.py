@@ -47,6 +47,8 @@ case "$1" in
   *) printf '%s\\n' "$PROMOTER_GIT_PASSWORD" ;;
 esac
 """
+PULL_HEADS = "refs/pull/*/head"
+"""Where GitHub keeps each pull request's head commit, open or closed."""
 _REJECTED = ("stale info", "fetch first", "non-fast-forward", "rejected", "[remote rejected]")
 
 
@@ -87,9 +89,17 @@ class RemoteGitRepository:
         return f"RemoteGitRepository({self._url!r}, mirror={str(self._mirror_dir)!r})"
 
     def refresh(self) -> None:
-        """Fetch every branch of the remote into the mirror (pruning deleted ones)."""
+        """Fetch every branch of the remote into the mirror (pruning deleted ones), and the
+        head of every pull request GitHub keeps (`refs/pull/<n>/head`; a remote without them
+        fetches none).
+
+        Why the pull heads: a closed proposal is judged by its recorded head commit
+        (`PromotionService.closed_proposal`), and once `<env>-next` is deleted or pushed over,
+        no branch holds that commit any more. GitHub keeps `refs/pull/<n>/head` where the PR
+        was when it closed, so the commit stays readable here; without it, discovery would
+        take a closed proposal for none and propose the version again."""
         self._run(["fetch", "--quiet", "--prune", "--no-tags", self._url,
-                   "+refs/heads/*:refs/heads/*"])
+                   "+refs/heads/*:refs/heads/*", f"+{PULL_HEADS}:{PULL_HEADS}"])
 
     # -- reads and commit writes: the mirror -------------------------------------------------
 

@@ -32,7 +32,7 @@ from promoter.promotion.discovery import (
     plan_proposals,
 )
 from promoter.promotion.results import EnvironmentStatus, ProposalPlan, ProposalResult
-from promoter.promotion.rollback import ROLLBACK_LABEL, RollbackService
+from promoter.promotion.rollback import RollbackService
 from promoter.promotion.service import PromotionService
 
 log = logging.getLogger(__name__)
@@ -178,7 +178,7 @@ class AutoProposer:
             deployed = _ref(running.model, running.version) if running else None
             facts.append(EnvironmentFacts(
                 name=env.name, promotes_from=env.promotes_from, deployed=deployed,
-                open_proposal=_open_proposal(status),
+                open_proposal=_open_proposal(status, rollbacks=self._rollbacks),
                 rollout=self._rollout(env) if env.name in upstreams and deployed else None,
                 rolled_back=self._rolled_back(env) if env.name in targets else frozenset(),
                 closed_proposal=self._closed_proposal(env, status)
@@ -219,14 +219,17 @@ class AutoProposer:
         return _ref(closed.model, closed.version) if closed is not None else None
 
 
-def _open_proposal(status: EnvironmentStatus) -> OpenProposal | None:
+def _open_proposal(status: EnvironmentStatus, *,
+                   rollbacks: RollbackService) -> OpenProposal | None:
     pull = status.open_promotion
     if pull is None:
         return None
     proposed = status.proposed
+    # From the PR's recorded head commit, not its `rollback` label, which anyone who may
+    # label the PR can add (freezing discovery) or remove (to propose over a rollback).
     return OpenProposal(number=pull.number,
                         proposes=_ref(proposed.model, proposed.version) if proposed else None,
-                        rollback=ROLLBACK_LABEL in pull.labels)
+                        rollback=rollbacks.is_rollback(pull))
 
 
 def _ref(model: str, version: int) -> VersionRef:

@@ -10,7 +10,9 @@ PROMOTER_LABEL = "promoter"
 """Every pull request promoter opens carries it; reconcile looks only at those."""
 ROLLBACK_LABEL = "rollback"
 """Rollback PRs (promoter.promotion.rollback) restore an earlier render: the evaluation gate
-does not judge them and they are never re-hydrated."""
+does not judge them and they are never re-hydrated. The label is for people and filters:
+promoter tells a rollback by its head commit (`rollback.is_rollback_commit`), since anyone who
+may label a pull request can add or remove it."""
 ROLLBACK_OF = "Rollback-of"
 """Trailer of a rollback commit and its merge: the environment branch head that was rolled
 back (its content is bad)."""

@@ -27,6 +27,7 @@ from promoter.promotion.gates import GateRunner
 from promoter.promotion.merging import EnvironmentMerger, MergeRequest
 from promoter.promotion.proposing import REPLACED_COMMENT_KEY, Proposer
 from promoter.promotion.results import OutcomeError, PromotionState, ReconcileOutcome
+from promoter.promotion.rollback import is_rollback_commit
 from promoter.promotion.rollback_gate import RollbackGate
 from promoter.promotion.rollouts import RolloutWatcher
 from promoter.promotion.statuses import publish_gates
@@ -115,7 +116,11 @@ class Reconciler:
             # A webhook's job may run after a resync already merged (or a person closed) the
             # PR: there is nothing left to do, and that is not an error.
             return self._finished(pull, env)
-        if ROLLBACK_LABEL in pull.labels:
+        # A rollback head commit goes to the rollback gate whatever the labels say (anyone who
+        # may label a PR can remove `rollback`, which must not get a rollback judged as a
+        # promotion). The label alone sends a PR there too: that gate merges only a head that
+        # verifies as a rollback commit, so adding it can only block a PR, as closing it can.
+        if ROLLBACK_LABEL in pull.labels or is_rollback_commit(ctx.repo, pull.head_sha):
             return self._rollbacks.reconcile(target, pull)
         proposed = ctx.metadata_at(pull.head_sha, where=pull.head_branch)
         if proposed is None:

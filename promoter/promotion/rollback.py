@@ -50,6 +50,27 @@ _MAX_HISTORY = 10_000
 """Commits walked at most when looking for the commit to restore (a runaway guard)."""
 
 
+def is_rollback_commit(repo: GitOpsRepository, sha: str) -> bool:
+    """True if `sha` is a rollback commit as promoter writes one: its message carries
+    `Rollback-of:` and `Restores:` trailers, its one parent is the `Rollback-of` commit, and
+    its tree is exactly the tree of the `Restores` commit. False for anything else, including
+    a commit this repository lacks.
+
+    This, not the `rollback` label, says whether a pull request is a rollback: anyone who may
+    label a PR (GitHub's triage role) can add or remove a label, but a PR's head sha is the one
+    promoter recorded (the signed marker on GitHub), and a commit's message and tree are what
+    its sha names."""
+    try:
+        info = repo.commit_info(sha)
+        found = {m["key"]: m["sha"] for m in _TRAILER.finditer(info.body)}
+        rolled_back, restores = found.get(ROLLBACK_OF), found.get(RESTORES)
+        return (rolled_back is not None and restores is not None
+                and info.parents == (rolled_back,)
+                and repo.tree_id(sha) == repo.tree_id(restores))
+    except GitError:
+        return False
+
+
 class RollbackOutcome(enum.StrEnum):
     OPENED = "opened"
     """A rollback PR was opened (or an open promotion PR became the rollback)."""
@@ -98,6 +119,11 @@ class RollbackService:
         self._author = author
 
     # --- reading ------------------------------------------------------------------------------
+
+    def is_rollback(self, pull: PullRequest) -> bool:
+        """Whether `pull` is a rollback PR, read from its recorded head commit, never from its
+        labels (`is_rollback_commit`)."""
+        return bool(pull.head_sha) and is_rollback_commit(self._repo, pull.head_sha)
 
     def plan(self, env: EnvironmentSpec, *, to_version: int | None = None) -> RollbackPlan:
         """Find the commit to restore on `env.branch` (rules in the module doc).
@@ -176,7 +202,7 @@ class RollbackService:
         """
         plan = self.plan(env, to_version=to_version)
         existing = self._forge.find_open_pull_request(head=env.proposal_branch, base=env.branch)
-        if existing is not None and ROLLBACK_LABEL not in existing.labels:
+        if existing is not None and not self.is_rollback(existing):
             self._supersede(existing, plan)
             existing = None
         next_head = self._repo.branch_head(env.proposal_branch)
@@ -254,7 +280,7 @@ class RollbackService:
         or the environment branch moved since; re-run `propose` then.
         """
         pull = result.pull_request
-        if ROLLBACK_LABEL not in pull.labels or pull.base_branch != env.branch:
+        if pull.base_branch != env.branch or not self.is_rollback(pull):
             raise PromotionError(f"PR #{pull.number} is not a rollback of {env.name}")
         target = result.plan.target_metadata.deployed
         merge_sha = merger.merge(env, MergeRequest(

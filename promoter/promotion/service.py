@@ -31,7 +31,6 @@ from promoter.model_store.holdouts import Holdouts
 from promoter.policy import GateResult
 from promoter.promotion.approving import Approver
 from promoter.promotion.context import PromotionContext
-from promoter.promotion.conventions import ROLLBACK_LABEL
 from promoter.promotion.dora import DoraFigures, Window, dora_figures
 from promoter.promotion.evaluation_gate import EvaluationGate
 from promoter.promotion.evaluator import Evaluator
@@ -51,7 +50,7 @@ from promoter.promotion.results import (
     ReconcileOutcome,
     RolloutCheck,
 )
-from promoter.promotion.rollback import RollbackResult, RollbackService
+from promoter.promotion.rollback import RollbackResult, RollbackService, is_rollback_commit
 from promoter.promotion.rollback_gate import RollbackGate
 from promoter.promotion.rollouts import RolloutWatcher
 from promoter.promotion.verdicts import MemoryVerdictStore, VerdictStore
@@ -204,13 +203,14 @@ class PromotionService:
 
         Decided by the forge's record, never by `<env>-next` (anyone who can push there can
         plant any hydrator.metadata): the newest PR from `<env>-next` into the environment
-        branch that is no longer open must be CLOSED (not merged), not a rollback, and its
+        branch that is no longer open must be CLOSED (not merged), not a rollback (read from its
+        head commit, `is_rollback_commit`: a label is anyone's to edit), and its
         recorded head must be promoter's own render of the version it names
         (`OwnProposals.own_proposal_at`). One forge request (`find_last_closed_pull_request`)."""
         pull = self._ctx.forge.find_last_closed_pull_request(
             head=environment.proposal_branch, base=environment.branch)
         if (pull is None or pull.state is not PullRequestState.CLOSED or not pull.head_sha
-                or ROLLBACK_LABEL in pull.labels):
+                or is_rollback_commit(self._ctx.repo, pull.head_sha)):
             return None
         return self._proposer.own.own_proposal_at(self._ctx.target(environment.name),
                                                   pull.head_sha)

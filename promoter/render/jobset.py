@@ -41,8 +41,8 @@ replicas is 0 and then injects the two variables into each replicatedJob's conta
 `tensorflow`. What this module refuses, because TF_CONFIG would be wrong: a replicatedJob not
 named after a task type, a Job running other than one pod, DNS hostnames turned off, a
 template that sets TF_CONFIG itself or the pod's hostname or subdomain, two replicatedJobs of
-one task type, no `tensorflow` container, and pod names JobSet's webhook would refuse (over
-63 characters).
+one task type, parameter servers without a chief (ParameterServerStrategy's coordinator), no
+`tensorflow` container, and pod names JobSet's webhook would refuse (over 63 characters).
 """
 
 from __future__ import annotations
@@ -68,6 +68,15 @@ TASK_INDEX_ENV = "PROMOTER_TF_TASK_INDEX"
 TF_CONFIG_ENV = "TF_CONFIG"
 TF_PORT = 2222
 """The port every task's server listens on (TFJob's default port, too)."""
+
+PS_NEEDS_CHIEF = ("TensorFlow's ParameterServerStrategy runs its coordinator as the task of "
+                  "type 'chief' (it connects to the cluster as `chief`), so parameter servers "
+                  "and workers without one wait for a coordinator that never comes")
+"""Why a cluster with parameter servers needs a chief (tensorflow/python/distribute/
+parameter_server_strategy_v2.py, TF 2.18: `_connect_to_cluster(coordinator_name="chief")`)."""
+PS_NEEDS_CHIEF_FIX = ("set `training.chief: true` in the environment's file (one coordinator "
+                      "task), or `training.parameterServers: 0` for training without "
+                      "parameter servers")
 
 _POD_NAME_MAX = 63
 _POD_SUFFIX = len("-abcde")
@@ -121,6 +130,11 @@ def prepare_jobset(obj: RenderedObject) -> RenderedObject:
                             f"{task!r} is a second replicatedJob of that task type",
                             fix=f"keep one {task} replicatedJob and set its replicas")
         seen.add(task)
+    if "ps" in seen and "chief" not in seen:
+        ps_at = next(i for i, (task, _) in enumerate(counts) if task == "ps")
+        raise obj.error(format_path(("spec", "replicatedJobs", ps_at, "name")),
+                        f"is 'ps' but the JobSet has no chief: {PS_NEEDS_CHIEF}",
+                        fix=PS_NEEDS_CHIEF_FIX)
     subdomain = _subdomain(obj)
     cluster = tf_cluster(jobset=obj.name, subdomain=subdomain, replicas=counts)
     jobs_out = [_with_tf_config(obj, index, job, tf_config_value(cluster, task))

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from promoter.render.jobset import PS_NEEDS_CHIEF, PS_NEEDS_CHIEF_FIX
 from promoter.render.objects import (
     RenderedObject,
     format_path,
@@ -230,6 +231,9 @@ def _check_tfjob(obj: RenderedObject, release: Release) -> None:
     if len(coordinators) > 1:
         raise obj.error("spec.tfReplicaSpecs", f"has both {' and '.join(coordinators)}",
                         fix="keep one Chief; the operator allows a single coordinator")
+    if "PS" in specs and not coordinators:
+        raise obj.error(replica_spec_path("PS"), f"is set but the TFJob has no Chief: "
+                        f"{PS_NEEDS_CHIEF}", fix=PS_NEEDS_CHIEF_FIX)
     for role, spec in specs.items():
         if role in {"Chief", "Master"} and get_in(spec, "replicas") not in (None, 1):
             raise obj.error(replica_spec_path(role, "replicas"),

@@ -94,3 +94,14 @@ def test_validate_refuses_a_custom_kind_without_its_crd(world: World) -> None:
     assert "error: manifests/serving/widget.yaml: Widget churn-widget: kind: unknown kind " \
            "'Widget'" in result.output
     assert "render.crdDirectory" in result.output
+
+
+def test_validate_refuses_parameter_servers_without_a_chief(world: World) -> None:
+    """The configuration the example's staging shipped with before: 2 workers, 1 ps, no
+    chief. TensorFlow's ParameterServerStrategy would wait for its coordinator forever."""
+    edit(world, "environments/staging.yaml", "  chief: true", "  chief: false")
+    result = run(world, "validate")
+    assert result.exit_code == 2, result.output
+    assert ("manifests/training/jobset.yaml: JobSet churn-train-v3: spec.replicatedJobs[1].name: "
+            "is 'ps' but the JobSet has no chief") in result.output
+    assert "training.chief: true" in result.output

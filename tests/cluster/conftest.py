@@ -1,20 +1,14 @@
-"""Fixtures for the cluster reader: a fake API server, the real client on it, environments.
+"""Fixtures for the cluster reader: environments (`api` and `reader`, the fake API server and
+the real client on it, are tests/fixtures/kubernetes.py's).
 
-- `api` -> FakeKubernetesApi on loopback, validating every object it serves against its CRD.
-- `reader` -> KubernetesClusterReader (the real `kubernetes` client) talking to `api`.
 - `flux_env` / `argo_env` -> EnvironmentSpec `dev` delivered by Flux / Argo CD.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
-from promoter.cluster.kubernetes import KubernetesClusterReader
 from promoter.config import EnvironmentSpec
-from promoter.schemas import validate_crd_object
-from tests.cluster.fake_api import FakeKubernetesApi
 
 
 def environment(tool: str, **delivery: object) -> EnvironmentSpec:
@@ -23,18 +17,6 @@ def environment(tool: str, **delivery: object) -> EnvironmentSpec:
         "evaluation": {"holdout": "data/{model}-holdout-dev.csv"},
         "delivery": {"tool": tool, **delivery},
     })
-
-
-@pytest.fixture
-def api() -> Iterator[FakeKubernetesApi]:
-    with FakeKubernetesApi(validator=validate_crd_object) as server:
-        yield server
-
-
-@pytest.fixture
-def reader(api: FakeKubernetesApi) -> Iterator[KubernetesClusterReader]:
-    with KubernetesClusterReader.for_host(api.url, request_timeout_s=5) as client:
-        yield client
 
 
 @pytest.fixture

@@ -105,36 +105,38 @@ JOBSET_STATES: dict[str, tuple[JobSetState, str, str, str, tuple[str, str]]] = {
         "Progressing", ("Progressing", "Waiting for the JobSet's Jobs to run")),
     "queued: pods pending": (
         lambda js: _with_status(js, {"restarts": 0, "replicatedJobsStatus": jobs_status(
-            js, worker={"active": 2}, ps={"active": 1})}),
+            js, chief={"active": 1}, worker={"active": 2}, ps={"active": 1})}),
         "in progress", "in progress",
         "Progressing", ("Progressing", "Waiting for the JobSet's Jobs to run")),
     "workers running, ps still pending": (
         lambda js: _with_status(js, {"restarts": 0, "replicatedJobsStatus": jobs_status(
-            js, worker={"active": 2, "ready": 2}, ps={"active": 1})}),
+            js, chief={"active": 1, "ready": 1}, worker={"active": 2, "ready": 2},
+            ps={"active": 1})}),
         "in progress", "in progress",
         "Progressing", ("Progressing", "Waiting for the JobSet's Jobs to run")),
     "running": (
         lambda js: _with_status(js, {"restarts": 0, "replicatedJobsStatus": jobs_status(
-            js, worker={"active": 2, "ready": 2}, ps={"active": 1, "ready": 1})}),
+            js, chief={"active": 1, "ready": 1}, worker={"active": 2, "ready": 2},
+            ps={"active": 1, "ready": 1})}),
         "current", "in progress",
         "Progressing", ("Healthy", "Every Job of the JobSet is running")),
     "one worker finished, the other and the ps run": (
         lambda js: _with_status(js, {"restarts": 0, "replicatedJobsStatus": jobs_status(
-            js, worker={"active": 1, "ready": 1, "succeeded": 1},
+            js, chief={"active": 1, "ready": 1}, worker={"active": 1, "ready": 1, "succeeded": 1},
             ps={"active": 1, "ready": 1})}),
         "current", "in progress",
         "Progressing", ("Healthy", "Every Job of the JobSet is running")),
     "suspended by Kueue": (
         lambda js: _with_status(js, {"restarts": 0, "conditions": [
             condition("Suspended", "SuspendedJobs", "jobset is suspended")],
-            "replicatedJobsStatus": jobs_status(js, worker={"suspended": 2},
+            "replicatedJobsStatus": jobs_status(js, chief={"suspended": 1}, worker={"suspended": 2},
                                                 ps={"suspended": 1})}, suspend=True),
         "in progress", "in progress",
         "Suspended", ("Suspended", "jobset is suspended")),
     "completed": (
         lambda js: _with_status(js, {"restarts": 0, "terminalState": "Completed", "conditions": [
             condition("Completed", "AllJobsCompleted", "jobset completed successfully")],
-            "replicatedJobsStatus": jobs_status(js, worker={"succeeded": 2})}),
+            "replicatedJobsStatus": jobs_status(js, chief={"succeeded": 1})}),
         "current", "current",
         "Healthy", ("Healthy", "jobset completed successfully")),
     "failed": (
@@ -147,7 +149,8 @@ JOBSET_STATES: dict[str, tuple[JobSetState, str, str, str, tuple[str, str]]] = {
     "failed while its other Jobs still run": (
         lambda js: _with_status(js, {"restarts": 0, "terminalState": "Failed", "conditions": [
             condition("Failed", "FailedJobs", "jobset failed due to one or more job failures")],
-            "replicatedJobsStatus": jobs_status(js, worker={"active": 2, "ready": 2},
+            "replicatedJobsStatus": jobs_status(js, chief={"active": 1, "ready": 1},
+                                                worker={"active": 2, "ready": 2},
                                                 ps={"active": 1, "ready": 1})}),
         "failed", "failed",
         "Degraded", ("Degraded", "jobset failed due to one or more job failures")),
@@ -156,7 +159,7 @@ JOBSET_STATES: dict[str, tuple[JobSetState, str, str, str, tuple[str, str]]] = {
 
 @pytest.fixture(scope="module")
 def staging_jobset() -> Obj:
-    """The JobSet promoter renders for the example's staging (2 workers, 1 ps)."""
+    """The JobSet promoter renders for the example's staging (a chief, 2 workers, 1 ps)."""
     loaded = load_settings(REPO_ROOT / "promoter.yaml")
     dry = load_dry_config(DirectorySource(REPO_ROOT), loaded.settings)
     churn = loaded.settings.model("churn")

@@ -9,15 +9,7 @@ from pathlib import Path
 import pytest
 
 from promoter.config import DirectorySource, load_dry_config, load_settings
-from promoter.demo import copy_example
 from promoter.errors import ConfigError
-
-
-@pytest.fixture
-def example(tmp_path: Path) -> Path:
-    """A copy of the repository's working example, safe to break."""
-    copy_example(tmp_path)
-    return tmp_path
 
 
 def load(root: Path):

@@ -7,14 +7,7 @@ from pathlib import Path
 import pytest
 
 from promoter.config import load_settings
-from promoter.demo import copy_example
 from promoter.errors import ConfigError
-
-
-@pytest.fixture
-def example(tmp_path: Path) -> Path:
-    copy_example(tmp_path)
-    return tmp_path
 
 
 def with_promotion(root: Path, block: str) -> Path:

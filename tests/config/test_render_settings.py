@@ -6,36 +6,16 @@ from pathlib import Path
 
 import pytest
 
-from promoter.config import DirectorySource, load_dry_config, load_settings
 from promoter.config.schema import DEFAULT_KUBERNETES_VERSION
-from promoter.demo import copy_example
-from promoter.errors import ConfigError
+from tests.config.test_loader import error_of, load
 
 CRD = "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\n"
 """Any text: the loader reads the files; rendering converts and checks them."""
 
 
-@pytest.fixture
-def example(tmp_path: Path) -> Path:
-    copy_example(tmp_path)
-    return tmp_path
-
-
 def with_render(root: Path, section: str) -> None:
     path = root / "promoter.yaml"
     path.write_text(path.read_text() + "render:\n" + section)
-
-
-def load(root: Path):
-    loaded = load_settings(root / "promoter.yaml")
-    return loaded, load_dry_config(DirectorySource(root), loaded.settings)
-
-
-def error_of(root: Path) -> ConfigError:
-    with pytest.raises(ConfigError) as info:
-        load(root)
-    assert info.value.exit_code == 2
-    return info.value
 
 
 def test_defaults(example: Path) -> None:

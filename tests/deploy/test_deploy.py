@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,6 @@ from promoter.cli.serve import serve
 from promoter.cluster import DeliveryTarget
 from promoter.cluster.kubernetes import KubernetesClusterReader
 from promoter.config import DirectorySource, EnvironmentSpec, load_dry_config, load_settings
-from promoter.schemas import validate_crd_object
 from promoter.server.tokens import TOKENS_FILE_ENV
 from tests.cluster.fake_api import ApiRequest, FakeKubernetesApi
 from tests.cluster.objects import application, applied, git_repository
@@ -204,12 +202,6 @@ def _environments(tool: str) -> list[EnvironmentSpec]:
         data["delivery"] = {**data["delivery"], "tool": tool}
         out.append(EnvironmentSpec.model_validate(data))
     return out
-
-
-@pytest.fixture
-def api() -> Iterator[FakeKubernetesApi]:
-    with FakeKubernetesApi(validator=validate_crd_object) as server:
-        yield server
 
 
 def _serve_everything(api: FakeKubernetesApi, env: EnvironmentSpec) -> None:

@@ -15,7 +15,6 @@ import os
 import random
 import struct
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -25,10 +24,11 @@ from hypothesis import strategies as st
 
 from promoter.errors import HoldoutError
 from promoter.evaluation.holdout import ColumnRequest
-from promoter.evaluation.tfrecord import TFRecordHoldoutReader, _prefetched
+from promoter.evaluation.tfrecord import TFRecordHoldoutReader
 from tests.evaluation import example_strategies as gen
 from tests.evaluation.example_proto import reference
 from tests.evaluation.example_strategies import Wanted
+from tests.evaluation.test_example_fuzz import _crc32c as crc32c_by_definition
 
 tf = pytest.importorskip("tensorflow")
 
@@ -299,48 +299,7 @@ def test_empty_file_is_an_error(tmp_path: Path) -> None:
         _read(path, widths={"x": 1, "label": 1})
 
 
-# --- the background thread --------------------------------------------------------------------
-
-def test_prefetch_hands_over_items_in_order_and_raises_the_producers_error() -> None:
-    def items() -> Iterator[int]:
-        yield from range(5)
-        raise ValueError("boom")
-
-    seen: list[int] = []
-
-    def consume() -> None:
-        seen.extend(_prefetched(items(), depth=2))
-
-    with pytest.raises(ValueError, match="boom"):
-        consume()
-    assert seen == [0, 1, 2, 3, 4]
-
-
-def test_prefetch_stops_its_thread_when_the_consumer_stops_early() -> None:
-    closed = []
-
-    def items() -> Iterator[int]:
-        try:
-            yield from range(10**9)
-        finally:
-            closed.append(True)
-
-    iterator = _prefetched(items(), depth=2)
-    assert next(iterator) == 0
-    iterator.close()  # joins the thread; would hang if the producer kept going
-    assert closed == [True]
-
-
 # --- checksums and the kernel cache ----------------------------------------------------------
-
-def _crc32c_bitwise(data: bytes) -> int:
-    crc = 0xFFFFFFFF
-    for byte in data:
-        crc ^= byte
-        for _ in range(8):
-            crc = (crc >> 1) ^ 0x82F63B78 if crc & 1 else crc >> 1
-    return crc ^ 0xFFFFFFFF
-
 
 def test_both_crc32c_paths_agree_with_the_definition() -> None:
     # This machine frames records with the CPU's crc32 instruction where it has one; the table
@@ -353,7 +312,7 @@ def test_both_crc32c_paths_agree_with_the_definition() -> None:
     data = np.random.default_rng(5).integers(0, 256, 300, dtype=np.uint8)
     for start in range(9):
         for length in (0, 1, 7, 8, 9, 15, 16, 17, 64, 255, 300 - start):
-            expected = _crc32c_bitwise(data[start:start + length].tobytes())
+            expected = crc32c_by_definition(data[start:start + length].tobytes())
             assert crc32c_software(data, start, length, CRC_TABLES) == expected
             assert crc32c(data, start, length, CRC_TABLES) == expected
 

@@ -7,14 +7,17 @@ from collections import Counter
 from pathlib import Path
 
 from promoter.config.loader import load_settings
+from promoter.forge.github import GitHubForge
 from promoter.gitops.local import LocalGitRepository
 from promoter.model_store import LocalModelStore
 from promoter.promotion import PromotionService
 from promoter.promotion.autopropose import AutoProposer
 from promoter.promotion.rollback import RollbackService
 from tests.fixtures.git import push_commit
+from tests.github.fake_server import FakeGitHub
 from tests.github.fixtures import running_fake, token_forge
 from tests.promotion.test_autopropose import Clock, auto_world
+from tests.promotion.world import World
 
 PASS_BUDGET = 6
 """GitHub API calls of one discovery pass that proposes nothing, three environments, one of
@@ -23,20 +26,26 @@ environment, and one `find_last_closed_pull_request` for dev; 4 when the status 
 `find_open_pull_request` per environment)."""
 
 
+def _on_github(world: World, fake: FakeGitHub) -> tuple[GitHubForge, AutoProposer]:
+    """Promoter's GitHub forge over `fake`, and discovery over `world` with it."""
+    forge = token_forge(fake)
+    repo = LocalGitRepository(world.root)
+    settings = load_settings(world.root / "promoter.yaml")
+    service = PromotionService(settings=settings, repo=repo, forge=forge,
+                               store=LocalModelStore(world.root / "models"),
+                               evaluator=world.evaluator, identity=fake.bot)
+    return forge, AutoProposer(service=service, store=LocalModelStore(world.root / "models"),
+                               settings=settings.settings,
+                               rollbacks=RollbackService(repo=repo, forge=forge),
+                               author=fake.bot, clock=Clock())
+
+
 def test_a_pr_closed_on_github_is_not_reproposed_and_a_pass_stays_in_budget(
         tmp_path: Path) -> None:
     world = auto_world(tmp_path / "gitops")
     with running_fake(world.root) as fake:
-        forge = token_forge(fake)
+        forge, auto = _on_github(world, fake)
         repo = LocalGitRepository(world.root)
-        service = PromotionService(
-            settings=load_settings(world.root / "promoter.yaml"), repo=repo, forge=forge,
-            store=LocalModelStore(world.root / "models"), evaluator=world.evaluator,
-            identity=fake.bot)
-        auto = AutoProposer(service=service, store=LocalModelStore(world.root / "models"),
-                            settings=load_settings(world.root / "promoter.yaml").settings,
-                            rollbacks=RollbackService(repo=repo, forge=forge),
-                            author=fake.bot, clock=Clock())
         [attempt] = auto.run().attempts
         assert attempt.result is not None
         assert attempt.result.pull_request is not None
@@ -53,3 +62,24 @@ def test_a_pr_closed_on_github_is_not_reproposed_and_a_pass_stays_in_budget(
         assert "closed without merging" in run.plan.held[0].reason
         assert sum(calls.values()) <= PASS_BUDGET
         assert all(call.startswith("GET ") for call in calls)
+
+
+def test_a_rollback_label_on_a_closed_proposal_does_not_reopen_it(tmp_path: Path) -> None:
+    """Anyone who may label a PR (GitHub's triage role) labels the closed proposal `rollback`:
+    discovery tells a rollback by the PR's recorded head commit, so the person's "no" stands.
+    (Before, a `rollback` label took the PR out of the closed-proposal rule.)"""
+    world = auto_world(tmp_path / "gitops")
+    with running_fake(world.root) as fake:
+        forge, auto = _on_github(world, fake)
+        [attempt] = auto.run().attempts
+        assert attempt.result is not None
+        assert attempt.result.pull_request is not None
+        number = attempt.result.pull_request.number
+        forge.close(number, comment="not v3")
+        mallory = token_forge(fake, token=fake.add_user("mallory"), identity="mallory")
+        mallory._repo.get_pull(number).add_to_labels("rollback")
+        assert "rollback" in fake.pulls[number]["labels"]
+
+        run = auto.run()
+        assert run.attempts == ()
+        assert "closed without merging" in run.plan.held[0].reason

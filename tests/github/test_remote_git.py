@@ -118,3 +118,24 @@ def test_urls_with_credentials_are_refused(tmp_path: Path) -> None:
     with pytest.raises(GitError, match="credentials"):
         RemoteGitRepository("https://x-access-token:abc@github.com/acme/gitops.git",
                             tmp_path / "m.git")
+
+
+def test_a_closed_pull_requests_head_stays_readable_after_its_branch_is_gone(
+        bare_git_repo: Path, tmp_path: Path) -> None:
+    """GitHub keeps `refs/pull/<n>/head` where a PR was when it closed; the mirror fetches it,
+    so the recorded head of a closed proposal can still be judged after `<env>-next` was
+    deleted (before, the commit was missing and discovery proposed the version again)."""
+    main = run_git(bare_git_repo, "rev-parse", "main")
+    tree = run_git(bare_git_repo, "rev-parse", "main^{tree}")
+    proposal = run_git(bare_git_repo, "commit-tree", tree, "-p", main, "-m", "Hydrate churn v3")
+    # What GitHub holds once PR #7 from environments/dev-next closed and the branch was
+    # deleted: only the pull ref.
+    run_git(bare_git_repo, "update-ref", "refs/pull/7/head", proposal)
+    remote = RemoteGitRepository(str(bare_git_repo),
+                                 mirror_path(tmp_path / "cache", str(bare_git_repo)))
+    assert remote.commit_info(proposal).parents == (main,)
+    assert remote.branch_head("environments/dev-next") is None
+    # A remote without pull refs (not GitHub) fetches branches as before.
+    run_git(bare_git_repo, "update-ref", "-d", "refs/pull/7/head")
+    remote.refresh()
+    assert remote.branch_head("main") == main

@@ -17,19 +17,13 @@ from promoter.model_store import LocalModelStore
 from promoter.promotion import PromotionService, PromotionState
 from promoter.promotion.history_reader import completion_times
 from promoter.promotion.rollback import RollbackService
+from tests.conftest import isolate_git
+from tests.fakes.clock import ManualClock
 from tests.fakes.scripted import ScriptedCluster, ScriptedEvaluator
 from tests.promotion.world import World
 
 M = timedelta(minutes=1)
 H = timedelta(hours=1)
-
-
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 class Week:
@@ -42,7 +36,7 @@ class Week:
         # Whole seconds: git keeps seconds, so every time compares exactly.
         latest = max(self.completed.values())
         self.t0 = datetime.fromtimestamp(math.ceil(latest.timestamp()), UTC) + H
-        self.clock = Clock(self.t0)
+        self.clock = ManualClock(self.t0)
         self.cluster = ScriptedCluster()
         repo = LocalGitRepository(root, clock=self.clock)
         self.forge = LocalForge(root / ".git" / "promoter" / "forge.sqlite", repo,
@@ -88,11 +82,6 @@ class Week:
 
 def played_week(tmp_path_factory: pytest.TempPathFactory) -> Week:
     """The week played in a fresh repository, with conftest's git isolation."""
-    home = tmp_path_factory.mktemp("home")
-    (home / ".gitconfig").write_text("[user]\n\tname = T\n\temail = t@example.test\n"
-                                     "[init]\n\tdefaultBranch = main\n")
-    with pytest.MonkeyPatch.context() as patch:  # the isolation of conftest's isolated_git
-        patch.setenv("HOME", str(home))
-        patch.setenv("GIT_CONFIG_NOSYSTEM", "1")
-        patch.delenv("PROMOTER_CONFIG", raising=False)
+    with pytest.MonkeyPatch.context() as patch:
+        isolate_git(patch, tmp_path_factory.mktemp("home"))
         return Week(tmp_path_factory.mktemp("week") / "gitops")

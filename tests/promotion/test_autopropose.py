@@ -184,13 +184,22 @@ def test_a_rolled_back_version_is_not_proposed_again(world: World) -> None:
     assert [a.proposal.version for a in proposer(world).run().attempts] == [4]
 
 
-def test_an_open_rollback_is_left_alone(world: World) -> None:
+@pytest.mark.parametrize("label", ["kept", "removed by a person"])
+def test_an_open_rollback_is_left_alone(world: World, label: str) -> None:
+    """Told by its head commit: a person who removes the `rollback` label (anyone who may
+    label a PR can) does not get discovery to propose over the rollback."""
     world.promote("dev", 1)
     world.promote("dev", 2)
     repo = LocalGitRepository(world.root)
     env = world.service.dry_config()[1].environment("dev")
     pending = RollbackService(repo=repo, forge=world.forge).propose(env, reason="x",
                                                                     author="ops")
+    if label != "kept":
+        pull = pending.pull_request
+        relabelled = world.forge.open_or_update_pull_request(
+            head=pull.head_branch, base=pull.base_branch, title=pull.title, body=pull.body,
+            author=pull.author, labels=["promoter", "env:dev"])
+        assert "rollback" not in relabelled.labels
     before = refs(world.root)
     run = proposer(world).run()
     assert run.attempts == ()

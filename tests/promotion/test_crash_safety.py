@@ -57,6 +57,7 @@ from promoter.promotion import PromotionService
 from promoter.promotion.phase import PromotionPhase
 from promoter.promotion.rollback import RollbackService
 from promoter.promotion.verdicts import DirectoryVerdictStore
+from tests.conftest import isolate_git
 from tests.fakes.scripted import ScriptedCluster, ScriptedEvaluator
 from tests.promotion.world import World, git
 
@@ -472,13 +473,8 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     Module scope, so the autouse isolated_git fixture (per test) is not there yet: the same
     isolation is set up here, for this module's fixtures.
     """
-    home = tmp_path_factory.mktemp("home")
-    (home / ".gitconfig").write_text("[user]\n\tname = Test Runner\n\temail = "
-                                     "runner@example.test\n[init]\n\tdefaultBranch = main\n")
     with pytest.MonkeyPatch.context() as env:
-        env.setenv("HOME", str(home))
-        env.setenv("GIT_CONFIG_NOSYSTEM", "1")
-        env.setenv("GIT_TERMINAL_PROMPT", "0")
+        isolate_git(env, tmp_path_factory.mktemp("home"))
         root = World(tmp_path_factory.mktemp("template") / "gitops", ScriptedEvaluator()).root
         # One store for every copy: a model's URI (in hydrator.metadata) is its path, and a
         # restarted child must render what the census rendered, byte for byte.

@@ -8,14 +8,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from promoter.promotion.gate_order import GATE_ORDER
+from tests.fakes.clock import ManualClock
 from tests.fakes.scripted import ScriptedCluster, ScriptedEvaluator
-from tests.promotion.test_soak_and_windows import OFFICE_HOURS, Clock, use
+from tests.promotion.test_soak_and_windows import OFFICE_HOURS, use
 from tests.promotion.world import World
 
 
 def test_gates_are_decided_and_reported_in_pipeline_order(tmp_path: Path) -> None:
     world = World(tmp_path / "gitops", ScriptedEvaluator())
-    clock = Clock(datetime(2026, 11, 26, 10, 0, tzinfo=UTC))  # Thursday, inside the window
+    clock = ManualClock(datetime(2026, 11, 26, 10, 0, tzinfo=UTC))  # Thursday, inside the window
     world.commit_dry_change("policies/staging.yaml", "autoMerge: true",
                             "soak:\n  duration: 1h\n" + OFFICE_HOURS)
     use(world, clock, cluster=ScriptedCluster())

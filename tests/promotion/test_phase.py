@@ -3,7 +3,6 @@ real repository and the LocalForge (merged, rolled out, rolled back, closed)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -16,6 +15,7 @@ from promoter.model_store import LocalModelStore
 from promoter.promotion import PromotionService
 from promoter.promotion.phase import PromotionFacts, PromotionPhase, derive_phase
 from promoter.promotion.rollback import RollbackService
+from tests.fakes.clock import ManualClock
 from tests.fakes.scripted import ScriptedCluster, ScriptedEvaluator
 from tests.promotion.world import World
 
@@ -99,14 +99,6 @@ def test_every_phase_is_reachable() -> None:
 # --- phases read back from git and the forge ------------------------------------------------
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime.now(UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
 @pytest.fixture
 def world(tmp_path: Path) -> World:
     return World(tmp_path / "gitops", ScriptedEvaluator())
@@ -117,7 +109,8 @@ def with_cluster(world: World, cluster: ScriptedCluster) -> PromotionService:
     world.service = PromotionService(
         settings=load_settings(world.root / "promoter.yaml"), repo=repo, forge=world.forge,
         store=LocalModelStore(world.root / "models"), evaluator=world.evaluator,
-        clock=Clock(), cluster=cluster, rollbacks=RollbackService(repo=repo, forge=world.forge))
+        clock=ManualClock(), cluster=cluster,
+        rollbacks=RollbackService(repo=repo, forge=world.forge))
     return world.service
 
 

@@ -15,16 +15,9 @@ from promoter.gitops.local import LocalGitRepository
 from promoter.model_store import LocalModelStore
 from promoter.promotion import PromotionService, PromotionState
 from promoter.promotion.rollback import RollbackService
+from tests.fakes.clock import ManualClock
 from tests.fakes.scripted import ScriptedCluster, ScriptedEvaluator
 from tests.promotion.world import World, git
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime.now(UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 @pytest.fixture
@@ -32,7 +25,7 @@ def world(tmp_path: Path) -> World:
     return World(tmp_path / "gitops", ScriptedEvaluator())
 
 
-def with_cluster(world: World, cluster: ScriptedCluster, clock: Clock, *,
+def with_cluster(world: World, cluster: ScriptedCluster, clock: ManualClock, *,
                  rollbacks: bool = True) -> PromotionService:
     repo = LocalGitRepository(world.root)
     service = PromotionService(
@@ -50,7 +43,7 @@ def gate(outcome, context: str):  # type: ignore[no-untyped-def]
 
 def test_next_environment_waits_for_a_healthy_upstream_rollout(world: World) -> None:
     cluster = ScriptedCluster(phases={"dev": RolloutPhase.PROGRESSING})
-    service = with_cluster(world, cluster, Clock())
+    service = with_cluster(world, cluster, ManualClock())
     world.promote("dev", 1)
     assert cluster.reconcile_requests == ["dev"]  # the merge asked Flux to sync now
     result = service.propose(environment="staging", model="churn", version=1, author="mia")
@@ -64,11 +57,11 @@ def test_next_environment_waits_for_a_healthy_upstream_rollout(world: World) -> 
 
 def test_failed_upstream_rollout_blocks(world: World) -> None:
     cluster = ScriptedCluster()
-    service = with_cluster(world, cluster, Clock())
+    service = with_cluster(world, cluster, ManualClock())
     world.promote("dev", 1)
     cluster.phases["dev"] = RolloutPhase.FAILED
     # Judge the gate alone, without the automatic rollback.
-    service = with_cluster(world, cluster, Clock(), rollbacks=False)
+    service = with_cluster(world, cluster, ManualClock(), rollbacks=False)
     result = service.propose(environment="staging", model="churn", version=1, author="mia")
     assert result.pull_request is not None
     outcome = service.reconcile_pull(result.pull_request.number)
@@ -78,7 +71,7 @@ def test_failed_upstream_rollout_blocks(world: World) -> None:
 
 def test_unreadable_cluster_waits_and_never_rolls_back(world: World) -> None:
     cluster = ScriptedCluster()
-    service = with_cluster(world, cluster, Clock())
+    service = with_cluster(world, cluster, ManualClock())
     world.promote("dev", 1)
     cluster.unreachable = True
     before = git(world.root, "rev-parse", "environments/dev")
@@ -94,7 +87,7 @@ def test_unreadable_cluster_waits_and_never_rolls_back(world: World) -> None:
 
 def test_failed_rollout_is_rolled_back_by_a_merged_pr(world: World) -> None:
     cluster = ScriptedCluster()
-    service = with_cluster(world, cluster, Clock())
+    service = with_cluster(world, cluster, ManualClock())
     world.promote("dev", 1)
     world.promote("dev", 2)
     cluster.phases["dev"] = RolloutPhase.FAILED
@@ -114,7 +107,7 @@ def test_failed_rollout_is_rolled_back_by_a_merged_pr(world: World) -> None:
 
 
 def test_rollout_that_never_becomes_healthy_times_out(world: World) -> None:
-    clock = Clock()
+    clock = ManualClock()
     cluster = ScriptedCluster()
     service = with_cluster(world, cluster, clock)
     world.promote("dev", 1)
@@ -134,7 +127,7 @@ def test_a_rollback_that_cannot_be_made_is_reported_not_raised(world: World) -> 
     """The first deployment failing has nothing to roll back to: the check says so, and the
     other environments' promotions are still reconciled."""
     cluster = ScriptedCluster()
-    service = with_cluster(world, cluster, Clock())
+    service = with_cluster(world, cluster, ManualClock())
     world.promote("dev", 1)
     cluster.phases["dev"] = RolloutPhase.FAILED
     checks = service.check_rollouts()

@@ -4,7 +4,7 @@ periodic resync merges a waiting promotion without anybody pushing it."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -17,36 +17,27 @@ from promoter.gitops.local import LocalGitRepository
 from promoter.model_store import LocalModelStore
 from promoter.promotion import PromotionService, PromotionState
 from promoter.promotion.results import ReconcileOutcome
+from tests.fakes.clock import ManualClock
 from tests.fakes.scripted import ScriptedCluster, ScriptedEvaluator
 from tests.promotion.world import World
 
 MONDAY_10 = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 
 
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock(MONDAY_10)
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock(MONDAY_10)
-
-
-@pytest.fixture
-def world(tmp_path: Path, clock: Clock) -> World:
+def world(tmp_path: Path, clock: ManualClock) -> World:
     world = World(tmp_path / "gitops", ScriptedEvaluator())
     use(world, clock)
     return world
 
 
-def use(world: World, clock: Clock, cluster: ScriptedCluster | None = None) -> PromotionService:
+def use(world: World, clock: ManualClock,
+        cluster: ScriptedCluster | None = None) -> PromotionService:
     """Every part dated by `clock`: commits, forge records and the gates' "now"."""
     repo = LocalGitRepository(world.root, clock=clock)
     world.forge = LocalForge(world.root / ".git" / "promoter" / "forge.sqlite", repo,
@@ -75,7 +66,7 @@ def add_soak(world: World, duration: str) -> None:
 
 
 def test_soak_holds_until_the_version_ran_long_enough_upstream(world: World,
-                                                               clock: Clock) -> None:
+                                                               clock: ManualClock) -> None:
     add_soak(world, "24h")
     world.promote("dev", 1)
     clock.advance(hours=1)
@@ -105,7 +96,7 @@ def waiting_head(world: World, number: int) -> str:
 
 
 def test_a_re_render_of_the_same_version_keeps_the_soak_clock(world: World,
-                                                              clock: Clock) -> None:
+                                                              clock: ManualClock) -> None:
     add_soak(world, "24h")
     world.promote("dev", 1)
     clock.advance(hours=20)
@@ -117,7 +108,7 @@ def test_a_re_render_of_the_same_version_keeps_the_soak_clock(world: World,
     assert merged.state is PromotionState.MERGED, gate(merged, "promoter/soak")
 
 
-def test_a_new_version_upstream_restarts_the_soak(world: World, clock: Clock) -> None:
+def test_a_new_version_upstream_restarts_the_soak(world: World, clock: ManualClock) -> None:
     add_soak(world, "24h")
     world.promote("dev", 1)
     clock.advance(hours=30)
@@ -130,7 +121,7 @@ def test_a_new_version_upstream_restarts_the_soak(world: World, clock: Clock) ->
     assert gate(waiting, "promoter/soak").description.startswith("ran 1h0m of 24h in dev")
 
 
-def test_with_a_cluster_the_soak_counts_from_healthy(world: World, clock: Clock) -> None:
+def test_with_a_cluster_the_soak_counts_from_healthy(world: World, clock: ManualClock) -> None:
     add_soak(world, "2h")
     cluster = ScriptedCluster(phases={"dev": RolloutPhase.PROGRESSING})
     use(world, clock, cluster)
@@ -153,7 +144,7 @@ def test_with_a_cluster_the_soak_counts_from_healthy(world: World, clock: Clock)
     assert world.service.reconcile_pull(number).state is PromotionState.MERGED
 
 
-def test_unreadable_cluster_holds_the_soak(world: World, clock: Clock) -> None:
+def test_unreadable_cluster_holds_the_soak(world: World, clock: ManualClock) -> None:
     add_soak(world, "2h")
     cluster = ScriptedCluster()
     use(world, clock, cluster)
@@ -178,7 +169,7 @@ OFFICE_HOURS = """schedule:
 autoMerge: true"""
 
 
-def test_change_window_holds_a_promotion_until_it_opens(world: World, clock: Clock) -> None:
+def test_change_window_holds_a_promotion_until_it_opens(world: World, clock: ManualClock) -> None:
     world.commit_dry_change("policies/staging.yaml", "autoMerge: true", OFFICE_HOURS)
     clock.now = datetime(2026, 11, 26, 16, 0, tzinfo=UTC)  # Thursday 17:00 in Berlin
     world.promote("dev", 1)
@@ -197,7 +188,7 @@ def test_change_window_holds_a_promotion_until_it_opens(world: World, clock: Clo
     assert gate(merged[0], "promoter/change-window").state is StatusState.SUCCESS
 
 
-def test_freeze_holds_even_inside_a_window(world: World, clock: Clock) -> None:
+def test_freeze_holds_even_inside_a_window(world: World, clock: ManualClock) -> None:
     world.commit_dry_change("policies/staging.yaml", "autoMerge: true", OFFICE_HOURS)
     clock.now = datetime(2026, 12, 21, 10, 0, tzinfo=UTC)  # a Monday, in the freeze
     world.promote("dev", 1)

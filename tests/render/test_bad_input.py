@@ -236,6 +236,20 @@ def test_tfjob_with_more_than_one_chief(render: Render, dry_source: Dry) -> None
     assert "spec.tfReplicaSpecs.Chief.replicas: is 2" in refused(render, templates).message
 
 
+def test_tfjob_with_parameter_servers_and_no_chief(render: Render, dry_source: Dry) -> None:
+    """ParameterServerStrategy coordinates from the `chief` task: PS and workers alone would
+    wait for it forever. A template that drops the Chief the environment asks for is caught
+    too, since the rule reads the rendered TFJob."""
+    templates = edited(dry_source, "training/tfjob.yaml", "${training.chiefReplicas}", "0")
+    error = refused(render, templates)
+    assert error.message.startswith(
+        "manifests/training/tfjob.yaml: TFJob churn-train-v3: spec.tfReplicaSpecs.PS: is set "
+        "but the TFJob has no Chief: TensorFlow's ParameterServerStrategy runs its "
+        "coordinator as the task of type 'chief'"), error.message
+    assert error.fix is not None
+    assert "training.chief: true" in error.fix
+
+
 def test_tfjob_without_release_annotations(render: Render, dry_source: Dry) -> None:
     templates = edited(dry_source, "training/tfjob.yaml",
                        '  annotations:\n    promoter.dev/model-version: "${model.version}"\n'

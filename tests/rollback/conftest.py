@@ -5,6 +5,9 @@ and forge (seconds each), so building dev v1 -> v2 -> v3 for every test would be
   is where it was right after promoting the last of `versions` (which must be a prefix of
   1, 2, 3); `()` means no environment branch yet. The service, forge and git are real.
 - `heads` -> {version: environment branch head right after promoting it}.
+
+`dev_target(world)` is what dev's delivery reads; `flux_reports(world, api, ...)` puts dev's
+GitRepository and Kustomizations at the branch head on the fake API server.
 """
 
 from __future__ import annotations
@@ -16,6 +19,16 @@ from pathlib import Path
 
 import pytest
 
+from promoter.cluster import DeliveryTarget
+from tests.cluster.fake_api import FakeKubernetesApi
+from tests.cluster.objects import (
+    OLD,
+    applied,
+    git_repository,
+    kustomization,
+    training_kustomization,
+)
+from tests.conftest import isolate_git
 from tests.fakes.scripted import ScriptedEvaluator
 from tests.promotion.world import World
 
@@ -25,16 +38,8 @@ BRANCH = "environments/dev"
 
 @pytest.fixture(scope="session")
 def _template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[int, str]]:
-    home = tmp_path_factory.mktemp("template-home")
-    (home / ".gitconfig").write_text(
-        "[user]\n\tname = Test Runner\n\temail = runner@example.test\n"
-        "[init]\n\tdefaultBranch = main\n")
-    with pytest.MonkeyPatch.context() as patch:  # the same isolation as conftest's isolated_git
-        patch.setenv("HOME", str(home))
-        patch.setenv("GIT_CONFIG_NOSYSTEM", "1")
-        patch.setenv("GIT_TERMINAL_PROMPT", "0")
-        patch.delenv("PROMOTER_CONFIG", raising=False)
-        patch.delenv("PROMOTER_USER", raising=False)
+    with pytest.MonkeyPatch.context() as patch:
+        isolate_git(patch, tmp_path_factory.mktemp("template-home"))
         root = tmp_path_factory.mktemp("template") / "gitops"
         world = World(root, ScriptedEvaluator())
         first = _git(root, "rev-parse", "main")
@@ -76,3 +81,27 @@ def world_at(_template: tuple[Path, dict[int, str]],
 def _git(repo: Path, *args: str) -> str:
     return subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True,
                           text=True).stdout.strip()
+
+
+def dev_target(world: World) -> DeliveryTarget:
+    """The Flux or Argo CD objects dev's delivery reads."""
+    return DeliveryTarget.of(world.service.dry_config()[1].environment("dev"))
+
+
+def flux_reports(world: World, api: FakeKubernetesApi, *, serving_failed: bool = False,
+                 training: str | None = None) -> str:
+    """Put dev's Flux objects on `api` at the environment branch head; the head.
+
+    Serving applied and healthy, or, with `serving_failed`, its health check timed out on the
+    Deployment; training applied, or in the `FLUX_TRAINING` state `training`."""
+    head = _git(world.root, "rev-parse", BRANCH)
+    target = dev_target(world)
+    assert target.training is not None
+    api.put(target.git_repository, git_repository(commit=head))
+    api.put(target.kustomization, kustomization(
+        attempted=head, applied=OLD,
+        ready=("False", "HealthCheckFailed", "timeout waiting for: [Deployment/ml-dev/churn]"),
+        healthy=("False", "HealthCheckFailed", "timeout")) if serving_failed else applied(head))
+    api.put(target.training, applied(head, name=target.training.name) if training is None
+            else training_kustomization(head, training))
+    return head

@@ -4,7 +4,7 @@ real `kubernetes` client against the fake API server through a kubeconfig file."
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -13,7 +13,6 @@ from click.testing import CliRunner
 from promoter.cli.rollback import health, rollback
 from promoter.cluster import DeliveryTarget
 from promoter.config.loader import LoadedSettings, load_settings
-from promoter.schemas import validate_crd_object
 from tests.cluster.fake_api import FakeKubernetesApi
 from tests.cluster.objects import applied, git_repository
 from tests.fixtures.git import run_git
@@ -33,12 +32,6 @@ class Obj:
 @pytest.fixture
 def world(world_at: Callable[..., World]) -> World:
     return world_at(1, 2)
-
-
-@pytest.fixture
-def api() -> Iterator[FakeKubernetesApi]:
-    with FakeKubernetesApi(validator=validate_crd_object) as server:
-        yield server
 
 
 def test_rollback_command_opens_and_merges(world: World) -> None:

@@ -21,7 +21,9 @@ from promoter.promotion.rollback import (
     RESTORES,
     ROLLBACK_OF,
     RollbackOutcome,
+    RollbackResult,
     RollbackService,
+    is_rollback_commit,
 )
 from tests.fixtures.git import push_commit, run_git
 from tests.promotion.world import World
@@ -108,6 +110,37 @@ def test_rollback_restores_the_previous_tree_as_a_new_commit(heads: dict[int, st
     assert "churn v3" in pull.body
 
 
+def test_a_rollback_is_told_by_its_commit_not_by_a_label(heads: dict[int, str],
+        world: World, repo: LocalGitRepository, rollback: RollbackService) -> None:
+    """Anyone who may label a PR can add or remove `rollback`; the head commit promoter
+    recorded is what says a PR is a rollback: its trailers, its parent and its tree."""
+    result = rollback.propose(dev(world), reason="x", author="oncall")
+    assert is_rollback_commit(repo, result.commit)
+    info = repo.commit_info(result.commit)
+    files = {p: repo.read_file(result.commit, p) or b"" for p in repo.list_files(result.commit)}
+    message = f"{info.subject}\n\n{info.body}\n"
+    # Its message (trailers and all) over another tree, or over another parent: no rollback.
+    other_tree = repo.create_commit(files={**files, "extra.yaml": b"kind: Secret\n"},
+                                    parents=[heads[3]], message=message, author=info.author)
+    other_parent = repo.create_commit(files=files, parents=[heads[1]], message=message,
+                                      author=info.author)
+    assert not is_rollback_commit(repo, other_tree)
+    assert not is_rollback_commit(repo, other_parent)
+    assert not is_rollback_commit(repo, heads[3])  # a promotion's merge
+    assert not is_rollback_commit(repo, "0" * 40)  # not in this repository
+    # The label removed by a person: still a rollback, merged as one.
+    pull = result.pull_request
+    relabelled = world.forge.open_or_update_pull_request(
+        head=pull.head_branch, base=pull.base_branch, title=pull.title, body=pull.body,
+        author=pull.author, labels=["promoter"])
+    assert rollback.is_rollback(relabelled)
+    merged = rollback.merge(dev(world), RollbackResult(
+        plan=result.plan, outcome=result.outcome, commit=result.commit,
+        pull_request=relabelled), merger=merger(world))
+    assert merged.merge_sha is not None
+    assert version_at(world, BRANCH) == 2
+
+
 def test_merged_rollback_moves_the_branch_forward_only(heads: dict[int, str],
         world: World, repo: LocalGitRepository, rollback: RollbackService) -> None:
     env = dev(world)
@@ -158,15 +191,23 @@ def test_rollback_is_idempotent(at: Callable[..., tuple[World, RollbackService]]
     assert len(world.forge.list_open_pull_requests(label="rollback")) == 1
 
 
+@pytest.mark.parametrize("labels", ["as promoter wrote them", "with `rollback` added"])
 def test_rollback_never_takes_over_an_open_promotion(
-        at: Callable[..., tuple[World, RollbackService]], heads: dict[int, str]) -> None:
+        at: Callable[..., tuple[World, RollbackService]], heads: dict[int, str],
+        labels: str) -> None:
     """mia's open promotion is closed as superseded, with a comment; the rollback gets a PR
-    of its own, under the requester's name, with no promotion report."""
+    of its own, under the requester's name, with no promotion report. A `rollback` label
+    someone added to the promotion PR changes nothing: its head commit is no rollback."""
     world, rollback = at(1, 2)
     repo = LocalGitRepository(world.root)
     proposal = world.service.propose(environment="dev", model="churn", version=3,
                                      author="mia")
     assert proposal.pull_request is not None
+    if labels != "as promoter wrote them":
+        pull = proposal.pull_request
+        world.forge.open_or_update_pull_request(
+            head=pull.head_branch, base=pull.base_branch, title=pull.title, body=pull.body,
+            author=pull.author, labels=[*pull.labels, "rollback"])
     result = rollback.propose(dev(world), reason="v2 is failing", author="oncall")
     assert result.outcome is RollbackOutcome.OPENED
     assert result.pull_request.number != proposal.pull_request.number
@@ -176,7 +217,6 @@ def test_rollback_never_takes_over_an_open_promotion(
     closed = world.forge.get_pull_request(proposal.pull_request.number)
     assert closed.state is PullRequestState.CLOSED
     assert closed.title == "Promote churn v3 to dev"
-    assert "rollback" not in closed.labels
     assert repo.tree_id(result.commit) == repo.tree_id(heads[1])
 
 

@@ -8,12 +8,10 @@ The failed rollout is what a rollback answers, so waiting for the controller's i
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-import pytest
-
-from promoter.cluster import DeliveryTarget, RolloutPhase
+from promoter.cluster import RolloutPhase
 from promoter.cluster.kubernetes import KubernetesClusterReader
 from promoter.cluster.port import ARGO_REFRESH_ANNOTATION, FLUX_RECONCILE_ANNOTATION
 from promoter.config.loader import load_settings
@@ -23,55 +21,27 @@ from promoter.gitops.local import LocalGitRepository
 from promoter.model_store import LocalModelStore
 from promoter.promotion import PromotionService, PromotionState
 from promoter.promotion.rollback import RollbackService
-from promoter.schemas import validate_crd_object
 from tests.cluster.fake_api import FakeKubernetesApi
 from tests.cluster.objects import (
     application,
-    applied,
-    git_repository,
-    kustomization,
     synced_application,
 )
 from tests.deploy.test_deploy import _build, _granted, _rule
+from tests.fakes.clock import ManualClock
 from tests.fixtures.git import run_git
 from tests.promotion.world import World
+from tests.rollback.conftest import dev_target, flux_reports
 
 BRANCH = "environments/dev"
 
 
-class Clock:
-    """One clock for git, the forge and the service, moved by the test."""
-
-    def __init__(self) -> None:
-        self.now = datetime.now(UTC).replace(microsecond=0)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-@pytest.fixture
-def api() -> Iterator[FakeKubernetesApi]:
-    with FakeKubernetesApi(validator=validate_crd_object) as server:
-        yield server
-
-
-@pytest.fixture
-def reader(api: FakeKubernetesApi) -> Iterator[KubernetesClusterReader]:
-    with KubernetesClusterReader.for_host(api.url, request_timeout_s=5) as client:
-        yield client
-
-
-def _service(world: World, reader: KubernetesClusterReader, clock: Clock) -> PromotionService:
+def _service(world: World, reader: KubernetesClusterReader, clock: ManualClock) -> PromotionService:
     repo = LocalGitRepository(world.root, clock=clock)
     forge = LocalForge(world.root / ".git" / "promoter" / "forge.sqlite", repo, clock=clock)
     return PromotionService(
         settings=load_settings(world.root / "promoter.yaml"), repo=repo, forge=forge,
         store=LocalModelStore(world.root / "models"), evaluator=world.evaluator,
         clock=clock, cluster=reader, rollbacks=RollbackService(repo=repo, forge=forge))
-
-
-def _target(world: World) -> DeliveryTarget:
-    return DeliveryTarget.of(world.service.dry_config()[1].environment("dev"))
 
 
 def _assert_rbac_allows(api: FakeKubernetesApi, overlay: str) -> None:
@@ -90,16 +60,9 @@ def test_an_automatic_flux_rollback_asks_flux_to_sync_now(
         world_at: Callable[..., World], api: FakeKubernetesApi,
         reader: KubernetesClusterReader) -> None:
     world = world_at(1, 2)
-    head = run_git(world.root, "rev-parse", BRANCH)
-    target = _target(world)
-    assert target.training is not None
-    api.put(target.git_repository, git_repository(commit=head))
-    api.put(target.kustomization, kustomization(
-        attempted=head, applied="0" * 40,
-        ready=("False", "HealthCheckFailed", "timeout waiting for: [Deployment/ml-dev/churn]"),
-        healthy=("False", "HealthCheckFailed", "timeout")))
-    api.put(target.training, applied(head, name=target.training.name))
-    clock = Clock()
+    flux_reports(world, api, serving_failed=True)
+    target = dev_target(world)
+    clock = ManualClock(datetime.now(UTC).replace(microsecond=0))
 
     (check,) = [c for c in _service(world, reader, clock).check_rollouts()
                 if c.environment == "dev"]
@@ -127,7 +90,7 @@ def test_an_approved_argo_rollback_asks_argo_to_refresh_and_is_tracked_from_its_
     world.commit_dry_change("environments/dev.yaml", "policy: dev\n",
                             "policy: dev\ndelivery:\n  tool: argo\n  autoMergeRollback: false\n")
     head = run_git(world.root, "rev-parse", BRANCH)
-    target = _target(world)
+    target = dev_target(world)
     assert target.tool == "argo"
     assert target.training is not None
     failed = application(sync_revision=head, op_phase="Failed", op_revision=head,
@@ -136,7 +99,7 @@ def test_an_approved_argo_rollback_asks_argo_to_refresh_and_is_tracked_from_its_
     api.put(target.application, failed)
     api.put(target.training, synced_application(head, health="Healthy",
                                                 name=target.training.name))
-    clock = Clock()
+    clock = ManualClock(datetime.now(UTC).replace(microsecond=0))
     service = _service(world, reader, clock)
 
     (check,) = [c for c in service.check_rollouts() if c.environment == "dev"]

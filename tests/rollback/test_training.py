@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 from promoter.cli import main
 from promoter.cli.rollback import health
-from promoter.cluster import DeliveryTarget, RolloutPhase, TrainingPhase
+from promoter.cluster import RolloutPhase, TrainingPhase
 from promoter.cluster.kubernetes import KubernetesClusterReader
 from promoter.config.loader import load_settings
 from promoter.domain.pull_requests import StatusState
@@ -23,20 +23,16 @@ from promoter.gitops.local import LocalGitRepository
 from promoter.model_store import LocalModelStore
 from promoter.promotion import PromotionService
 from promoter.promotion.rollback import RollbackService
-from promoter.schemas import validate_crd_object
 from promoter.wiring import build_app
 from tests.cluster.fake_api import FakeKubernetesApi
 from tests.cluster.objects import (
     ARGO_TRAINING,
     FLUX_TRAINING,
-    applied,
-    git_repository,
-    kustomization,
     synced_application,
-    training_kustomization,
 )
 from tests.fixtures.git import run_git
 from tests.promotion.world import World
+from tests.rollback.conftest import dev_target, flux_reports
 from tests.rollback.test_cli import Obj, _kubeconfig
 from tests.server.support import SECRET
 
@@ -46,22 +42,12 @@ with warnings.catch_warnings():
     from fastapi.testclient import TestClient
 
 
-@pytest.fixture
-def api() -> Iterator[FakeKubernetesApi]:
-    with FakeKubernetesApi(validator=validate_crd_object) as server:
-        yield server
-
-
 def _service(world: World, reader: KubernetesClusterReader) -> PromotionService:
     repo = LocalGitRepository(world.root)
     return PromotionService(
         settings=load_settings(world.root / "promoter.yaml"), repo=repo, forge=world.forge,
         store=LocalModelStore(world.root / "models"), evaluator=world.evaluator,
         cluster=reader, rollbacks=RollbackService(repo=repo, forge=world.forge))
-
-
-def _target(world: World) -> DeliveryTarget:
-    return DeliveryTarget.of(world.service.dry_config()[1].environment("dev"))
 
 
 def _check_no_rollback(world: World, api: FakeKubernetesApi, expected: TrainingPhase) -> None:
@@ -108,12 +94,7 @@ def test_flux_training_trouble_rolls_nothing_back(case: str, world_at: Callable[
     world = world_at(1, 2)
     if "JobSet" in case:
         _run_jobsets(world)
-    head = run_git(world.root, "rev-parse", "environments/dev")
-    target = _target(world)
-    assert target.training is not None
-    api.put(target.git_repository, git_repository(commit=head))
-    api.put(target.kustomization, applied(head))
-    api.put(target.training, training_kustomization(head, case))
+    flux_reports(world, api, training=case)
     _check_no_rollback(world, api, FLUX_PHASES[case])
 
 
@@ -126,7 +107,7 @@ def test_argo_training_trouble_rolls_nothing_back(case: str, world_at: Callable[
     if "JobSet" in case:
         _run_jobsets(world)
     head = run_git(world.root, "rev-parse", "environments/dev")
-    target = _target(world)
+    target = dev_target(world)
     assert target.tool == "argo"
     assert target.training is not None
     health_status, message = ARGO_TRAINING[case]
@@ -141,15 +122,7 @@ def test_a_failed_serving_rollout_is_still_rolled_back(world_at: Callable[..., W
                                                        api: FakeKubernetesApi) -> None:
     """The split takes nothing away: serving's own failure rolls back as before."""
     world = world_at(1, 2)
-    head = run_git(world.root, "rev-parse", "environments/dev")
-    target = _target(world)
-    assert target.training is not None
-    api.put(target.git_repository, git_repository(commit=head))
-    api.put(target.kustomization, kustomization(
-        attempted=head, applied="0" * 40,
-        ready=("False", "HealthCheckFailed", "timeout waiting for: [Deployment/ml-dev/churn]"),
-        healthy=("False", "HealthCheckFailed", "timeout")))
-    api.put(target.training, applied(head, name=target.training.name))
+    flux_reports(world, api, serving_failed=True)
     with KubernetesClusterReader.for_host(api.url, request_timeout_s=5) as reader:
         (check,) = [c for c in _service(world, reader).check_rollouts()
                     if c.environment == "dev"]
@@ -172,12 +145,7 @@ def test_status_and_health_report_training_on_its_own(case: str,
     world = world_at(1, 2)
     if "JobSet" in case:
         _run_jobsets(world)
-    head = run_git(world.root, "rev-parse", "environments/dev")
-    target = _target(world)
-    assert target.training is not None
-    api.put(target.git_repository, git_repository(commit=head))
-    api.put(target.kustomization, applied(head))
-    api.put(target.training, training_kustomization(head, case))
+    flux_reports(world, api, training=case)
     config = _kubeconfig(tmp_path / "kubeconfig", api.url)
 
     result = CliRunner().invoke(health, ["--env", "dev", "--kubeconfig", str(config)],
@@ -212,12 +180,7 @@ def test_the_api_reports_training_on_its_own(world_at: Callable[..., World],
     not call the cluster."""
     world = world_at(1, 2)
     _run_jobsets(world)
-    head = run_git(world.root, "rev-parse", "environments/dev")
-    target = _target(world)
-    assert target.training is not None
-    api.put(target.git_repository, git_repository(commit=head))
-    api.put(target.kustomization, applied(head))
-    api.put(target.training, training_kustomization(head, "JobSet failed"))
+    head = flux_reports(world, api, training="JobSet failed")
     with KubernetesClusterReader.for_host(api.url, request_timeout_s=5) as reader:
         app = build_app(_service(world, reader), webhook_secret=SECRET,
                         resync_interval_s=None)

@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 from promoter.errors import ConfigError
 from promoter.promotion import PromotionState
 from promoter.wiring import build_app
+from tests.conftest import isolate_git
 from tests.fakes.scripted import ScriptedEvaluator
 from tests.promotion.world import World
 from tests.server.support import (
@@ -29,13 +30,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
     # Module scope: building the repository is the slow part; the tests that write (approve)
     # come last in this file and rely on the state the earlier ones left. The autouse
     # isolated_git fixture is function-scoped, so the same isolation is set up here.
-    home = tmp_path_factory.mktemp("home")
-    (home / ".gitconfig").write_text("[user]\n\tname = Test Runner\n\temail = "
-                                     "runner@example.test\n[init]\n\tdefaultBranch = main\n")
     with pytest.MonkeyPatch.context() as env:
-        env.setenv("HOME", str(home))
-        env.setenv("GIT_CONFIG_NOSYSTEM", "1")
-        env.setenv("GIT_TERMINAL_PROMPT", "0")
+        isolate_git(env, tmp_path_factory.mktemp("home"))
         world = World(tmp_path_factory.mktemp("api") / "gitops", ScriptedEvaluator())
         world.promote("dev", 1)
         world.promote("staging", 1)

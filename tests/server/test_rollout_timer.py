@@ -12,6 +12,7 @@ from promoter.cluster.port import RolloutPhase, RolloutState
 from promoter.config.schema import EnvironmentSpec
 from promoter.errors import GitError
 from promoter.server.rollouts import TimedClusterReader
+from tests.fakes.clock import ManualClock
 from tests.fakes.scripted import ScriptedCluster
 from tests.server.support import environment_spec
 
@@ -19,20 +20,12 @@ START = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
 DEV = environment_spec("dev")
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = START
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> ManualClock:
+    return ManualClock(START)
 
 
-def timer(cluster: ScriptedCluster, clock: Clock, commits: dict[str, datetime],
+def timer(cluster: ScriptedCluster, clock: ManualClock, commits: dict[str, datetime],
           seen: list[tuple[str, float]]) -> TimedClusterReader:
     def commit_time(sha: str) -> datetime:
         if sha not in commits:
@@ -43,7 +36,7 @@ def timer(cluster: ScriptedCluster, clock: Clock, commits: dict[str, datetime],
                               observe=lambda env, s: seen.append((env, s)), clock=clock)
 
 
-def test_a_merge_is_timed_to_its_first_healthy_reading_once(clock: Clock) -> None:
+def test_a_merge_is_timed_to_its_first_healthy_reading_once(clock: ManualClock) -> None:
     cluster = ScriptedCluster(phases={"dev": RolloutPhase.PROGRESSING})
     seen: list[tuple[str, float]] = []
     reader = timer(cluster, clock, {"m1": START + timedelta(seconds=10)}, seen)
@@ -56,7 +49,7 @@ def test_a_merge_is_timed_to_its_first_healthy_reading_once(clock: Clock) -> Non
     assert seen == [("dev", 65.0)]
 
 
-def test_an_old_deployment_healthy_at_the_first_reading_is_not_timed(clock: Clock) -> None:
+def test_an_old_deployment_healthy_at_the_first_reading_is_not_timed(clock: ManualClock) -> None:
     cluster = ScriptedCluster()
     seen: list[tuple[str, float]] = []
     commits = {"old": START - timedelta(days=7), "new": START + timedelta(seconds=5)}
@@ -67,7 +60,7 @@ def test_an_old_deployment_healthy_at_the_first_reading_is_not_timed(clock: Cloc
     assert seen == [("dev", 15.0)]
 
 
-def test_a_merge_from_before_the_start_is_timed_if_seen_unhealthy(clock: Clock) -> None:
+def test_a_merge_from_before_the_start_is_timed_if_seen_unhealthy(clock: ManualClock) -> None:
     cluster = ScriptedCluster(phases={"dev": RolloutPhase.PENDING})
     seen: list[tuple[str, float]] = []
     reader = timer(cluster, clock, {"m": START - timedelta(seconds=40)}, seen)
@@ -78,7 +71,7 @@ def test_a_merge_from_before_the_start_is_timed_if_seen_unhealthy(clock: Clock) 
     assert seen == [("dev", 60.0)]
 
 
-def test_an_unknown_commit_time_is_logged_not_raised(clock: Clock,
+def test_an_unknown_commit_time_is_logged_not_raised(clock: ManualClock,
                                                      caplog: pytest.LogCaptureFixture) -> None:
     cluster = ScriptedCluster()
     seen: list[tuple[str, float]] = []
@@ -88,7 +81,7 @@ def test_an_unknown_commit_time_is_logged_not_raised(clock: Clock,
     assert "cannot time the rollout of dev" in caplog.text
 
 
-def test_reading_errors_and_sync_requests_pass_through(clock: Clock) -> None:
+def test_reading_errors_and_sync_requests_pass_through(clock: ManualClock) -> None:
     cluster = ScriptedCluster(unreachable=True)
     seen: list[tuple[str, float]] = []
     reader = timer(cluster, clock, {}, seen)
@@ -98,7 +91,8 @@ def test_reading_errors_and_sync_requests_pass_through(clock: Clock) -> None:
     assert cluster.reconcile_requests == ["dev"]
 
 
-def test_the_controllers_healthy_time_is_used_when_it_is_after_the_merge(clock: Clock) -> None:
+def test_the_controllers_healthy_time_is_used_when_it_is_after_the_merge(
+        clock: ManualClock) -> None:
     merged = START + timedelta(seconds=10)
 
     class Reporting(ScriptedCluster):
