@@ -13,8 +13,8 @@ fresh process tree, and reports:
   processes need not peak at the same moment;
 - the wall time and rows/s.
 
-With `--compare REV`, the same runs are made with the code of git revision REV too (checked
-out into a temporary worktree and run from there), interleaved with this checkout's so that
+With `--compare REV`, the same runs are made with the code of git revision REV too (`git
+archive` into a temporary directory, run from there), interleaved with this checkout's so that
 the machine's load hits both alike, and the ratio of the peaks is printed.
 
 Usage: `python benchmarks/holdout_memory.py [--rows 1000000 10000000] [--formats csv parquet]
@@ -34,7 +34,6 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -146,20 +145,14 @@ def measure(code: Path, model: Path, holdout: Path, *, baseline: bool) -> dict[s
             "seconds": time.perf_counter() - started}
 
 
-@contextlib.contextmanager
-def checkout(revision: str | None, root: Path) -> Iterator[Path]:
-    """This checkout, or a temporary git worktree of `revision` (removed afterwards)."""
-    if revision is None:
-        yield REPO
-        return
+def checkout(revision: str, root: Path) -> Path:
+    """The files of git revision `revision` of this repository, extracted under `root`."""
     path = root / f"code-{revision}"
-    subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(path),
-                    revision], check=True, capture_output=True)
-    try:
-        yield path
-    finally:
-        subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(path)],
-                       check=False, capture_output=True)
+    path.mkdir()
+    archive = subprocess.run(["git", "-C", str(REPO), "archive", "--format=tar", revision],
+                             check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(path)], input=archive, check=True)
+    return path
 
 
 def main() -> None:
@@ -179,15 +172,13 @@ def main() -> None:
     if args.short:
         args.rows, args.features = [20_000], 8
 
-    with tempfile.TemporaryDirectory(prefix="promoter-memory-") as tmp, \
-            contextlib.ExitStack() as stack:
+    with tempfile.TemporaryDirectory(prefix="promoter-memory-") as tmp:
         root = Path(tmp)
         model = root / "model"
         build_model(model, args.features)
         codes = {"this checkout": REPO}
         if args.compare:
-            codes = {args.compare: stack.enter_context(checkout(args.compare, root)),
-                     **codes}
+            codes = {args.compare: checkout(args.compare, root), **codes}
         print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the start; "
               f"a {args.features}-input MLP, "
               f"{'candidate + baseline' if args.baseline else 'candidate only'}; "
