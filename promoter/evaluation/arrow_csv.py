@@ -76,7 +76,11 @@ class ArrowCSVReader:
 
     def __init__(self, path: Path, *, label_column: str, columns: Sequence[ColumnRequest],
                  batch_size: int = DEFAULT_BATCH_SIZE, label_kind: str = "binary",
-                 weight_column: str | None = None, slice_columns: Sequence[str] = ()) -> None:
+                 weight_column: str | None = None, slice_columns: Sequence[str] = (),
+                 fd: int | None = None) -> None:
+        """`fd`: a descriptor of `path` open for reading, read instead of opening `path`
+        (`open_holdout_file`)."""
+        self.fd = fd
         self._exact = HoldoutReader(path, label_column=label_column, columns=columns,
                                     batch_size=batch_size, label_kind=label_kind,
                                     weight_column=weight_column, slice_columns=slice_columns)
@@ -95,7 +99,7 @@ class ArrowCSVReader:
 
     def __iter__(self) -> Iterator[HoldoutBatch]:
         hasher = hashlib.sha256()
-        with open_holdout_file(self.path) as raw:
+        with open_holdout_file(self.path, fd=self.fd) as raw:
             for block in prefetched(lambda: self._blocks(raw, hasher), name="csv-reader"):
                 if block.columns is None:
                     yield from self._exactly(block)

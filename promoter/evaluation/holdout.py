@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,12 +85,14 @@ class HoldoutReader:
     def __init__(self, path: Path, *, label_column: str, columns: Sequence[ColumnRequest],
                  batch_size: int = DEFAULT_BATCH_SIZE, label_kind: str = "binary",
                  weight_column: str | None = None,
-                 slice_columns: Sequence[str] = ()) -> None:
+                 slice_columns: Sequence[str] = (), fd: int | None = None) -> None:
         """`label_kind` is `binary` (0/1), `class` (an index 0..K-1) or `real` (any finite
-        number); `slice_columns` are read as text for per-slice metrics."""
+        number); `slice_columns` are read as text for per-slice metrics; `fd`: a descriptor
+        of `path` open for reading, read instead of opening `path` (`open_holdout_file`)."""
         if batch_size < 1:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
         self.path = path
+        self.fd = fd
         self.label_column = label_column
         self.columns: dict[str, ColumnRequest] = {}
         """Needed columns by name (the first request of a name, for messages)."""
@@ -118,7 +121,7 @@ class HoldoutReader:
 
     def __iter__(self) -> Iterator[HoldoutBatch]:
         hasher = hashlib.sha256()
-        with open_holdout_file(self.path) as raw:
+        with open_holdout_file(self.path, fd=self.fd) as raw:
             text = io.TextIOWrapper(io.BufferedReader(_HashingReader(raw, hasher)),
                                     encoding="utf-8-sig", newline="")
             reader = csv.reader(text, strict=True)
@@ -265,8 +268,21 @@ class HoldoutReader:
         raise AssertionError("unreachable: a cell failed to parse but none was found")
 
 
-def open_holdout_file(path: Path) -> IO[bytes]:
-    """`path` opened for reading bytes; HoldoutError if it is missing or unreadable."""
+def open_holdout_file(path: Path, *, fd: int | None = None) -> IO[bytes]:
+    """`path` opened for reading bytes; HoldoutError if it is missing or unreadable.
+
+    With `fd`, a descriptor of `path` open for reading (the confined worker's, from its
+    parent: it may not open the path itself), a duplicate of `fd` read from the start
+    instead; the caller's `fd` stays open. `path` then only names the file in messages.
+    """
+    if fd is not None:
+        try:
+            own = os.dup(fd)
+            os.lseek(own, 0, os.SEEK_SET)
+        except OSError as exc:
+            raise HoldoutError(f"cannot read holdout {path} through descriptor {fd}: "
+                               f"{exc.strerror}", fix="report this as a bug in promoter") from exc
+        return os.fdopen(own, "rb")
     try:
         return path.open("rb")
     except FileNotFoundError:

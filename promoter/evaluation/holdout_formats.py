@@ -1,5 +1,6 @@
 """Open a holdout file with the reader its format needs: CSV (read by pyarrow, checked by the
-exact parser where pyarrow cannot be trusted: `arrow_csv`), or TFRecord of tf.train.Example.
+exact parser where pyarrow cannot be trusted: `arrow_csv`), Parquet (`parquet_holdout`), or
+TFRecord of tf.train.Example.
 
 Apart from `promoter.evaluation.holdout` because the TFRecord reader
 (`promoter.evaluation.tfrecord`) builds on that module's batches and column requests: the
@@ -27,12 +28,14 @@ def open_holdout(path: Path, *, label_column: str, columns: Sequence[ColumnReque
                  fd: int | None = None) -> Any:
     """A reader of `path` in batches: CSV, Parquet, or TFRecord of tf.train.Example (by
     suffix). All yield `HoldoutBatch`es and set `rows` and `digest` once read. `fd`: a
-    descriptor of the file open for reading, which a Parquet holdout is read through (the
-    confined worker then needs no right to open the path). The TFRecord reader imports
-    TensorFlow, so only the worker calls this for TFRecord files."""
+    descriptor of the file open for reading, which every reader then reads through instead
+    of opening `path` (the confined worker then needs no right to open the path; `path` only
+    names the file in messages). The TFRecord reader imports TensorFlow, so only the worker
+    calls this for TFRecord files."""
     kwargs: dict[str, Any] = {"label_column": label_column, "columns": columns,
                               "batch_size": batch_size, "label_kind": label_kind,
-                              "weight_column": weight_column, "slice_columns": slice_columns}
+                              "weight_column": weight_column, "slice_columns": slice_columns,
+                              "fd": fd}
     if is_tfrecord(path):
         from promoter.evaluation.tfrecord import TFRecordHoldoutReader
 
@@ -40,5 +43,5 @@ def open_holdout(path: Path, *, label_column: str, columns: Sequence[ColumnReque
     if is_parquet(path):
         from promoter.evaluation.parquet_holdout import ParquetHoldoutReader
 
-        return ParquetHoldoutReader(path, fd=fd, **kwargs)
+        return ParquetHoldoutReader(path, **kwargs)
     return ArrowCSVReader(path, **kwargs)

@@ -56,7 +56,9 @@ def confine(request: dict[str, Any]) -> dict[str, Any]:
     Landlock confines only the calling thread and those it creates): the memory limit
     (RLIMIT_AS); a network namespace of its own where the kernel lets us (no interfaces but a
     downed loopback); Landlock (reads beneath the Python installation, system libraries, the
-    models and the holdout; writes in the scratch directory `outDir`; with ABI 4+ no TCP);
+    models, and the holdout unless the parent handed it over as `holdoutFd`, a descriptor
+    open read-only: then the path is not readable at all; writes in the scratch directory
+    `outDir`; with ABI 4+ no TCP);
     the seccomp filter. `mechanisms` lists what applied; `missing` what the kernel refused,
     with the reason in the mechanism's own entry.
     """
@@ -81,7 +83,11 @@ def confine(request: dict[str, Any]) -> dict[str, Any]:
     read, listed = sandbox.python_read_paths()
     read += [Path(p) for p in sandbox.SYSTEM_READ_PATHS]
     read += [Path(spec["path"]) for spec in request.get("models", [])]
-    read.append(Path(request["holdout"]))
+    if request.get("holdoutFd") is None:
+        read.append(Path(request["holdout"]))
+    else:  # read through the parent's descriptor: no rule for the path, nor its directory
+        result["holdout"] = "read through a descriptor the parent opened read-only"
+        result["mechanisms"].append("holdout-descriptor")
     try:
         result["landlock"] = sandbox.restrict_paths(read=read, list_only=listed,
                                                     write=[Path(request["outDir"])])
