@@ -1,4 +1,5 @@
-"""Read a CSV holdout in bounded-memory batches and turn them into a signature's inputs.
+"""Read a CSV holdout in bounded-memory batches (`holdout_feeds` turns them into a signature's
+inputs).
 
 The file must have a header. Columns are matched to the signature's inputs by name; the label
 column holds 0/1; other columns are ignored. Every problem is a HoldoutError that names the
@@ -22,7 +23,6 @@ from typing import IO, Any
 import numpy as np
 
 from promoter.errors import HoldoutError
-from promoter.evaluation.signature import TEXT_DTYPES, SignatureInfo, feed_shape, input_width
 
 DEFAULT_BATCH_SIZE = 1024
 _EMPTY_FIX = ("write a CSV with a header row naming the label column and the model's inputs, "
@@ -65,14 +65,6 @@ class HoldoutBatch:
     @property
     def rows(self) -> int:
         return int(self.labels.shape[0])
-
-
-def columns_for(info: SignatureInfo, *, model: str) -> list[ColumnRequest]:
-    """The holdout columns `info`'s inputs need; `model` names it in messages."""
-    return [ColumnRequest(name=t.name, text=t.dtype in TEXT_DTYPES,
-                          needed_by=f"input {t.name!r} ({t.describe()}) of {model}'s "
-                                    f"signature {info.name!r}", width=input_width(t))
-            for t in info.inputs]
 
 
 class HoldoutReader:
@@ -354,39 +346,6 @@ def require_label_column(path: Path, header: list[str], label_column: str) -> No
         raise HoldoutError(
             f"holdout {path} has no label column {label_column!r}; its columns: {present}",
             fix="set `labelColumn` for the model in promoter.yaml (or pass --label-column)")
-
-
-def feed_inputs(info: SignatureInfo, batch: HoldoutBatch, *, model: str,
-                source: Path) -> dict[str, np.ndarray]:
-    """Arrays for each of `info`'s inputs from `batch`: cast to the input's dtype and shaped
-    [N] or [N, 1] like the input. Raises HoldoutError for a value the dtype cannot hold (a
-    fraction for an integer input, say), naming `source`'s line and column."""
-    feeds: dict[str, np.ndarray] = {}
-    for tensor in info.inputs:
-        shape = feed_shape(tensor, batch.rows)
-        if tensor.dtype in TEXT_DTYPES:
-            feeds[tensor.name] = batch.text[tensor.name].reshape(shape)
-            continue
-        values = batch.numeric[tensor.name]
-        dtype = np.dtype(tensor.dtype)
-        if dtype.kind in "iub":
-            if dtype.kind == "b":
-                fits = (values == 0) | (values == 1)
-                want = "0 or 1"
-            else:
-                limits = np.iinfo(dtype)
-                fits = (values == np.round(values)) & (values >= limits.min) & (
-                    values <= limits.max)
-                want = f"a whole number in {dtype.name}'s range"
-            if not fits.all():
-                first = int(np.argmax(~fits))
-                raise HoldoutError(
-                    f"{source}, line {int(batch.lines[first])}, column {tensor.name!r}: "
-                    f"{float(values[first])!r} is not {want}, as input {tensor.name!r} "
-                    f"({tensor.describe()}) of {model} needs",
-                    fix="fix the value, or export the input as a float")
-        feeds[tensor.name] = values.astype(dtype, copy=False).reshape(shape)
-    return feeds
 
 
 class _HashingReader(io.RawIOBase):

@@ -170,7 +170,7 @@ def run(request: dict[str, Any], *, progress: TextIO) -> dict[str, Any]:
     from promoter.errors import HoldoutError, ModelLoadError
     from promoter.evaluation.bootstrap import N_BLOCKS, block_ids
     from promoter.evaluation.graph_scan import scan_saved_model
-    from promoter.evaluation.holdout import columns_for, feed_inputs
+    from promoter.evaluation.holdout_feeds import columns_for, feed_inputs
     from promoter.evaluation.holdout_formats import open_holdout
     from promoter.evaluation.protocol import PROTOCOL, STAGE_PREFIX
     from promoter.evaluation.signature import compatibility_problems, signature_diff
