@@ -45,7 +45,8 @@ class ParquetHoldoutReader:
     """
 
     read_rows = 1 << 16
-    """Rows pyarrow decodes at a time (split into `batch_size` batches)."""
+    """Rows pyarrow decodes at a time (split into `batch_size` batches), at least
+    `batch_size`."""
 
     def __init__(self, path: Path, *, label_column: str, columns: Sequence[ColumnRequest],
                  batch_size: int = DEFAULT_BATCH_SIZE, label_kind: str = "binary",
@@ -165,8 +166,9 @@ class ParquetHoldoutReader:
                     group = next(groups, None)
                     if group is None:
                         return
-                    batches = parquet.iter_batches(batch_size=self.read_rows, columns=wanted,
-                                                   use_threads=True, row_groups=[group])
+                    batches = parquet.iter_batches(
+                        batch_size=max(self.read_rows, self.batch_size), columns=wanted,
+                        use_threads=True, row_groups=[group])
                     record_batch = next(batches, None)
             except (pa.ArrowException, OSError) as exc:
                 raise HoldoutError(f"{self.path}, after row {first}: cannot be read "

@@ -273,3 +273,17 @@ def test_memory_stays_far_below_the_file_size_however_many_row_groups(
     assert read == rows
     size = path.stat().st_size
     assert peak < size / 2, f"{peak / size:.2f} times the file's size traced at the peak"
+
+
+def test_batches_are_as_large_as_asked_beyond_the_decoding_step(tmp_path: Path) -> None:
+    """evaluate_models asks for 65,536-row Parquet batches (`batch_size_for`, measured
+    fastest); a batch larger than `read_rows` is decoded whole, not cut at `read_rows`."""
+    from promoter.evaluation.holdout_formats import batch_size_for
+
+    assert batch_size_for(Path("h.parquet")) == 65536
+    assert batch_size_for(Path("h.csv")) == 8192
+    path = _write(tmp_path, _table(20_000), row_group_size=20_000)
+    reader = ParquetHoldoutReader(path, label_column="label", columns=COLUMNS,
+                                  batch_size=5000)
+    reader.read_rows = 1000
+    assert [b.rows for b in reader] == [5000] * 4
