@@ -10,7 +10,7 @@ fresh process tree, and reports:
   benchmarks/run.py reports);
 - peak VmHWM: the sum over the tree's processes of each one's high-water mark
   (/proc/<pid>/status, read at the last poll before it exits): an upper bound, since the
-  processes need not peak at the same moment;
+  processes need not peak at the same moment (and each process's own);
 - the wall time and rows/s.
 
 With `--compare REV`, the same runs are made with the code of git revision REV too (`git
@@ -142,6 +142,8 @@ def measure(code: Path, model: Path, holdout: Path, *, baseline: bool) -> dict[s
     if process.returncode not in (0, 1):
         raise RuntimeError(f"promoter evaluate ({code}) failed: {stderr.decode()[-2000:]}")
     return {"rss": peak / 2**20, "hwm": sum(hwm.values()) / 2**10,
+            "parent": hwm.get(process.pid, 0) / 2**10,
+            "workers": sum(v for k, v in hwm.items() if k != process.pid) / 2**10,
             "seconds": time.perf_counter() - started}
 
 
@@ -200,11 +202,13 @@ def main() -> None:
                     runs = results[(name, fmt, rows)]
                     rss = statistics.median(r["rss"] for r in runs)
                     hwm = statistics.median(r["hwm"] for r in runs)
+                    parent = statistics.median(r["parent"] for r in runs)
+                    workers = statistics.median(r["workers"] for r in runs)
                     seconds = statistics.median(r["seconds"] for r in runs)
                     peaks[name] = rss
                     print(f"  {fmt:8s} {name:14s} peak RSS {rss:7,.0f} MiB (VmHWM sum "
-                          f"{hwm:7,.0f} MiB), {seconds:6.1f} s, {rows / seconds:>9,.0f} rows/s",
-                          flush=True)
+                          f"{hwm:7,.0f} MiB: parent {parent:,.0f}, worker {workers:,.0f}), "
+                          f"{seconds:6.1f} s, {rows / seconds:>9,.0f} rows/s", flush=True)
                 if args.compare:
                     print(f"  {fmt:8s} ratio this checkout / {args.compare}: "
                           f"{peaks['this checkout'] / peaks[args.compare]:.2f}x")
