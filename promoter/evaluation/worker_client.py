@@ -40,6 +40,7 @@ import json
 import os
 import re
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -92,15 +93,23 @@ def _run_worker(request: Mapping[str, Any], *, timeout_s: float,
 
 def _open_holdout(path: Path) -> int:
     """A read-only descriptor of `path` (close-on-exec: only the worker it is passed to
-    inherits it); HoldoutError if it cannot be opened."""
+    inherits it); HoldoutError if it cannot be opened or is not a regular file."""
     try:
-        return os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOCTTY)
+        # O_NONBLOCK: a FIFO or a device must not hang this process in open(); it is
+        # refused below, and a regular file reads the same either way.
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOCTTY | os.O_NONBLOCK)
     except FileNotFoundError:
         raise HoldoutError(f"holdout {path} not found",
                            fix="check the path (relative paths are resolved against "
                                "promoter.yaml's directory)") from None
     except OSError as exc:
         raise HoldoutError(f"cannot read holdout {path}: {exc.strerror}") from exc
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise HoldoutError(f"holdout {path} is not a regular file",
+                           fix="point the environment at the holdout file itself")
+    os.set_blocking(fd, True)
+    return fd
 
 
 def _start_worker(request: Mapping[str, Any], *, timeout_s: float,

@@ -75,6 +75,15 @@ def test_a_missing_holdout_is_refused_before_a_worker_starts(tmp_path: Path) -> 
                    timeout_s=60, command=[sys.executable, "-c", "raise SystemExit(3)"])
 
 
+def test_a_fifo_or_directory_is_refused_at_once_not_waited_on(tmp_path: Path) -> None:
+    fifo = tmp_path / "holdout.csv"
+    os.mkfifo(fifo)  # no writer: a blocking open would wait forever
+    for path in (fifo, tmp_path):
+        with pytest.raises(HoldoutError, match="is not a regular file"):
+            run_worker({"holdout": str(path), "outDir": str(tmp_path)}, timeout_s=60,
+                       command=[sys.executable, "-c", "raise SystemExit(3)"])
+
+
 _CONFINED = """
 import errno, json, os, sys
 from pathlib import Path
