@@ -86,8 +86,8 @@ def confine(request: dict[str, Any]) -> dict[str, Any]:
     if request.get("holdoutFd") is None:
         read.append(Path(request["holdout"]))
     else:  # read through the parent's descriptor: no rule for the path, nor its directory
+        # Said apart from `mechanisms`, which pre-started workers (no descriptor) share.
         result["holdout"] = "read through a descriptor the parent opened read-only"
-        result["mechanisms"].append("holdout-descriptor")
     try:
         result["landlock"] = sandbox.restrict_paths(read=read, list_only=listed,
                                                     write=[Path(request["outDir"])])
