@@ -23,7 +23,8 @@ all paths interleaved so that a change in the machine's load hits every path ali
 
 Usage: `python benchmarks/formats.py [--small 20000] [--large 500000] [--repeats 3]
 [--batch-size N] [--end-to-end]`. Prints medians, then each path's ratio to its naive script
-and to the limit.
+and to the limit. `--sweep Parquet [--sweep-batch-sizes 8192 65536 ...]` measures only
+promoter on that format at each batch size and its naive script, interleaved.
 """
 
 from __future__ import annotations
@@ -97,15 +98,17 @@ def write_holdouts(root: Path, rows: int) -> dict[str, Path]:
 def promoter_run(models: dict[str, Path], holdout: Path, out: Path, *,
                  batch_size: int | None = None) -> float:
     """Seconds of the worker's `run` on `holdout`, with the request evaluate_models sends
-    (`batch_size` replaces its batch size for CSV and Parquet, 8,192)."""
+    (`batch_size` replaces its batch size for CSV and Parquet: 8,192 and 65,536)."""
     from promoter.evaluation.holdout import is_tfrecord
+    from promoter.evaluation.holdout_formats import batch_size_for
     from promoter.evaluation.protocol import PROTOCOL
     from promoter.evaluation.worker import run
 
     request = {"protocol": PROTOCOL, "task": "binary_classification",
                "holdout": str(holdout), "labelColumn": "label", "weightColumn": None,
                "threshold": 0.5, "topK": 2, "outDir": str(out), "slices": [],
-               "batchSize": 65536 if is_tfrecord(holdout) else batch_size or 8192,
+               "batchSize": (batch_size_for(holdout) if is_tfrecord(holdout) or not batch_size
+                             else batch_size),
                "latency": False,
                "bootstrap": False, "latencyBatchSize": 256, "memoryLimitBytes": None,
                "allowOps": [], "confinement": "best-effort",
@@ -216,6 +219,42 @@ def raw_limit(models: dict[str, Path], rows: int) -> float:
     return rows / (time.perf_counter() - started)
 
 
+def sweep(args: argparse.Namespace) -> None:
+    """Marginal rows/s of promoter on one format at several batch sizes, and of its naive
+    script, all interleaved in one run."""
+    fmt = args.sweep
+    with tempfile.TemporaryDirectory(prefix="promoter-formats-") as tmp:
+        root = Path(tmp)
+        models = {"candidate": root / "candidate", "baseline": root / "baseline"}
+        build_model(models["candidate"], TRUE_WEIGHTS * 0.9, 0.05)
+        build_model(models["baseline"], TRUE_WEIGHTS * 0.5 + 0.1, -0.1)
+        holdouts = {size: write_holdouts(root, size)[fmt] for size in (args.small, args.large)}
+        print(f"{fmt}: {args.small:,} vs {args.large:,} rows; medians of {args.repeats} runs; "
+              f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the start")
+        paths: dict[str, Callable[[Path], float]] = {
+            f"promoter, batches of {n:,}": (lambda h, n=n: promoter_run(
+                models, h, Path(tempfile.mkdtemp(dir=root)), batch_size=n))
+            for n in args.sweep_batch_sizes}
+        paths[f"naive pandas ({fmt})"] = lambda h: naive_pandas(models, h)
+        times: dict[tuple[str, int], list[float]] = {}
+        for measure in paths.values():  # warm-up: imports, first graph traces
+            measure(holdouts[args.small])
+        for _ in range(args.repeats):
+            for size in (args.small, args.large):
+                for name, measure in paths.items():
+                    times.setdefault((name, size), []).append(measure(holdouts[size]))
+        rates = {}
+        for name in paths:
+            small = statistics.median(times[(name, args.small)])
+            large = statistics.median(times[(name, args.large)])
+            rates[name] = ((args.large - args.small) / (large - small) if large > small
+                           else float("nan"))
+        naive = rates[f"naive pandas ({fmt})"]
+        for name, rate in rates.items():
+            print(f"{name:30s} {rate:>12,.0f} rows/s marginal ({rate / naive:.2f}x naive)")
+        print(f"load average {os.getloadavg()[0]:.1f} at the end")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--small", type=int, default=20_000)
@@ -223,10 +262,18 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=None,
                         help="rows per batch for CSV and Parquet [default: what "
-                             "evaluate_models sends, 8,192]")
+                             "evaluate_models sends: 8,192 for CSV, 65,536 for Parquet]")
     parser.add_argument("--end-to-end", action="store_true",
                         help="also time evaluate_models (a worker process each run)")
+    parser.add_argument("--sweep", choices=["CSV", "Parquet"], default=None,
+                        help="only this format: promoter at each of --sweep-batch-sizes, "
+                             "interleaved, against its naive script")
+    parser.add_argument("--sweep-batch-sizes", type=int, nargs="+",
+                        default=[8192, 32768, 65536, 131072, 262144])
     args = parser.parse_args()
+    if args.sweep:
+        sweep(args)
+        return
 
     with tempfile.TemporaryDirectory(prefix="promoter-formats-") as tmp:
         root = Path(tmp)
@@ -235,9 +282,11 @@ def main() -> None:
         build_model(models["baseline"], TRUE_WEIGHTS * 0.5 + 0.1, -0.1)
         holdouts = {size: write_holdouts(root, size) for size in (args.small, args.large)}
         big = holdouts[args.large]
+        batches = (f"CSV/Parquet batches of {args.batch_size:,} rows; " if args.batch_size
+                   else "CSV batches of 8,192 rows, Parquet and TFRecord of 65,536; ")
         print(f"models: two 6-input logistic SavedModels (candidate + baseline); "
               f"{args.small:,} vs {args.large:,} rows; medians of {args.repeats} runs; "
-              f"CSV/Parquet batches of {args.batch_size or 8192:,} rows; "
+              + batches +
               f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the start; "
               f"files of {args.large:,} rows: " + ", ".join(
                   f"{k} {p.stat().st_size / 2**20:.1f} MiB" for k, p in big.items()))

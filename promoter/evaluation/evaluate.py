@@ -21,6 +21,7 @@ from promoter.errors import HoldoutError, ModelLoadError
 from promoter.evaluation.bootstrap import N_BLOCKS, poisson_weights, resample
 from promoter.evaluation.gate import CheckResult, Verdict, check_thresholds, format_number
 from promoter.evaluation.holdout import is_tfrecord, read_header, require_label_column
+from promoter.evaluation.holdout_formats import batch_size_for
 from promoter.evaluation.protocol import PROTOCOL
 from promoter.evaluation.report import EvaluationReport
 from promoter.evaluation.report_parts import HoldoutInfo, ModelResult, SliceResult
@@ -117,9 +118,7 @@ def evaluate_models(*, candidate_dir: Path, baseline_dir: Path | None, holdout: 
             "weightColumn": model.weight_column,
             "threshold": model.threshold,
             "topK": model.top_k,
-            # TFRecord batches are decoded into flat arrays without per-row Python work, so
-            # they can be as large as the model's best batch; CSV rows are Python lists.
-            "batchSize": 65536 if is_tfrecord(holdout) else 8192,
+            "batchSize": batch_size_for(holdout),
             "outDir": out,
             "slices": [{"column": s.column, "maxValues": s.max_values} for s in policy.slices],
             "latency": measure_latency,

@@ -1,4 +1,5 @@
-"""Read a CSV holdout in bounded-memory batches and turn them into a signature's inputs.
+"""Read a CSV holdout in bounded-memory batches (`holdout_feeds` turns them into a signature's
+inputs).
 
 The file must have a header. Columns are matched to the signature's inputs by name; the label
 column holds 0/1; other columns are ignored. Every problem is a HoldoutError that names the
@@ -13,6 +14,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +23,6 @@ from typing import IO, Any
 import numpy as np
 
 from promoter.errors import HoldoutError
-from promoter.evaluation.signature import TEXT_DTYPES, SignatureInfo, feed_shape, input_width
 
 DEFAULT_BATCH_SIZE = 1024
 _EMPTY_FIX = ("write a CSV with a header row naming the label column and the model's inputs, "
@@ -66,14 +67,6 @@ class HoldoutBatch:
         return int(self.labels.shape[0])
 
 
-def columns_for(info: SignatureInfo, *, model: str) -> list[ColumnRequest]:
-    """The holdout columns `info`'s inputs need; `model` names it in messages."""
-    return [ColumnRequest(name=t.name, text=t.dtype in TEXT_DTYPES,
-                          needed_by=f"input {t.name!r} ({t.describe()}) of {model}'s "
-                                    f"signature {info.name!r}", width=input_width(t))
-            for t in info.inputs]
-
-
 class HoldoutReader:
     """Iterate over a CSV holdout in batches; `digest` and `rows` are set once it is read.
 
@@ -84,12 +77,14 @@ class HoldoutReader:
     def __init__(self, path: Path, *, label_column: str, columns: Sequence[ColumnRequest],
                  batch_size: int = DEFAULT_BATCH_SIZE, label_kind: str = "binary",
                  weight_column: str | None = None,
-                 slice_columns: Sequence[str] = ()) -> None:
+                 slice_columns: Sequence[str] = (), fd: int | None = None) -> None:
         """`label_kind` is `binary` (0/1), `class` (an index 0..K-1) or `real` (any finite
-        number); `slice_columns` are read as text for per-slice metrics."""
+        number); `slice_columns` are read as text for per-slice metrics; `fd`: a descriptor
+        of `path` open for reading, read instead of opening `path` (`open_holdout_file`)."""
         if batch_size < 1:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
         self.path = path
+        self.fd = fd
         self.label_column = label_column
         self.columns: dict[str, ColumnRequest] = {}
         """Needed columns by name (the first request of a name, for messages)."""
@@ -118,7 +113,7 @@ class HoldoutReader:
 
     def __iter__(self) -> Iterator[HoldoutBatch]:
         hasher = hashlib.sha256()
-        with open_holdout_file(self.path) as raw:
+        with open_holdout_file(self.path, fd=self.fd) as raw:
             text = io.TextIOWrapper(io.BufferedReader(_HashingReader(raw, hasher)),
                                     encoding="utf-8-sig", newline="")
             reader = csv.reader(text, strict=True)
@@ -265,8 +260,21 @@ class HoldoutReader:
         raise AssertionError("unreachable: a cell failed to parse but none was found")
 
 
-def open_holdout_file(path: Path) -> IO[bytes]:
-    """`path` opened for reading bytes; HoldoutError if it is missing or unreadable."""
+def open_holdout_file(path: Path, *, fd: int | None = None) -> IO[bytes]:
+    """`path` opened for reading bytes; HoldoutError if it is missing or unreadable.
+
+    With `fd`, a descriptor of `path` open for reading (the confined worker's, from its
+    parent: it may not open the path itself), a duplicate of `fd` read from the start
+    instead; the caller's `fd` stays open. `path` then only names the file in messages.
+    """
+    if fd is not None:
+        try:
+            own = os.dup(fd)
+            os.lseek(own, 0, os.SEEK_SET)
+        except OSError as exc:
+            raise HoldoutError(f"cannot read holdout {path} through descriptor {fd}: "
+                               f"{exc.strerror}", fix="report this as a bug in promoter") from exc
+        return os.fdopen(own, "rb")
     try:
         return path.open("rb")
     except FileNotFoundError:
@@ -338,39 +346,6 @@ def require_label_column(path: Path, header: list[str], label_column: str) -> No
         raise HoldoutError(
             f"holdout {path} has no label column {label_column!r}; its columns: {present}",
             fix="set `labelColumn` for the model in promoter.yaml (or pass --label-column)")
-
-
-def feed_inputs(info: SignatureInfo, batch: HoldoutBatch, *, model: str,
-                source: Path) -> dict[str, np.ndarray]:
-    """Arrays for each of `info`'s inputs from `batch`: cast to the input's dtype and shaped
-    [N] or [N, 1] like the input. Raises HoldoutError for a value the dtype cannot hold (a
-    fraction for an integer input, say), naming `source`'s line and column."""
-    feeds: dict[str, np.ndarray] = {}
-    for tensor in info.inputs:
-        shape = feed_shape(tensor, batch.rows)
-        if tensor.dtype in TEXT_DTYPES:
-            feeds[tensor.name] = batch.text[tensor.name].reshape(shape)
-            continue
-        values = batch.numeric[tensor.name]
-        dtype = np.dtype(tensor.dtype)
-        if dtype.kind in "iub":
-            if dtype.kind == "b":
-                fits = (values == 0) | (values == 1)
-                want = "0 or 1"
-            else:
-                limits = np.iinfo(dtype)
-                fits = (values == np.round(values)) & (values >= limits.min) & (
-                    values <= limits.max)
-                want = f"a whole number in {dtype.name}'s range"
-            if not fits.all():
-                first = int(np.argmax(~fits))
-                raise HoldoutError(
-                    f"{source}, line {int(batch.lines[first])}, column {tensor.name!r}: "
-                    f"{float(values[first])!r} is not {want}, as input {tensor.name!r} "
-                    f"({tensor.describe()}) of {model} needs",
-                    fix="fix the value, or export the input as a float")
-        feeds[tensor.name] = values.astype(dtype, copy=False).reshape(shape)
-    return feeds
 
 
 class _HashingReader(io.RawIOBase):

@@ -45,7 +45,8 @@ class ParquetHoldoutReader:
     """
 
     read_rows = 1 << 16
-    """Rows pyarrow decodes at a time (split into `batch_size` batches)."""
+    """Rows pyarrow decodes at a time (split into `batch_size` batches), at least
+    `batch_size`."""
 
     def __init__(self, path: Path, *, label_column: str, columns: Sequence[ColumnRequest],
                  batch_size: int = DEFAULT_BATCH_SIZE, label_kind: str = "binary",
@@ -152,18 +153,27 @@ class ParquetHoldoutReader:
         import pyarrow as pa
 
         wanted = sorted({*self.numeric, *self.text})
-        batches = parquet.iter_batches(batch_size=self.read_rows, columns=wanted,
-                                       use_threads=True)
         first = 0
+        # One row group at a time: over the whole file, pyarrow's reader reads ahead into
+        # later row groups, so memory grew with the file (this reader alone, 2 M rows of 33
+        # float columns in 4 row groups: a 600 MiB peak, 414 MiB a row group at a time).
+        groups = iter(range(parquet.num_row_groups))
+        batches: Iterator[Any] = iter(())
         while True:
             try:
                 record_batch = next(batches, None)
+                while record_batch is None:
+                    group = next(groups, None)
+                    if group is None:
+                        return
+                    batches = parquet.iter_batches(
+                        batch_size=max(self.read_rows, self.batch_size), columns=wanted,
+                        use_threads=True, row_groups=[group])
+                    record_batch = next(batches, None)
             except (pa.ArrowException, OSError) as exc:
                 raise HoldoutError(f"{self.path}, after row {first}: cannot be read "
                                    f"({_first_line(exc)}); the file is damaged or truncated",
                                    fix=_WRITE_FIX) from exc
-            if record_batch is None:
-                return
             columns = self._columns(record_batch, first=first)
             for start in range(0, record_batch.num_rows, self.batch_size):
                 stop = min(start + self.batch_size, record_batch.num_rows)

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from promoter.errors import HoldoutError
-from promoter.evaluation.holdout import ColumnRequest, HoldoutBatch
+from promoter.evaluation.holdout import ColumnRequest, HoldoutBatch, open_holdout_file
 from promoter.evaluation.prefetch import prefetched
 from promoter.evaluation.tfrecord_buffers import _Layout, _RecordStream
 
@@ -37,8 +37,11 @@ class TFRecordHoldoutReader:
 
     def __init__(self, path: Path, *, label_column: str, columns: Sequence[ColumnRequest],
                  batch_size: int, label_kind: str = "binary", weight_column: str | None = None,
-                 slice_columns: Sequence[str] = ()) -> None:
+                 slice_columns: Sequence[str] = (), fd: int | None = None) -> None:
+        """`fd`: a descriptor of `path` open for reading, read instead of opening `path`
+        (`open_holdout_file`)."""
         self.path = path
+        self.fd = fd
         self.label_column = label_column
         self.columns: dict[str, ColumnRequest] = {}
         for column in columns:
@@ -94,12 +97,12 @@ class TFRecordHoldoutReader:
         return self.columns[name].width if name in self.columns else 1
 
     def __iter__(self) -> Iterator[HoldoutBatch]:
-        if not self.path.is_file():
+        if self.fd is None and not self.path.is_file():
             raise HoldoutError(f"holdout {self.path} not found", fix="check the path")
         return prefetched(self._batches, depth=2, name="tfrecord-reader")
 
     def _batches(self) -> Iterator[HoldoutBatch]:
-        with self.path.open("rb") as handle:
+        with open_holdout_file(self.path, fd=self.fd) as handle:
             stream = _RecordStream(handle, self.chunk_bytes, self.batch_size)
             try:
                 yield from self._decoded(stream)

@@ -57,7 +57,9 @@ def confine(request: dict[str, Any]) -> dict[str, Any]:
     Landlock confines only the calling thread and those it creates): the memory limit
     (RLIMIT_AS); a network namespace of its own where the kernel lets us (no interfaces but a
     downed loopback); Landlock (reads beneath the Python installation, system libraries, the
-    models and the holdout; writes in the scratch directory `outDir`; with ABI 4+ no TCP);
+    models, and the holdout unless the parent handed it over as `holdoutFd`, a descriptor
+    open read-only: then the path is not readable at all; writes in the scratch directory
+    `outDir`; with ABI 4+ no TCP);
     the seccomp filter. `mechanisms` lists what applied; `missing` what the kernel refused,
     with the reason in the mechanism's own entry.
     """
@@ -82,7 +84,11 @@ def confine(request: dict[str, Any]) -> dict[str, Any]:
     read, listed = sandbox.python_read_paths()
     read += [Path(p) for p in sandbox.SYSTEM_READ_PATHS]
     read += [Path(spec["path"]) for spec in request.get("models", [])]
-    read.append(Path(request["holdout"]))
+    if request.get("holdoutFd") is None:
+        read.append(Path(request["holdout"]))
+    else:  # read through the parent's descriptor: no rule for the path, nor its directory
+        # Said apart from `mechanisms`, which pre-started workers (no descriptor) share.
+        result["holdout"] = "read through a descriptor the parent opened read-only"
     try:
         result["landlock"] = sandbox.restrict_paths(read=read, list_only=listed,
                                                     write=[Path(request["outDir"])])
@@ -165,7 +171,7 @@ def run(request: dict[str, Any], *, progress: TextIO) -> dict[str, Any]:
     from promoter.errors import ModelLoadError
     from promoter.evaluation.bootstrap import N_BLOCKS, block_ids
     from promoter.evaluation.graph_scan import scan_saved_model
-    from promoter.evaluation.holdout import columns_for, feed_inputs
+    from promoter.evaluation.holdout_feeds import columns_for, feed_inputs
     from promoter.evaluation.holdout_formats import open_holdout
     from promoter.evaluation.metrics import check_scores
     from promoter.evaluation.protocol import PROTOCOL, STAGE_PREFIX

@@ -24,7 +24,9 @@ Confinement (`worker.confine`, `sandbox`): the child starts with an environment 
 allowlist (no PATH, no PROMOTER_*, no credentials; HOME and TMPDIR in the private scratch
 directory), limits its address space (RLIMIT_AS), moves into a network namespace of its own
 where the kernel allows, restricts itself with Landlock (reads beneath the Python installation,
-system libraries, the models and the holdout; writes in the scratch directory only; no TCP) and
+system libraries and the models; writes in the scratch directory only; no TCP; the holdout is
+opened here, read-only, and passed as a descriptor, `holdoutFd`, so the worker has no right to
+its path or its directory) and
 installs a seccomp filter (no sockets, ptrace, mount, namespaces, execve, ...), all before it
 imports numpy or TensorFlow; the wall-clock timeout kills it. The report's `confinement` block
 lists the mechanisms that applied (`mechanisms`) and why any did not; `evaluation.sandbox.
@@ -38,6 +40,7 @@ import json
 import os
 import re
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -75,6 +78,43 @@ def run_worker(request: Mapping[str, Any], *, timeout_s: float,
 
 def _run_worker(request: Mapping[str, Any], *, timeout_s: float,
                 command: Sequence[str] | None, scratch: Path) -> dict[str, Any]:
+    # The holdout, opened here read-only and handed over: the worker reads it through this
+    # descriptor, and its Landlock rules then give it no access to the holdout's path.
+    holdout_fd = _open_holdout(Path(str(request["holdout"]))) if "holdout" in request else None
+    try:
+        if holdout_fd is not None:
+            request = {**request, "holdoutFd": holdout_fd}
+        return _start_worker(request, timeout_s=timeout_s, command=command, scratch=scratch,
+                             pass_fds=() if holdout_fd is None else (holdout_fd,))
+    finally:
+        if holdout_fd is not None:
+            os.close(holdout_fd)
+
+
+def _open_holdout(path: Path) -> int:
+    """A read-only descriptor of `path` (close-on-exec: only the worker it is passed to
+    inherits it); HoldoutError if it cannot be opened or is not a regular file."""
+    try:
+        # O_NONBLOCK: a FIFO or a device must not hang this process in open(); it is
+        # refused below, and a regular file reads the same either way.
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOCTTY | os.O_NONBLOCK)
+    except FileNotFoundError:
+        raise HoldoutError(f"holdout {path} not found",
+                           fix="check the path (relative paths are resolved against "
+                               "promoter.yaml's directory)") from None
+    except OSError as exc:
+        raise HoldoutError(f"cannot read holdout {path}: {exc.strerror}") from exc
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise HoldoutError(f"holdout {path} is not a regular file",
+                           fix="point the environment at the holdout file itself")
+    os.set_blocking(fd, True)
+    return fd
+
+
+def _start_worker(request: Mapping[str, Any], *, timeout_s: float,
+                  command: Sequence[str] | None, scratch: Path,
+                  pass_fds: tuple[int, ...]) -> dict[str, Any]:
     # -s: no user site-packages (HOME is the scratch directory anyway).
     argv = list(command) if command else [sys.executable, "-s", "-m", WORKER_MODULE]
     # Built from an allowlist, never a copy of ours: no PATH, tokens or cloud credentials.
@@ -84,6 +124,7 @@ def _run_worker(request: Mapping[str, Any], *, timeout_s: float,
         process = subprocess.Popen(
             argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             env=env, start_new_session=True,  # own process group: a kill reaches its children
+            pass_fds=pass_fds,  # the holdout's descriptor, at the same number
             # The directory holding this `promoter` package, so `-m` runs this very code and
             # never a `promoter/` directory that happens to be in the caller's working dir
             # (`-m` puts the working directory first on sys.path: no PYTHONPATH is needed).

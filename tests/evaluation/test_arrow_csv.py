@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import os
+import threading
+import tracemalloc
 from pathlib import Path
 from typing import Any
 
@@ -160,3 +163,57 @@ def test_an_unclosed_quote_does_not_make_the_reader_hold_the_file(tmp_path: Path
         list(HoldoutReader(holdout, columns=COLUMNS, label_column="label"))
     assert "a field is longer than 131,072 characters" in str(caught.value)
     assert str(caught.value) == str(exact.value)
+
+
+def test_the_first_batch_comes_before_the_rest_of_the_file_is_read(tmp_path: Path) -> None:
+    """Streaming, tested through a pipe: the writer sends the second half only once the first
+    batch has arrived. A reader that read the whole file before parsing (one did: 3 GB more
+    at 10 M rows) gets its first batch only after the writer gives up waiting."""
+    fifo = tmp_path / "h.csv"
+    os.mkfifo(fifo)
+    first_batch = threading.Event()
+    waited: list[bool] = []
+    head, rest = b"a,b,label\n" + b"1,v,0\n" * 2000, b"2,w,1\n" * 2000
+
+    def write() -> None:
+        with fifo.open("wb") as out:
+            out.write(head)
+            out.flush()
+            waited.append(first_batch.wait(timeout=10))
+            out.write(rest)
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    reader = ArrowCSVReader(fifo, label_column="label", columns=COLUMNS, batch_size=500)
+    reader.chunk_bytes = 4096
+    labels = []
+    for batch in reader:
+        first_batch.set()
+        labels.append(batch.labels)
+    writer.join()
+    assert waited == [True]
+    assert reader.rows == 4000
+    assert np.concatenate(labels).tolist() == [0] * 2000 + [1] * 2000
+    assert reader.digest == "sha256:" + hashlib.sha256(head + rest).hexdigest()
+
+
+def test_memory_stays_within_a_few_blocks_whatever_the_file_size(tmp_path: Path) -> None:
+    """Python-side allocations (the blocks read, the columns, the batches) peak at a few
+    `chunk_bytes` on a file 48 times larger; pyarrow's own pool is bounded by its block."""
+    path = tmp_path / "h.csv"
+    row = b"0.125,v,1\n"
+    path.write_bytes(b"a,b,label\n" + row * (48 * 2**20 // len(row)))
+    reader = ArrowCSVReader(path, label_column="label", columns=COLUMNS, batch_size=8192)
+    reader.chunk_bytes = 1 << 20
+    tiny = tmp_path / "tiny.csv"
+    tiny.write_bytes(b"a,b,label\n1,v,0\n")
+    list(ArrowCSVReader(tiny, label_column="label", columns=COLUMNS))  # imports, not traced
+    tracemalloc.start()
+    try:
+        rows = sum(batch.rows for batch in reader)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert rows == 48 * 2**20 // len(row)
+    assert reader.exact_blocks == 0
+    assert peak < 12 * 2**20, f"{peak / 2**20:.1f} MiB traced at the peak"

@@ -14,13 +14,8 @@ import pytest
 
 from promoter.errors import HoldoutError
 from promoter.evaluation.arrow_csv import ArrowCSVReader
-from promoter.evaluation.holdout import (
-    ColumnRequest,
-    HoldoutReader,
-    columns_for,
-    feed_inputs,
-    read_header,
-)
+from promoter.evaluation.holdout import ColumnRequest, HoldoutReader, read_header
+from promoter.evaluation.holdout_feeds import columns_for, feed_inputs
 from promoter.evaluation.signature import SignatureInfo, TensorInfo
 
 INFO = SignatureInfo(

@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import tracemalloc
 from pathlib import Path
 from typing import Any
 
@@ -246,3 +247,43 @@ def test_a_parquet_holdout_evaluates_like_the_same_rows_in_csv(
         evaluate_models(candidate_dir=tiny_models["typed_inputs"], baseline_dir=None,
                         holdout=path, model=ModelSpec(name="tiny"), policy=policy,
                         measure_latency=False)
+
+
+def test_memory_stays_far_below_the_file_size_however_many_row_groups(
+        tmp_path: Path) -> None:
+    """The bytes pyarrow reads (Python bytes, through the descriptor's file object), the
+    columns made of them and the digest's reads peak at a fraction of a file of 100 row
+    groups: pyarrow's reader, left to itself over the whole file, reads ahead into later row
+    groups (twice the file's size was traced at the peak)."""
+    rows = 2_000_000
+    rng = np.random.default_rng(0)
+    table = pa.table({"age": rng.random(rows), "visits": rng.random(rows),
+                      "label": rng.random(rows) < 0.5})
+    path = _write(tmp_path, table, row_group_size=rows // 100, compression="none")
+    (tmp_path / "tiny").mkdir()
+    _read(_write(tmp_path / "tiny", _table(3)))  # imports, not traced
+    tracemalloc.start()
+    try:
+        reader = ParquetHoldoutReader(path, label_column="label", columns=COLUMNS[:2],
+                                      batch_size=8192)
+        read = sum(batch.rows for batch in reader)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert read == rows
+    size = path.stat().st_size
+    assert peak < size / 2, f"{peak / size:.2f} times the file's size traced at the peak"
+
+
+def test_batches_are_as_large_as_asked_beyond_the_decoding_step(tmp_path: Path) -> None:
+    """evaluate_models asks for 65,536-row Parquet batches (`batch_size_for`, measured
+    fastest); a batch larger than `read_rows` is decoded whole, not cut at `read_rows`."""
+    from promoter.evaluation.holdout_formats import batch_size_for
+
+    assert batch_size_for(Path("h.parquet")) == 65536
+    assert batch_size_for(Path("h.csv")) == 8192
+    path = _write(tmp_path, _table(20_000), row_group_size=20_000)
+    reader = ParquetHoldoutReader(path, label_column="label", columns=COLUMNS,
+                                  batch_size=5000)
+    reader.read_rows = 1000
+    assert [b.rows for b in reader] == [5000] * 4

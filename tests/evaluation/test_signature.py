@@ -78,7 +78,8 @@ def test_signature_info_json_round_trip() -> None:
 def test_vector_inputs_are_fed_from_one_tfrecord_feature_and_refused_from_csv(
         tmp_path: Path) -> None:
     from promoter.errors import HoldoutError
-    from promoter.evaluation.holdout import HoldoutReader, columns_for
+    from promoter.evaluation.holdout import HoldoutReader
+    from promoter.evaluation.holdout_feeds import columns_for
     from promoter.evaluation.signature import (
         SignatureInfo,
         check_inputs,
