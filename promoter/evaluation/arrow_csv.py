@@ -61,6 +61,10 @@ class _Block:
     columns: dict[str, np.ndarray] | None = None
     """By column name, when pyarrow read the block; None: it goes to the exact parser."""
     rows: int = 0
+    rest: bool = False
+    """This block and every later one go to the exact parser as one stream: the block holds
+    a quote the two parsers may read differently, so where it was cut may not be where a
+    record ends (a quote inside an unquoted field counts in the cut's quote parity)."""
 
 
 class ArrowCSVReader:
@@ -100,8 +104,11 @@ class ArrowCSVReader:
     def __iter__(self) -> Iterator[HoldoutBatch]:
         hasher = hashlib.sha256()
         with open_holdout_file(self.path, fd=self.fd) as raw:
-            for block in prefetched(lambda: self._blocks(raw, hasher), name="csv-reader"):
-                if block.columns is None:
+            blocks = iter(prefetched(lambda: self._blocks(raw, hasher), name="csv-reader"))
+            for block in blocks:
+                if block.rest:
+                    yield from self._exactly_from(itertools.chain([block], blocks))
+                elif block.columns is None:
                     yield from self._exactly(block)
                 else:
                     yield from self._batches(block)
@@ -130,9 +137,17 @@ class ArrowCSVReader:
         line = 1 + first.count(b"\n", 0, header_end)
         # chain, never a list: unpacking `chunks` into one would read the whole file before
         # the first block is parsed (it did: 3 GB more at 10 M rows).
+        rest = False
         for data, last in itertools.chain([(first[header_end:], final)], chunks):
             breaks = data.count(b"\n")
-            yield self._parse(data, breaks, first_line=line, final=last, names=names)
+            if rest:
+                if not data.isascii():
+                    self._decode(data, first_line=line)
+                yield _Block(line, data)
+            else:
+                block = self._parse(data, breaks, first_line=line, final=last, names=names)
+                rest = block.columns is None and not _quotes_are_plain(data)
+                yield _Block(line, data, rest=True) if rest else block
             line += breaks
 
     def _decode(self, data: bytes, *, first_line: int) -> str:
@@ -233,6 +248,20 @@ class ArrowCSVReader:
         self.exact_blocks += 1
         self._exact.rows = self.rows
         for batch in self._exact.block(block.data.decode("utf-8"), first_line=block.first_line):
+            self.rows = self._exact.rows
+            yield batch
+        self.rows = self._exact.rows
+
+    def _exactly_from(self, blocks: Iterator[_Block]) -> Iterator[HoldoutBatch]:
+        """The rest of the file, from the first of `blocks` on, read by the exact parser as
+        one stream of lines, so the records are the file's whatever the blocks' cuts."""
+        first = next(blocks)
+        self.exact_blocks += 1
+        self._exact.rows = self.rows
+        lines = itertools.chain.from_iterable(
+            io.StringIO(block.data.decode("utf-8"), newline="")
+            for block in itertools.chain([first], blocks))
+        for batch in self._exact.lines(lines, first_line=first.first_line):
             self.rows = self._exact.rows
             yield batch
         self.rows = self._exact.rows

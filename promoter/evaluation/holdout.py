@@ -15,7 +15,7 @@ import csv
 import hashlib
 import io
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -142,7 +142,12 @@ class HoldoutReader:
     def block(self, text: str, *, first_line: int) -> Iterator[HoldoutBatch]:
         """Parse `text`, whole data rows whose first line is line `first_line` of the file,
         after `start`: the exact parser's batches, or its HoldoutError naming the line."""
-        reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+        yield from self.lines(io.StringIO(text, newline=""), first_line=first_line)
+
+    def lines(self, lines: Iterable[str], *, first_line: int) -> Iterator[HoldoutBatch]:
+        """As `block`, over `lines` (split where the file's lines end, as a text file in
+        newline="" mode splits them)."""
+        reader = csv.reader(lines, strict=True)
         try:
             yield from self._batches(reader, offset=first_line - 1)
         except csv.Error as exc:
