@@ -40,6 +40,7 @@ from promoter.errors import (
     ForgeError,
     GitError,
     NotMergeableError,
+    PromoterError,
     StaleHeadError,
 )
 from promoter.forge.capabilities import ForgeCapabilities
@@ -195,6 +196,12 @@ class LocalForge(MergeRepair):
           base branch is fast-forwarded to it with a compare-and-swap: never a force.
         Calling it again for a merged PR with the same `expected_head` returns the same sha.
         """
+        # The git work (reading the head's files, writing the merge commit) is done before
+        # the write lock, which every other forge write waits on; under the lock it is used
+        # only if the base branch is still where it was then (commits never change, so the
+        # ancestry and the tree still hold), else it is done again there.
+        prepared = self._prepare_merge(number, expected_head=expected_head,
+                                       expected_base=expected_base, message=message)
         with self._transaction(write=True) as conn:
             row = self._settle(conn, self._require_row(conn, number))
             pull = _pull_request(row)
@@ -216,13 +223,16 @@ class LocalForge(MergeRepair):
             if base_sha is None:
                 raise NotMergeableError(
                     f"base branch {pull.base_branch} of #{number} no longer exists")
-            if not self._repo.is_ancestor(base_sha, pull.head_sha):
-                raise NotMergeableError(
-                    f"{pull.base_branch} moved to {base_sha[:12]} since #{number} was "
-                    "proposed; the proposal does not contain it",
-                    fix="propose the promotion again from the branch as it is now",
-                )
-            merge_sha = self._write_merge_commit(pull, base_sha, message)
+            if prepared is not None and prepared[0] == base_sha:
+                merge_sha = prepared[1]
+            else:
+                if not self._repo.is_ancestor(base_sha, pull.head_sha):
+                    raise NotMergeableError(
+                        f"{pull.base_branch} moved to {base_sha[:12]} since #{number} was "
+                        "proposed; the proposal does not contain it",
+                        fix="propose the promotion again from the branch as it is now",
+                    )
+                merge_sha = self._write_merge_commit(pull, base_sha, message)
             try:
                 self._repo.update_branch(pull.base_branch, merge_sha, expected=base_sha,
                                          fast_forward_only=True)
@@ -357,13 +367,29 @@ class LocalForge(MergeRepair):
                 f"{expected_head[:12]}; it was not merged",
                 fix="update the pull request (propose again) and re-evaluate")
 
+    def _prepare_merge(self, number: int, *, expected_head: str, expected_base: str,
+                       message: str) -> tuple[str, str] | None:
+        """(base sha, merge commit) written without the lock for PR `number` as it reads
+        now, or None when it cannot be merged as it stands: `merge` then decides, and says
+        why, under the lock. Nothing it writes is reachable until `merge` moves the base."""
+        try:
+            pull = self.get_pull_request(number)
+            if (pull.state is not PullRequestState.OPEN or pull.head_sha != expected_head
+                    or pull.base_branch != expected_base):
+                return None
+            base_sha = self._repo.branch_head(pull.base_branch)
+            if base_sha is None or not self._repo.is_ancestor(base_sha, pull.head_sha):
+                return None
+            return base_sha, self._write_merge_commit(pull, base_sha, message)
+        except PromoterError:
+            return None
+
     def _write_merge_commit(self, pull: PullRequest, base_sha: str, message: str) -> str:
         # The base is an ancestor of the head, so the head's tree is exactly the merge result.
-        files = {}
-        for path in self._repo.list_files(pull.head_sha):
-            data = self._repo.read_file(pull.head_sha, path)
-            if data is not None:
-                files[path] = data
+        paths = self._repo.list_files(pull.head_sha)
+        contents = self._repo.read_files([(pull.head_sha, path) for path in paths])
+        files = {path: data for path, data in zip(paths, contents, strict=True)
+                 if data is not None}
         merge_sha = self._repo.create_commit(files=files, parents=[base_sha, pull.head_sha],
                                              message=message, author=self._identity)
         if self._repo.tree_id(merge_sha) != self._repo.tree_id(pull.head_sha):

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ from promoter.errors import ForgeError, NotMergeableError
 from promoter.forge.local import LocalForge
 from promoter.gitops.local import LocalGitRepository
 from promoter.gitops.port import Signature
-from tests.fixtures.git import push_commit, run_git
+from tests.fixtures.git import FIXED_TIME, push_commit, run_git
 
 BASE = "environments/prod"
 HEAD = "environments/prod-next"
@@ -245,3 +246,68 @@ def test_database_is_in_wal_mode(db_path: Path, gitops_repo: LocalGitRepository)
         assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
     finally:
         conn.close()
+
+
+class _RepoWithHook(LocalGitRepository):
+    """The real repository, running a hook once, at the next read of files once armed."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path, clock=lambda: FIXED_TIME)
+        self._hook: Callable[[], None] | None = None
+
+    def arm(self, hook: Callable[[], None]) -> None:
+        self._hook = hook
+
+    def read_files(self, wanted: Sequence[tuple[str, str]]) -> list[bytes | None]:
+        hook, self._hook = self._hook, None
+        if hook is not None:
+            hook()
+        return super().read_files(wanted)
+
+
+def test_merge_commit_is_written_outside_the_write_lock(db_path: Path, git_repo: Path) -> None:
+    took_lock: list[bool] = []
+
+    def other_writer() -> None:  # another writer, which must not wait for the merge's git work
+        conn = sqlite3.connect(db_path, timeout=0.2, isolation_level=None)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("ROLLBACK")
+            took_lock.append(True)
+        except sqlite3.OperationalError:
+            took_lock.append(False)
+        finally:
+            conn.close()
+
+    repo = _RepoWithHook(git_repo)
+    push_commit(repo, BASE, {"deployment.yaml": b"v1\n"}, onto="main")
+    head = push_commit(repo, HEAD, {"deployment.yaml": b"v2\n"}, onto=BASE)
+    forge = LocalForge(db_path, repo)
+    number = open_pr(forge)
+    repo.arm(other_writer)
+    merge_sha = forge.merge(number, expected_base=BASE, expected_head=head, message="m")
+
+    assert took_lock == [True]
+    assert repo.commit_info(merge_sha).parents[1] == head
+
+
+def test_base_that_moves_while_the_merge_commit_is_written_becomes_its_parent(
+        db_path: Path, git_repo: Path) -> None:
+    # The base moves forward (to a commit the head contains) after the merge commit was
+    # built outside the lock: the commit built on the old base must not be what is merged.
+    moves: list[str] = []
+    repo = _RepoWithHook(git_repo)
+    push_commit(repo, BASE, {"deployment.yaml": b"v1\n"}, onto="main")
+    middle = push_commit(repo, "scratch", {"deployment.yaml": b"v1.5\n"}, onto=BASE)
+    head = push_commit(repo, HEAD, {"deployment.yaml": b"v2\n"}, onto=middle)
+    forge = LocalForge(db_path, repo)
+    number = open_pr(forge)
+    repo.arm(lambda: moves.append(
+        run_git(git_repo, "update-ref", f"refs/heads/{BASE}", middle) or middle))
+
+    merge_sha = forge.merge(number, expected_base=BASE, expected_head=head, message="m")
+
+    assert moves == [middle]
+    assert repo.commit_info(merge_sha).parents == (middle, head)
+    assert repo.branch_head(BASE) == merge_sha
+    assert repo.tree_id(merge_sha) == repo.tree_id(head)
