@@ -101,7 +101,8 @@ def test_a_quote_inside_an_unquoted_field_reads_as_the_exact_parser_reads_it(
     path.write_bytes(("a,b,label\n" + "\n".join(lines) + "\n").encode())
     exact = _outcome(HoldoutReader, path, batch_size=4)
     arrow = _outcome(ArrowCSVReader, path, batch_size=4, chunk_bytes=chunk)
-    assert isinstance(exact, dict) and exact["rows"] == 40
+    assert isinstance(exact, dict)
+    assert exact["rows"] == 40
     assert exact["b"][3] == 'v3"'
     assert arrow == exact
 
