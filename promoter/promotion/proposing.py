@@ -29,6 +29,7 @@ from promoter.promotion.conventions import (
 from promoter.promotion.hydrate import hydrate
 from promoter.promotion.own_proposals import OwnProposals
 from promoter.promotion.results import ProposalOutcome, ProposalPlan, ProposalResult
+from promoter.promotion.rollback import is_rollback_commit
 from promoter.render import RenderedManifests
 from promoter.render.metadata import METADATA_FILE
 
@@ -160,7 +161,10 @@ class Proposer:
         changed = tuple(self._changed_files(env_head, rendered))
 
         existing = ctx.forge.find_open_pull_request(head=env.proposal_branch, base=env.branch)
-        if existing is not None and ROLLBACK_LABEL in existing.labels:
+        # Told by its head commit (the label alone can be removed by anyone who may triage);
+        # the label still blocks, which closing the PR could do anyway.
+        if existing is not None and (ROLLBACK_LABEL in existing.labels or (
+                existing.head_sha and is_rollback_commit(ctx.repo, existing.head_sha))):
             raise PromotionError(
                 f"a rollback of {env.name} is open as PR #{existing.number}",
                 fix="merge or close the rollback first; a promotion would overwrite it",

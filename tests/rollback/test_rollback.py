@@ -312,3 +312,20 @@ def test_no_rollback_when_it_is_not_called_for(
     assert repo.branch_head(NEXT) is None or not world.forge.list_open_pull_requests(
         label="rollback")
     assert repo.branch_head(BRANCH) == heads[2]
+
+
+def test_a_promotion_never_overwrites_an_open_rollback_whose_label_was_removed(
+        at: Callable[..., tuple[World, RollbackService]]) -> None:
+    """`promoter propose` refuses to push over an open rollback, told by its head commit: a
+    person removing the `rollback` label does not make the rollback a proposal to replace."""
+    world, rollback = at(1, 2)
+    result = rollback.propose(dev(world), reason="v2 is failing", author="oncall")
+    pull = result.pull_request
+    world.forge.open_or_update_pull_request(
+        head=pull.head_branch, base=pull.base_branch, title=pull.title, body=pull.body,
+        author=pull.author, labels=["promoter"])
+    with pytest.raises(PromotionError, match="a rollback of dev is open"):
+        world.service.propose(environment="dev", model="churn", version=3, author="mia")
+    still = world.forge.get_pull_request(pull.number)
+    assert still.state is PullRequestState.OPEN
+    assert still.head_sha == result.commit
