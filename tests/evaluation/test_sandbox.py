@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from promoter.config.schema import EvaluationPolicy, ModelSpec
-from promoter.evaluation import evaluate, evaluate_models
+from promoter.evaluation import evaluate_models, worker_client
 from promoter.evaluation.sandbox import (
     ConfinementUnavailableError,
     landlock_abi,
@@ -259,8 +259,8 @@ runpy.run_module("promoter.evaluation.worker", run_name="__main__", alter_sys=Tr
 @pytest.mark.parametrize("mode", ["required", "best-effort"])
 def test_a_kernel_without_landlock(monkeypatch: pytest.MonkeyPatch, tiny_models: dict[str, Path],
                                    tiny_holdout: Path, mode: str) -> None:
-    real = evaluate.run_worker
-    monkeypatch.setattr(evaluate, "run_worker", lambda request, *, timeout_s: real(
+    real = worker_client.run_worker
+    monkeypatch.setattr(worker_client, "run_worker", lambda request, *, timeout_s: real(
         request, timeout_s=timeout_s, command=[sys.executable, "-c", _NO_LANDLOCK_KERNEL]))
     report = evaluate_models(
         candidate_dir=tiny_models["two_outputs"], baseline_dir=None, holdout=tiny_holdout,
