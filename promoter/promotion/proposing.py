@@ -29,7 +29,7 @@ from promoter.promotion.conventions import (
 from promoter.promotion.hydrate import hydrate
 from promoter.promotion.own_proposals import OwnProposals
 from promoter.promotion.results import ProposalOutcome, ProposalPlan, ProposalResult
-from promoter.promotion.rollback import is_rollback_commit
+from promoter.promotion.rollback_commits import is_rollback_commit
 from promoter.render import RenderedManifests
 from promoter.render.metadata import METADATA_FILE
 

@@ -27,7 +27,7 @@ from promoter.promotion.gates import GateRunner
 from promoter.promotion.merging import EnvironmentMerger, MergeRequest
 from promoter.promotion.proposing import REPLACED_COMMENT_KEY, Proposer
 from promoter.promotion.results import OutcomeError, PromotionState, ReconcileOutcome
-from promoter.promotion.rollback import is_rollback_commit
+from promoter.promotion.rollback_commits import is_rollback_commit
 from promoter.promotion.rollback_gate import RollbackGate
 from promoter.promotion.rollouts import RolloutWatcher
 from promoter.promotion.statuses import publish_gates

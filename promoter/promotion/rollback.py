@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import enum
 import logging
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -40,35 +39,14 @@ from promoter.promotion.conventions import (
     ROLLBACK_OF,
 )
 from promoter.promotion.merging import EnvironmentMerger, MergeRequest
+from promoter.promotion.rollback_commits import ROLLBACK_TRAILER, is_rollback_commit
 from promoter.render.metadata import METADATA_FILE, HydratorMetadata, MetadataError
 
 log = logging.getLogger(__name__)
 
 
-_TRAILER = re.compile(r"^(?P<key>Rollback-of|Restores): (?P<sha>[0-9a-f]{40})$", re.MULTILINE)
 _MAX_HISTORY = 10_000
 """Commits walked at most when looking for the commit to restore (a runaway guard)."""
-
-
-def is_rollback_commit(repo: GitOpsRepository, sha: str) -> bool:
-    """True if `sha` is a rollback commit as promoter writes one: its message carries
-    `Rollback-of:` and `Restores:` trailers, its one parent is the `Rollback-of` commit, and
-    its tree is exactly the tree of the `Restores` commit. False for anything else, including
-    a commit this repository lacks.
-
-    This, not the `rollback` label, says whether a pull request is a rollback: anyone who may
-    label a PR (GitHub's triage role) can add or remove a label, but a PR's head sha is the one
-    promoter recorded (the signed marker on GitHub), and a commit's message and tree are what
-    its sha names."""
-    try:
-        info = repo.commit_info(sha)
-        found = {m["key"]: m["sha"] for m in _TRAILER.finditer(info.body)}
-        rolled_back, restores = found.get(ROLLBACK_OF), found.get(RESTORES)
-        return (rolled_back is not None and restores is not None
-                and info.parents == (rolled_back,)
-                and repo.tree_id(sha) == repo.tree_id(restores))
-    except GitError:
-        return False
 
 
 class RollbackOutcome(enum.StrEnum):
@@ -176,7 +154,7 @@ class RollbackService:
                 break
             info = self._repo.commit_info(sha)
             messages = [info.body] + [self._repo.commit_info(p).body for p in info.parents[1:]]
-            bad = {m["sha"] for message in messages for m in _TRAILER.finditer(message)
+            bad = {m["sha"] for message in messages for m in ROLLBACK_TRAILER.finditer(message)
                    if m["key"] == ROLLBACK_OF}
             if not bad:
                 break
@@ -248,7 +226,7 @@ class RollbackService:
         """
         head = pull.head_sha
         info = self._repo.commit_info(head)
-        found = {m["key"]: m["sha"] for m in _TRAILER.finditer(info.body)}
+        found = {m["key"]: m["sha"] for m in ROLLBACK_TRAILER.finditer(info.body)}
         current, target = found.get(ROLLBACK_OF), found.get(RESTORES)
         env_head = self._repo.branch_head(env.branch)
         if current is None or target is None:
@@ -339,7 +317,7 @@ class RollbackService:
             messages = [info.body] + [self._repo.commit_info(p).body for p in info.parents[1:]]
             bad: set[str] = set()
             for message in messages:
-                for match in _TRAILER.finditer(message):
+                for match in ROLLBACK_TRAILER.finditer(message):
                     if match["key"] == ROLLBACK_OF:
                         meta = self._metadata_or_none(match["sha"], branch)
                         if meta is not None:

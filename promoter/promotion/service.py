@@ -50,7 +50,8 @@ from promoter.promotion.results import (
     ReconcileOutcome,
     RolloutCheck,
 )
-from promoter.promotion.rollback import RollbackResult, RollbackService, is_rollback_commit
+from promoter.promotion.rollback import RollbackResult, RollbackService
+from promoter.promotion.rollback_commits import is_rollback_commit
 from promoter.promotion.rollback_gate import RollbackGate
 from promoter.promotion.rollouts import RolloutWatcher
 from promoter.promotion.verdicts import MemoryVerdictStore, VerdictStore

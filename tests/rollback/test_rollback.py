@@ -16,15 +16,10 @@ from promoter.config import EnvironmentSpec
 from promoter.domain.pull_requests import PullRequestState
 from promoter.errors import PromotionError
 from promoter.gitops.local import LocalGitRepository
+from promoter.promotion.conventions import RESTORES, ROLLBACK_OF
 from promoter.promotion.merging import EnvironmentMerger
-from promoter.promotion.rollback import (
-    RESTORES,
-    ROLLBACK_OF,
-    RollbackOutcome,
-    RollbackResult,
-    RollbackService,
-    is_rollback_commit,
-)
+from promoter.promotion.rollback import RollbackOutcome, RollbackResult, RollbackService
+from promoter.promotion.rollback_commits import is_rollback_commit
 from tests.fixtures.git import push_commit, run_git
 from tests.promotion.world import World
 
