@@ -94,7 +94,7 @@ class BinaryClassificationStats:
                             weights=w, minlength=4).astype(np.float64)
         per_row = np.stack([_log_loss_terms(positive, score_array), (positive - p64) ** 2])
         counts = np.array([cells[3], cells[1], cells[0], cells[2],
-                           *(per_row.sum(axis=1) if w is None else per_row @ w)])
+                           *(per_row.sum(axis=1) if w is None else (per_row * w).sum(axis=1))])
         bins = _calibration_bins(p64)
         calibration = np.stack([
             np.bincount(bins, weights=w, minlength=CALIBRATION_BINS).astype(np.float64),

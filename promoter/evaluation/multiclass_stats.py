@@ -18,6 +18,7 @@ from promoter.evaluation.metrics import (
     _no_rows,
     _weights,
     check_scores,
+    weighted_sum,
 )
 
 
@@ -73,7 +74,7 @@ class MulticlassStats:
                 + ((p == true_score[:, None]) & (index[None, :] > y[:, None])).sum(axis=1))
         eps = np.finfo(p.dtype).eps
         losses = -np.log(np.clip(true_score, eps, 1 - eps).astype(np.float64))
-        sums = np.array([w.sum(), w @ (rank < top_k), losses @ w])
+        sums = np.array([w.sum(), weighted_sum(w, rank < top_k), weighted_sum(w, losses)])
         return cls(classes=k, top_k=top_k, rows=int(y.shape[0]), confusion=confusion, sums=sums)
 
     @classmethod

@@ -17,6 +17,7 @@ from promoter.evaluation.metrics import (
     _no_rows,
     _weights,
     check_scores,
+    weighted_sum,
 )
 
 
@@ -51,11 +52,12 @@ class RegressionStats:
         w = _weights(weights, y.shape[0])
         error = np.abs(p - y)
         total = float(w.sum())
-        mean = float(w @ y / total) if total > 0 else 0.0
-        m2 = float(w @ (y - mean) ** 2) if total > 0 else 0.0
+        mean = weighted_sum(w, y) / total if total > 0 else 0.0
+        m2 = weighted_sum(w, (y - mean) ** 2) if total > 0 else 0.0
         ape = error / np.maximum(np.abs(y), np.finfo(np.float64).eps)
-        return cls(rows=int(y.shape[0]), sums=np.array([total, w @ error, w @ error ** 2,
-                                                       w @ ape]),
+        return cls(rows=int(y.shape[0]), sums=np.array([total, weighted_sum(w, error),
+                                                       weighted_sum(w, error ** 2),
+                                                       weighted_sum(w, ape)]),
                    label_mean=mean, label_m2=m2)
 
     @classmethod
