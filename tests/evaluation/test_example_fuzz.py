@@ -286,7 +286,8 @@ def test_the_decoder_tests_pass_with_numba_bounds_checking(
         tmp_path: Path, request: pytest.FixtureRequest) -> None:
     # A cache of their own (numba would otherwise load kernels compiled unchecked), kept
     # between runs by pytest's cache when it is on: compiling takes a minute on a busy machine.
-    cache = (request.config.cache.mkdir("numba-boundscheck") if request.config.cache
+    pytest_cache = getattr(request.config, "cache", None)  # absent with -p no:cacheprovider
+    cache = (pytest_cache.mkdir("numba-boundscheck") if pytest_cache is not None
              else tmp_path / "numba")
     root = Path(__file__).parents[2]
     env = {**os.environ, "NUMBA_BOUNDSCHECK": "1", "NUMBA_CACHE_DIR": str(cache),
