@@ -66,9 +66,13 @@ class BinaryClassificationStats:
     @classmethod
     def from_batch(cls, labels: np.ndarray | Sequence[int], scores: np.ndarray | Sequence[float],
                    *, threshold: float,
-                   weights: np.ndarray | Sequence[float] | None = None
-                   ) -> BinaryClassificationStats:
+                   weights: np.ndarray | Sequence[float] | None = None,
+                   distinct_scores: bool = True) -> BinaryClassificationStats:
         """Statistics of one batch: `labels` are 0/1, `scores` probabilities of class 1.
+
+        With `distinct_scores=False` the table of distinct scores (what AUC and AUC-PR need) is
+        left empty: for a caller that keeps it itself (`score_table.ScoreTable`) and fills it
+        in before asking for metrics.
 
         Raises ValueError for labels other than 0/1, mismatched lengths or bad weights, and
         ModelLoadError for NaN, infinite or out-of-range scores (they come from the model).
@@ -102,7 +106,9 @@ class BinaryClassificationStats:
                         minlength=CALIBRATION_BINS),
             np.bincount(bins, weights=p64 if w is None else w * p64,
                         minlength=CALIBRATION_BINS)])
-        if w is None:
+        if not distinct_scores:
+            distinct = at_positive = at_negative = np.empty(0, np.float64)
+        elif w is None:
             distinct, at_positive, at_negative = _score_counts(p64, positive)
         else:
             distinct, at_positive, at_negative = _group_by_score(p64, w * positive,

@@ -15,10 +15,12 @@ from typing import Any
 class _Stream:
     """Exact statistics of one model on some rows, merged in amortised O(n log n).
 
-    Binary statistics wait in `pending` until they hold as many distinct scores as the merged
-    table (at least 2**20, 24 MB): one merge of many sorted runs costs about what merging two
-    does, so holdouts up to a million rows merge once, and memory stays within twice the
-    merged table's size.
+    Unweighted binary rows go to a `ScoreTable` (a few bytes per row, where the three float64
+    arrays of `BinaryClassificationStats` cost 24 bytes per distinct score and several times
+    that while merging); the rest of their statistics is summed per batch (`summary`).
+    Weighted binary statistics wait in `pending` until they hold as many distinct scores as
+    the merged table (at least 2**20, 24 MB): one merge of many sorted runs costs about what
+    merging two does, and memory stays within twice the merged table's size.
     """
 
     def __init__(self, task: str, request: dict[str, Any]) -> None:
@@ -28,15 +30,28 @@ class _Stream:
         self.merged: Any = None
         self.pending: list[Any] = []
         self.pending_size = 0
+        self.summary: Any = None
+        self.table: Any = None
 
     def add(self, labels: Any, scores: Any, weights: Any) -> None:
+        import numpy as np
+
         from promoter.evaluation.binary_stats import BinaryClassificationStats
         from promoter.evaluation.multiclass_stats import MulticlassStats
         from promoter.evaluation.regression_stats import RegressionStats
+        from promoter.evaluation.score_table import ScoreTable
+        if self.task == "binary_classification" and weights is None:
+            part: Any = BinaryClassificationStats.from_batch(  # checks labels and shapes
+                labels, scores, threshold=self.threshold, distinct_scores=False)
+            if self.table is None:
+                self.table = ScoreTable()
+            self.table.add(np.asarray(labels) == 1, np.asarray(scores))
+            self.summary = part if self.summary is None else self.summary.merge(part)
+            return
         if self.task == "binary_classification":
-            part: Any = BinaryClassificationStats.from_batch(labels, scores,
-                                                             threshold=self.threshold,
-                                                             weights=weights)
+            part = BinaryClassificationStats.from_batch(labels, scores,
+                                                        threshold=self.threshold,
+                                                        weights=weights)
             self.pending.append(part)
             self.pending_size += part.scores.shape[0]
             size = 0 if self.merged is None else self.merged.scores.shape[0]
@@ -57,9 +72,21 @@ class _Stream:
         self.pending, self.pending_size = [], 0
 
     def result(self) -> Any:
+        import dataclasses
+
+        from promoter.evaluation.binary_stats import BinaryClassificationStats
+
         if self.pending:
             self._flush()
-        return self.merged
+        if self.summary is None:
+            return self.merged
+        scores, at_positive, at_negative = self.table.distinct()
+        counted = dataclasses.replace(self.summary, scores=scores, score_positives=at_positive,
+                                      score_negatives=at_negative)
+        if self.merged is None:
+            return counted
+        return BinaryClassificationStats.merge_all([self.merged, counted],
+                                                   threshold=self.threshold)
 
 
 class _ModelStream:
