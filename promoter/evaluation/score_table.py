@@ -11,7 +11,8 @@ most of one evaluation's memory. The worker's unweighted streams keep this table
   get here), and the bit patterns of non-negative floats sort like the numbers, so the keys
   sort by score, then label. float32 scores (what TensorFlow models return) fit in 4 bytes,
   float64 scores in 8; a table that meets float64 scores widens itself, exactly;
-- a count per key (float64: exact up to 2**53 rows);
+- a count per key: 4 bytes (uint32) while the table has counted fewer than 2**32 rows, so
+  that no count can overflow, then float64 (exact up to 2**53 rows);
 - new rows wait as raw keys (4 or 8 bytes a row) until there are as many as the table holds,
   then are sorted, counted, and merged into the table with one searchsorted and one insert,
   never an argsort of the whole: amortised O(n log n), and at most about three tables' worth
@@ -28,6 +29,8 @@ import numpy as np
 
 _FLUSH_ROWS = 1 << 20
 """Pending rows are merged once they reach the table's size, and at least this many."""
+_NARROW_COUNT_ROWS = 1 << 32
+"""Counts are uint32 until the table has counted this many rows (so none can overflow)."""
 
 
 class ScoreTable:
@@ -36,8 +39,9 @@ class ScoreTable:
     def __init__(self) -> None:
         self.keys: np.ndarray = np.empty(0, np.uint32)
         """Sorted, distinct keys (score bits << 1 | label)."""
-        self.counts: np.ndarray = np.empty(0, np.float64)
-        """Rows at each key (float64: exact up to 2**53 rows, and what the metrics take)."""
+        self.counts: np.ndarray = np.empty(0, np.uint32)
+        """Rows at each key: uint32 below 2**32 rows in all, float64 from then on."""
+        self._rows = 0
         self._pending: list[np.ndarray] = []
         self._pending_rows = 0
 
@@ -54,12 +58,45 @@ class ScoreTable:
         wide = scores.dtype.itemsize > 4 or not np.issubdtype(scores.dtype, np.floating)
         if wide and self.keys.dtype == np.uint32:
             self._widen()
+        if (self.counts.dtype == np.uint32
+                and self._rows + scores.shape[0] >= _NARROW_COUNT_ROWS):
+            self._flush()
+            self.counts = self.counts.astype(np.float64)
+        self._rows += scores.shape[0]
         keys = _keys(scores, positive, np.uint64 if self.keys.dtype == np.uint64
                      else np.uint32)
         self._pending.append(keys)
         self._pending_rows += keys.shape[0]
         if self._pending_rows >= max(self.keys.shape[0], _FLUSH_ROWS):
             self._flush()
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """The table as two arrays for the worker's `.npz` (12 bytes a key for float32
+        scores: half of what the distinct scores' three float64 arrays cost, and no
+        conversion in the worker, whose memory TensorFlow already fills)."""
+        self._flush()
+        return {"table_keys": self.keys, "table_counts": self.counts}
+
+    @classmethod
+    def from_arrays(cls, keys: np.ndarray, counts: np.ndarray) -> ScoreTable:
+        """Inverse of `to_arrays`, for arrays that come from another process (the worker):
+        raises ValueError unless they are a table `add` could have made."""
+        keys, counts = np.asarray(keys), np.asarray(counts)
+        one = keys.dtype.type(1) if keys.dtype in (np.uint32, np.uint64) else None
+        if (one is None or keys.ndim != 1 or counts.shape != keys.shape
+                or counts.dtype not in (np.uint32, np.float64)):
+            raise ValueError("a score table is two 1-D arrays of one length: uint32 or uint64 "
+                             "keys and uint32 or float64 counts")
+        floats = np.float64 if keys.dtype == np.uint64 else np.float32
+        scores = (keys >> one).view(floats)
+        if not (bool(np.all(keys[1:] > keys[:-1])) and bool(np.all(counts >= 1))
+                and bool(np.all(counts == np.floor(counts))) and bool(np.all(scores <= 1))):
+            raise ValueError("score table keys must ascend, each with a whole count of at "
+                             "least 1, and decode to scores in [0, 1]")
+        table = cls()
+        table.keys, table.counts = keys, counts
+        table._rows = int(counts.sum(dtype=np.float64))
+        return table
 
     def distinct(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Distinct scores (float64, ascending) with the positive and negative rows at each
@@ -69,7 +106,7 @@ class ScoreTable:
         it is empty afterwards."""
         self._flush()
         keys, counts = self.keys, self.counts
-        self.keys, self.counts = np.empty(0, keys.dtype), np.empty(0, np.float64)
+        self.keys, self.counts = np.empty(0, keys.dtype), np.empty(0, counts.dtype)
         if keys.shape[0] == 0:
             return np.empty(0, np.float64), np.empty(0, np.float64), np.empty(0, np.float64)
         one = keys.dtype.type(1)
@@ -86,7 +123,7 @@ class ScoreTable:
         has_second = np.append(second, False)[first]
         first_positive = positive[first]
         del positive
-        at_negative = counts[first]
+        at_negative = counts[first].astype(np.float64)
         at_positive = np.where(first_positive, at_negative, 0.0)
         at_negative[first_positive] = 0.0
         at_positive[has_second] = counts[1:][second]
@@ -100,7 +137,9 @@ class ScoreTable:
         run.sort()
         starts = np.flatnonzero(_first_of_runs(run))
         keys = run[starts]
-        counts = np.diff(np.append(starts, run.shape[0])).astype(np.float64)
+        counts = np.empty(starts.shape[0], self.counts.dtype)  # uint32 cannot overflow: add
+        np.subtract(starts[1:], starts[:-1], out=counts[:-1], casting="unsafe")
+        counts[-1:] = run.shape[0] - starts[-1:]
         del run, starts
         if self.keys.shape[0] == 0:
             self.keys, self.counts = keys, counts
@@ -110,8 +149,28 @@ class ScoreTable:
         found[found] = self.keys[at[found]] == keys[found]
         self.counts[at[found]] += counts[found]  # keys are distinct: no index repeats
         new = ~found
-        self.keys = np.insert(self.keys, at[new], keys[new])
-        self.counts = np.insert(self.counts, at[new], counts[new])
+        del found
+        at, keys, counts = at[new], keys[new], counts[new]  # the full ones are freed here
+        del new
+        self._insert(at, keys, counts)
+
+    def _insert(self, at: np.ndarray, keys: np.ndarray, counts: np.ndarray) -> None:
+        """Insert sorted `keys` not in the table, before the table's positions `at`: one
+        merged array each, filled through one mask (np.insert would sort the positions and
+        build its masks once per array)."""
+        size = self.keys.shape[0] + keys.shape[0]
+        at += np.arange(keys.shape[0])  # where each new key lands in the merged table
+        is_new = np.zeros(size, np.bool_)
+        is_new[at] = True
+        merged_keys = np.empty(size, self.keys.dtype)
+        merged_keys[at] = keys
+        merged_counts = np.empty(size, self.counts.dtype)
+        merged_counts[at] = counts
+        old = ~is_new
+        del is_new
+        merged_keys[old] = self.keys
+        merged_counts[old] = self.counts
+        self.keys, self.counts = merged_keys, merged_counts
 
     def _widen(self) -> None:
         """From 4-byte keys of float32 scores to 8-byte keys of the same float64 values."""

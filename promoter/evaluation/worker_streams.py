@@ -71,6 +71,14 @@ class _Stream:
         self.merged = BinaryClassificationStats.merge_all(parts, threshold=self.threshold)
         self.pending, self.pending_size = [], 0
 
+    def arrays(self) -> dict[str, Any]:
+        """What `save` writes: the statistics' `to_arrays()`, with an unweighted binary
+        stream's score table as it is (`task_stats.stats_from_arrays` turns it into distinct
+        scores in the parent, whose memory TensorFlow does not fill)."""
+        if self.summary is None or self.merged is not None or self.pending:
+            return dict(self.result().to_arrays())
+        return {**self.summary.to_arrays(), **self.table.to_arrays()}
+
     def result(self) -> Any:
         import dataclasses
 
@@ -159,14 +167,14 @@ class _ModelStream:
         import numpy as np
 
         self._flush_blocks()
-        arrays = {f"overall.{k}": v for k, v in self.overall.result().to_arrays().items()}
+        arrays = {f"overall.{k}": v for k, v in self.overall.arrays().items()}
         arrays["blocks"] = self.blocks if self.blocks is not None else np.zeros((0, 0))
         index = []
         for column, streams in self.slices.items():
             for value, stream in sorted(streams.items()):
                 key = f"slice{len(index)}"
                 index.append({"column": column, "value": value, "key": key})
-                arrays |= {f"{key}.{k}": v for k, v in stream.result().to_arrays().items()}
+                arrays |= {f"{key}.{k}": v for k, v in stream.arrays().items()}
         np.savez(path, **arrays)
         return index
 
