@@ -159,6 +159,7 @@ def test_a_version_rewritten_before_it_is_cached_is_refused_and_never_lands(
     assert os.listdir(cache.directory / "tmp") == []
     assert not (cache.directory / "entries").exists() or os.listdir(
         cache.directory / "entries") == []
+    assert os.listdir(cache.directory / "locks") == []  # nor does its lock file stay
 
 
 class FailingStore:
@@ -205,6 +206,51 @@ def test_the_least_recently_used_entry_is_evicted_first(tmp_path: Path) -> None:
         cache.copy_out(store, version, tmp_path / f"copy-{index}")
     assert sorted(e.digest_hex for e in cache.entries()) == sorted(
         v.digest.removeprefix("sha256:") for v in (one, three))
+
+
+def test_an_evicted_entry_takes_its_lock_file_with_it(tmp_path: Path) -> None:
+    # 50 versions through a cache that holds two: lock files must not pile up one per
+    # version ever evaluated.
+    store = local_versions(tmp_path / "store", 50)
+    cache = ModelCache(tmp_path / "cache", max_bytes=2 * 1001)
+    for number in range(1, 51):
+        cache.copy_out(store, store.get("churn", number), tmp_path / f"copy-{number}")
+    assert sorted(os.listdir(cache.directory / "locks")) == sorted(
+        e.digest_hex for e in cache.entries())
+    assert len(cache.entries()) == 2
+
+
+def test_a_lock_file_removed_while_another_waits_for_it_is_locked_again(
+        tmp_path: Path) -> None:
+    """The race that removing lock files opens: B opens the lock file and waits; A, holding
+    it, removes it (evicting) and lets go; B now holds a file no longer in `locks/`, and C,
+    opening the path, would create and lock a second one: two exclusive holders of one
+    digest. B must see that and lock the file at the path again, so C finds it held."""
+    cache = ModelCache(tmp_path / "cache")
+    digest = "ab" * 32
+    b_holds, b_may_go = threading.Event(), threading.Event()
+
+    def b() -> None:
+        with cache._locked(digest, exclusive=True) as held:
+            assert held
+            b_holds.set()
+            b_may_go.wait(10)
+
+    with cache._locked(digest, exclusive=True) as held:
+        assert held
+        waiter = threading.Thread(target=b)
+        waiter.start()
+        assert not b_holds.wait(0.5)  # B has opened the file and waits for it
+        cache._remove_lock(digest)  # as eviction does, holding it
+    assert b_holds.wait(10)
+    try:
+        with cache._locked(digest, exclusive=True, wait=False) as c_held:
+            assert not c_held  # C finds the digest held by B
+    finally:
+        b_may_go.set()
+        waiter.join(10)
+    with cache._locked(digest, exclusive=True, wait=False) as c_held:
+        assert c_held
 
 
 def test_an_entry_in_use_is_never_evicted(tmp_path: Path) -> None:

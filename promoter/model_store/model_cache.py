@@ -22,7 +22,11 @@ evaluator private copies made from it. The rules, each for a reason:
   has a lock file (`locks/<hex>`, `flock`, which also separates threads: each use opens its
   own descriptor). Copying out of an entry holds it shared; downloading, replacing or evicting
   one holds it exclusive. Two evaluations of a digest not yet cached: the first downloads,
-  the second waits for its lock and then copies the verified entry.
+  the second waits for its lock and then copies the verified entry. A lock file goes with its
+  entry (and a digest that never landed loses its lock file at the next eviction), removed
+  only by a holder of its exclusive lock; whoever locked a file that was meanwhile removed
+  or replaced sees that its descriptor is no longer the file at that path and locks again,
+  so two holders can never lock two different files of one digest.
 - **Bounded, least recently used first.** After each use, entries not in use are removed,
   oldest use first (an entry's mtime, set at each use), until the entries fit `max_bytes`;
   an entry in use is skipped (its lock is held), so the cache may exceed the bound while
@@ -41,7 +45,7 @@ import stat
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -142,6 +146,7 @@ class ModelCache:
                     if not held:
                         continue  # in use: skipped, never evicted
                     self._remove_entry(self._entry(item.digest_hex))
+                    self._remove_lock(item.digest_hex)
             except (OSError, ModelStoreError) as exc:
                 log.warning("cannot evict %s from the model cache: %s", item.digest_hex, exc)
                 continue
@@ -201,9 +206,32 @@ class ModelCache:
         finally:
             remove_tree(work)
 
+    def _remove_idle_locks(self) -> None:
+        """Remove the lock files of digests without an entry (a download refused or failed)
+        that nobody holds."""
+        try:
+            names = os.listdir(self.directory / "locks")
+        except FileNotFoundError:
+            return
+        for name in names:
+            if self._entry(name).exists():
+                continue
+            try:
+                with self._locked(name, exclusive=True, wait=False) as held:
+                    if held and not self._entry(name).exists():
+                        self._remove_lock(name)
+            except (OSError, ModelStoreError) as exc:
+                log.warning("cannot remove the lock of %s from the model cache: %s", name, exc)
+
+    def _remove_lock(self, hex_digest: str) -> None:
+        """Unlink a digest's lock file; the caller holds it exclusive (see `_locked`)."""
+        with suppress(FileNotFoundError):
+            os.unlink(self.directory / "locks" / hex_digest)
+
     def _remove_leftovers(self) -> None:
         """Remove what killed processes left in `tmp/` (a digest's lock free means no
-        download or eviction of it is running)."""
+        download or eviction of it is running), and idle lock files."""
+        self._remove_idle_locks()
         try:
             leftovers = sorted(os.listdir(self.directory / "tmp"))
         except FileNotFoundError:
@@ -229,26 +257,42 @@ class ModelCache:
     def _locked(self, hex_digest: str, *, exclusive: bool,
                 wait: bool = True) -> Iterator[bool]:
         """Hold the digest's lock; yields False instead of waiting when `wait` is False and
-        another holds it."""
+        another holds it. The lock is the file at `locks/<hex>` when it is taken: a file
+        unlinked (or replaced) by another holder before this one got it is let go and the
+        path opened again."""
+        while True:
+            handle = self._open_lock(hex_digest)
+            try:
+                operation = fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
+                try:
+                    fcntl.flock(handle, operation if wait else operation | fcntl.LOCK_NB)
+                except BlockingIOError:  # only without LOCK_NB's wait: another holds it
+                    yield False
+                    return
+                if self._still_the_lock(handle, hex_digest):
+                    yield True
+                    return
+            finally:
+                handle.close()  # releases the lock
+
+    def _open_lock(self, hex_digest: str) -> IO[bytes]:
         locks = self.directory / "locks"
         try:
             self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
             locks.mkdir(mode=0o700, exist_ok=True)
-            handle: IO[bytes] = open(locks / hex_digest, "ab")  # noqa: SIM115  # closed below
+            return open(locks / hex_digest, "ab")  # the caller closes it
         except OSError as exc:
             raise ModelStoreError(f"cannot use the model cache in {self.directory}: "
                                   f"{exc.strerror or exc}",
                                   fix="check the permissions of $PROMOTER_CACHE_DIR") from exc
+
+    def _still_the_lock(self, handle: IO[bytes], hex_digest: str) -> bool:
         try:
-            operation = fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
-            try:
-                fcntl.flock(handle, operation if wait else operation | fcntl.LOCK_NB)
-            except BlockingIOError:  # only without LOCK_NB's wait: another holds it
-                yield False
-                return
-            yield True
-        finally:
-            handle.close()  # releases the lock
+            at_path = os.stat(self.directory / "locks" / hex_digest)
+        except FileNotFoundError:
+            return False
+        held = os.fstat(handle.fileno())
+        return (held.st_dev, held.st_ino) == (at_path.st_dev, at_path.st_ino)
 
 
 class CachedModelStore:
