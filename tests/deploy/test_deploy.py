@@ -162,6 +162,30 @@ def test_the_shipped_promoter_yaml_is_a_valid_configuration(tmp_path: Path) -> N
     assert loaded.settings.cluster.kubeconfig is None  # the pod's service account
 
 
+def _quantity_bytes(quantity: str) -> int:
+    units = {"Ki": 1 << 10, "Mi": 1 << 20, "Gi": 1 << 30, "Ti": 1 << 40}
+    for suffix, factor in units.items():
+        if quantity.endswith(suffix):
+            return int(float(quantity.removesuffix(suffix)) * factor)
+    raise AssertionError(f"unexpected quantity {quantity!r}: extend _quantity_bytes")
+
+
+def test_the_model_cache_bound_fits_the_cache_volume(
+        built: tuple[str, list[dict[str, Any]]], tmp_path: Path) -> None:
+    """Switched to s3:// or gs://, the shipped configuration caches models in the `cache`
+    emptyDir: a bound above its sizeLimit gets the pod evicted by the kubelet once the cache
+    fills (the default bound, 20 GiB, is 5 times the volume's 4Gi)."""
+    _, objects = built
+    volumes = {v["name"]: v for v in _one(objects, "Deployment")["spec"]["template"]["spec"]
+               ["volumes"]}
+    limit = _quantity_bytes(volumes["cache"]["emptyDir"]["sizeLimit"])
+    source = DEPLOY / "components" / "github-app" / "promoter.yaml"
+    (tmp_path / "promoter.yaml").write_bytes(source.read_bytes())
+    bound = load_settings(tmp_path / "promoter.yaml").settings.model_store.evaluation_cache_gib
+    # Room beside it for the git mirror and the verdicts (the same volume): at least 512 MiB.
+    assert bound * (1 << 30) + (512 << 20) <= limit
+
+
 # --- RBAC: granted == used -------------------------------------------------------------------
 
 
