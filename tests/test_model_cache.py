@@ -416,3 +416,46 @@ def test_two_processes_evaluating_one_version_at_once_download_it_once(
         f"/{bucket}/m/churn/1/{rel}" for rel in files)
     for index in range(2):
         assert saved_model_digest(tmp_path / f"copy-{index}") == version.digest
+
+
+@pytest.mark.slow
+def test_a_second_real_evaluation_from_s3_reads_no_model_object(
+        counted_s3: CountedS3, demo_store: dict[int, Path], demo_model_spec: ModelSpec,
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same through the real worker (TensorFlow scoring the demo's SavedModels, uploaded
+    to the S3 server on loopback): the second evaluation of the same pair sends no GET for a
+    model object, and both reports carry the digests the versions pin and the same verdict."""
+    from promoter.demo_data import write_holdout_csv
+    from promoter.promotion.evaluator import SubprocessEvaluator
+
+    bucket = counted_s3.server.new_bucket()
+    for number in (1, 2):
+        root = demo_store[number]
+        upload(counted_s3.server, bucket, f"m/churn/{number}",
+               {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*")
+                if p.is_file()})
+    store = ObjectModelStore(counted_s3.server.url(bucket, "m"))
+    baseline, candidate = store.get("churn", 1), store.get("churn", 2)
+    assert candidate.digest == saved_model_digest(demo_store[2])  # one digest definition
+    monkeypatch.setenv("PROMOTER_CACHE_DIR", str(tmp_path / "cache"))
+    evaluator = SubprocessEvaluator(build_evaluation_store(
+        settings_with(tmp_path, f"  url: s3://{bucket}/m\n"), store), shards=1)
+    holdout = write_holdout_csv(tmp_path / "holdout.csv", 2000, seed=4)
+    policy = EvaluationPolicy.model_validate(
+        {"metrics": [{"name": "auc", "vsBaseline": {"maxRegression": 0.05}}]})
+    gets, reports = [], []
+    for _ in range(2):
+        counted_s3.requests.clear()
+        reports.append(evaluator.evaluate(candidate=candidate, baseline=baseline,
+                                          holdout=holdout, model=demo_model_spec,
+                                          policy=policy, environment="dev"))
+        gets.append(len(counted_s3.gets_under(bucket, "m/churn/")))
+    model_files = sum(1 for n in (1, 2) for p in demo_store[n].rglob("*") if p.is_file())
+    assert gets == [model_files, 0]
+    for report in reports:
+        assert report.candidate.digest == candidate.digest
+        assert report.baseline is not None
+        assert report.baseline.digest == baseline.digest
+        assert report.candidate.rows == 2000
+    assert reports[0].passed == reports[1].passed
+    assert reports[0].candidate.metrics == reports[1].candidate.metrics
