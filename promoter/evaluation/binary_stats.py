@@ -2,7 +2,9 @@
 
 Exact AUC and AUC-PR keep the distinct scores in ascending order with the positive and negative
 weight at each score; merging re-aggregates them, ties included. Their memory grows with the
-number of distinct scores (at most the number of rows: 24 bytes each).
+number of distinct scores (at most the number of rows: 24 bytes each), which is why the
+worker counts unweighted rows in a `score_table.ScoreTable` (8 bytes a distinct score) and
+only the parent builds these arrays from it.
 
 `calibration_error` is the expected calibration error with `CALIBRATION_BINS` equal-width bins
 of the score: bin b holds scores in [b/10, (b+1)/10) (1.0 in the last bin), and
