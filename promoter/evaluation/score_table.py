@@ -14,7 +14,7 @@ most of one evaluation's memory. The worker's unweighted streams keep this table
 - a count per key: 4 bytes (uint32) while the table has counted fewer than 2**32 rows, so
   that no count can overflow, then float64 (exact up to 2**53 rows);
 - new rows wait as raw keys (4 or 8 bytes a row) until there are as many as the table holds,
-  then are sorted, counted, and merged into the table with one searchsorted and one insert,
+  then are sorted, counted, and merged into the table with one searchsorted and one mask,
   never an argsort of the whole: amortised O(n log n), and at most about three tables' worth
   of memory at once.
 
@@ -71,8 +71,8 @@ class ScoreTable:
             self._flush()
 
     def to_arrays(self) -> dict[str, np.ndarray]:
-        """The table as two arrays for the worker's `.npz` (12 bytes a key for float32
-        scores: half of what the distinct scores' three float64 arrays cost, and no
+        """The table as two arrays for the worker's `.npz` (8 bytes a key for float32
+        scores, a third of what the distinct scores' three float64 arrays cost, and no
         conversion in the worker, whose memory TensorFlow already fills)."""
         self._flush()
         return {"table_keys": self.keys, "table_counts": self.counts}
