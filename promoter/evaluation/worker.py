@@ -153,8 +153,8 @@ def keep_freed_memory() -> bool:
     served from the heap, stayed there fragmented (the worker peaked at 921 MiB at 10 million
     CSV rows instead of 865), while a 65,536-row statistics step measured the same, 1.67 ms
     median, either way. What is read per batch stays below it (the CSV reader's blocks are
-    6 MiB, `arrow_csv.ArrowCSVReader.chunk_bytes`). False where the C library has no mallopt (not glibc); nothing else
-    changes then.
+    6 MiB, `arrow_csv.ArrowCSVReader.chunk_bytes`). False where the C library has no
+    mallopt (not glibc); nothing else changes then.
     """
     try:
         libc = ctypes.CDLL(None)
