@@ -88,13 +88,15 @@ class _Stream:
             self._flush()
         if self.summary is None:
             return self.merged
+        # The table hands its arrays over (`ScoreTable.distinct`): what they become is kept
+        # in `merged`, so a second call gives the same statistics, not an empty table's.
         scores, at_positive, at_negative = self.table.distinct()
         counted = dataclasses.replace(self.summary, scores=scores, score_positives=at_positive,
                                       score_negatives=at_negative)
-        if self.merged is None:
-            return counted
-        return BinaryClassificationStats.merge_all([self.merged, counted],
-                                                   threshold=self.threshold)
+        self.summary = self.table = None
+        self.merged = counted if self.merged is None else BinaryClassificationStats.merge_all(
+            [self.merged, counted], threshold=self.threshold)
+        return self.merged
 
 
 class _ModelStream:

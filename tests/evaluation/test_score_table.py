@@ -113,6 +113,9 @@ def test_a_stream_gives_the_same_metrics_with_or_without_the_table(weighted: boo
     np.testing.assert_allclose(got.calibration, expected.calibration, rtol=1e-12)
     np.testing.assert_array_equal(got.scores, expected.scores)
     assert got.metrics().values == pytest.approx(expected.metrics().values, rel=1e-12)
+    again = stream.result()  # the table was handed over: asking again gives the same
+    np.testing.assert_array_equal(again.scores, expected.scores)
+    assert again.rows == expected.rows
 
 
 def test_a_bad_label_is_refused_before_it_is_counted() -> None:
