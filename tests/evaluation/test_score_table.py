@@ -177,3 +177,13 @@ def test_a_table_from_the_worker_that_add_could_not_have_made_is_refused(change:
     # The worker runs untrusted models: what it returns is checked, never trusted to be sane.
     with pytest.raises(ValueError, match="score table"):
         stats_from_arrays("binary_classification", _tampered(change))
+
+
+def test_statistics_with_both_distinct_scores_and_a_table_are_refused() -> None:
+    # A worker may not smuggle extra distinct scores in beside the table it sends.
+    arrays, labels, scores = _stream_arrays()
+    full = _reference(labels, scores)
+    both = {**arrays, "scores": full.scores, "score_positives": full.score_positives,
+            "score_negatives": full.score_negatives}
+    with pytest.raises(ValueError, match="both distinct scores and a score table"):
+        stats_from_arrays("binary_classification", both)
